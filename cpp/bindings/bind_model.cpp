@@ -1,0 +1,195 @@
+// Bindings of the closed-form model templates and their fit (energy_model.hpp).
+// Arrays arrive as Eigen::Ref over the numpy buffers (no copy when C-contiguous float64); the
+// GIL is released around every loop: the referenced arrays are owned by the caller's arguments,
+// which stay alive for the whole call, and the C++ code touches no Python object.
+#include "common.hpp"
+
+#include <string>
+
+#include "energycore/energy_model.hpp"
+
+namespace energycore::bindings {
+
+namespace {
+
+using model::FitSpec;
+using model::ModelTemplate;
+
+void check_theta(const ModelTemplate& t, const Vector& theta) {
+  if (theta.size() != t.n_params())
+    throw std::invalid_argument("theta: template '" + std::string(t.name()) + "' has " +
+                                std::to_string(t.n_params()) + " coefficients, got " +
+                                std::to_string(theta.size()));
+}
+
+FitSpec make_spec(const ModelTemplate& t, const std::vector<bool>& fixed, const Vector& fixed_values,
+                  const Vector& lower, const Vector& upper, const lm::Options& o, int n_starts,
+                  std::uint64_t seed, int n_threads) {
+  const Index p = t.n_params();
+  if (!fixed.empty() && static_cast<Index>(fixed.size()) != p)
+    throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags");
+  if (!fixed.empty() && fixed_values.size() != p)
+    throw std::invalid_argument("fixed_values: expected " + std::to_string(p) + " values");
+  if ((lower.size() && lower.size() != p) || (upper.size() && upper.size() != p))
+    throw std::invalid_argument("bounds: expected " + std::to_string(p) + " values each");
+  FitSpec s;
+  s.fixed = fixed;
+  s.fixed_values = fixed_values;
+  s.lower = lower;
+  s.upper = upper;
+  s.lm = o;
+  s.n_starts = n_starts;
+  s.seed = seed;
+  s.n_threads = resolve_threads(n_threads);
+  return s;
+}
+
+}  // namespace
+
+void bind_model(py::module_& m) {
+  m.def("template_names", &model::template_names, "Names of the registered model templates.");
+  m.def(
+      "template_info",
+      [](const std::string& name) {
+        const ModelTemplate& t = model::get_template(name);
+        py::list params;
+        for (const auto& p : t.params()) {
+          py::dict d;
+          d["name"] = p.name;
+          d["unit"] = p.unit;
+          d["description"] = p.description;
+          d["lower"] = p.lower;
+          d["upper"] = p.upper;
+          d["linear"] = p.linear;
+          d["typical"] = p.typical;
+          params.append(d);
+        }
+        py::dict out;
+        out["name"] = std::string(t.name());
+        out["quantity"] = std::string(t.quantity());
+        out["params"] = params;
+        out["phases"] = t.phase_names();
+        return out;
+      },
+      py::arg("name"), "Metadata of a template: coefficients (name, unit, bounds), phases.");
+  m.def(
+      "template_value",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& theta,
+         int n_threads) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta);
+        Vector out(X.rows());
+        {
+          py::gil_scoped_release release;
+          model::evaluate(t, X, theta, out, resolve_threads(n_threads));
+        }
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("theta"), py::arg("n_threads") = 0,
+      "Template value for each row of X (n x 5: tp, pp, batch, input_len, output_len).");
+  m.def(
+      "template_jacobian",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& theta) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta);
+        Matrix out(X.rows(), t.n_params());
+        {
+          py::gil_scoped_release release;
+          model::jacobian(t, X, theta, out);
+        }
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("theta"),
+      "d value / d theta for each row of X (n x n_params).");
+  m.def(
+      "template_phases",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& theta) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta);
+        Matrix out(X.rows(), static_cast<Index>(t.phase_names().size()));
+        {
+          py::gil_scoped_release release;
+          model::phases(t, X, theta, out);
+        }
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("theta"), "The value split into phases (n x k).");
+  m.def(
+      "fit_template",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
+         const Vector& w, const std::vector<bool>& fixed, const Vector& fixed_values,
+         const Vector& lower, const Vector& upper, const std::string& loss, double f_scale,
+         double ftol, double xtol, double gtol, int max_iter, int n_starts, std::uint64_t seed,
+         int n_threads, const Vector& x0) {
+        const ModelTemplate& t = model::get_template(name);
+        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
+        if (w.size() && w.size() != X.rows()) throw std::invalid_argument("w: length differs from X");
+        const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
+                                       make_options(loss, f_scale, ftol, xtol, gtol, max_iter),
+                                       n_starts, seed, n_threads);
+        lm::Result r;
+        std::vector<Vector> starts;
+        {
+          py::gil_scoped_release release;
+          if (x0.size()) {
+            check_theta(t, x0);
+            const model::LogRatioProblem problem(t, X, y);
+            Vector lo(t.n_params()), hi(t.n_params());
+            for (Index j = 0; j < t.n_params(); ++j) {
+              lo[j] = spec.lower.size() ? spec.lower[j] : t.params()[static_cast<size_t>(j)].lower;
+              hi[j] = spec.upper.size() ? spec.upper[j] : t.params()[static_cast<size_t>(j)].upper;
+            }
+            Vector start = x0;
+            for (Index j = 0; j < t.n_params(); ++j)
+              if (!fixed.empty() && fixed[static_cast<size_t>(j)]) start[j] = fixed_values[j];
+            r = lm::solve(problem, start, lm::Bounds{lo, hi}, spec.fixed, w, spec.lm);
+          } else {
+            r = model::fit(t, X, y, w, spec);
+          }
+        }
+        return result_to_dict(r);
+      },
+      py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("fixed"),
+      py::arg("fixed_values"), py::arg("lower"), py::arg("upper"), py::arg("loss") = "soft_l1",
+      py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10, py::arg("xtol") = 1e-10,
+      py::arg("gtol") = 1e-10, py::arg("max_iter") = 200, py::arg("n_starts") = 8,
+      py::arg("seed") = 0, py::arg("n_threads") = 0, py::arg("x0") = Vector(),
+      "Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else "
+      "multi-start from NNLS-based starting points.");
+  m.def(
+      "bootstrap_template",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
+         const Vector& w, const Vector& theta0, const std::vector<bool>& fixed,
+         const Vector& fixed_values, const Vector& lower, const Vector& upper,
+         const std::string& loss, double f_scale, double ftol, double xtol, double gtol,
+         int max_iter, int n_boot, std::uint64_t seed, int n_threads) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta0);
+        if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
+        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
+        const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
+                                       make_options(loss, f_scale, ftol, xtol, gtol, max_iter), 1,
+                                       seed, n_threads);
+        Matrix out;
+        {
+          py::gil_scoped_release release;
+          out = model::bootstrap(t, X, y, w, theta0, spec, n_boot, seed);
+        }
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("theta0"),
+      py::arg("fixed"), py::arg("fixed_values"), py::arg("lower"), py::arg("upper"),
+      py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10,
+      py::arg("xtol") = 1e-10, py::arg("gtol") = 1e-10, py::arg("max_iter") = 200,
+      py::arg("n") = 1000, py::arg("seed") = 0, py::arg("n_threads") = 0,
+      "n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).");
+  m.def(
+      "nnls",
+      [](const Matrix& A, const Vector& b) {
+        if (A.rows() != b.size()) throw std::invalid_argument("b: length differs from A's rows");
+        return model::nnls(A, b);
+      },
+      py::arg("A"), py::arg("b"), "Lawson-Hanson non-negative least squares.");
+}
+
+}  // namespace energycore::bindings

@@ -1,0 +1,13 @@
+"""energycore: energy-optimal deployment and tuning of ML inference.
+
+Measure GPU energy, profile configurations, fit a closed-form energy model, enumerate and
+select configurations under latency and power limits, and tune with learned scorers.
+"""
+
+from __future__ import annotations
+
+from energycore._version import __version__
+from energycore.errors import NoGPUError
+
+
+__all__ = ["EnergyModel", "NoGPUError", "__version__"]

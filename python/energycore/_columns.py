@@ -1,0 +1,150 @@
+"""Tabular input at the API boundary: named columns from DataFrames, dicts and structured arrays.
+
+Every public function that takes configurations goes through here, so that the same input is
+accepted everywhere and every bad input gets the same kind of ``ValueError``: naming the field
+and, where there is one, the first bad row.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: The model feature columns, in the order the C++ core expects them.
+FEATURES: tuple[str, ...] = ("tp", "pp", "batch", "input_len", "output_len")
+#: Feature columns that must hold positive integers.
+POSITIVE_INT_FEATURES: tuple[str, ...] = ("tp", "pp", "batch")
+#: Feature columns that must hold non-negative numbers.
+NON_NEGATIVE_FEATURES: tuple[str, ...] = ("input_len", "output_len")
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def column_names(X: Any) -> list[str]:
+    """The column names of a DataFrame, a mapping or a structured numpy array."""
+    if hasattr(X, "columns") and hasattr(X, "__getitem__"):
+        return [str(c) for c in X.columns]
+    if isinstance(X, Mapping):
+        return [str(k) for k in X]
+    if isinstance(X, np.ndarray) and X.dtype.names is not None:
+        return list(X.dtype.names)
+    raise ValueError(
+        "X: expected a pandas DataFrame, a dict of arrays or a structured numpy array with "
+        f"named columns, got {type(X).__name__}"
+    )
+
+
+def _missing_message(name: str, available: Sequence[str], what: str) -> str:
+    hint = difflib.get_close_matches(name, list(available), n=1, cutoff=0.6)
+    msg = f"{what}: missing column '{name}'"
+    if hint:
+        msg += f" (did you mean '{hint[0]}'?)"
+    return msg + f"; columns present: {', '.join(available) or 'none'}"
+
+
+def get_column(X: Any, name: str, *, what: str = "X") -> np.ndarray:
+    """One column of ``X`` as a 1-D numpy array; ``ValueError`` if it is missing."""
+    names = column_names(X)
+    if name not in names:
+        raise ValueError(_missing_message(name, names, what))
+    col = X[name]
+    arr = np.asarray(col.to_numpy() if hasattr(col, "to_numpy") else col)
+    if arr.ndim != 1:
+        raise ValueError(f"{what}: column '{name}' must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def as_float(arr: Any, name: str, *, what: str = "X") -> FloatArray:
+    """A 1-D float64 array with only finite values; ``ValueError`` naming the first bad row."""
+    a = np.asarray(arr)
+    if a.ndim != 1:
+        raise ValueError(f"{what}: '{name}' must be one-dimensional, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{what}: column '{name}' must be numeric, got dtype {a.dtype}"
+            ) from None
+    out = np.ascontiguousarray(a, dtype=np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}: '{name}' has a non-finite value ({out[i]}) at row {i}")
+    return out
+
+
+def check_positive(a: FloatArray, name: str, *, what: str = "X") -> None:
+    """``ValueError`` naming the first row where ``a <= 0``."""
+    bad = a <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}: '{name}' must be positive, got {a[i]} at row {i}")
+
+
+def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArray:
+    """The model features of ``X`` as a C-contiguous ``(n, 5)`` float64 table.
+
+    Columns are taken by name (``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``); other
+    columns are ignored, so a frame of measurements can be passed as it is. ``tp``, ``pp`` and
+    ``batch`` must be positive integers, lengths non-negative, everything finite.
+    """
+    names = column_names(X)
+    cols = []
+    for name in FEATURES:
+        if name not in names:
+            raise ValueError(_missing_message(name, names, what))
+        a = as_float(get_column(X, name, what=what), name, what=what)
+        if name in POSITIVE_INT_FEATURES:
+            frac = a != np.round(a)
+            if frac.any():
+                i = int(np.flatnonzero(frac)[0])
+                raise ValueError(f"{what}: '{name}' must be an integer, got {a[i]} at row {i}")
+            check_positive(a, name, what=what)
+        else:
+            neg = a < 0
+            if neg.any():
+                i = int(np.flatnonzero(neg)[0])
+                raise ValueError(f"{what}: '{name}' must be non-negative, got {a[i]} at row {i}")
+        cols.append(a)
+    lengths = {len(c) for c in cols}
+    if len(lengths) > 1:
+        detail = ", ".join(f"{n}={len(c)}" for n, c in zip(FEATURES, cols))
+        raise ValueError(f"{what}: columns have different lengths ({detail})")
+    n = len(cols[0])
+    if n < min_rows:
+        raise ValueError(f"{what}: needs at least {min_rows} row(s), got {n}")
+    return np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)
+
+
+def as_target(y: Any, n: int, name: str, X: Any = None, *, positive: bool = True) -> FloatArray:
+    """A target vector of length ``n``: an array, or the name of a column of ``X``."""
+    if isinstance(y, str):
+        if X is None:
+            raise ValueError(f"{name}: a column name was given but there is no table to take it from")
+        y = get_column(X, y)
+    a = as_float(np.asarray(y).reshape(-1) if np.ndim(y) == 0 else y, name, what=name)
+    if len(a) != n:
+        raise ValueError(f"{name}: has {len(a)} values but X has {n} rows")
+    if positive:
+        check_positive(a, name, what=name)
+    return a
+
+
+def as_weights(w: Any, n: int, name: str = "sample_weight") -> FloatArray:
+    """Non-negative finite weights of length ``n`` (not all zero); ``None`` gives an empty array."""
+    if w is None:
+        return np.empty(0, dtype=np.float64)
+    a = as_float(w, name, what=name)
+    if len(a) != n:
+        raise ValueError(f"{name}: has {len(a)} values but X has {n} rows")
+    if (a < 0).any():
+        i = int(np.flatnonzero(a < 0)[0])
+        raise ValueError(f"{name}: must be non-negative, got {a[i]} at row {i}")
+    if not (a > 0).any():
+        raise ValueError(f"{name}: all weights are zero")
+    return a

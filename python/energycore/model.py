@@ -1,0 +1,1 @@
+"""Placeholder while the model module is written."""
