@@ -104,7 +104,11 @@ class BootstrapResult:
     @property
     def stderr(self) -> dict[str, float]:
         """Bootstrap standard error of each coefficient."""
-        sd = self.samples.std(axis=0, ddof=1) if len(self.samples) > 1 else np.full(len(self.names), np.nan)
+        sd = (
+            self.samples.std(axis=0, ddof=1)
+            if len(self.samples) > 1
+            else np.full(len(self.names), np.nan)
+        )
         return dict(zip(self.names, map(float, sd)))
 
     def interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
@@ -211,8 +215,14 @@ class TemplateModel:
     # ------------------------------------------------------------------ validation
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
         if self.loss not in _LOSSES:
-            raise ValueError(f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})")
-        if not (isinstance(self.f_scale, (int, float)) and math.isfinite(self.f_scale) and self.f_scale > 0):
+            raise ValueError(
+                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
+            )
+        if not (
+            isinstance(self.f_scale, (int, float))
+            and math.isfinite(self.f_scale)
+            and self.f_scale > 0
+        ):
             raise ValueError(f"f_scale: must be a positive finite number, got {self.f_scale!r}")
         if not (isinstance(self.n_starts, (int, np.integer)) and self.n_starts >= 1):
             raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
@@ -230,7 +240,9 @@ class TemplateModel:
                     f"fixed: unknown coefficient {k!r} of {self.template_name} (known: {', '.join(names)})"
                 )
             j = names.index(k)
-            if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))):
+            if not (
+                isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
+            ):
                 raise ValueError(f"fixed: value of {k!r} must be a finite number, got {v!r}")
             if not (info[j]["lower"] <= float(v) <= info[j]["upper"]):
                 raise ValueError(
@@ -373,7 +385,9 @@ class TemplateModel:
     def predict(self, X: Any) -> FloatArray:
         """Predicted target for each row of ``X`` (e.g. joules per batch)."""
         self._check_fitted()
-        return _core.template_value(self.template_name, as_feature_table(X), self.coef_, self.n_threads)
+        return _core.template_value(
+            self.template_name, as_feature_table(X), self.coef_, self.n_threads
+        )
 
     def predict_phases(self, X: Any) -> dict[str, FloatArray]:
         """The prediction split into phases (e.g. prefill, decode, fixed); they sum to predict."""
@@ -404,7 +418,10 @@ class TemplateModel:
         _check_level(level)
         Xt = as_feature_table(X)
         pred = _core.template_value(self.template_name, Xt, self.coef_)
-        G = _core.template_jacobian(self.template_name, Xt, self.coef_) / np.maximum(pred, 1e-300)[:, None]
+        G = (
+            _core.template_jacobian(self.template_name, Xt, self.coef_)
+            / np.maximum(pred, 1e-300)[:, None]
+        )
         cov = np.nan_to_num(self.covariance_, nan=0.0, posinf=0.0, neginf=0.0)
         var = np.einsum("ij,jk,ik->i", G, cov, G)
         s2 = self.residual_scale_**2 if math.isfinite(self.residual_scale_) else 0.0
@@ -460,10 +477,15 @@ class TemplateModel:
             d["fit"] = {
                 "params": self.params_,
                 "stderr": {k: (v if math.isfinite(v) else None) for k, v in self.stderr_.items()},
-                "covariance": [[(v if math.isfinite(v) else None) for v in row] for row in self.covariance_.tolist()],
+                "covariance": [
+                    [(v if math.isfinite(v) else None) for v in row]
+                    for row in self.covariance_.tolist()
+                ],
                 "fixed_mask": list(self.fixed_mask_),
                 "unidentified": list(self.unidentified_),
-                "residual_scale": self.residual_scale_ if math.isfinite(self.residual_scale_) else None,
+                "residual_scale": self.residual_scale_
+                if math.isfinite(self.residual_scale_)
+                else None,
                 "result": asdict(self.fit_result_),
             }
         return d
@@ -504,18 +526,25 @@ class TemplateModel:
         names = cls.param_names()
         params = fit["params"]
         if set(params) != set(names):
-            raise ValueError(f"model file: coefficients {sorted(params)} do not match {list(names)}")
+            raise ValueError(
+                f"model file: coefficients {sorted(params)} do not match {list(names)}"
+            )
         coef = np.array([params[k] for k in names], dtype=np.float64)
         if not np.isfinite(coef).all():
             raise ValueError("model file: non-finite coefficient")
         cov = np.array(
-            [[np.nan if v is None else v for v in row] for row in fit["covariance"]], dtype=np.float64
+            [[np.nan if v is None else v for v in row] for row in fit["covariance"]],
+            dtype=np.float64,
         )
         if cov.shape != (len(names), len(names)):
-            raise ValueError(f"model file: covariance has shape {cov.shape}, expected {(len(names),) * 2}")
+            raise ValueError(
+                f"model file: covariance has shape {cov.shape}, expected {(len(names),) * 2}"
+            )
         model.coef_ = coef
         model.params_ = dict(zip(names, map(float, coef)))
-        model.stderr_ = {k: (np.nan if fit["stderr"][k] is None else float(fit["stderr"][k])) for k in names}
+        model.stderr_ = {
+            k: (np.nan if fit["stderr"][k] is None else float(fit["stderr"][k])) for k in names
+        }
         model.covariance_ = cov
         model.fixed_mask_ = tuple(bool(b) for b in fit["fixed_mask"])
         if len(model.fixed_mask_) != len(names):
@@ -536,7 +565,9 @@ class TemplateModel:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"model file: {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+            raise ValueError(
+                f"model file: {path} is not valid JSON ({e.msg} at line {e.lineno})"
+            ) from None
         return cls.from_dict(d)
 
     # ------------------------------------------------------------------ presentation
@@ -573,7 +604,8 @@ class TemplateModel:
         if not hasattr(self, "coef_"):
             return f"<pre>{html.escape(repr(self))}</pre>"
         cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in self._rows()
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self._rows()
         )
         r = self.fit_result_
         return (
