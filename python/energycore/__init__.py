@@ -8,6 +8,22 @@ from __future__ import annotations
 
 from energycore._version import __version__
 from energycore.errors import NoGPUError
+from energycore.model import (
+    BootstrapResult,
+    EnergyModel,
+    FitResult,
+    IdentifiabilityWarning,
+    TpotModel,
+    TtftModel,
+)
 
-
-__all__ = ["EnergyModel", "NoGPUError", "__version__"]
+__all__ = [
+    "BootstrapResult",
+    "EnergyModel",
+    "FitResult",
+    "IdentifiabilityWarning",
+    "NoGPUError",
+    "TpotModel",
+    "TtftModel",
+    "__version__",
+]

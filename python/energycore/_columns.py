@@ -125,7 +125,9 @@ def as_target(y: Any, n: int, name: str, X: Any = None, *, positive: bool = True
     """A target vector of length ``n``: an array, or the name of a column of ``X``."""
     if isinstance(y, str):
         if X is None:
-            raise ValueError(f"{name}: a column name was given but there is no table to take it from")
+            raise ValueError(
+                f"{name}: a column name was given but there is no table to take it from"
+            )
         y = get_column(X, y)
     a = as_float(np.asarray(y).reshape(-1) if np.ndim(y) == 0 else y, name, what=name)
     if len(a) != n:

@@ -1,1 +1,653 @@
-"""Placeholder while the model module is written."""
+"""Closed-form models fitted by the C++ Levenberg-Marquardt solver.
+
+``EnergyModel`` is template v1 of DESIGN.md: joules per batch over all GPUs, twelve coefficients
+in a prefill, a decode and a fixed term, with tensor- and pipeline-parallel terms kept apart.
+``TtftModel`` and ``TpotModel`` are the two halves of a latency model in the same shape. Every
+model is a thin Python object around a template of the C++ core: the core evaluates, fits,
+bootstraps; this module holds validation, names, persistence and presentation.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from energycore import _core
+from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
+
+__all__ = [
+    "BootstrapResult",
+    "EnergyModel",
+    "FitResult",
+    "IdentifiabilityWarning",
+    "TemplateModel",
+    "TpotModel",
+    "TtftModel",
+]
+
+#: Version of the JSON written by :meth:`TemplateModel.save`; older versions keep loading.
+FORMAT_VERSION = 1
+_LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
+
+M = TypeVar("M", bound="TemplateModel")
+
+
+class IdentifiabilityWarning(UserWarning):
+    """Some coefficients cannot be determined from the data given to ``fit``."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """How the Levenberg-Marquardt fit ended.
+
+    Attributes
+    ----------
+    status : int
+        0 maximum iterations, 1 gtol, 2 ftol, 3 xtol, -1 failed.
+    message : str
+        The stopping reason in words.
+    success : bool
+        Whether the solver converged (status > 0).
+    iterations, n_fev, n_jev : int
+        LM iterations, residual and Jacobian evaluations of the winning start.
+    cost : float
+        Final robust, weighted cost ``0.5 * sum w * f_scale**2 * rho((r / f_scale)**2)``.
+    optimality : float
+        Infinity norm of the projected, column-scaled gradient at the solution.
+    start_index : int
+        Which multi-start point won (0 is the typical-value start).
+    at_bound : dict
+        Coefficients held at a bound by the solver: name -> "lower" or "upper".
+    n_samples : int
+        Number of rows fitted.
+    """
+
+    status: int
+    message: str
+    success: bool
+    iterations: int
+    n_fev: int
+    n_jev: int
+    cost: float
+    optimality: float
+    start_index: int
+    at_bound: dict[str, str] = field(default_factory=dict)
+    n_samples: int = 0
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Coefficients refitted on ``n`` resampled data sets (rows drawn with replacement).
+
+    Attributes
+    ----------
+    names : tuple of str
+        Coefficient names, the column order of ``samples``.
+    samples : ndarray of shape (n_ok, n_params)
+        The refitted coefficients of every successful replicate.
+    n_failed : int
+        Replicates whose refit failed (dropped from ``samples``).
+    """
+
+    names: tuple[str, ...]
+    samples: FloatArray
+    n_failed: int
+
+    @property
+    def stderr(self) -> dict[str, float]:
+        """Bootstrap standard error of each coefficient."""
+        sd = (
+            self.samples.std(axis=0, ddof=1)
+            if len(self.samples) > 1
+            else np.full(len(self.names), np.nan)
+        )
+        return dict(zip(self.names, map(float, sd)))
+
+    def interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
+        """Percentile interval of each coefficient at ``level`` (e.g. 0.95)."""
+        _check_level(level)
+        lo, hi = np.percentile(self.samples, [50 * (1 - level), 50 * (1 + level)], axis=0)
+        return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
+
+
+def _check_level(level: float) -> None:
+    if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
+        raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
+
+
+def _fmt(v: float) -> str:
+    return "nan" if not math.isfinite(v) else f"{v:.4g}"
+
+
+class TemplateModel:
+    """A closed-form model of the C++ core fitted to positive data by log-ratio least squares.
+
+    The fit minimises ``sum_i w_i * rho(log(f(x_i) / y_i))`` under the template's bounds with a
+    robust loss ``rho``, multi-started from non-negative linear solves, so that small and large
+    configurations weigh alike. Subclasses only name the template and the target.
+
+    Parameters
+    ----------
+    loss : {"soft_l1", "linear", "huber", "cauchy", "arctan"}
+        Robust loss applied to the log ratios, as in ``scipy.optimize.least_squares``.
+    f_scale : float
+        Soft margin between inlier and outlier log ratios (0.1 is about 10 %).
+    n_starts : int
+        Number of starting points (the first at typical values of the nonlinear coefficients,
+        the rest drawn from their ranges with ``seed``); the best fit is kept.
+    seed : int
+        Seed of the multi-start draws and of :meth:`bootstrap` unless given there.
+    fixed : dict of str to float, optional
+        Coefficients held at given values, e.g. ``{"t3": 0.0}``.
+    max_iter : int
+        Maximum LM iterations per start.
+    n_threads : int
+        Threads for multi-start and bootstrap (0: all cores). Results do not depend on it.
+    """
+
+    template_name: ClassVar[str] = ""
+    target: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        loss: str = "soft_l1",
+        f_scale: float = 0.1,
+        n_starts: int = 8,
+        seed: int = 0,
+        fixed: dict[str, float] | None = None,
+        max_iter: int = 200,
+        n_threads: int = 0,
+    ) -> None:
+        self.loss = loss
+        self.f_scale = f_scale
+        self.n_starts = n_starts
+        self.seed = seed
+        self.fixed = fixed
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ metadata
+    @classmethod
+    def template_info(cls) -> dict[str, Any]:
+        """Coefficient metadata of the template: names, units, bounds, descriptions, phases."""
+        return _core.template_info(cls.template_name)
+
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        """Coefficient names in template order."""
+        return tuple(p["name"] for p in cls.template_info()["params"])
+
+    @classmethod
+    def phase_names(cls) -> tuple[str, ...]:
+        """Names of the phases :meth:`predict_phases` splits a prediction into."""
+        return tuple(cls.template_info()["phases"])
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        del deep
+        return {
+            "loss": self.loss,
+            "f_scale": self.f_scale,
+            "n_starts": self.n_starts,
+            "seed": self.seed,
+            "fixed": self.fixed,
+            "max_iter": self.max_iter,
+            "n_threads": self.n_threads,
+        }
+
+    def set_params(self: M, **params: Any) -> M:
+        """Set constructor parameters (scikit-learn convention); unknown names raise."""
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    # ------------------------------------------------------------------ validation
+    def _check_hyper(self) -> tuple[list[bool], FloatArray]:
+        if self.loss not in _LOSSES:
+            raise ValueError(
+                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
+            )
+        if not (
+            isinstance(self.f_scale, (int, float))
+            and math.isfinite(self.f_scale)
+            and self.f_scale > 0
+        ):
+            raise ValueError(f"f_scale: must be a positive finite number, got {self.f_scale!r}")
+        if not (isinstance(self.n_starts, (int, np.integer)) and self.n_starts >= 1):
+            raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
+            raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        info = self.template_info()["params"]
+        names = [p["name"] for p in info]
+        flags = [False] * len(names)
+        values = np.array([p["typical"] for p in info], dtype=np.float64)
+        for k, v in (self.fixed or {}).items():
+            if k not in names:
+                raise ValueError(
+                    f"fixed: unknown coefficient {k!r} of {self.template_name} (known: {', '.join(names)})"
+                )
+            j = names.index(k)
+            if not (
+                isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v))
+            ):
+                raise ValueError(f"fixed: value of {k!r} must be a finite number, got {v!r}")
+            if not (info[j]["lower"] <= float(v) <= info[j]["upper"]):
+                raise ValueError(
+                    f"fixed: {k}={v} is outside its bounds [{info[j]['lower']}, {info[j]['upper']}]"
+                )
+            flags[j] = True
+            values[j] = float(v)
+        return flags, values
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+
+    def _unidentified(self, X: FloatArray, flags: list[bool], values: FloatArray) -> list[int]:
+        """Indices of free coefficients whose Jacobian column vanishes on every row of ``X``."""
+        theta = values.copy()
+        J = _core.template_jacobian(self.template_name, X, theta)
+        scale = np.abs(J).max(axis=0)
+        return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self: M, X: Any, y: Any, sample_weight: Any = None) -> M:
+        """Fit the coefficients to measurements.
+
+        Parameters
+        ----------
+        X : DataFrame, dict of arrays or structured array
+            Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` (others ignored).
+        y : array-like or str
+            The measured target (e.g. joules per batch), positive; or the name of a column of X.
+        sample_weight : array-like, optional
+            Non-negative weight of each row.
+
+        Returns
+        -------
+        self
+        """
+        flags, values = self._check_hyper()
+        Xt = as_feature_table(X)
+        n = len(Xt)
+        yt = as_target(y, n, self.target or "y", X)
+        w = as_weights(sample_weight, n)
+        names = self.param_names()
+        info = self.template_info()["params"]
+
+        pinned = self._unidentified(Xt, flags, values)
+        if pinned:
+            warnings.warn(
+                f"{type(self).__name__}: coefficients {', '.join(names[j] for j in pinned)} cannot "
+                "be identified from these data (they have no effect on any row, e.g. every row "
+                "has tp == 1 or pp == 1); they are held at "
+                + ", ".join(f"{names[j]}={values[j]:g}" for j in pinned)
+                + ". Predictions outside the measured range of tp/pp are unreliable; pass "
+                "fixed={...} to choose their values and silence this warning.",
+                IdentifiabilityWarning,
+                stacklevel=2,
+            )
+            for j in pinned:
+                flags[j] = True
+        n_free = len(flags) - sum(flags)
+        n_rows = int((w > 0).sum()) if len(w) else n
+        if n_rows < n_free:
+            raise ValueError(
+                f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
+                f"least {n_free} configurations or fix some coefficients"
+            )
+        empty = np.empty(0)
+        res = _core.fit_template(
+            self.template_name, Xt, yt, w, flags if any(flags) else [],
+            values if any(flags) else empty, empty, empty,
+            loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
+            n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
+        )  # fmt: skip
+        if not res["success"]:
+            raise ValueError(
+                f"{type(self).__name__}: the fit failed ({res['message']}); check the data for "
+                "rows the model cannot describe"
+            )
+        coef = np.asarray(res["x"], dtype=np.float64)
+        cov = np.asarray(res["covariance"], dtype=np.float64)
+        var = np.diag(cov).copy()
+        var[np.asarray(flags)] = np.nan
+        for j in pinned:
+            var[j] = np.nan
+        stderr = np.sqrt(np.where(var >= 0, var, np.nan))
+        at_bound = {
+            names[j]: ("lower" if a == -1 else "upper")
+            for j, a in enumerate(res["active"])
+            if a in (-1, 1)
+        }
+        self.coef_: FloatArray = coef
+        self.params_: dict[str, float] = dict(zip(names, map(float, coef)))
+        self.stderr_: dict[str, float] = dict(zip(names, map(float, stderr)))
+        self.covariance_: FloatArray = cov
+        self.fixed_mask_: tuple[bool, ...] = tuple(flags)
+        self.unidentified_: tuple[str, ...] = tuple(names[j] for j in pinned)
+        self.fit_result_ = FitResult(
+            status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
+            iterations=int(res["iterations"]), n_fev=int(res["n_fev"]), n_jev=int(res["n_jev"]),
+            cost=float(res["cost"]), optimality=float(res["optimality"]),
+            start_index=int(res["start_index"]), at_bound=at_bound, n_samples=n,
+        )  # fmt: skip
+        self.residual_scale_: float = (
+            float(np.sqrt(2 * res["cost"] / (n - n_free))) if n > n_free else float("nan")
+        )
+        self._warn_degenerate(Xt, info)
+        return self
+
+    def _warn_degenerate(self, X: FloatArray, info: list[dict[str, Any]]) -> None:
+        """Warn about directions of coefficient space the data cannot tell apart."""
+        free = [j for j, f in enumerate(self.fixed_mask_) if not f]
+        if not free:
+            return
+        J = _core.template_jacobian(self.template_name, X, self.coef_)
+        J = J / np.maximum(_core.template_value(self.template_name, X, self.coef_), 1e-300)[:, None]
+        Jf = J[:, free]
+        norms = np.linalg.norm(Jf, axis=0)
+        ok = norms > 0
+        if not ok.any():
+            return
+        Jn = Jf[:, ok] / norms[ok]
+        _, s, vt = np.linalg.svd(Jn, full_matrices=False)
+        null = s < 1e-9 * s[0]
+        if not null.any():
+            return
+        weight = (vt[null] ** 2).sum(axis=0)
+        idx = [free[k] for k, o in zip(range(len(free)), ok) if o]
+        bad = [info[idx[k]]["name"] for k in range(len(idx)) if weight[k] > 0.05]
+        if bad:
+            warnings.warn(
+                f"{type(self).__name__}: the data cannot separate coefficients {', '.join(bad)} "
+                "(their effects are proportional on every row, e.g. a single input_len); their "
+                "individual values and standard errors are not meaningful, predictions on similar "
+                "rows still are. Pass fixed={...} for some of them to remove the ambiguity.",
+                IdentifiabilityWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, X: Any) -> FloatArray:
+        """Predicted target for each row of ``X`` (e.g. joules per batch)."""
+        self._check_fitted()
+        return _core.template_value(
+            self.template_name, as_feature_table(X), self.coef_, self.n_threads
+        )
+
+    def predict_phases(self, X: Any) -> dict[str, FloatArray]:
+        """The prediction split into phases (e.g. prefill, decode, fixed); they sum to predict."""
+        self._check_fitted()
+        P = _core.template_phases(self.template_name, as_feature_table(X), self.coef_)
+        return {name: np.ascontiguousarray(P[:, k]) for k, name in enumerate(self.phase_names())}
+
+    def confidence_interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
+        """Asymptotic (normal) confidence interval of each coefficient from ``covariance_``.
+
+        Fixed and unidentified coefficients get ``(nan, nan)``.
+        """
+        self._check_fitted()
+        _check_level(level)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        return {
+            n: (v - z * self.stderr_[n], v + z * self.stderr_[n]) for n, v in self.params_.items()
+        }
+
+    def predict_interval(self, X: Any, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
+        """Prediction interval of each row at ``level``.
+
+        The variance of ``log(prediction)`` is the delta-method propagation of ``covariance_``
+        plus the residual variance of the fit (the scatter of new measurements), so the interval
+        is multiplicative: ``(pred / k, pred * k)``.
+        """
+        self._check_fitted()
+        _check_level(level)
+        Xt = as_feature_table(X)
+        pred = _core.template_value(self.template_name, Xt, self.coef_)
+        G = (
+            _core.template_jacobian(self.template_name, Xt, self.coef_)
+            / np.maximum(pred, 1e-300)[:, None]
+        )
+        cov = np.nan_to_num(self.covariance_, nan=0.0, posinf=0.0, neginf=0.0)
+        var = np.einsum("ij,jk,ik->i", G, cov, G)
+        s2 = self.residual_scale_**2 if math.isfinite(self.residual_scale_) else 0.0
+        k = np.exp(NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(np.maximum(var, 0.0) + s2))
+        return pred / k, pred * k
+
+    def score(self, X: Any, y: Any) -> dict[str, float]:
+        """Accuracy on ``(X, y)``: mean absolute percentage error, R^2 and RMSE of log ratios."""
+        pred = self.predict(X)
+        yt = as_target(y, len(pred), self.target or "y", X)
+        mape = float(np.mean(np.abs(pred - yt) / yt))
+        ss_res = float(np.sum((yt - pred) ** 2))
+        ss_tot = float(np.sum((yt - yt.mean()) ** 2))
+        r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+        return {"mape": mape, "r2": r2, "rmse_log": float(np.sqrt(np.mean(np.log(pred / yt) ** 2)))}
+
+    def bootstrap(
+        self, X: Any, y: Any, n: int = 1000, seed: int | None = None, sample_weight: Any = None
+    ) -> BootstrapResult:
+        """Refit on ``n`` resampled data sets in one C++ call (threads, GIL released).
+
+        Each replicate draws the rows with replacement (seeded per replicate, so the result does
+        not depend on the thread count) and starts from the fitted coefficients.
+        """
+        self._check_fitted()
+        if not (isinstance(n, (int, np.integer)) and n >= 1):
+            raise ValueError(f"n: must be a positive integer, got {n!r}")
+        Xt = as_feature_table(X)
+        yt = as_target(y, len(Xt), self.target or "y", X)
+        w = as_weights(sample_weight, len(Xt))
+        flags = list(self.fixed_mask_)
+        empty = np.empty(0)
+        B = _core.bootstrap_template(
+            self.template_name, Xt, yt, w, self.coef_, flags if any(flags) else [],
+            self.coef_ if any(flags) else empty, empty, empty,
+            loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter), n=int(n),
+            seed=int(self.seed if seed is None else seed), n_threads=int(self.n_threads),
+        )  # fmt: skip
+        ok = np.isfinite(B).all(axis=1)
+        return BootstrapResult(self.param_names(), np.ascontiguousarray(B[ok]), int((~ok).sum()))
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (hyper-parameters and, when fitted, the fit)."""
+        d: dict[str, Any] = {
+            "format": "energycore.model",
+            "format_version": FORMAT_VERSION,
+            "class": type(self).__name__,
+            "template": self.template_name,
+            "hyper": self.get_params(),
+        }
+        if hasattr(self, "coef_"):
+            d["fit"] = {
+                "params": self.params_,
+                "stderr": {k: (v if math.isfinite(v) else None) for k, v in self.stderr_.items()},
+                "covariance": [
+                    [(v if math.isfinite(v) else None) for v in row]
+                    for row in self.covariance_.tolist()
+                ],
+                "fixed_mask": list(self.fixed_mask_),
+                "unidentified": list(self.unidentified_),
+                "residual_scale": self.residual_scale_
+                if math.isfinite(self.residual_scale_)
+                else None,
+                "result": asdict(self.fit_result_),
+            }
+        return d
+
+    def save(self, path: str | Path) -> None:
+        """Write the model as versioned JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+
+    @classmethod
+    def from_dict(cls: type[M], d: Any) -> M:
+        """Rebuild a model from :meth:`to_dict` output; ``ValueError`` on anything malformed."""
+        try:
+            return cls._from_dict(d)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"model file: malformed content ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def _from_dict(cls: type[M], d: Any) -> M:
+        if not isinstance(d, dict) or d.get("format") != "energycore.model":
+            raise ValueError("model file: not an energycore model (missing 'format')")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"model file: bad format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"model file: format_version {version} was written by a newer energycore "
+                f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
+            )
+        if d.get("template") != cls.template_name:
+            raise ValueError(
+                f"model file: holds template {d.get('template')!r}, {cls.__name__} needs {cls.template_name!r}"
+            )
+        model = cls(**d["hyper"])
+        model._check_hyper()
+        fit = d.get("fit")
+        if fit is None:
+            return model
+        names = cls.param_names()
+        params = fit["params"]
+        if set(params) != set(names):
+            raise ValueError(
+                f"model file: coefficients {sorted(params)} do not match {list(names)}"
+            )
+        coef = np.array([params[k] for k in names], dtype=np.float64)
+        if not np.isfinite(coef).all():
+            raise ValueError("model file: non-finite coefficient")
+        cov = np.array(
+            [[np.nan if v is None else v for v in row] for row in fit["covariance"]],
+            dtype=np.float64,
+        )
+        if cov.shape != (len(names), len(names)):
+            raise ValueError(
+                f"model file: covariance has shape {cov.shape}, expected {(len(names),) * 2}"
+            )
+        model.coef_ = coef
+        model.params_ = dict(zip(names, map(float, coef)))
+        model.stderr_ = {
+            k: (np.nan if fit["stderr"][k] is None else float(fit["stderr"][k])) for k in names
+        }
+        model.covariance_ = cov
+        model.fixed_mask_ = tuple(bool(b) for b in fit["fixed_mask"])
+        if len(model.fixed_mask_) != len(names):
+            raise ValueError("model file: fixed_mask has the wrong length")
+        model.unidentified_ = tuple(fit.get("unidentified", ()))
+        rs = fit.get("residual_scale")
+        model.residual_scale_ = float("nan") if rs is None else float(rs)
+        model.fit_result_ = FitResult(**fit["result"])
+        return model
+
+    @classmethod
+    def load(cls: type[M], path: str | Path) -> M:
+        """Read a model written by :meth:`save`; ``ValueError`` for corrupt or future files."""
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ValueError(f"model file: cannot read {path}: {e.strerror}") from None
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"model file: {path} is not valid JSON ({e.msg} at line {e.lineno})"
+            ) from None
+        return cls.from_dict(d)
+
+    # ------------------------------------------------------------------ presentation
+    def _rows(self) -> list[tuple[str, str, str, str, str]]:
+        info = {p["name"]: p for p in self.template_info()["params"]}
+        rows = []
+        bounds = self.fit_result_.at_bound
+        for j, (name, v) in enumerate(self.params_.items()):
+            note = "fixed" if self.fixed_mask_[j] else ""
+            if name in self.unidentified_:
+                note = "unidentified"
+            elif name in bounds:
+                note = f"at {bounds[name]} bound"
+            rows.append((name, _fmt(v), _fmt(self.stderr_[name]), info[name]["unit"], note))
+        return rows
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v is not None)
+        head = f"{type(self).__name__}({hyper})"
+        if not hasattr(self, "coef_"):
+            return head + "  [not fitted]"
+        r = self.fit_result_
+        lines = [
+            head,
+            f"  {self.template_name}: {r.n_samples} rows, cost {r.cost:.4g}, "
+            f"{r.iterations} iterations, {r.message.split(':')[0]}",
+            f"  {'coef':<5} {'value':>11} {'stderr':>11}  {'unit':<10} note",
+        ]
+        for name, v, s, unit, note in self._rows():
+            lines.append(f"  {name:<5} {v:>11} {s:>11}  {unit:<10} {note}".rstrip())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not hasattr(self, "coef_"):
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        cells = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for row in self._rows()
+        )
+        r = self.fit_result_
+        return (
+            f"<div><b>{html.escape(type(self).__name__)}</b> ({self.template_name}, "
+            f"{r.n_samples} rows, cost {r.cost:.4g}, {html.escape(r.message)})"
+            "<table><thead><tr><th>coef</th><th>value</th><th>stderr</th><th>unit</th>"
+            f"<th>note</th></tr></thead><tbody>{cells}</tbody></table></div>"
+        )
+
+
+class EnergyModel(TemplateModel):
+    """Energy of one batch over all GPUs, in joules (DESIGN.md template v1, twelve coefficients).
+
+    ``E = E_prefill + E_decode + E_fixed``: prefill work and attention with a tensor-parallel power
+    law ``tp**t3`` and a pipeline overhead ``1 + t4*(pp-1)`` plus all-reduce energy; decode steps
+    with a batch-independent part ``t6`` (why batching saves energy), per-token work, KV-cache reads,
+    ``tp**t9``, ``1 + t10*(pp-1)`` and all-reduce; ``t12`` joules per GPU per batch. Energy per
+    request is ``predict(X) / batch``.
+
+    Examples
+    --------
+    >>> model = EnergyModel().fit(frame, frame["energy_j"])        # doctest: +SKIP
+    >>> model.predict(frame.head())                                  # doctest: +SKIP
+    """
+
+    template_name: ClassVar[str] = "energy_v1"
+    target: ClassVar[str] = "energy_j"
+
+    def predict_per_request(self, X: Any) -> FloatArray:
+        """Predicted energy per request, joules: ``predict(X) / batch``."""
+        return self.predict(X) / as_feature_table(X)[:, FEATURES.index("batch")]
+
+
+class TtftModel(TemplateModel):
+    """Time to first token of a batch, seconds (template ``ttft_v1``, six coefficients)."""
+
+    template_name: ClassVar[str] = "ttft_v1"
+    target: ClassVar[str] = "ttft_s"
+
+
+class TpotModel(TemplateModel):
+    """Time per output token during decode, seconds (template ``tpot_v1``, six coefficients)."""
+
+    template_name: ClassVar[str] = "tpot_v1"
+    target: ClassVar[str] = "tpot_s"
