@@ -1,0 +1,573 @@
+"""The ``energycore`` command: demo, simulate, fit, predict, select, report.
+
+Every command reads and writes plain CSV and JSON files, so they chain:
+``energycore simulate -o m.csv && energycore fit m.csv -o model.json && energycore select
+model.json --gpus 8 ...``. Errors in files or options end with a one-line message naming the
+problem and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="energycore",
+    help="Energy-optimal deployment of ML inference: simulate, fit, predict, select, report.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+FEATURES = ("tp", "pp", "batch", "input_len", "output_len")
+LATENCY_KINDS = ("ttft", "tpot")
+
+
+class CLIError(Exception):
+    """A problem with the user's files or options, reported as one line."""
+
+
+def _errors(fn: F) -> F:
+    """Turn expected failures into one red line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (CLIError, ValueError, OSError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _progress(total: int, what: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar (drawn only on a terminal, removed when done)."""
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda k: bar.advance(task, k)
+
+
+# --------------------------------------------------------------------------- files
+def read_csv(path: Path) -> dict[str, np.ndarray]:
+    """A CSV as named columns: numeric columns as float arrays, others as object arrays."""
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(line for line in fh if not line.startswith("#"))
+            rows = list(reader)
+            names = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise CLIError(f"{path}: not a readable CSV file ({e})") from None
+    if not names or not rows:
+        raise CLIError(f"{path}: no rows (an empty or header-only CSV)")
+    cols: dict[str, np.ndarray] = {}
+    for name in names:
+        raw = [r.get(name) for r in rows]
+        try:
+            cols[name] = np.array([math.nan if v in ("", None) else float(v) for v in raw])
+        except ValueError:
+            cols[name] = np.array(["" if v is None else v for v in raw], dtype=object)
+    return cols
+
+
+def write_csv(path: Path, cols: dict[str, Any]) -> None:
+    """Named columns (equal length) to a CSV file."""
+    names = list(cols)
+    n = len(next(iter(cols.values()))) if cols else 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        for i in range(n):
+            w.writerow([_cell(cols[k][i]) for k in names])
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)):
+        return "" if not np.isfinite(v) else repr(float(v))
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _records_to_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    names: list[str] = []
+    for r in records:
+        names += [k for k in r if k not in names]
+    return {k: [r.get(k, math.nan) for r in records] for k in names}
+
+
+def _ok_rows(cols: dict[str, np.ndarray], path: Path, target: str) -> dict[str, np.ndarray]:
+    """Rows that were measured successfully and carry the target."""
+    missing = [c for c in (*FEATURES, target) if c not in cols]
+    if missing:
+        raise CLIError(
+            f"{path}: missing column(s) {', '.join(missing)}; columns present: {', '.join(cols)}"
+        )
+    keep = np.ones(len(cols[target]), dtype=bool)
+    if "status" in cols:
+        keep &= cols["status"] == "ok"
+    y = cols[target]
+    if y.dtype == object:
+        raise CLIError(f"{path}: column '{target}' is not numeric")
+    keep &= np.isfinite(y)
+    if not keep.any():
+        raise CLIError(f"{path}: no successfully measured rows with a value of '{target}'")
+    return {k: v[keep] for k, v in cols.items()}
+
+
+def _sibling(model_path: Path, kind: str) -> Path:
+    """Where the latency model of ``kind`` lives beside an energy model file."""
+    return model_path.with_name(f"{model_path.stem}.{kind}{model_path.suffix or '.json'}")
+
+
+def _load_models(path: Path) -> tuple[Any, dict[str, Any]]:
+    from energycore.model import EnergyModel, TpotModel, TtftModel
+
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file")
+    em = EnergyModel.load(path)
+    if not hasattr(em, "coef_"):
+        raise CLIError(f"{path}: the model is not fitted")
+    lat: dict[str, Any] = {}
+    for kind, cls in (("ttft", TtftModel), ("tpot", TpotModel)):
+        p = _sibling(path, kind)
+        if p.is_file():
+            lat[kind] = cls.load(p)
+    return em, lat
+
+
+def _fit_quietly(model: Any, data: dict[str, np.ndarray], y: np.ndarray) -> list[str]:
+    """Fit, returning the warnings (identifiability notes) as text instead of raising them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(data, y)
+    return sorted({str(w.message).split(";")[0] for w in caught})
+
+
+# --------------------------------------------------------------------------- tables
+def _coef_table(model: Any, title: str) -> Table:
+    info = {p["name"]: p for p in model.template_info()["params"]}
+    t = Table(title=title, title_justify="left")
+    for c in ("coef", "value", "± stderr", "unit", "meaning"):
+        t.add_column(c, justify="right" if c in ("value", "± stderr") else "left")
+    for name, v in model.params_.items():
+        s = model.stderr_[name]
+        t.add_row(
+            name, f"{v:.4g}", "fixed" if not math.isfinite(s) else f"{s:.2g}",
+            info[name].get("unit", ""), info[name].get("description", ""),
+        )  # fmt: skip
+    return t
+
+
+def _config_label(row: dict[str, Any]) -> str:
+    return f"tp={int(row['tp'])} pp={int(row['pp'])} batch={int(row['batch'])}"
+
+
+def _notes(notes: list[str]) -> None:
+    for n in notes:
+        console.print(f"[yellow]note:[/] {n}", highlight=False)
+
+
+# --------------------------------------------------------------------------- commands
+Gpu = Annotated[str, typer.Option(help="Simulated GPU (catalogue name: H100, B200, ...).")]
+Model = Annotated[str, typer.Option(help="Simulated model (catalogue name).")]
+Gpus = Annotated[int, typer.Option("--gpus", min=1, max=1024, help="GPUs in the node.")]
+Seed = Annotated[int, typer.Option(help="Seed of the plan and of the measurement noise.")]
+Noise = Annotated[float, typer.Option(min=0.0, max=0.5, help="Measurement noise (log sd).")]
+InputLen = Annotated[int, typer.Option(min=0, help="Prompt tokens per request.")]
+OutputLen = Annotated[int, typer.Option(min=1, help="Output tokens per request.")]
+
+
+@app.command()
+@_errors
+def demo(
+    gpu: Gpu = "H100",
+    model: Model = "llama-3.1-70b",
+    gpus: Gpus = 8,
+    input_len: InputLen = 512,
+    output_len: OutputLen = 256,
+    latency_limit: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Limit on batch latency, s (default: 2x the fastest)."),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=12, help="Configurations to profile.")] = 50,
+    seed: Seed = 0,
+    noise: Noise = 0.03,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "energycore-demo"
+    ),
+) -> None:
+    """Profile a simulated node, fit the energy model, pick the energy-optimal configuration."""
+    from energycore.simulate.demo import run_demo
+
+    with _progress(samples, f"profiling {gpus} x {gpu} (simulated)") as advance:
+        res = run_demo(
+            gpu=gpu, model=model, n_gpus=gpus, input_len=input_len, output_len=output_len,
+            latency_limit=latency_limit, samples=samples, seed=seed, noise=noise,
+            progress=advance,
+        )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "measurements.csv"
+    write_csv(csv_path, _records_to_columns(res.measurements))
+    res.energy_model.save(out / "model.json")
+    res.ttft_model.save(_sibling(out / "model.json", "ttft"))
+    res.tpot_model.save(_sibling(out / "model.json", "tpot"))
+
+    limit = f"{res.latency_limit_s:.2f} s" + (" (2x the fastest)" if res.limit_was_default else "")
+    t = Table(
+        title=(
+            f"SIMULATED {res.n_gpus} x {res.gpu} serving {res.model}: workload {res.input_len} "
+            f"prompt -> {res.output_len} output tokens, batch latency limit {limit}"
+        ),
+        title_justify="left",
+        caption=f"all numbers from energycore.simulate (source = simulated); "
+        f"{len(res.measurements) - res.n_failed} configurations profiled, {res.n_failed} failed",
+    )
+    for c in ("", "configuration", "J/request pred", "J/request true", "latency pred",
+              "latency true"):  # fmt: skip
+        t.add_column(c, justify="left" if c in ("", "configuration") else "right")
+    for name, i in (
+        ("pick (model)", res.pick),
+        ("true optimum", res.optimum),
+        ("latency-optimal", res.latency_optimal),
+    ):
+        r = res.row(i)
+        if r is None:
+            t.add_row(name, "none within the limit", "", "", "", "")
+            continue
+        t.add_row(
+            name, _config_label(r), f"{r['pred_energy_per_request_j']:.1f}",
+            f"{r['true_energy_per_request_j']:.1f}", f"{r['pred_latency_s']:.2f} s",
+            f"{r['true_latency_s']:.2f} s",
+        )  # fmt: skip
+    console.print(t)
+    console.print(
+        f"regret of the pick: [bold]{100 * res.regret:.2f} %[/] energy per request above the true "
+        f"optimum; the latency-optimal configuration costs "
+        f"[bold]{100 * res.latency_optimal_extra_energy:+.0f} %[/] energy per request vs the pick",
+        highlight=False,
+    )
+    console.print(_coef_table(res.energy_model, "EnergyModel (energy_v1) fitted to the simulation"))
+    _notes(res.notes)
+    c = res.candidates
+    measured = [
+        r for r in res.measurements
+        if r["status"] == "ok" and r["input_len"] == res.input_len
+        and r["output_len"] == res.output_len
+    ]  # fmt: skip
+    _plot_or_skip(
+        "pareto",
+        lambda: _pareto(out / "pareto.png", res, c, measured),
+    )
+    console.print(f"wrote {csv_path}, {out / 'model.json'}", highlight=False)
+
+
+def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]]) -> Path:
+    from energycore.plots import pareto_plot
+
+    return pareto_plot(
+        path, c["true_latency_s"], c["true_energy_per_request_j"],
+        predicted_latency_s=np.where(c["valid"], c["pred_latency_s"], np.nan),
+        predicted_energy_j=np.where(c["valid"], c["pred_energy_per_request_j"], np.nan),
+        measured_latency_s=np.array([r["latency_s"] for r in measured]),
+        measured_energy_j=np.array([r["energy_per_request_j"] for r in measured]),
+        pick=res.pick, optimum=res.optimum, latency_limit_s=res.latency_limit_s,
+        title=f"SIMULATED {res.n_gpus} x {res.gpu}, {res.model}: energy vs latency",
+    )  # fmt: skip
+
+
+def _plot_or_skip(name: str, draw: Callable[[], Path]) -> None:
+    from energycore.plots import PlotUnavailable
+
+    try:
+        path = draw()
+    except PlotUnavailable as e:
+        console.print(f"[yellow]{name} plot skipped:[/] {e}", highlight=False)
+        return
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+@_errors
+def simulate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Measurement CSV to write.")],
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="CSV of configurations (tp, pp, batch, input_len, output_len)."),
+    ] = None,
+    gpu: Gpu = "H100",
+    model: Model = "llama-3.1-70b",
+    gpus: Gpus = 8,
+    samples: Annotated[int, typer.Option(min=1, help="Random configurations without --plan.")] = 50,
+    seed: Seed = 0,
+    noise: Noise = 0.03,
+) -> None:
+    """Write a (simulated) measurement CSV for a plan, or for random configurations."""
+    from energycore.simulate import Workload
+    from energycore.simulate.demo import measure_plan, plan_candidates
+
+    wl = Workload(gpu, model, n_gpus=gpus, noise=noise, seed=seed)
+    if plan is None:
+        with _progress(samples, "simulating") as advance:
+            records, failed = measure_plan(
+                wl, plan_candidates(gpus, 512, 256), samples, seed, advance
+            )
+    else:
+        cols = read_csv(plan)
+        missing = [c for c in FEATURES[:3] if c not in cols]
+        if missing:
+            raise CLIError(f"{plan}: missing column(s) {', '.join(missing)}")
+        n = len(cols["tp"])
+        records, failed = [], 0
+        with _progress(n, "simulating") as advance:
+            for i in range(n):
+                cfg = {k: float(cols[k][i]) for k in FEATURES if k in cols}
+                cfg = {k: int(v) if float(v).is_integer() else v for k, v in cfg.items()}
+                try:
+                    records.append({**cfg, **wl(cfg, None), "status": "ok", "reason": ""})
+                except ValueError as e:
+                    if "must be" in str(e) and "invalid configuration" not in str(e):
+                        raise CLIError(f"{plan}: row {i}: {e}") from None
+                    failed += 1
+                    records.append({**cfg, "status": "failed", "reason": str(e),
+                                    "source": "simulated"})  # fmt: skip
+                advance(1)
+    write_csv(output, _records_to_columns(records))
+    console.print(
+        f"wrote {output}: {len(records) - failed} simulated measurements, {failed} failed "
+        f"(invalid configurations, reason recorded)",
+        highlight=False,
+    )
+
+
+@app.command()
+@_errors
+def fit(
+    data: Annotated[Path, typer.Argument(help="Measurement CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model JSON to write.")],
+    target: Annotated[str, typer.Option(help="Column with joules per batch.")] = "energy_j",
+    seed: Seed = 0,
+) -> None:
+    """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present)."""
+    from energycore.model import EnergyModel, TpotModel, TtftModel
+
+    cols = _ok_rows(read_csv(data), data, target)
+    em = EnergyModel(seed=seed)
+    notes = _fit_quietly(em, cols, cols[target])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    em.save(output)
+    console.print(_coef_table(em, f"EnergyModel fitted to {len(cols[target])} rows of {data}"))
+    score = em.score(cols, cols[target])
+    console.print(f"in-sample mean absolute error: {100 * score['mape']:.1f} %", highlight=False)
+    for kind, cls in (("ttft", TtftModel), ("tpot", TpotModel)):
+        col = f"{kind}_s"
+        if col in cols and cols[col].dtype != object and np.isfinite(cols[col]).all():
+            m = cls(seed=seed)
+            notes += _fit_quietly(m, cols, cols[col])
+            m.save(_sibling(output, kind))
+            console.print(f"wrote {_sibling(output, kind)}", highlight=False)
+    _notes(sorted(set(notes)))
+    console.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+@_errors
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model JSON written by `energycore fit`.")],
+    data: Annotated[Path, typer.Argument(help="CSV of configurations.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV with predictions to write.")
+    ] = None,
+) -> None:
+    """Predict energy (and latency, when latency models exist) for each configuration."""
+    em, lat = _load_models(model)
+    cols = read_csv(data)
+    missing = [c for c in FEATURES if c not in cols]
+    if missing:
+        raise CLIError(f"{data}: missing column(s) {', '.join(missing)}")
+    pred = em.predict(cols)
+    out = dict(cols)
+    out["pred_energy_j"] = pred
+    out["pred_energy_per_request_j"] = pred / cols["batch"]
+    if len(lat) == 2:
+        out["pred_latency_s"] = (
+            lat["ttft"].predict(cols) + lat["tpot"].predict(cols) * cols["output_len"]
+        )
+    if output is not None:
+        write_csv(output, out)
+        console.print(f"wrote {output}: {len(pred)} predictions", highlight=False)
+    t = Table(title=f"predictions for {data} (first 10 of {len(pred)})", title_justify="left")
+    for c in ("tp", "pp", "batch", "input_len", "output_len", "pred J/batch", "measured J"):
+        t.add_column(c, justify="right")
+    for i in range(min(10, len(pred))):
+        meas = cols.get("energy_j")
+        m = (
+            ""
+            if meas is None or meas.dtype == object or not np.isfinite(meas[i])
+            else f"{meas[i]:.1f}"
+        )
+        t.add_row(*(f"{cols[k][i]:g}" for k in FEATURES), f"{pred[i]:.1f}", m)
+    console.print(t)
+    meas = cols.get("energy_j")
+    if meas is not None and meas.dtype != object and np.isfinite(meas).any():
+        ok = np.isfinite(meas) & (meas > 0)
+        mape = float(np.mean(np.abs(pred[ok] - meas[ok]) / meas[ok]))
+        console.print(f"mean absolute error vs energy_j: {100 * mape:.1f} %", highlight=False)
+
+
+@app.command()
+@_errors
+def select(
+    model: Annotated[Path, typer.Argument(help="Model JSON written by `energycore fit`.")],
+    gpus: Gpus = 8,
+    latency_limit: Annotated[
+        float | None, typer.Option(min=0.0, help="Limit on batch latency, s.")
+    ] = None,
+    input_len: InputLen = 512,
+    output_len: OutputLen = 256,
+    max_batch: Annotated[int, typer.Option(min=1, help="Largest batch considered.")] = 512,
+    gpu: Annotated[
+        str | None, typer.Option(help="GPU (catalogue name) for the memory-fit check.")
+    ] = None,
+    served_model: Annotated[
+        str | None,
+        typer.Option("--served-model", help="Model (catalogue name) for the memory-fit check."),
+    ] = None,
+    top: Annotated[int, typer.Option(min=1, help="Configurations to list.")] = 5,
+) -> None:
+    """Pick the energy-optimal (tp, pp, batch) for a workload, under a latency limit."""
+    from energycore.simulate import _grid
+
+    em, lat = _load_models(model)
+    if latency_limit is not None and len(lat) < 2:
+        raise CLIError(
+            f"--latency-limit needs latency models beside {model} "
+            f"({_sibling(model, 'ttft').name}, {_sibling(model, 'tpot').name}); fit with "
+            "ttft_s and tpot_s columns"
+        )
+    cand = _grid.enumerate_configs(
+        gpus, _grid.powers_of_two(1, max_batch), float(input_len), float(output_len)
+    )
+    feasible = np.ones(len(cand["tp"]), dtype=bool)
+    if (gpu is None) != (served_model is None):
+        raise CLIError("--gpu and --served-model go together (both name catalogue entries)")
+    if gpu is not None and served_model is not None:
+        from energycore.simulate import Node
+
+        feasible = Node(gpu, served_model, n_gpus=gpus, noise=0.0).run(cand, noise=False)["valid"]
+    e = em.predict(cand) / cand["batch"]
+    latency = (
+        lat["ttft"].predict(cand) + lat["tpot"].predict(cand) * cand["output_len"]
+        if len(lat) == 2
+        else np.full(len(e), np.nan)
+    )
+    ok = feasible & ((latency <= latency_limit) if latency_limit is not None else True)
+    if not ok.any():
+        raise CLIError(
+            f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s "
+            f"(fastest predicted: {np.nanmin(latency[feasible]):.3g} s)"
+        )
+    order = np.flatnonzero(ok)[np.argsort(e[ok])][:top]
+    t = Table(
+        title=f"energy-optimal configurations on {gpus} GPUs for {input_len} -> {output_len} "
+        f"tokens" + (f", latency <= {latency_limit} s" if latency_limit is not None else ""),
+        title_justify="left",
+    )
+    for c in ("rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"):
+        t.add_column(c, justify="right")
+    for k, i in enumerate(order, 1):
+        t.add_row(
+            str(k), f"{cand['tp'][i]:g}", f"{cand['pp'][i]:g}", f"{cand['batch'][i]:g}",
+            f"{e[i]:.1f}", "" if not np.isfinite(latency[i]) else f"{latency[i]:.2f}",
+        )  # fmt: skip
+    console.print(t)
+
+
+@app.command()
+@_errors
+def report(
+    model: Annotated[Path, typer.Argument(help="Model JSON written by `energycore fit`.")],
+    data: Annotated[Path, typer.Argument(help="Measurement CSV with energy_j.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots.")] = Path(
+        "energycore-report"
+    ),
+) -> None:
+    """Residual and Pareto plots of a model against measurements."""
+    em, lat = _load_models(model)
+    cols = _ok_rows(read_csv(data), data, "energy_j")
+    pred = em.predict(cols)
+    meas = cols["energy_j"]
+    score = em.score(cols, meas)
+    simulated = "source" in cols and bool((cols["source"] == "simulated").any())
+    label = "SIMULATED measurements" if simulated else "measurements"
+    console.print(
+        f"{len(meas)} {label}: mean absolute error {100 * score['mape']:.1f} %, "
+        f"R^2 {score['r2']:.3f}, rms log ratio {score['rmse_log']:.3f}",
+        highlight=False,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+
+    def residuals() -> Path:
+        from energycore.plots import residual_plot
+
+        return residual_plot(
+            out / "residuals.png", meas, pred,
+            title=f"EnergyModel vs {label} ({data.name})", quantity="energy per batch (J)",
+        )  # fmt: skip
+
+    def pareto() -> Path:
+        from energycore.plots import pareto_plot
+
+        if "latency_s" not in cols or cols["latency_s"].dtype == object:
+            raise CLIError(f"{data}: the Pareto plot needs a numeric 'latency_s' column")
+        pl = pe = None
+        if len(lat) == 2:
+            pl = lat["ttft"].predict(cols) + lat["tpot"].predict(cols) * cols["output_len"]
+            pe = pred / cols["batch"]
+        return pareto_plot(
+            out / "pareto.png", cols["latency_s"], meas / cols["batch"],
+            predicted_latency_s=pl, predicted_energy_j=pe,
+            title=f"Energy vs latency, {label} ({data.name})",
+        )  # fmt: skip
+
+    _plot_or_skip("residual", residuals)
+    _plot_or_skip("pareto", pareto)
+
+
+def main() -> None:
+    """Entry point of the ``energycore`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
