@@ -36,6 +36,10 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Tokens of one prefill chunk, for the activation memory.
+PREFILL_CHUNK = 16384.0
+
+
 @dataclass(frozen=True)
 class Efficiency:
     """The free factors of the simulator: how far real serving stays from the datasheet.
@@ -188,8 +192,9 @@ def memory_per_gpu(
         cache = batch * (prompt + output_len) * model.kv_bytes_per_token / (pp * kv_split)
     else:
         cache = batch * model.ssm_state_bytes / (pp * tp)
-    # Activation workspace of a prefill pass: a few hidden-size buffers per token, plus 1 GB.
-    act = 1e9 + 8.0 * batch * prompt * model.hidden * 2.0 / tp
+    # Activation workspace: a few hidden-size buffers per token of a prefill chunk (prefill
+    # runs in chunks of at most PREFILL_CHUNK tokens as far as memory goes), plus 1 GB.
+    act = 1e9 + 8.0 * np.minimum(batch * prompt, PREFILL_CHUNK) * model.hidden * 2.0 / tp
     return weights + cache + act
 
 
@@ -204,7 +209,8 @@ def _stage_pass(
     nbytes: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
     """(work time, communication time) of one micro-batch through one pipeline stage on one GPU."""
-    gemm_eff = eff.compute * tokens / (tokens + eff.gemm_half_tokens)
+    m = np.maximum(tokens, 1.0)  # an empty prompt does no work but must not divide by zero
+    gemm_eff = eff.compute * m / (m + eff.gemm_half_tokens)
     t_c = flops / (gpu.tflops * 1e12 * gemm_eff)
     t_m = nbytes / (gpu.hbm_tbps * 1e12 * eff.bandwidth)
     p = eff.roofline_sharpness

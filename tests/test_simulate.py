@@ -1,0 +1,330 @@
+"""The simulator: catalogues, physics, validity, input errors, noise, the Workload protocol."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from energycore.simulate import (
+    GPU,
+    OUTPUT_COLUMNS,
+    Efficiency,
+    ModelSpec,
+    Node,
+    Workload,
+    get_gpu,
+    get_model,
+    gpus,
+    models,
+    register_gpu,
+    register_model,
+)
+
+
+def one(node: Node, **cfg: float) -> dict:
+    base = {"tp": 1, "pp": 1, "batch": 1, "input_len": 512, "output_len": 256}
+    base.update(cfg)
+    r = node.run(base, noise=False)
+    return {k: (v[0].item() if hasattr(v[0], "item") else v[0]) for k, v in r.items()}
+
+
+# --------------------------------------------------------------------------- catalogues
+def test_catalogue_has_the_required_entries() -> None:
+    names = {g.name for g in gpus()}
+    assert {"A100", "H100", "H200", "B200", "L40S", "MI300X"} <= names
+    ms = {m.name for m in models()}
+    assert {"llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "mamba-2.8b", "llava-1.5-7b"} <= ms
+    mix = get_model("mixtral-8x7b")
+    assert mix.active_b < mix.params_b
+    assert get_model("mamba-2.8b").kv_heads == 0
+    assert get_model("llava-1.5-7b").image_tokens > 0
+    assert get_gpu("h100") is get_gpu("H100")  # case-insensitive
+
+
+def test_unknown_names_are_value_errors_with_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"gpu: unknown name 'H10'.*did you mean 'H100'"):
+        get_gpu("H10")
+    with pytest.raises(ValueError, match="model: unknown name"):
+        get_model("gpt-17")
+
+
+def test_users_can_add_gpus_and_models() -> None:
+    g = GPU("TestGPU-x", 500.0, 64.0, 2.0, 200.0, 500.0, 50.0)
+    register_gpu(g)
+    with pytest.raises(ValueError, match="already in the catalogue"):
+        register_gpu(g)
+    m = ModelSpec("test-model-3b", 3.0, 24, 3072, 24, 8, 128)
+    register_model(m)
+    r = Node("TestGPU-x", "test-model-3b", n_gpus=2, noise=0.0).run(
+        {"tp": [1, 2], "pp": 1, "batch": 8, "input_len": 256, "output_len": 64}
+    )
+    assert r["valid"].all() and np.isfinite(r["energy_j"]).all()
+    with pytest.raises(ValueError, match="'hbm_tbps' must be a positive number"):
+        GPU("bad", 1.0, 1.0, -1.0, 1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="kv_heads"):
+        ModelSpec("bad", 1.0, 2, 64, 8, 3, 8)
+
+
+# --------------------------------------------------------------------------- physics
+def test_batching_saves_energy_per_request_and_costs_latency() -> None:
+    node = Node("H100", "llama-3.1-70b", noise=0.0)
+    r = node.run(
+        {"tp": 4, "pp": 1, "batch": [1, 4, 16, 64], "input_len": 512, "output_len": 256},
+        noise=False,
+    )
+    assert np.all(np.diff(r["energy_per_request_j"]) < 0)
+    assert np.all(np.diff(r["latency_s"]) > 0)
+
+
+def test_decode_at_batch_one_is_memory_bound() -> None:
+    """tpot at batch 1 is the weight read at the achieved bandwidth (plus small overheads)."""
+    g, m = get_gpu("H100"), get_model("llama-3.1-8b")
+    t = one(Node(g, m, noise=0.0), input_len=128, output_len=64)["tpot_s"]
+    weights = m.weight_bytes / (g.hbm_tbps * 1e12 * Efficiency().bandwidth)
+    assert weights < t < weights + 5e-3
+
+
+def test_prefill_grows_with_prompt_length_and_attention_is_quadratic() -> None:
+    node = Node("H100", "llama-3.1-8b", noise=0.0)
+    t = [one(node, batch=4, input_len=n)["ttft_s"] for n in (2048, 4096, 8192)]
+    r1, r2 = t[1] / t[0], t[2] / t[1]
+    assert 1.8 < r1 < r2  # compute-bound: at least linear, growing faster with longer prompts
+
+
+def test_tensor_parallelism_cuts_latency_and_adds_energy() -> None:
+    node = Node("H100", "llama-3.1-70b", noise=0.0)
+    a, b = one(node, tp=4), one(node, tp=8)
+    assert b["latency_s"] < a["latency_s"]
+    assert b["energy_j"] > a["energy_j"]
+
+
+def test_pipeline_parallelism_does_not_speed_up_decode() -> None:
+    node = Node("H100", "llama-3.1-70b", noise=0.0)
+    a, b = one(node, tp=4, pp=1, batch=8), one(node, tp=4, pp=2, batch=8)
+    # Each stage re-reads its weights for every micro-batch: memory-bound decode gains nothing
+    # from a second stage (less than 5 %), while tensor parallelism halves it.
+    assert b["tpot_s"] > 0.95 * a["tpot_s"]
+    assert one(node, tp=8, pp=1, batch=8)["tpot_s"] < 0.7 * a["tpot_s"]
+    assert b["energy_j"] > a["energy_j"]  # twice the GPUs for the same time
+
+
+def test_power_lies_between_idle_and_tdp() -> None:
+    g = get_gpu("H100")
+    node = Node(g, "llama-3.1-8b", noise=0.0)
+    r = node.run(
+        {"tp": [1, 2, 4, 8], "pp": 1, "batch": [1, 16, 128, 512], "input_len": 1024,
+         "output_len": 128},
+        noise=False,
+    )  # fmt: skip
+    n = r["n_gpus"]
+    assert np.all(r["avg_power_w"] >= g.idle_w * n)
+    assert np.all(r["avg_power_w"] <= g.tdp_w * n * (1 + 1e-12))
+
+
+def test_moe_reads_only_the_touched_experts() -> None:
+    mix = get_model("mixtral-8x7b")
+    dense = ModelSpec("dense-like-mixtral", mix.params_b, 32, 4096, 32, 8, 128)
+    a = one(Node("H200", mix, noise=0.0), tp=1, batch=1)["tpot_s"]
+    b = one(Node("H200", dense, noise=0.0), tp=1, batch=1)["tpot_s"]
+    assert a < 0.5 * b  # batch 1 touches 2 of 8 experts
+
+
+def test_state_space_model_has_constant_state() -> None:
+    mamba = Node("H100", "mamba-2.8b", noise=0.0)
+    llama = Node("H100", "llama-3.1-8b", noise=0.0)
+    m1, m2 = (one(mamba, batch=64, input_len=n)["tpot_s"] for n in (256, 8192))
+    l1, l2 = (one(llama, batch=16, input_len=n)["tpot_s"] for n in (256, 8192))
+    assert m2 == pytest.approx(m1, rel=1e-9)
+    assert l2 > 1.5 * l1
+    assert one(mamba, batch=256, input_len=32768)["valid"]  # no KV cache to run out of
+
+
+def test_image_tokens_add_to_the_prompt() -> None:
+    llava = get_model("llava-1.5-7b")
+    text_only = ModelSpec("llava-text-only", llava.params_b, 32, 4096, 32, 32, 128)
+    a = one(Node("H100", llava, noise=0.0), batch=8, input_len=64)
+    b = one(Node("H100", text_only, noise=0.0), batch=8, input_len=64)
+    assert a["ttft_s"] > 3 * b["ttft_s"]
+    assert a["mem_per_gpu_gb"] > b["mem_per_gpu_gb"]
+
+
+def test_gpus_order_by_their_spec_figures() -> None:
+    """No per-GPU factor: memory-bound decode follows the datasheet bandwidth."""
+    t = {
+        g: one(Node(g, "llama-3.1-8b", noise=0.0), input_len=128, output_len=64)["tpot_s"]
+        for g in ("L40S", "A100", "H100", "H200", "MI300X", "B200")
+    }
+    order = sorted(t, key=t.get)
+    assert order == ["B200", "MI300X", "H200", "H100", "A100", "L40S"]
+
+
+def test_the_simulator_is_not_the_closed_form() -> None:
+    """The energy model fits well but not exactly, even without noise."""
+    from energycore import EnergyModel
+
+    rng = np.random.default_rng(1)
+    n = 300
+    cfg = {
+        "tp": rng.choice([1, 2, 4, 8], n), "pp": rng.choice([1, 2], n),
+        "batch": rng.choice([1, 4, 16, 64, 256], n), "input_len": rng.choice([128, 512, 2048], n),
+        "output_len": rng.choice([64, 256, 1024], n),
+    }  # fmt: skip
+    r = Node("H100", "llama-3.1-8b", noise=0.0).run(cfg, noise=False)
+    ok = r["valid"]
+    data = {k: np.asarray(cfg[k])[ok] for k in cfg}
+    y = r["energy_j"][ok]
+    train = np.arange(ok.sum()) % 4 != 0
+    model = EnergyModel().fit({k: v[train] for k, v in data.items()}, y[train])
+    test = {k: v[~train] for k, v in data.items()}
+    s = model.score(test, y[~train])
+    assert s["mape"] < 0.2  # it describes the physics...
+    assert s["rmse_log"] > 0.005  # ...but is not it
+
+
+# --------------------------------------------------------------------------- validity
+def test_invalid_configurations_get_a_reason_and_no_number() -> None:
+    node = Node("H100", "llama-3.1-70b", n_gpus=8, noise=0.0)
+    r = node.run(
+        {"tp": [3, 1, 8, 4, 16], "pp": [1, 1, 2, 1, 1], "batch": [1, 1, 1, 1, 1],
+         "input_len": 512, "output_len": 256},
+        noise=False,
+    )  # fmt: skip
+    assert list(r["valid"]) == [False, False, False, True, False]
+    assert "tp=3 does not divide the 64 attention heads" in r["reason"][0]
+    assert "does not fit in memory" in r["reason"][1]
+    assert "exceeds the node's 8 GPUs" in r["reason"][2]
+    assert r["reason"][3] == ""
+    for k in ("energy_j", "latency_s", "ttft_s", "tpot_s", "avg_power_w"):
+        assert np.isnan(r[k][[0, 1, 2, 4]]).all()
+        assert np.isfinite(r[k][3])
+    r = Node("H100", "llama-3.1-70b", noise=0.0).run(
+        {"tp": 2, "pp": 3, "batch": 1, "input_len": 8, "output_len": 8}
+    )
+    assert "pp=3 does not divide the 80 layers" in r["reason"][0]
+
+
+def test_kv_cache_makes_large_batches_invalid() -> None:
+    node = Node("H100", "llama-3.1-70b", noise=0.0)
+    r = node.run({"tp": 8, "pp": 1, "batch": [64, 4096], "input_len": 4096, "output_len": 1024})
+    assert list(r["valid"]) == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({"tp": [1, np.nan]}, r"'tp' has a non-finite value \(nan\) at row 1"),
+        ({"batch": [4, 2.5]}, r"'batch' must be a positive integer, got 2.5 at row 1"),
+        ({"pp": [0, 1]}, r"'pp' must be a positive integer, got 0.0 at row 0"),
+        ({"input_len": [1, -5]}, r"'input_len' must be at least 0, got -5.0 at row 1"),
+        ({"output_len": [0, 3]}, r"'output_len' must be at least 1, got 0.0 at row 0"),
+        ({"tp": [1, 2, 4]}, "columns have different lengths"),
+        ({"tp": []}, "configs: no rows"),
+    ],
+)
+def test_bad_input_is_a_value_error_naming_field_and_row(cfg: dict, match: str) -> None:
+    base = {"tp": [1, 1], "pp": [1, 1], "batch": [1, 1], "input_len": [8, 8], "output_len": [8, 8]}
+    base.update(cfg)
+    if cfg.get("tp") == []:
+        base = {k: [] for k in base}
+    with pytest.raises(ValueError, match=match):
+        Node("H100", "llama-3.1-8b").run(base)
+
+
+def test_missing_column_is_named() -> None:
+    with pytest.raises(ValueError, match="missing column 'batch'"):
+        Node().run({"tp": [1], "pp": [1], "input_len": [1], "output_len": [1]})
+    with pytest.raises(ValueError, match="n_gpus"):
+        Node(n_gpus=0)
+    with pytest.raises(ValueError, match="noise"):
+        Node(noise=-1.0)
+
+
+@given(
+    tp=st.sampled_from([1, 2, 4, 8]),
+    pp=st.sampled_from([1, 2, 4]),
+    batch=st.integers(1, 512),
+    input_len=st.integers(0, 8192),
+    output_len=st.integers(1, 2048),
+    gpu=st.sampled_from(["A100", "H100", "H200", "B200", "L40S", "MI300X"]),
+    model=st.sampled_from(["llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "mamba-2.8b"]),
+)
+def test_every_valid_configuration_gets_consistent_positive_numbers(
+    tp: int, pp: int, batch: int, input_len: int, output_len: int, gpu: str, model: str
+) -> None:
+    r = Node(gpu, model, noise=0.0).run(
+        {"tp": tp, "pp": pp, "batch": batch, "input_len": input_len, "output_len": output_len}
+    )
+    if not r["valid"][0]:
+        assert r["reason"][0] and np.isnan(r["energy_j"][0])
+        return
+    assert r["reason"][0] == ""
+    for k in OUTPUT_COLUMNS:
+        assert np.isfinite(r[k][0]) and r[k][0] > 0, k
+    assert r["latency_s"][0] == pytest.approx(r["ttft_s"][0] + r["tpot_s"][0] * output_len)
+    assert r["energy_j"][0] == pytest.approx(r["energy_prefill_j"][0] + r["energy_decode_j"][0])
+    assert r["energy_per_request_j"][0] == pytest.approx(r["energy_j"][0] / batch)
+
+
+# --------------------------------------------------------------------------- noise, scale
+def test_noise_is_seeded_multiplicative_and_of_the_stated_size() -> None:
+    cfg = {"tp": np.full(4000, 4), "pp": 1, "batch": 16, "input_len": 512, "output_len": 128}
+    truth = Node("H100", "llama-3.1-70b", noise=0.0).run(cfg)["energy_j"]
+    a = Node("H100", "llama-3.1-70b", noise=0.05, seed=3).run(cfg)["energy_j"]
+    b = Node("H100", "llama-3.1-70b", noise=0.05, seed=3).run(cfg)["energy_j"]
+    c = Node("H100", "llama-3.1-70b", noise=0.05, seed=4).run(cfg)["energy_j"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    sd = np.std(np.log(a / truth))
+    assert 0.02 < sd < 0.1
+    assert Node(noise=0.05).run(cfg, noise=False)["energy_j"][0] == truth[0]
+
+
+def test_a_space_of_100k_configurations_in_one_call() -> None:
+    rng = np.random.default_rng(0)
+    n = 100_000
+    cfg = {
+        "tp": rng.choice([1, 2, 4, 8], n), "pp": rng.choice([1, 2, 4], n),
+        "batch": rng.choice(2 ** np.arange(10), n), "input_len": rng.integers(0, 4096, n),
+        "output_len": rng.integers(1, 1024, n),
+    }  # fmt: skip
+    r = Node("H100", "llama-3.1-70b").run(cfg)
+    assert r["energy_j"].shape == (n,)
+    assert 0 < r["valid"].sum() < n
+    assert np.isfinite(r["energy_j"][r["valid"]]).all()
+    assert (r["source"] == "simulated").all()
+
+
+# --------------------------------------------------------------------------- Workload
+def test_workload_follows_the_campaign_protocol() -> None:
+    w = Workload(gpu="H100", model="llama-3.1-70b", seconds=0.0)
+    assert w.requires_meter is False
+    row = w({"tp": 4, "pp": 1, "batch": 32, "user_axis": "x"}, None)
+    assert row["method"] == "simulated" and row["source"] == "simulated"
+    for k in ("energy_j", "latency_s", "ttft_s", "tpot_s", "avg_power_w"):
+        assert row[k] > 0
+    assert row["energy_per_request_j"] == pytest.approx(row["energy_j"] / 32)
+    with pytest.raises(ValueError, match="does not fit in memory"):
+        w({"tp": 1, "pp": 1, "batch": 32}, None)
+    with pytest.raises(ValueError, match="config: expected a mapping"):
+        w([4, 1, 32], None)  # type: ignore[arg-type]
+
+
+def test_workload_noise_is_reproducible_and_repeats_differ() -> None:
+    cfg = {"tp": 8, "pp": 1, "batch": 16}
+    a, b = Workload(seed=1), Workload(seed=1)
+    first = [a(cfg, None)["energy_j"] for _ in range(3)]
+    assert first == [b(cfg, None)["energy_j"] for _ in range(3)]
+    assert len(set(first)) == 3
+
+
+def test_workload_sleeps_when_asked() -> None:
+    w = Workload(seconds=0.05)
+    t0 = time.perf_counter()
+    w({"tp": 8, "pp": 1, "batch": 1}, None)
+    assert time.perf_counter() - t0 >= 0.05
+    with pytest.raises(ValueError, match="seconds"):
+        Workload(seconds=-1.0)

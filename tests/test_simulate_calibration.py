@@ -1,0 +1,45 @@
+"""The simulator stays calibrated against the ML.ENERGY leaderboard v3 measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from energycore.simulate.calibration import compare, load_rows, summary
+
+
+@pytest.fixture(scope="module")
+def records(shared_data: Path) -> list[dict]:
+    return compare(load_rows(shared_data))
+
+
+def test_every_llama_row_on_h100_and_b200_is_compared(records: list[dict]) -> None:
+    groups = {(r["model"].split(" Instruct")[0], r["gpu"]) for r in records}
+    for model in ("Llama 3.1 8B", "Llama 3.1 70B"):
+        for gpu in ("H100", "B200"):
+            assert (model, gpu) in groups
+    assert len(records) >= 40
+
+
+@pytest.mark.parametrize("key", ["energy_ratio", "itl_ratio"])
+def test_ratios_are_within_the_calibration_bounds(records: list[dict], key: str) -> None:
+    v = np.array([r[key] for r in records])
+    assert 0.67 <= np.median(v) <= 1.5
+    worst = records[int(np.argmax(np.abs(np.log(v))))]
+    assert v.min() >= 0.5 and v.max() <= 2.0, f"worst row: {worst}"
+
+
+def test_the_ratios_respond_to_the_physics(shared_data: Path) -> None:
+    """A simulator with half the bandwidth moves the latency ratios (the test can fail)."""
+    from energycore.simulate import CALIBRATED
+
+    rows = load_rows(shared_data)
+    slow = summary(compare(rows, CALIBRATED.replace(bandwidth=CALIBRATED.bandwidth / 3)))
+    assert slow["itl_ratio_max"] > 2.0
+
+
+def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="calibration data not found"):
+        load_rows(tmp_path)
