@@ -6,6 +6,7 @@ select configurations under latency and power limits, and tune with learned scor
 
 from __future__ import annotations
 
+from energycore import simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
 from energycore.model import (
@@ -26,4 +27,5 @@ __all__ = [
     "TpotModel",
     "TtftModel",
     "__version__",
+    "simulate",
 ]

@@ -253,9 +253,9 @@ def demo(
         caption=f"all numbers from energycore.simulate (source = simulated); "
         f"{len(res.measurements) - res.n_failed} configurations profiled, {res.n_failed} failed",
     )
-    for c in ("", "configuration", "J/request pred", "J/request true", "latency pred",
-              "latency true"):  # fmt: skip
-        t.add_column(c, justify="left" if c in ("", "configuration") else "right")
+    for c in ("", "configuration", "J/req pred", "J/req true", "lat. pred", "lat. true"):
+        left = c in ("", "configuration")
+        t.add_column(c, justify="left" if left else "right", no_wrap=left)
     for name, i in (
         ("pick (model)", res.pick),
         ("true optimum", res.optimum),
