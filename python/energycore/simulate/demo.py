@@ -24,7 +24,7 @@ from energycore.simulate.workload import Workload
 PLAN_INPUT_LENS = (128, 512, 2048)
 PLAN_OUTPUT_LENS = (64, 256, 1024)
 #: Batch sizes of the plan and of the selection.
-PLAN_BATCHES = tuple(_grid.powers_of_two(1, 256))
+PLAN_BATCHES = tuple(_grid.powers_of_two(1, 512))
 SELECT_BATCHES = tuple(_grid.powers_of_two(1, 512))
 #: Default latency limit, as a multiple of the fastest predicted configuration.
 DEFAULT_LIMIT_FACTOR = 2.0
