@@ -165,3 +165,29 @@ def tune(
 
     fit = least_squares(resid, x0, loss="soft_l1", f_scale=0.2)
     return make(fit.x)
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """The ratio table as Markdown (the one in ``docs/simulator.md``)."""
+    lines = [
+        "| model | GPU | GPUs (TP) | batch | J/token measured | J/token simulated | ratio "
+        "| ITL ms measured | TPOT ms simulated | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['model']} | {r['gpu']} | {r['n_gpus']} | {r['batch']} "
+            f"| {r['energy_per_token_j_measured']:.3f} | {r['energy_per_token_j_simulated']:.3f} "
+            f"| {r['energy_ratio']:.2f} | {1e3 * r['itl_s_measured']:.1f} "
+            f"| {1e3 * r['itl_s_simulated']:.1f} | {r['itl_ratio']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m energycore.simulate.calibration [DATA_DIR]
+    import sys
+
+    recs = compare(load_rows(sys.argv[1] if len(sys.argv) > 1 else "../shared/data"))
+    print(markdown_table(recs))
+    print()
+    print(", ".join(f"{k} {v:.2f}" for k, v in summary(recs).items()))
