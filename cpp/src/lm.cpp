@@ -16,8 +16,8 @@ namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-/// Residuals and Jacobian rescaled for the robust loss and the weights, as scipy does it:
-/// r~_i = sqrt(w_i) rho'_i r_i / s_i, J~_i = sqrt(w_i) s_i J_i with s_i = sqrt(rho' + 2 z rho'').
+/// Residuals and Jacobian rescaled for the robust loss and the weights (scipy's form where the
+/// loss is convex, the Ceres form where it is concave; see scale_for_loss).
 struct Scaled {
   Vector r;
   Matrix J;
@@ -53,11 +53,19 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
       const double z = r[i] * r[i] / fs2;
       loss_terms(o.loss, z, rho, d1, d2);
       d2 /= fs2;
-      double s = d1 + 2.0 * d2 * r[i] * r[i];
-      if (s < kEps) s = kEps;
-      s = std::sqrt(s);
-      rs = sw * d1 / s;
-      js = sw * s;
+      if (d2 <= 0.0) {
+        // Concave region of the loss (every robust loss here, away from zero): drop the negative
+        // curvature term, as Ceres does, so the model stays positive definite. The gradient
+        // J~^T r~ = rho' J^T r is exact either way; scipy's form (rho' + 2 z rho'', clipped at
+        // eps) makes Huber outliers' rows vanish from the model and lets steps run away.
+        rs = js = sw * std::sqrt(d1);
+      } else {
+        double s = d1 + 2.0 * d2 * r[i] * r[i];
+        if (s < kEps) s = kEps;
+        s = std::sqrt(s);
+        rs = sw * d1 / s;
+        js = sw * s;
+      }
     }
     out.r[i] = rs * r[i];
     out.J.row(i) = js * J.row(i);
@@ -185,6 +193,7 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
   Scaled sc;
   Vector col_norm = Vector::Zero(n);  // MINPACK-style: scales never shrink
   double lambda = -1.0;
+  double radius = -1.0;
   double nu = 2.0;
   Status status = Status::max_iterations;
   Vector g(n), step(n), x_new(n);
@@ -249,6 +258,12 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
     }
     const Vector gs = gf.cwiseQuotient(D);
     if (lambda < 0) lambda = o.initial_damping * std::max(1e-300, A.diagonal().maxCoeff());
+    if (radius < 0) {
+      // Trust radius in the column-scaled space, started as scipy's trf does: |D x0|, or 1.
+      radius = 0.0;
+      for (Index a = 0; a < nf; ++a) radius += std::pow(D[a] * res.x[freeidx[static_cast<size_t>(a)]], 2);
+      radius = radius > 0 ? std::sqrt(radius) : 1.0;
+    }
 
     // Inner loop: increase damping until a step reduces the cost.
     bool accepted = false;
@@ -263,6 +278,11 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
         nu *= 2.0;
         continue;
       }
+      // The damping alone cannot bound a step along directions the Gauss-Newton model sees no
+      // curvature in (robust losses flatten outliers' rows); the trust radius does.
+      const double ds_norm = ds.norm();
+      if (ds_norm > radius) ds *= radius / ds_norm;
+      const double ds_used = std::min(ds_norm, radius);
       step.setZero();
       for (Index a = 0; a < nf; ++a) step[freeidx[static_cast<size_t>(a)]] = ds[a] / D[a];
       x_new = (res.x + step).cwiseMax(lo).cwiseMin(hi);
@@ -273,7 +293,7 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       const Vector Jdx = sc.J * dx;
       const double pred = -(g.dot(dx) + 0.5 * Jdx.squaredNorm());
       const double dx_norm = dx.norm();
-      if (dx_norm <= o.xtol * (o.xtol + res.x.norm())) {
+      if (dx_norm == 0.0) {  // the projection removed the whole step: nothing left to move
         converged_x = true;
         break;
       }
@@ -285,6 +305,8 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       const double rho = pred > 0 ? actual / pred : -1.0;
       if (actual > 0 && std::isfinite(cost_new)) {
         lambda *= std::max(1.0 / 3.0, 1.0 - std::pow(2.0 * rho - 1.0, 3));
+        if (rho > 0.75) radius = std::max(radius, 3.0 * ds_used);
+        else if (rho < 0.25) radius = 0.5 * ds_used;
         nu = 2.0;
         res.x = x_new;
         r.swap(r_new);
@@ -292,13 +314,16 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
         cost = cost_new;
         accepted = true;
         need_jac = true;
-        if (actual < o.ftol * prev) status = Status::ftol;
-        else if (dx_norm <= o.xtol * (o.xtol + res.x.norm())) status = Status::xtol;
+        // As scipy: tolerances count only for steps the quadratic model predicted well, so a
+        // heavily damped step after a poor iteration is not mistaken for convergence.
+        if (rho > 0.25 && actual < o.ftol * prev) status = Status::ftol;
+        else if (rho > 0.25 && dx_norm <= o.xtol * (o.xtol + res.x.norm())) status = Status::xtol;
         break;
       }
       lambda *= nu;
       nu *= 2.0;
-      if (!std::isfinite(lambda) || lambda > 1e300) break;
+      radius = 0.25 * ds_used;
+      if (!std::isfinite(lambda) || lambda > 1e300 || radius < 1e-300) break;
     }
     if (converged_x) {
       status = Status::xtol;

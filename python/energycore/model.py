@@ -264,7 +264,7 @@ class TemplateModel:
         return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
     # ------------------------------------------------------------------ fitting
-    def fit(self: M, X: Any, y: Any, sample_weight: Any = None) -> M:
+    def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
         """Fit the coefficients to measurements.
 
         Parameters
@@ -275,6 +275,9 @@ class TemplateModel:
             The measured target (e.g. joules per batch), positive; or the name of a column of X.
         sample_weight : array-like, optional
             Non-negative weight of each row.
+        x0 : dict of str to float or array-like, optional
+            Start one LM run from these coefficients (all of them, by name or in template
+            order) instead of the multi-start; e.g. a warm start from an earlier fit.
 
         Returns
         -------
@@ -309,12 +312,14 @@ class TemplateModel:
                 f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
                 f"least {n_free} configurations or fix some coefficients"
             )
+        start = self._check_x0(x0, names, info)
         empty = np.empty(0)
         res = _core.fit_template(
             self.template_name, Xt, yt, w, flags if any(flags) else [],
             values if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
             n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
+            x0=start,
         )  # fmt: skip
         if not res["success"]:
             raise ValueError(
@@ -350,6 +355,28 @@ class TemplateModel:
         )
         self._warn_degenerate(Xt, info)
         return self
+
+    @staticmethod
+    def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
+        if x0 is None:
+            return np.empty(0)
+        if isinstance(x0, dict):
+            unknown = sorted(set(x0) - set(names))
+            if unknown:
+                raise ValueError(f"x0: unknown coefficient(s) {', '.join(unknown)}")
+            missing = [n for n in names if n not in x0]
+            if missing:
+                raise ValueError(f"x0: missing coefficient(s) {', '.join(missing)}")
+            x0 = [x0[n] for n in names]
+        a = np.asarray(x0, dtype=np.float64)
+        if a.shape != (len(names),):
+            raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
+        for j, p in enumerate(info):
+            if not np.isfinite(a[j]) or not p["lower"] <= a[j] <= p["upper"]:
+                raise ValueError(
+                    f"x0: {names[j]}={a[j]} is not finite or outside [{p['lower']}, {p['upper']}]"
+                )
+        return a
 
     def _warn_degenerate(self, X: FloatArray, info: list[dict[str, Any]]) -> None:
         """Warn about directions of coefficient space the data cannot tell apart."""
