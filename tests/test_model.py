@@ -58,7 +58,10 @@ def test_multi_start_finds_the_optimum_one_start_misses() -> None:
     # A data set (found by search over seeds) where the typical-value start ends in a local
     # minimum: more starts must reach a cost close to the noise level.
     X, y, _ = noisy_problem(244, n=50, noise=0.01)
-    one = EnergyModel(loss="linear", n_starts=1).fit(X, y)
+    with warnings.catch_warnings():
+        # the local minimum may switch the prefill term off, leaving t3/t4 undetermined
+        warnings.simplefilter("ignore", IdentifiabilityWarning)
+        one = EnergyModel(loss="linear", n_starts=1).fit(X, y)
     many = EnergyModel(loss="linear", n_starts=16).fit(X, y)
     assert many.fit_result_.cost < 0.2 * one.fit_result_.cost
     assert many.fit_result_.start_index > 0
@@ -148,11 +151,23 @@ def _good():
     "change, match",
     [
         (lambda X, y: (X, np.where(np.arange(len(y)) == 4, np.nan, y)), r"non-finite .* row 4"),
-        (lambda X, y: ({**X, "batch": np.where(np.arange(30) == 2, np.inf, X["batch"])}, y), "batch.*row 2"),
+        (
+            lambda X, y: ({**X, "batch": np.where(np.arange(30) == 2, np.inf, X["batch"])}, y),
+            "batch.*row 2",
+        ),
         (lambda X, y: (X, np.where(np.arange(len(y)) == 3, 0.0, y)), r"positive.*row 3"),
         (lambda X, y: (X, -y), "energy_j.*positive"),
         (lambda X, y: ({k: v for k, v in X.items() if k != "pp"}, y), "missing column 'pp'"),
-        (lambda X, y: ({**{k: v for k, v in X.items() if k != "input_len"}, "input_length": X["input_len"]}, y), "did you mean 'input_length'"),
+        (
+            lambda X, y: (
+                {
+                    **{k: v for k, v in X.items() if k != "input_len"},
+                    "input_length": X["input_len"],
+                },
+                y,
+            ),
+            "did you mean 'input_length'",
+        ),
         (lambda X, y: ({**X, "tp": X["tp"] + 0.5}, y), "'tp' must be an integer"),
         (lambda X, y: ({**X, "pp": X["pp"] * 0}, y), "'pp' must be positive"),
         (lambda X, y: ({**X, "output_len": -X["output_len"]}, y), "non-negative"),

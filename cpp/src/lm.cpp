@@ -1,7 +1,7 @@
 #include "energycore/lm.hpp"
 
 #include <Eigen/Cholesky>
-#include <Eigen/SVD>
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -367,22 +367,31 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       if (s[a] == 0) s[a] = 1.0;
       Jc.col(a) /= s[a];
     }
-    Eigen::JacobiSVD<Matrix> svd(Jc, Eigen::ComputeThinV);
-    const Vector& sv = svd.singularValues();
-    const double thresh = kEps * static_cast<double>(std::max(m, nc)) * (sv.size() ? sv[0] : 0.0);
-    Vector inv2(sv.size());
-    for (Index k = 0; k < sv.size(); ++k)
-      inv2[k] = sv[k] > thresh ? 1.0 / (sv[k] * sv[k]) : std::numeric_limits<double>::infinity();
+    // Eigen-decomposition of the 12x12 column-normalised normal matrix: the same V and squared
+    // singular values as an SVD of Jc, at a fraction of the cost for m >> n.
+    const Matrix N = Jc.transpose() * Jc;
+    Eigen::SelfAdjointEigenSolver<Matrix> eig(N);
+    const Vector ev = eig.eigenvalues().cwiseMax(0.0);  // ascending
+    const double top = ev.size() ? ev[ev.size() - 1] : 0.0;
+    const double thresh = 1e-14 * static_cast<double>(std::max(m, nc)) * top;
+    Vector inv(ev.size());
+    res.null_weight = Vector::Zero(n);
+    const Matrix& V = eig.eigenvectors();
+    for (Index k = 0; k < ev.size(); ++k) {
+      const bool null_dir = !(ev[k] > thresh);
+      inv[k] = null_dir ? std::numeric_limits<double>::infinity() : 1.0 / ev[k];
+      if (null_dir)
+        for (Index a = 0; a < nc; ++a) res.null_weight[cov_idx[static_cast<size_t>(a)]] += V(a, k) * V(a, k);
+    }
     const Index dof = m - nc;
     const double s2 = dof > 0 ? 2.0 * cost / static_cast<double>(dof)
                               : std::numeric_limits<double>::quiet_NaN();
-    const Matrix& V = svd.matrixV();
     for (Index a = 0; a < nc; ++a) {
       for (Index b = 0; b < nc; ++b) {
         double v = 0.0;
-        for (Index k = 0; k < sv.size(); ++k) {
+        for (Index k = 0; k < ev.size(); ++k) {
           const double p = V(a, k) * V(b, k);
-          if (p != 0.0) v += p * inv2[k];
+          if (p != 0.0) v += p * inv[k];
         }
         res.covariance(cov_idx[static_cast<size_t>(a)], cov_idx[static_cast<size_t>(b)]) =
             v * s2 / (s[a] * s[b]);

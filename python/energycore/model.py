@@ -9,6 +9,7 @@ bootstraps; this module holds validation, names, persistence and presentation.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -118,6 +119,11 @@ class BootstrapResult:
         return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
 
 
+@functools.cache
+def _template_info(name: str) -> dict[str, Any]:
+    return _core.template_info(name)
+
+
 def _check_level(level: float) -> None:
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
@@ -178,7 +184,7 @@ class TemplateModel:
     @classmethod
     def template_info(cls) -> dict[str, Any]:
         """Coefficient metadata of the template: names, units, bounds, descriptions, phases."""
-        return _core.template_info(cls.template_name)
+        return _template_info(cls.template_name)
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
@@ -353,7 +359,7 @@ class TemplateModel:
         self.residual_scale_: float = (
             float(np.sqrt(2 * res["cost"] / (n - n_free))) if n > n_free else float("nan")
         )
-        self._warn_degenerate(Xt, info)
+        self._warn_degenerate(np.asarray(res["null_weight"]))
         return self
 
     @staticmethod
@@ -378,26 +384,17 @@ class TemplateModel:
                 )
         return a
 
-    def _warn_degenerate(self, X: FloatArray, info: list[dict[str, Any]]) -> None:
-        """Warn about directions of coefficient space the data cannot tell apart."""
-        free = [j for j, f in enumerate(self.fixed_mask_) if not f]
-        if not free:
-            return
-        J = _core.template_jacobian(self.template_name, X, self.coef_)
-        J = J / np.maximum(_core.template_value(self.template_name, X, self.coef_), 1e-300)[:, None]
-        Jf = J[:, free]
-        norms = np.linalg.norm(Jf, axis=0)
-        ok = norms > 0
-        if not ok.any():
-            return
-        Jn = Jf[:, ok] / norms[ok]
-        _, s, vt = np.linalg.svd(Jn, full_matrices=False)
-        null = s < 1e-9 * s[0]
-        if not null.any():
-            return
-        weight = (vt[null] ** 2).sum(axis=0)
-        idx = [free[k] for k, o in zip(range(len(free)), ok) if o]
-        bad = [info[idx[k]]["name"] for k in range(len(idx)) if weight[k] > 0.05]
+    def _warn_degenerate(self, null_weight: FloatArray) -> None:
+        """Warn about coefficients in directions the data cannot tell apart (from the solver)."""
+        names = self.param_names()
+        bad = [
+            names[j]
+            for j in range(len(names))
+            if len(null_weight) == len(names)
+            and null_weight[j] > 0.05
+            and not self.fixed_mask_[j]
+            and names[j] not in self.fit_result_.at_bound
+        ]
         if bad:
             warnings.warn(
                 f"{type(self).__name__}: the data cannot separate coefficients {', '.join(bad)} "

@@ -67,6 +67,7 @@ struct Result {
   int start_index = 0;        ///< which starting point produced this result (multi-start)
   std::vector<int> active;    ///< -1 at lower bound, +1 at upper bound, 0 free, 2 fixed
   Matrix covariance;          ///< (J~^T J~)^+ * s^2 over the free coordinates, zeros elsewhere
+  Vector null_weight;         ///< per coordinate: weight in directions the data do not determine
   bool success() const noexcept { return status != Status::failed; }
 };
 
