@@ -20,6 +20,7 @@ constexpr double kEps = std::numeric_limits<double>::epsilon();
 /// loss is convex, the Ceres form where it is concave; see scale_for_loss).
 struct Scaled {
   Vector r;
+  Vector js;
   Matrix J;
 };
 
@@ -43,7 +44,7 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
                     Scaled& out) {
   const Index m = r.size();
   out.r.resize(m);
-  out.J.resize(J.rows(), J.cols());
+  out.js.resize(m);
   const double fs2 = o.f_scale * o.f_scale;
   for (Index i = 0; i < m; ++i) {
     const double sw = w.size() ? std::sqrt(w[i]) : 1.0;
@@ -68,8 +69,9 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
       }
     }
     out.r[i] = rs * r[i];
-    out.J.row(i) = js * J.row(i);
+    out.js[i] = js;
   }
+  out.J.noalias() = out.js.asDiagonal() * J;
 }
 
 bool all_finite(const Vector& v) { return v.allFinite(); }
@@ -242,20 +244,18 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       break;
     }
     const Index nf = static_cast<Index>(freeidx.size());
-    Matrix A(nf, nf);
     Vector gf(nf), D(nf);
+    Matrix Jf(m, nf);
     for (Index a = 0; a < nf; ++a) {
       const Index ja = freeidx[static_cast<size_t>(a)];
       gf[a] = g[ja];
       D[a] = col_norm[ja] > 0 ? col_norm[ja] : 1.0;
-      for (Index b = 0; b <= a; ++b) {
-        const Index jb = freeidx[static_cast<size_t>(b)];
-        // Column-scaled normal matrix: (J D^-1)^T (J D^-1)
-        const double v = sc.J.col(ja).dot(sc.J.col(jb)) / (D[a] * D[b]);
-        A(a, b) = v;
-        A(b, a) = v;
-      }
+      Jf.col(a) = sc.J.col(ja) / D[a];
     }
+    // Column-scaled normal matrix: (J D^-1)^T (J D^-1)
+    Matrix A = Matrix::Zero(nf, nf);
+    A.selfadjointView<Eigen::Lower>().rankUpdate(Jf.transpose());
+    A.triangularView<Eigen::StrictlyUpper>() = A.transpose();
     const Vector gs = gf.cwiseQuotient(D);
     if (lambda < 0) lambda = o.initial_damping * std::max(1e-300, A.diagonal().maxCoeff());
     if (radius < 0) {
@@ -352,12 +352,14 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
   // Covariance (J~^T J~)^+ s^2 over the free coordinates (bound-active ones included), using
   // column scaling and an SVD pseudo-inverse so that an unidentified direction gives large
   // variances rather than a crash.
+  res.covariance = Matrix::Zero(n, n);
+  res.null_weight = Vector::Zero(n);
+  if (!o.covariance) return res;
   scale_for_loss(r, J, weights, o, sc);
   std::vector<Index> cov_idx;
   for (Index j = 0; j < n; ++j)
     if (!is_fixed(j)) cov_idx.push_back(j);
   const Index nc = static_cast<Index>(cov_idx.size());
-  res.covariance = Matrix::Zero(n, n);
   if (nc > 0) {
     Matrix Jc(m, nc);
     Vector s(nc);
@@ -375,7 +377,6 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
     const double top = ev.size() ? ev[ev.size() - 1] : 0.0;
     const double thresh = 1e-14 * static_cast<double>(std::max(m, nc)) * top;
     Vector inv(ev.size());
-    res.null_weight = Vector::Zero(n);
     const Matrix& V = eig.eigenvectors();
     for (Index k = 0; k < ev.size(); ++k) {
       const bool null_dir = !(ev[k] > thresh);

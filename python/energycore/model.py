@@ -157,6 +157,9 @@ class TemplateModel:
         Maximum LM iterations per start.
     n_threads : int
         Threads for multi-start and bootstrap (0: all cores). Results do not depend on it.
+    tol : float
+        Stopping tolerance on the relative cost reduction, the relative step and the scaled
+        gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
     """
 
     template_name: ClassVar[str] = ""
@@ -171,6 +174,7 @@ class TemplateModel:
         fixed: dict[str, float] | None = None,
         max_iter: int = 200,
         n_threads: int = 0,
+        tol: float = 1e-8,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -179,6 +183,7 @@ class TemplateModel:
         self.fixed = fixed
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.tol = tol
 
     # ------------------------------------------------------------------ metadata
     @classmethod
@@ -207,6 +212,7 @@ class TemplateModel:
             "fixed": self.fixed,
             "max_iter": self.max_iter,
             "n_threads": self.n_threads,
+            "tol": self.tol,
         }
 
     def set_params(self: M, **params: Any) -> M:
@@ -234,6 +240,8 @@ class TemplateModel:
             raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
         if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
         info = self.template_info()["params"]
@@ -324,6 +332,7 @@ class TemplateModel:
             self.template_name, Xt, yt, w, flags if any(flags) else [],
             values if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
+            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
             n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
             x0=start,
         )  # fmt: skip
@@ -482,6 +491,7 @@ class TemplateModel:
             self.template_name, Xt, yt, w, self.coef_, flags if any(flags) else [],
             self.coef_ if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter), n=int(n),
+            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
             seed=int(self.seed if seed is None else seed), n_threads=int(self.n_threads),
         )  # fmt: skip
         ok = np.isfinite(B).all(axis=1)

@@ -44,6 +44,7 @@ struct Options {
   double gtol = 1e-10;
   int max_iter = 200;        ///< maximum number of LM iterations (Jacobian evaluations)
   double initial_damping = 1e-3;
+  bool covariance = true;    ///< compute the covariance and null directions at the solution
 };
 
 enum class Status : int {
