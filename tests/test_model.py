@@ -306,7 +306,7 @@ def test_fit_groups_equals_separate_fits() -> None:
         alone = EnergyModel(loss="linear").fit(Xp, yp)
         np.testing.assert_array_equal(models[label].coef_, alone.coef_)
         assert models[label].fit_result_ == alone.fit_result_
-    with pytest.raises(ValueError, match="group 'x'.*cannot determine"):
+    with pytest.raises(ValueError, match=r"group 'x'.*cannot determine"):
         EnergyModel.fit_groups(X, y, by=np.where(np.arange(120) < 3, "x", "y"))
     with pytest.raises(ValueError, match="by: expected one label per row"):
         EnergyModel.fit_groups(X, y, by=["a"])

@@ -151,8 +151,8 @@ void bind_model(py::module_& m) {
       },
       py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("fixed"),
       py::arg("fixed_values"), py::arg("lower"), py::arg("upper"), py::arg("loss") = "soft_l1",
-      py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10, py::arg("xtol") = 1e-10,
-      py::arg("gtol") = 1e-10, py::arg("max_iter") = 200, py::arg("n_starts") = 8,
+      py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-8, py::arg("xtol") = 1e-8,
+      py::arg("gtol") = 1e-8, py::arg("max_iter") = 200, py::arg("n_starts") = 8,
       py::arg("seed") = 0, py::arg("n_threads") = 0, py::arg("x0") = Vector(),
       "Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else "
       "multi-start from NNLS-based starting points.");
@@ -179,8 +179,8 @@ void bind_model(py::module_& m) {
       },
       py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("theta0"),
       py::arg("fixed"), py::arg("fixed_values"), py::arg("lower"), py::arg("upper"),
-      py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10,
-      py::arg("xtol") = 1e-10, py::arg("gtol") = 1e-10, py::arg("max_iter") = 200,
+      py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-8,
+      py::arg("xtol") = 1e-8, py::arg("gtol") = 1e-8, py::arg("max_iter") = 200,
       py::arg("n") = 1000, py::arg("seed") = 0, py::arg("n_threads") = 0,
       "n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).");
   m.def(
