@@ -9,6 +9,7 @@ bootstraps; this module holds validation, names, persistence and presentation.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -118,6 +119,32 @@ class BootstrapResult:
         return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
 
 
+@functools.cache
+def _template_info(name: str) -> dict[str, Any]:
+    return _core.template_info(name)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Validated fit input: features, target, weights, fixed flags/values, pinned indices."""
+
+    X: FloatArray
+    y: FloatArray
+    w: FloatArray
+    flags: list[bool]
+    values: FloatArray
+    pinned: list[int]
+    n_free: int
+
+    @property
+    def fixed_arg(self) -> list[bool]:
+        return self.flags if any(self.flags) else []
+
+    @property
+    def fixed_values_arg(self) -> FloatArray:
+        return self.values if any(self.flags) else np.empty(0)
+
+
 def _check_level(level: float) -> None:
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
@@ -151,6 +178,9 @@ class TemplateModel:
         Maximum LM iterations per start.
     n_threads : int
         Threads for multi-start and bootstrap (0: all cores). Results do not depend on it.
+    tol : float
+        Stopping tolerance on the relative cost reduction, the relative step and the scaled
+        gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
     """
 
     template_name: ClassVar[str] = ""
@@ -165,6 +195,7 @@ class TemplateModel:
         fixed: dict[str, float] | None = None,
         max_iter: int = 200,
         n_threads: int = 0,
+        tol: float = 1e-8,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -173,12 +204,13 @@ class TemplateModel:
         self.fixed = fixed
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.tol = tol
 
     # ------------------------------------------------------------------ metadata
     @classmethod
     def template_info(cls) -> dict[str, Any]:
         """Coefficient metadata of the template: names, units, bounds, descriptions, phases."""
-        return _core.template_info(cls.template_name)
+        return _template_info(cls.template_name)
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
@@ -201,6 +233,7 @@ class TemplateModel:
             "fixed": self.fixed,
             "max_iter": self.max_iter,
             "n_threads": self.n_threads,
+            "tol": self.tol,
         }
 
     def set_params(self: M, **params: Any) -> M:
@@ -228,6 +261,8 @@ class TemplateModel:
             raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
         if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
         info = self.template_info()["params"]
@@ -264,7 +299,7 @@ class TemplateModel:
         return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
     # ------------------------------------------------------------------ fitting
-    def fit(self: M, X: Any, y: Any, sample_weight: Any = None) -> M:
+    def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
         """Fit the coefficients to measurements.
 
         Parameters
@@ -275,19 +310,43 @@ class TemplateModel:
             The measured target (e.g. joules per batch), positive; or the name of a column of X.
         sample_weight : array-like, optional
             Non-negative weight of each row.
+        x0 : dict of str to float or array-like, optional
+            Start one LM run from these coefficients (all of them, by name or in template
+            order) instead of the multi-start; e.g. a warm start from an earlier fit.
 
         Returns
         -------
         self
         """
+        prep = self._prepare(X, y, sample_weight, stacklevel=3)
+        start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        empty = np.empty(0)
+        res = _core.fit_template(
+            self.template_name, prep.X, prep.y, prep.w, prep.fixed_arg, prep.fixed_values_arg,
+            empty, empty, x0=start, n_starts=int(self.n_starts), seed=int(self.seed),
+            n_threads=int(self.n_threads), **self._solver_kwargs(),
+        )  # fmt: skip
+        return self._finish(res, prep)
+
+    def _solver_kwargs(self) -> dict[str, Any]:
+        tol = float(self.tol)
+        return {
+            "loss": self.loss,
+            "f_scale": float(self.f_scale),
+            "max_iter": int(self.max_iter),
+            "ftol": tol,
+            "xtol": tol,
+            "gtol": tol,
+        }
+
+    def _prepare(self, X: Any, y: Any, sample_weight: Any, stacklevel: int) -> _Prepared:
+        """Validate the data, pin unidentifiable coefficients (with a warning), count rows."""
         flags, values = self._check_hyper()
         Xt = as_feature_table(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
         names = self.param_names()
-        info = self.template_info()["params"]
-
         pinned = self._unidentified(Xt, flags, values)
         if pinned:
             warnings.warn(
@@ -298,7 +357,7 @@ class TemplateModel:
                 + ". Predictions outside the measured range of tp/pp are unreliable; pass "
                 "fixed={...} to choose their values and silence this warning.",
                 IdentifiabilityWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
             for j in pinned:
                 flags[j] = True
@@ -309,24 +368,21 @@ class TemplateModel:
                 f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
                 f"least {n_free} configurations or fix some coefficients"
             )
-        empty = np.empty(0)
-        res = _core.fit_template(
-            self.template_name, Xt, yt, w, flags if any(flags) else [],
-            values if any(flags) else empty, empty, empty,
-            loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
-            n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
-        )  # fmt: skip
+        return _Prepared(Xt, yt, w, flags, values, pinned, n_free)
+
+    def _finish(self: M, res: dict[str, Any], prep: _Prepared) -> M:
+        """Store a solver result as the fitted state of this model."""
         if not res["success"]:
             raise ValueError(
                 f"{type(self).__name__}: the fit failed ({res['message']}); check the data for "
                 "rows the model cannot describe"
             )
+        names = self.param_names()
+        n, flags = len(prep.X), prep.flags
         coef = np.asarray(res["x"], dtype=np.float64)
         cov = np.asarray(res["covariance"], dtype=np.float64)
         var = np.diag(cov).copy()
         var[np.asarray(flags)] = np.nan
-        for j in pinned:
-            var[j] = np.nan
         stderr = np.sqrt(np.where(var >= 0, var, np.nan))
         at_bound = {
             names[j]: ("lower" if a == -1 else "upper")
@@ -338,7 +394,7 @@ class TemplateModel:
         self.stderr_: dict[str, float] = dict(zip(names, map(float, stderr)))
         self.covariance_: FloatArray = cov
         self.fixed_mask_: tuple[bool, ...] = tuple(flags)
-        self.unidentified_: tuple[str, ...] = tuple(names[j] for j in pinned)
+        self.unidentified_: tuple[str, ...] = tuple(names[j] for j in prep.pinned)
         self.fit_result_ = FitResult(
             status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
             iterations=int(res["iterations"]), n_fev=int(res["n_fev"]), n_jev=int(res["n_jev"]),
@@ -346,31 +402,102 @@ class TemplateModel:
             start_index=int(res["start_index"]), at_bound=at_bound, n_samples=n,
         )  # fmt: skip
         self.residual_scale_: float = (
-            float(np.sqrt(2 * res["cost"] / (n - n_free))) if n > n_free else float("nan")
+            float(np.sqrt(2 * res["cost"] / (n - prep.n_free))) if n > prep.n_free else float("nan")
         )
-        self._warn_degenerate(Xt, info)
+        self._warn_degenerate(np.asarray(res["null_weight"]))
         return self
 
-    def _warn_degenerate(self, X: FloatArray, info: list[dict[str, Any]]) -> None:
-        """Warn about directions of coefficient space the data cannot tell apart."""
-        free = [j for j, f in enumerate(self.fixed_mask_) if not f]
-        if not free:
-            return
-        J = _core.template_jacobian(self.template_name, X, self.coef_)
-        J = J / np.maximum(_core.template_value(self.template_name, X, self.coef_), 1e-300)[:, None]
-        Jf = J[:, free]
-        norms = np.linalg.norm(Jf, axis=0)
-        ok = norms > 0
-        if not ok.any():
-            return
-        Jn = Jf[:, ok] / norms[ok]
-        _, s, vt = np.linalg.svd(Jn, full_matrices=False)
-        null = s < 1e-9 * s[0]
-        if not null.any():
-            return
-        weight = (vt[null] ** 2).sum(axis=0)
-        idx = [free[k] for k, o in zip(range(len(free)), ok) if o]
-        bad = [info[idx[k]]["name"] for k in range(len(idx)) if weight[k] > 0.05]
+    @classmethod
+    def fit_groups(
+        cls: type[M], X: Any, y: Any, by: Any, sample_weight: Any = None, **params: Any
+    ) -> dict[Any, M]:
+        """Fit one model per group of rows, all groups in one threaded C++ call.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`fit`.
+        by : str or array-like
+            A column of ``X`` (e.g. ``"gpu"``) or one label per row.
+        **params
+            Constructor parameters shared by every group's model.
+
+        Returns
+        -------
+        dict
+            Group label -> fitted model, in sorted label order.
+        """
+        from energycore._columns import get_column
+
+        Xt_all = as_feature_table(X)
+        n = len(Xt_all)
+        labels = get_column(X, by) if isinstance(by, str) else np.asarray(by)
+        if labels.shape != (n,):
+            raise ValueError(f"by: expected one label per row ({n}), got shape {labels.shape}")
+        y_all = as_target(y, n, cls.target or "y", X)
+        w_all = as_weights(sample_weight, n)
+        keys = sorted(set(labels.tolist()))
+        models, preps = [], []
+        for key in keys:
+            rows = np.flatnonzero(labels == key)
+            m = cls(**params)
+            sub = {name: Xt_all[rows, k] for k, name in enumerate(FEATURES)}
+            try:
+                prep = m._prepare(sub, y_all[rows], w_all[rows] if len(w_all) else None, 4)
+            except ValueError as e:
+                raise ValueError(f"group {key!r}: {e}") from None
+            models.append(m)
+            preps.append(prep)
+        if not models:
+            raise ValueError("X: needs at least 1 row(s), got 0")
+        first = models[0]
+        results = _core.fit_template_batch(
+            cls.template_name, [p.X for p in preps], [p.y for p in preps], [p.w for p in preps],
+            [p.fixed_arg for p in preps], [p.fixed_values_arg for p in preps],
+            n_starts=int(first.n_starts), seed=int(first.seed), n_threads=int(first.n_threads),
+            **first._solver_kwargs(),
+        )  # fmt: skip
+        out: dict[Any, M] = {}
+        for key, m, prep, res in zip(keys, models, preps, results):
+            try:
+                out[key] = m._finish(res, prep)
+            except ValueError as e:
+                raise ValueError(f"group {key!r}: {e}") from None
+        return out
+
+    @staticmethod
+    def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
+        if x0 is None:
+            return np.empty(0)
+        if isinstance(x0, dict):
+            unknown = sorted(set(x0) - set(names))
+            if unknown:
+                raise ValueError(f"x0: unknown coefficient(s) {', '.join(unknown)}")
+            missing = [n for n in names if n not in x0]
+            if missing:
+                raise ValueError(f"x0: missing coefficient(s) {', '.join(missing)}")
+            x0 = [x0[n] for n in names]
+        a = np.asarray(x0, dtype=np.float64)
+        if a.shape != (len(names),):
+            raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
+        for j, p in enumerate(info):
+            if not np.isfinite(a[j]) or not p["lower"] <= a[j] <= p["upper"]:
+                raise ValueError(
+                    f"x0: {names[j]}={a[j]} is not finite or outside [{p['lower']}, {p['upper']}]"
+                )
+        return a
+
+    def _warn_degenerate(self, null_weight: FloatArray) -> None:
+        """Warn about coefficients in directions the data cannot tell apart (from the solver)."""
+        names = self.param_names()
+        bad = [
+            names[j]
+            for j in range(len(names))
+            if len(null_weight) == len(names)
+            and null_weight[j] > 0.05
+            and not self.fixed_mask_[j]
+            and names[j] not in self.fit_result_.at_bound
+        ]
         if bad:
             warnings.warn(
                 f"{type(self).__name__}: the data cannot separate coefficients {', '.join(bad)} "
@@ -458,6 +585,7 @@ class TemplateModel:
             self.template_name, Xt, yt, w, self.coef_, flags if any(flags) else [],
             self.coef_ if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter), n=int(n),
+            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
             seed=int(self.seed if seed is None else seed), n_threads=int(self.n_threads),
         )  # fmt: skip
         ok = np.isfinite(B).all(axis=1)
