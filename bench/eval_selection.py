@@ -184,7 +184,9 @@ def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int]:
                     e_opt = t["energy_per_request_j"][opt]
                     for (name, n), p in preds.items():
                         rec: dict[str, Any] = {"method": name, "n": n, "top1": False,
-                                               "regret": np.nan, "violates": False}  # fmt: skip
+                                               "regret": np.nan, "violates": False,
+                                               "model": model, "gpu": gpu,
+                                               "limit": factor}  # fmt: skip
                         if p is not None:
                             e, lat = p.predict(X)
                             pick = _grid.constrained_argmin(e, ok, lat, limit)
@@ -222,6 +224,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 models x 3 GPUs only")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--by", action="store_true", help="also break Top-1 down by model/GPU/limit")
     args = ap.parse_args()
     t0 = time.perf_counter()
     results, differ, n_scen = evaluate(args.quick, args.seed)
@@ -229,6 +232,15 @@ def main() -> None:
           f"(model x GPU x workload x latency limit), 8-GPU node")  # fmt: skip
     print(table(results))
     print(f"latency-optimal != energy-optimal in {100 * differ:.1f} % of scenarios")
+    if args.by:
+        for key in ("model", "gpu", "limit"):
+            for val in sorted({r[key] for r in results}, key=str):
+                rs = [r for r in results if r[key] == val and r["n"] == 50]
+                line = ", ".join(
+                    f"{m} {100 * np.mean([r['top1'] for r in rs if r['method'] == m]):.0f} %"
+                    for m in ("energycore", "latency-proxy", "gbdt@10n")
+                )
+                print(f"  Top-1 at n=50 for {key}={val}: {line}")
     print(f"({time.perf_counter() - t0:.1f} s)")
 
 

@@ -279,7 +279,7 @@ def demo(
     )
     console.print(_coef_table(res.energy_model, "EnergyModel (energy_v1) fitted to the simulation"))
     _notes(res.notes)
-    c = res.candidates
+    cands = res.candidates
     measured = [
         r for r in res.measurements
         if r["status"] == "ok" and r["input_len"] == res.input_len
@@ -287,7 +287,7 @@ def demo(
     ]  # fmt: skip
     _plot_or_skip(
         "pareto",
-        lambda: _pareto(out / "pareto.png", res, c, measured),
+        lambda: _pareto(out / "pareto.png", res, cands, measured),
     )
     console.print(f"wrote {csv_path}, {out / 'model.json'}", highlight=False)
 

@@ -1,0 +1,48 @@
+"""The demo pipeline: plan, measure, fit, enumerate, select, compare with the true optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from energycore.simulate import Node
+from energycore.simulate.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def result():  # type: ignore[no-untyped-def]
+    return run_demo(samples=50, seed=0)
+
+
+def test_it_profiles_the_requested_number_of_configurations(result) -> None:  # type: ignore[no-untyped-def]
+    ok = [r for r in result.measurements if r["status"] == "ok"]
+    failed = [r for r in result.measurements if r["status"] == "failed"]
+    assert len(ok) == 50 and len(failed) == result.n_failed
+    assert all(r["source"] == "simulated" for r in result.measurements)
+    assert all("does not fit" in r["reason"] or "exceeds" in r["reason"] for r in failed)
+
+
+def test_the_true_optimum_is_the_brute_force_one(result) -> None:  # type: ignore[no-untyped-def]
+    c = result.candidates
+    truth = Node("H100", "llama-3.1-70b", n_gpus=8, noise=0.0).run(c, noise=False)
+    ok = truth["valid"] & (truth["latency_s"] <= result.latency_limit_s)
+    best = np.flatnonzero(ok)[np.argmin(truth["energy_per_request_j"][ok])]
+    assert result.optimum == best
+
+
+def test_the_pick_respects_the_limit_and_has_small_regret(result) -> None:  # type: ignore[no-untyped-def]
+    pick = result.row(result.pick)
+    assert pick["pred_latency_s"] <= result.latency_limit_s
+    assert 0.0 <= result.regret < 0.05
+    assert result.latency_optimal_extra_energy > 0  # the fastest configuration costs energy
+    fast = result.row(result.latency_optimal)
+    assert fast["pred_latency_s"] == np.nanmin(
+        result.candidates["pred_latency_s"][result.candidates["valid"]]
+    )
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="samples"):
+        run_demo(samples=5)
+    with pytest.raises(ValueError, match="latency_limit"):
+        run_demo(latency_limit=-1.0)
