@@ -2,7 +2,8 @@
 
 The public dataset (``../shared/data/mlenergy-leaderboard-v3-llm/llm_configs.csv``) measured
 Llama-3.1-8B and -70B (and Llama-3.3-70B, the same shape) served by vLLM on H100 and B200 nodes
-at many batch sizes on the ``lm-arena-chat`` task. :func:`compare` puts the simulator beside every
+at many batch sizes on the ``lm-arena-chat`` task, and Llama-3.1-405B on 8 x B200 (compared, but
+held out of the tuning). :func:`compare` puts the simulator beside every
 such row at the same GPU, GPU count, tensor parallelism and (time-averaged) batch, and returns the
 ratios simulated / measured of energy per output token and of inter-token latency.
 
@@ -32,7 +33,10 @@ MODEL_MAP: dict[str, str] = {
     "Llama 3.1 8B Instruct": "llama-3.1-8b",
     "Llama 3.1 70B Instruct": "llama-3.1-70b",
     "Llama 3.3 70B Instruct": "llama-3.1-70b",
+    "Llama 3.1 405B Instruct": "llama-3.1-405b",
 }
+#: Rows compared but not used to tune the factors (a check of transfer to a larger model).
+HELD_OUT: tuple[str, ...] = ("Llama 3.1 405B Instruct",)
 #: The factors :func:`tune` adjusts; the rest keep their defaults.
 TUNED: tuple[str, ...] = (
     "compute",
@@ -148,6 +152,7 @@ def tune(
     from scipy.optimize import least_squares
 
     base = Efficiency() if start is None else start
+    rows = [r for r in rows if r["nickname"] not in HELD_OUT]
     defaults = {f.name: getattr(base, f.name) for f in fields(Efficiency)}
     x0 = np.log([defaults[n] for n in names])
     upper = {"compute": 1.0, "bandwidth": 1.0}
