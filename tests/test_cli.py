@@ -137,6 +137,11 @@ def test_report_writes_residual_and_pareto_plots(workdir: Path) -> None:
         (("demo", "--gpu", "H999", "-o", "{d}/x"), "unknown name 'H999'"),
         (("demo", "--model", "llama-3.1-405b", "--gpus", "1", "-o", "{d}/x"), "the fit needs"),
         (("select", "{d}/model.json", "--gpu", "H100"), "--gpu and --served-model go together"),
+        (
+            ("simulate", "--plan", "{d}/badplan.csv", "-o", "{d}/x.csv"),
+            "'batch' must be a positive",
+        ),
+        (("simulate", "--plan", "{d}/textplan.csv", "-o", "{d}/x.csv"), "'pp' must be numeric"),
         (("select", "{d}/energy_only.json", "--latency-limit", "3"), "needs latency models"),
     ],
 )
@@ -145,6 +150,8 @@ def test_bad_files_and_options_give_one_line_and_exit_code(
 ) -> None:
     (workdir / "bad.csv").write_text("a,b\n1,2\n")
     (workdir / "empty.csv").write_text("tp,pp\n")
+    (workdir / "badplan.csv").write_text("tp,pp,batch\n1,1,4\n1,1,2.5\n")
+    (workdir / "textplan.csv").write_text("tp,pp,batch\n1,one,4\n")
     (workdir / "bad.json").write_text('{"x": 1}')
     (workdir / "notjson.json").write_text("{")
     (workdir / "energy_only.json").write_text((workdir / "model.json").read_text())

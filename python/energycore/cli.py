@@ -343,31 +343,44 @@ def simulate(
                 wl, plan_candidates(gpus, 512, 256), samples, seed, advance
             )
     else:
-        cols = read_csv(plan)
-        missing = [c for c in FEATURES[:3] if c not in cols]
-        if missing:
-            raise CLIError(f"{plan}: missing column(s) {', '.join(missing)}")
-        n = len(cols["tp"])
-        records, failed = [], 0
-        with _progress(n, "simulating") as advance:
-            for i in range(n):
-                cfg = {k: float(cols[k][i]) for k in FEATURES if k in cols}
-                cfg = {k: int(v) if float(v).is_integer() else v for k, v in cfg.items()}
-                try:
-                    records.append({**cfg, **wl(cfg, None), "status": "ok", "reason": ""})
-                except ValueError as e:
-                    if "must be" in str(e) and "invalid configuration" not in str(e):
-                        raise CLIError(f"{plan}: row {i}: {e}") from None
-                    failed += 1
-                    records.append({**cfg, "status": "failed", "reason": str(e),
-                                    "source": "simulated"})  # fmt: skip
-                advance(1)
+        records, failed = _simulate_plan(wl, plan)
     write_csv(output, _records_to_columns(records))
     console.print(
         f"wrote {output}: {len(records) - failed} simulated measurements, {failed} failed "
         f"(invalid configurations, reason recorded)",
         highlight=False,
     )
+
+
+def _simulate_plan(wl: Any, plan: Path) -> tuple[list[dict[str, Any]], int]:
+    """Run every row of a plan CSV; bad values are errors, invalid configurations failures."""
+    from energycore.simulate.simulator import _features
+
+    cols = read_csv(plan)
+    missing = [c for c in FEATURES[:3] if c not in cols]
+    if missing:
+        raise CLIError(f"{plan}: missing column(s) {', '.join(missing)}")
+    n = len(cols["tp"])
+    given = {k: cols[k] for k in FEATURES if k in cols}
+    defaults = {"input_len": wl.input_len, "output_len": wl.output_len}
+    try:  # every value checked up front: the message names the column and the first bad row
+        table = _features({**{k: np.full(n, v) for k, v in defaults.items()}, **given})
+    except ValueError as e:
+        raise CLIError(f"{plan}: {str(e).removeprefix('configs: ')}") from None
+    records: list[dict[str, Any]] = []
+    failed = 0
+    with _progress(n, "simulating") as advance:
+        for i in range(n):
+            cfg = {k: int(table[k][i]) if table[k][i].is_integer() else float(table[k][i])
+                   for k in FEATURES}  # fmt: skip
+            try:
+                records.append({**cfg, **wl(cfg, None), "status": "ok", "reason": ""})
+            except ValueError as e:  # an invalid configuration: recorded, like a campaign does
+                failed += 1
+                records.append({**cfg, "status": "failed", "reason": str(e),
+                                "source": "simulated"})  # fmt: skip
+            advance(1)
+    return records, failed
 
 
 @app.command()
