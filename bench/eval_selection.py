@@ -220,12 +220,44 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def speed(seed: int) -> str:
+    """Simulator throughput on 100k configurations, as a ratio to the C++ closed form."""
+    rng = np.random.default_rng(seed)
+    n = 100_000
+    X = {
+        "tp": rng.choice([1.0, 2, 4, 8], n), "pp": rng.choice([1.0, 2, 4], n),
+        "batch": rng.choice(2.0 ** np.arange(10), n), "input_len": rng.integers(1, 4096, n) * 1.0,
+        "output_len": rng.integers(1, 1024, n) * 1.0,
+    }  # fmt: skip
+    node = Node("H100", "llama-3.1-70b")
+    d = measure(node, plan(seed, rng), 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = EnergyModel(seed=seed, n_threads=1).fit(d, d["energy_j"])
+
+    def best(f: Any) -> float:
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t0)
+        return min(ts)
+
+    t_sim = best(lambda: node.run(X))
+    t_cpp = best(lambda: em.predict(X))
+    return (
+        f"simulator: 100k configurations in {t_sim:.3f} s; {t_sim / t_cpp:.0f}x the time of "
+        f"EnergyModel.predict (C++, 1 thread) on the same rows ({t_cpp * 1e3:.1f} ms)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 models x 3 GPUs only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--by", action="store_true", help="also break Top-1 down by model/GPU/limit")
     args = ap.parse_args()
+    print(speed(args.seed))
     t0 = time.perf_counter()
     results, differ, n_scen = evaluate(args.quick, args.seed)
     print(f"Top-1 selection accuracy on the simulator (SIMULATED), {n_scen} scenarios "
