@@ -328,3 +328,23 @@ def test_workload_sleeps_when_asked() -> None:
     assert time.perf_counter() - t0 >= 0.05
     with pytest.raises(ValueError, match="seconds"):
         Workload(seconds=-1.0)
+
+
+def test_efficiency_factors_are_validated() -> None:
+    with pytest.raises(ValueError, match="'compute' must lie in"):
+        Efficiency(compute=1.5)
+    with pytest.raises(ValueError, match="'host_s_per_seq' must be a finite non-negative"):
+        Efficiency(host_s_per_seq=-1.0)
+    slow = Node("H100", "llama-3.1-8b", noise=0.0, efficiency=Efficiency(bandwidth=0.4))
+    fast = Node("H100", "llama-3.1-8b", noise=0.0)
+    assert one(slow)["tpot_s"] > 1.5 * one(fast)["tpot_s"]
+
+
+def test_frame_is_labelled_simulated() -> None:
+    pytest.importorskip("pandas")
+    df = Node("H200", "mixtral-8x7b").frame(
+        {"tp": [1, 2], "pp": 1, "batch": 8, "input_len": 256, "output_len": 64}
+    )
+    assert list(df["source"]) == ["simulated", "simulated"]
+    assert {"energy_j", "valid", "reason", "gpu", "model"} <= set(df.columns)
+    assert "simulated" in repr(Node())
