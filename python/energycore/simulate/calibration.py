@@ -25,6 +25,7 @@ import numpy as np
 
 from energycore.simulate.catalog import get_gpu, get_model
 from energycore.simulate.node import Efficiency, run_physics
+from energycore.simulate.simulator import CALIBRATED
 
 #: Prompt tokens assumed for the lm-arena-chat task (not in the published data).
 ASSUMED_INPUT_LEN = 400
@@ -81,8 +82,6 @@ def compare(
     Ratios are simulated / measured for ``energy_per_token_j`` (energy per output token) and
     ``itl_s`` (simulated time per output token vs measured median inter-token latency).
     """
-    from energycore.simulate.simulator import CALIBRATED
-
     eff = CALIBRATED if efficiency is None else efficiency
     out: list[dict[str, Any]] = []
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}

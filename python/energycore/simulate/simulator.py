@@ -72,7 +72,14 @@ class Node:
             f"noise={self.noise}, seed={self.seed})  [simulated]"
         )
 
-    def run(self, configs: Any, *, noise: bool = True, check_memory: bool = True) -> dict[str, Any]:
+    def run(
+        self,
+        configs: Any,
+        *,
+        noise: bool = True,
+        check_memory: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> dict[str, Any]:
         """Simulate every configuration of ``configs``.
 
         Parameters
@@ -83,6 +90,8 @@ class Node:
             Add the node's measurement noise (``False`` gives the true, noise-free values).
         check_memory : bool, default True
             Report configurations that do not fit in GPU memory as invalid.
+        rng : numpy Generator, optional
+            Source of the noise for this call (default: the node's own seeded stream).
 
         Returns
         -------
@@ -102,7 +111,8 @@ class Node:
             check_memory=check_memory,
         )
         if noise and self.noise > 0:
-            apply_noise(res, cols["batch"], cols["output_len"], self.noise, self._rng)
+            gen = self._rng if rng is None else rng
+            apply_noise(res, cols["batch"], cols["output_len"], self.noise, gen)
         n = len(cols["tp"])
         out: dict[str, Any] = {k: cols[k] for k in FEATURES}
         out.update({k: res[k] for k in ("valid", "reason", *OUTPUT_COLUMNS)})

@@ -119,10 +119,10 @@ class Workload:
         count = self._counts.get(key, 0)
         self._counts[key] = count + 1
         digest = hashlib.blake2b(repr((self.seed, key, count)).encode(), digest_size=8).digest()
-        self.node._rng = np.random.default_rng(int.from_bytes(digest, "little"))
+        rng = np.random.default_rng(int.from_bytes(digest, "little"))
         if self.seconds:
             time.sleep(self.seconds)
-        res = self.node.run(cfg)
+        res = self.node.run(cfg, rng=rng)
         if not bool(res["valid"][0]):
             raise ValueError(f"invalid configuration {cfg}: {res['reason'][0]}")
         out: dict[str, Any] = {k: float(res[k][0]) for k in OUTPUT_COLUMNS}
