@@ -33,6 +33,7 @@ def test_the_true_optimum_is_the_brute_force_one(result) -> None:  # type: ignor
 def test_the_pick_respects_the_limit_and_has_small_regret(result) -> None:  # type: ignore[no-untyped-def]
     pick = result.row(result.pick)
     assert pick["pred_latency_s"] <= result.latency_limit_s
+    assert not result.pick_breaks_limit
     assert 0.0 <= result.regret < 0.05
     assert result.latency_optimal_extra_energy > 0  # the fastest configuration costs energy
     fast = result.row(result.latency_optimal)
@@ -46,3 +47,12 @@ def test_bad_arguments() -> None:
         run_demo(samples=5)
     with pytest.raises(ValueError, match="latency_limit"):
         run_demo(latency_limit=-1.0)
+
+
+def test_a_pick_that_breaks_the_limit_is_flagged() -> None:
+    r = run_demo(gpu="H100", model="mixtral-8x7b", samples=50, seed=0)
+    assert r.pick_breaks_limit == (r.row(r.pick)["true_latency_s"] > r.latency_limit_s)
+    if r.pick_breaks_limit:
+        assert any("exceeds the limit" in n for n in r.notes)
+    else:
+        assert r.regret >= 0

@@ -271,9 +271,12 @@ def demo(
             f"{r['true_latency_s']:.2f} s",
         )  # fmt: skip
     console.print(t)
+    if res.pick_breaks_limit:
+        regret = "the pick [bold]breaks the latency limit[/] in truth (see the note below)"
+    else:
+        regret = f"[bold]{100 * res.regret:.2f} %[/] energy per request above the true optimum"
     console.print(
-        f"regret of the pick: [bold]{100 * res.regret:.2f} %[/] energy per request above the true "
-        f"optimum; the latency-optimal configuration costs "
+        f"regret of the pick: {regret}; the latency-optimal configuration costs "
         f"[bold]{100 * res.latency_optimal_extra_energy:+.0f} %[/] energy per request vs the pick",
         highlight=False,
     )

@@ -58,11 +58,22 @@ class DemoResult:
 
     @property
     def regret(self) -> float:
-        """True energy per request of the pick over the true optimum's, minus 1 (NaN if none)."""
+        """True energy per request of the pick over the true optimum's, minus 1 (NaN if none).
+
+        Negative only when the pick breaks the latency limit in truth (see
+        :attr:`pick_breaks_limit`): it then saves energy by being slower than allowed.
+        """
         if self.pick is None or self.optimum is None:
             return float("nan")
         e = self.candidates["true_energy_per_request_j"]
         return float(e[self.pick] / e[self.optimum] - 1.0)
+
+    @property
+    def pick_breaks_limit(self) -> bool:
+        """Whether the pick's true latency exceeds the limit (the latency model was optimistic)."""
+        if self.pick is None:
+            return False
+        return bool(self.candidates["true_latency_s"][self.pick] > self.latency_limit_s)
 
     @property
     def latency_optimal_extra_energy(self) -> float:
