@@ -166,3 +166,20 @@ def test_bad_option_values_are_usage_errors(workdir: Path) -> None:
     assert code == 2 and "--gpus" in out
     code, out = invoke("demo", "--samples", "3")
     assert code == 2 and "--samples" in out
+
+
+def test_main_is_the_console_entry_point(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+    code = (
+        "import sys; from energycore.cli import main; sys.argv = ['energycore', '--help']; main()"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+        check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "demo" in res.stdout and "select" in res.stdout
