@@ -29,6 +29,7 @@ __all__ = [
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
+    "SolverParams",
     "TemplateModel",
     "TpotModel",
     "TtftModel",
@@ -39,6 +40,7 @@ FORMAT_VERSION = 1
 _LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
 M = TypeVar("M", bound="TemplateModel")
+P = TypeVar("P", bound="SolverParams")
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -154,12 +156,8 @@ def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
 
-class TemplateModel:
-    """A closed-form model of the C++ core fitted to positive data by log-ratio least squares.
-
-    The fit minimises ``sum_i w_i * rho(log(f(x_i) / y_i))`` under the template's bounds with a
-    robust loss ``rho``, multi-started from non-negative linear solves, so that small and large
-    configurations weigh alike. Subclasses only name the template and the target.
+class SolverParams:
+    """Constructor parameters shared by every model fitted with the C++ LM solver.
 
     Parameters
     ----------
@@ -171,7 +169,7 @@ class TemplateModel:
         Number of starting points (the first at typical values of the nonlinear coefficients,
         the rest drawn from their ranges with ``seed``); the best fit is kept.
     seed : int
-        Seed of the multi-start draws and of :meth:`bootstrap` unless given there.
+        Seed of the multi-start draws and of ``bootstrap`` unless given there.
     fixed : dict of str to float, optional
         Coefficients held at given values, e.g. ``{"t3": 0.0}``.
     max_iter : int
@@ -182,9 +180,6 @@ class TemplateModel:
         Stopping tolerance on the relative cost reduction, the relative step and the scaled
         gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
     """
-
-    template_name: ClassVar[str] = ""
-    target: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -206,6 +201,62 @@ class TemplateModel:
         self.n_threads = n_threads
         self.tol = tol
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        del deep
+        return {
+            "loss": self.loss,
+            "f_scale": self.f_scale,
+            "n_starts": self.n_starts,
+            "seed": self.seed,
+            "fixed": self.fixed,
+            "max_iter": self.max_iter,
+            "n_threads": self.n_threads,
+            "tol": self.tol,
+        }
+
+    def set_params(self: P, **params: Any) -> P:
+        """Set constructor parameters (scikit-learn convention); unknown names raise."""
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def _check_solver_params(self) -> None:
+        """``ValueError`` naming the first bad constructor parameter."""
+        if self.loss not in _LOSSES:
+            raise ValueError(
+                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
+            )
+        f = self.f_scale
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+            raise ValueError(f"f_scale: must be a positive finite number, got {f!r}")
+        for name in ("n_starts", "max_iter"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not (isinstance(self.n_threads, (int, np.integer)) and self.n_threads >= 0):
+            raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
+
+
+class TemplateModel(SolverParams):
+    """A closed-form model of the C++ core fitted to positive data by log-ratio least squares.
+
+    The fit minimises ``sum_i w_i * rho(log(f(x_i) / y_i))`` under the template's bounds with a
+    robust loss ``rho``, multi-started from non-negative linear solves, so that small and large
+    configurations weigh alike. Subclasses only name the template and the target. The
+    constructor parameters are those of :class:`SolverParams`.
+    """
+
+    template_name: ClassVar[str] = ""
+    target: ClassVar[str] = ""
+
     # ------------------------------------------------------------------ metadata
     @classmethod
     def template_info(cls) -> dict[str, Any]:
@@ -222,49 +273,9 @@ class TemplateModel:
         """Names of the phases :meth:`predict_phases` splits a prediction into."""
         return tuple(cls.template_info()["phases"])
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        del deep
-        return {
-            "loss": self.loss,
-            "f_scale": self.f_scale,
-            "n_starts": self.n_starts,
-            "seed": self.seed,
-            "fixed": self.fixed,
-            "max_iter": self.max_iter,
-            "n_threads": self.n_threads,
-            "tol": self.tol,
-        }
-
-    def set_params(self: M, **params: Any) -> M:
-        """Set constructor parameters (scikit-learn convention); unknown names raise."""
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
     # ------------------------------------------------------------------ validation
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
-        if self.loss not in _LOSSES:
-            raise ValueError(
-                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
-            )
-        if not (
-            isinstance(self.f_scale, (int, float))
-            and math.isfinite(self.f_scale)
-            and self.f_scale > 0
-        ):
-            raise ValueError(f"f_scale: must be a positive finite number, got {self.f_scale!r}")
-        if not (isinstance(self.n_starts, (int, np.integer)) and self.n_starts >= 1):
-            raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
-        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
-            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
-        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        self._check_solver_params()
         info = self.template_info()["params"]
         names = [p["name"] for p in info]
         flags = [False] * len(names)
