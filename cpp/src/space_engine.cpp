@@ -143,9 +143,9 @@ void Engine::score_direct(double* slots) const noexcept {
   }
 }
 
-void Engine::score(const Index* digits, double* slots) const noexcept {
+void Engine::score(const Index* digits, double* slots, bool own_params) const noexcept {
   double* o = slots + obj0_;
-  if (!table_.empty()) {
+  if (!table_.empty() && own_params) {
     Index t = 0;
     for (int a = 0; a < n_axes(); ++a) t += digits[a] * table_stride_[static_cast<size_t>(a)];
     o[kEnergyJ] = table_[static_cast<size_t>(3 * t)];
@@ -163,7 +163,8 @@ void Engine::score(const Index* digits, double* slots) const noexcept {
   o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
 }
 
-bool Engine::finish(const Index* digits, double* slots, bool score_always) const noexcept {
+bool Engine::finish(const Index* digits, double* slots, bool score_always,
+                    bool own_params) const noexcept {
   const int base = n_axes() + static_cast<int>(spec_.params.size());
   for (size_t k = 0; k < spec_.derived.size(); ++k)
     slots[base + static_cast<int>(k)] = spec_.derived[k].eval(slots);
@@ -175,7 +176,7 @@ bool Engine::finish(const Index* digits, double* slots, bool score_always) const
       break;
     }
   }
-  if (ok || score_always) score(digits, slots);
+  if (ok || score_always) score(digits, slots, own_params);
   return ok;
 }
 
@@ -199,7 +200,7 @@ bool Engine::evaluate(Index index, const double* params, double* slots,
   }
   const double* p = params ? params : spec_.params.data();
   std::copy(p, p + spec_.params.size(), slots + A);
-  return finish(d, slots, score_always);
+  return finish(d, slots, score_always, params == nullptr);
 }
 
 template <class F>

@@ -119,7 +119,7 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
     std::vector<std::pair<float, std::uint32_t>> items(n_cand);
     for (size_t c = 0; c < n_cand; ++c) {
       load(c, lin_edges_[ci], lout_edges_[cj], s.data());
-      E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), true);
+      E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), true, false);
       const double v = s[static_cast<size_t>(slot_)];
       items[c] = {round_down(maximize_ ? -v : v), static_cast<std::uint32_t>(c)};
     }
@@ -164,7 +164,7 @@ Selection Selector::best(double input_len, double output_len,
   if (ci < 0 || cj < 0) {  // outside the grid: every candidate, no stop
     for (size_t c = 0; c < n_cand; ++c) {
       load(c, input_len, output_len, s.data());
-      if (E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), false))
+      if (E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), false, false))
         t.offer(limits, slot_, maximize_, cand_index_[c], s.data());
     }
   } else {
@@ -176,7 +176,7 @@ Selection Selector::best(double input_len, double output_len,
       if (t.best >= 0 && static_cast<double>(bound_[base + k]) > t.best_key) break;
       const size_t c = order_[base + k];
       load(c, input_len, output_len, s.data());
-      if (E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), false))
+      if (E.finish(&cand_digits_[c * static_cast<size_t>(A)], s.data(), false, false))
         t.offer(limits, slot_, maximize_, cand_index_[c], s.data());
     }
   }

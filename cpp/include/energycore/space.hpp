@@ -184,12 +184,15 @@ class Engine {
 
   /// Evaluates derived slots, constraints and (when valid) objectives for a point whose axis
   /// and param slots are already set. `digits` are the axis digits of the point.
-  bool finish(const Index* digits, double* slots, bool score_always) const noexcept;
+  /// `own_params`: the param slots hold the engine's params, so the model table (computed with
+  /// them) may be used; otherwise the models are evaluated directly.
+  bool finish(const Index* digits, double* slots, bool score_always,
+              bool own_params = true) const noexcept;
 
  private:
   template <class F>
   void walk(Index begin, Index end, const Program& where, F&& visit) const;
-  void score(const Index* digits, double* slots) const noexcept;
+  void score(const Index* digits, double* slots, bool own_params) const noexcept;
   void score_direct(double* slots) const noexcept;
   void build_table();
 
