@@ -49,6 +49,7 @@ py::dict result_to_dict(const lm::Result& r) {
   d["start_index"] = r.start_index;
   d["active"] = r.active;
   d["covariance"] = r.covariance;
+  d["null_weight"] = r.null_weight;
   return d;
 }
 

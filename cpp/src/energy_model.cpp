@@ -31,6 +31,35 @@ struct Row {
         log_tp(std::log(x[kTp])), log_pp(std::log(x[kPp])), ar(1.0 - 1.0 / x[kTp]) {}
 };
 
+/// x^e1 and x^e2 for the few distinct values x of a column, computed once each (linear search
+/// over at most kSize entries; beyond that, computed on the spot).
+class PowCache {
+ public:
+  struct Entry {
+    double x, log, p1, p2;
+  };
+  PowCache(double e1, double e2) noexcept : e1_(e1), e2_(e2) {}
+  const Entry& get(double x) noexcept {
+    for (int k = 0; k < n_; ++k)
+      if (entries_[k].x == x) return entries_[k];
+    const double l = std::log(x);
+    Entry e{x, l, std::exp(e1_ * l), std::exp(e2_ * l)};
+    if (n_ < kSize) {
+      entries_[n_] = e;
+      return entries_[n_++];
+    }
+    spill_ = e;
+    return spill_;
+  }
+
+ private:
+  static constexpr int kSize = 16;
+  double e1_, e2_;
+  Entry entries_[kSize] = {};
+  Entry spill_{};
+  int n_ = 0;
+};
+
 // ---------------------------------------------------------------------------------------------
 // energy_v1: DESIGN.md, "The energy model (template v1)". Joules per batch, all GPUs.
 class EnergyV1 final : public ModelTemplate {
@@ -97,6 +126,44 @@ class EnergyV1 final : public ModelTemplate {
     g[10] = r.b * r.lout * r.ar;
     g[11] = r.tp * r.pp;
     return A * P3 * Q4 + t[4] * g[4] + r.lout * C * P9 * Q10 + t[10] * g[10] + t[11] * g[11];
+  }
+
+  void batch(const FeatureRef& X, const double* t, double* values, Matrix* G) const override {
+    // Same algebra as value_and_gradient, with log(tp), tp^t3 and tp^t9 computed once per
+    // distinct tp value (a deployment space has a handful) instead of once per row.
+    PowCache cache(t[2], t[8]);
+    const Index n = X.rows();
+    for (Index i = 0; i < n; ++i) {
+      const double* x = X.row(i).data();
+      const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen], lout = x[kOutputLen];
+      const PowCache::Entry& e = cache.get(tp);
+      const double ar = 1.0 - 1.0 / tp;
+      const double bl = b * lin;
+      const double A = t[0] * bl + t[1] * bl * lin;
+      const double Q4 = 1.0 + t[3] * (pp - 1.0);
+      const double kv = b * (lin + 0.5 * lout);
+      const double C = t[5] + t[6] * b + t[7] * kv;
+      const double Q10 = 1.0 + t[9] * (pp - 1.0);
+      const double pre = A * e.p1 * Q4;
+      const double dec = lout * C * e.p2 * Q10;
+      values[i] = pre + t[4] * bl * ar + dec + t[10] * b * lout * ar + t[11] * tp * pp;
+      if (G == nullptr) continue;
+      Matrix& g = *G;
+      const double w1 = bl * e.p1 * Q4;
+      const double w2 = lout * e.p2 * Q10;
+      g(i, 0) = w1;
+      g(i, 1) = w1 * lin;
+      g(i, 2) = pre * e.log;
+      g(i, 3) = A * e.p1 * (pp - 1.0);
+      g(i, 4) = bl * ar;
+      g(i, 5) = w2;
+      g(i, 6) = w2 * b;
+      g(i, 7) = w2 * kv;
+      g(i, 8) = dec * e.log;
+      g(i, 9) = lout * C * e.p2 * (pp - 1.0);
+      g(i, 10) = b * lout * ar;
+      g(i, 11) = tp * pp;
+    }
   }
 
  private:
@@ -278,25 +345,31 @@ void phases(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
   }
 }
 
+void ModelTemplate::batch(const FeatureRef& X, const double* theta, double* values,
+                          Matrix* grad) const {
+  if (grad == nullptr) {
+    for (Index i = 0; i < X.rows(); ++i) values[i] = value(X.row(i).data(), theta);
+    return;
+  }
+  std::vector<double> g(static_cast<size_t>(n_params()));
+  for (Index i = 0; i < X.rows(); ++i) {
+    values[i] = value_and_gradient(X.row(i).data(), theta, g.data());
+    for (Index j = 0; j < n_params(); ++j) (*grad)(i, j) = g[static_cast<size_t>(j)];
+  }
+}
+
 LogRatioProblem::LogRatioProblem(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y)
     : t_(t), X_(std::move(X)), y_(std::move(y)) {}
 
 void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
   const Index n = X_.rows();
-  const Index p = t_.n_params();
   r.resize(n);
-  if (J == nullptr) {
-    for (Index i = 0; i < n; ++i)
-      r[i] = std::log(std::max(t_.value(X_.row(i).data(), x.data()), kTiny) / y_[i]);
-    return;
-  }
-  J->resize(n, p);
-  double g[64];
+  if (J != nullptr) J->resize(n, t_.n_params());
+  t_.batch(X_, x.data(), r.data(), J);
   for (Index i = 0; i < n; ++i) {
-    const double v = std::max(t_.value_and_gradient(X_.row(i).data(), x.data(), g), kTiny);
+    const double v = std::max(r[i], kTiny);
     r[i] = std::log(v / y_[i]);
-    const double inv = 1.0 / v;
-    for (Index j = 0; j < p; ++j) (*J)(i, j) = g[j] * inv;
+    if (J != nullptr) J->row(i) /= v;
   }
 }
 
@@ -448,7 +521,9 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
       if (w.size()) wb[i] = w[k];
     }
     const LogRatioProblem problem(t, Xb, yb);
-    const lm::Result r = lm::solve(problem, theta0, bounds, spec.fixed, wb, spec.lm);
+    lm::Options o = spec.lm;
+    o.covariance = false;  // only the coefficients of a replicate are kept
+    const lm::Result r = lm::solve(problem, theta0, bounds, spec.fixed, wb, o);
     if (r.success()) out.row(b) = r.x.transpose();
     else out.row(b).setConstant(std::numeric_limits<double>::quiet_NaN());
   });

@@ -1,7 +1,7 @@
 #include "energycore/lm.hpp"
 
 #include <Eigen/Cholesky>
-#include <Eigen/SVD>
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -16,10 +16,11 @@ namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 
-/// Residuals and Jacobian rescaled for the robust loss and the weights, as scipy does it:
-/// r~_i = sqrt(w_i) rho'_i r_i / s_i, J~_i = sqrt(w_i) s_i J_i with s_i = sqrt(rho' + 2 z rho'').
+/// Residuals and Jacobian rescaled for the robust loss and the weights (scipy's form where the
+/// loss is convex, the Ceres form where it is concave; see scale_for_loss).
 struct Scaled {
   Vector r;
+  Vector js;
   Matrix J;
 };
 
@@ -43,7 +44,7 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
                     Scaled& out) {
   const Index m = r.size();
   out.r.resize(m);
-  out.J.resize(J.rows(), J.cols());
+  out.js.resize(m);
   const double fs2 = o.f_scale * o.f_scale;
   for (Index i = 0; i < m; ++i) {
     const double sw = w.size() ? std::sqrt(w[i]) : 1.0;
@@ -53,15 +54,24 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
       const double z = r[i] * r[i] / fs2;
       loss_terms(o.loss, z, rho, d1, d2);
       d2 /= fs2;
-      double s = d1 + 2.0 * d2 * r[i] * r[i];
-      if (s < kEps) s = kEps;
-      s = std::sqrt(s);
-      rs = sw * d1 / s;
-      js = sw * s;
+      if (d2 <= 0.0) {
+        // Concave region of the loss (every robust loss here, away from zero): drop the negative
+        // curvature term, as Ceres does, so the model stays positive definite. The gradient
+        // J~^T r~ = rho' J^T r is exact either way; scipy's form (rho' + 2 z rho'', clipped at
+        // eps) makes Huber outliers' rows vanish from the model and lets steps run away.
+        rs = js = sw * std::sqrt(d1);
+      } else {
+        double s = d1 + 2.0 * d2 * r[i] * r[i];
+        if (s < kEps) s = kEps;
+        s = std::sqrt(s);
+        rs = sw * d1 / s;
+        js = sw * s;
+      }
     }
     out.r[i] = rs * r[i];
-    out.J.row(i) = js * J.row(i);
+    out.js[i] = js;
   }
+  out.J.noalias() = out.js.asDiagonal() * J;
 }
 
 bool all_finite(const Vector& v) { return v.allFinite(); }
@@ -185,6 +195,7 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
   Scaled sc;
   Vector col_norm = Vector::Zero(n);  // MINPACK-style: scales never shrink
   double lambda = -1.0;
+  double radius = -1.0;
   double nu = 2.0;
   Status status = Status::max_iterations;
   Vector g(n), step(n), x_new(n);
@@ -233,22 +244,26 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       break;
     }
     const Index nf = static_cast<Index>(freeidx.size());
-    Matrix A(nf, nf);
     Vector gf(nf), D(nf);
+    Matrix Jf(m, nf);
     for (Index a = 0; a < nf; ++a) {
       const Index ja = freeidx[static_cast<size_t>(a)];
       gf[a] = g[ja];
       D[a] = col_norm[ja] > 0 ? col_norm[ja] : 1.0;
-      for (Index b = 0; b <= a; ++b) {
-        const Index jb = freeidx[static_cast<size_t>(b)];
-        // Column-scaled normal matrix: (J D^-1)^T (J D^-1)
-        const double v = sc.J.col(ja).dot(sc.J.col(jb)) / (D[a] * D[b]);
-        A(a, b) = v;
-        A(b, a) = v;
-      }
+      Jf.col(a) = sc.J.col(ja) / D[a];
     }
+    // Column-scaled normal matrix: (J D^-1)^T (J D^-1)
+    Matrix A = Matrix::Zero(nf, nf);
+    A.selfadjointView<Eigen::Lower>().rankUpdate(Jf.transpose());
+    A.triangularView<Eigen::StrictlyUpper>() = A.transpose();
     const Vector gs = gf.cwiseQuotient(D);
     if (lambda < 0) lambda = o.initial_damping * std::max(1e-300, A.diagonal().maxCoeff());
+    if (radius < 0) {
+      // Trust radius in the column-scaled space, started as scipy's trf does: |D x0|, or 1.
+      radius = 0.0;
+      for (Index a = 0; a < nf; ++a) radius += std::pow(D[a] * res.x[freeidx[static_cast<size_t>(a)]], 2);
+      radius = radius > 0 ? std::sqrt(radius) : 1.0;
+    }
 
     // Inner loop: increase damping until a step reduces the cost.
     bool accepted = false;
@@ -263,6 +278,11 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
         nu *= 2.0;
         continue;
       }
+      // The damping alone cannot bound a step along directions the Gauss-Newton model sees no
+      // curvature in (robust losses flatten outliers' rows); the trust radius does.
+      const double ds_norm = ds.norm();
+      if (ds_norm > radius) ds *= radius / ds_norm;
+      const double ds_used = std::min(ds_norm, radius);
       step.setZero();
       for (Index a = 0; a < nf; ++a) step[freeidx[static_cast<size_t>(a)]] = ds[a] / D[a];
       x_new = (res.x + step).cwiseMax(lo).cwiseMin(hi);
@@ -273,7 +293,7 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       const Vector Jdx = sc.J * dx;
       const double pred = -(g.dot(dx) + 0.5 * Jdx.squaredNorm());
       const double dx_norm = dx.norm();
-      if (dx_norm <= o.xtol * (o.xtol + res.x.norm())) {
+      if (dx_norm == 0.0) {  // the projection removed the whole step: nothing left to move
         converged_x = true;
         break;
       }
@@ -285,6 +305,8 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       const double rho = pred > 0 ? actual / pred : -1.0;
       if (actual > 0 && std::isfinite(cost_new)) {
         lambda *= std::max(1.0 / 3.0, 1.0 - std::pow(2.0 * rho - 1.0, 3));
+        if (rho > 0.75) radius = std::max(radius, 3.0 * ds_used);
+        else if (rho < 0.25) radius = 0.5 * ds_used;
         nu = 2.0;
         res.x = x_new;
         r.swap(r_new);
@@ -292,13 +314,16 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
         cost = cost_new;
         accepted = true;
         need_jac = true;
-        if (actual < o.ftol * prev) status = Status::ftol;
-        else if (dx_norm <= o.xtol * (o.xtol + res.x.norm())) status = Status::xtol;
+        // As scipy: tolerances count only for steps the quadratic model predicted well, so a
+        // heavily damped step after a poor iteration is not mistaken for convergence.
+        if (rho > 0.25 && actual < o.ftol * prev) status = Status::ftol;
+        else if (rho > 0.25 && dx_norm <= o.xtol * (o.xtol + res.x.norm())) status = Status::xtol;
         break;
       }
       lambda *= nu;
       nu *= 2.0;
-      if (!std::isfinite(lambda) || lambda > 1e300) break;
+      radius = 0.25 * ds_used;
+      if (!std::isfinite(lambda) || lambda > 1e300 || radius < 1e-300) break;
     }
     if (converged_x) {
       status = Status::xtol;
@@ -327,12 +352,14 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
   // Covariance (J~^T J~)^+ s^2 over the free coordinates (bound-active ones included), using
   // column scaling and an SVD pseudo-inverse so that an unidentified direction gives large
   // variances rather than a crash.
+  res.covariance = Matrix::Zero(n, n);
+  res.null_weight = Vector::Zero(n);
+  if (!o.covariance) return res;
   scale_for_loss(r, J, weights, o, sc);
   std::vector<Index> cov_idx;
   for (Index j = 0; j < n; ++j)
     if (!is_fixed(j)) cov_idx.push_back(j);
   const Index nc = static_cast<Index>(cov_idx.size());
-  res.covariance = Matrix::Zero(n, n);
   if (nc > 0) {
     Matrix Jc(m, nc);
     Vector s(nc);
@@ -342,22 +369,30 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       if (s[a] == 0) s[a] = 1.0;
       Jc.col(a) /= s[a];
     }
-    Eigen::JacobiSVD<Matrix> svd(Jc, Eigen::ComputeThinV);
-    const Vector& sv = svd.singularValues();
-    const double thresh = kEps * static_cast<double>(std::max(m, nc)) * (sv.size() ? sv[0] : 0.0);
-    Vector inv2(sv.size());
-    for (Index k = 0; k < sv.size(); ++k)
-      inv2[k] = sv[k] > thresh ? 1.0 / (sv[k] * sv[k]) : std::numeric_limits<double>::infinity();
+    // Eigen-decomposition of the 12x12 column-normalised normal matrix: the same V and squared
+    // singular values as an SVD of Jc, at a fraction of the cost for m >> n.
+    const Matrix N = Jc.transpose() * Jc;
+    Eigen::SelfAdjointEigenSolver<Matrix> eig(N);
+    const Vector ev = eig.eigenvalues().cwiseMax(0.0);  // ascending
+    const double top = ev.size() ? ev[ev.size() - 1] : 0.0;
+    const double thresh = 1e-14 * static_cast<double>(std::max(m, nc)) * top;
+    Vector inv(ev.size());
+    const Matrix& V = eig.eigenvectors();
+    for (Index k = 0; k < ev.size(); ++k) {
+      const bool null_dir = !(ev[k] > thresh);
+      inv[k] = null_dir ? std::numeric_limits<double>::infinity() : 1.0 / ev[k];
+      if (null_dir)
+        for (Index a = 0; a < nc; ++a) res.null_weight[cov_idx[static_cast<size_t>(a)]] += V(a, k) * V(a, k);
+    }
     const Index dof = m - nc;
     const double s2 = dof > 0 ? 2.0 * cost / static_cast<double>(dof)
                               : std::numeric_limits<double>::quiet_NaN();
-    const Matrix& V = svd.matrixV();
     for (Index a = 0; a < nc; ++a) {
       for (Index b = 0; b < nc; ++b) {
         double v = 0.0;
-        for (Index k = 0; k < sv.size(); ++k) {
+        for (Index k = 0; k < ev.size(); ++k) {
           const double p = V(a, k) * V(b, k);
-          if (p != 0.0) v += p * inv2[k];
+          if (p != 0.0) v += p * inv[k];
         }
         res.covariance(cov_idx[static_cast<size_t>(a)], cov_idx[static_cast<size_t>(b)]) =
             v * s2 / (s[a] * s[b]);

@@ -86,6 +86,12 @@ def check_positive(a: FloatArray, name: str, *, what: str = "X") -> None:
         raise ValueError(f"{what}: '{name}' must be positive, got {a[i]} at row {i}")
 
 
+def _first_bad(mask: np.ndarray) -> tuple[int, int]:
+    """(row, column) of the first True in a 2-D mask, row-major."""
+    i = int(np.flatnonzero(mask.any(axis=1))[0])
+    return i, int(np.flatnonzero(mask[i])[0])
+
+
 def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArray:
     """The model features of ``X`` as a C-contiguous ``(n, 5)`` float64 table.
 
@@ -98,18 +104,9 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
     for name in FEATURES:
         if name not in names:
             raise ValueError(_missing_message(name, names, what))
-        a = as_float(get_column(X, name, what=what), name, what=what)
-        if name in POSITIVE_INT_FEATURES:
-            frac = a != np.round(a)
-            if frac.any():
-                i = int(np.flatnonzero(frac)[0])
-                raise ValueError(f"{what}: '{name}' must be an integer, got {a[i]} at row {i}")
-            check_positive(a, name, what=what)
-        else:
-            neg = a < 0
-            if neg.any():
-                i = int(np.flatnonzero(neg)[0])
-                raise ValueError(f"{what}: '{name}' must be non-negative, got {a[i]} at row {i}")
+        a = get_column(X, name, what=what)
+        if a.dtype.kind not in "biuf":
+            a = as_float(a, name, what=what)  # converts numeric strings/objects or raises
         cols.append(a)
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
@@ -118,7 +115,32 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
     n = len(cols[0])
     if n < min_rows:
         raise ValueError(f"{what}: needs at least {min_rows} row(s), got {n}")
-    return np.ascontiguousarray(np.column_stack(cols), dtype=np.float64)
+    table = np.empty((n, len(FEATURES)), dtype=np.float64)
+    for k, c in enumerate(cols):
+        table[:, k] = c
+    # Whole-table checks first (cheap); the slow path only names the first offender.
+    bad = ~np.isfinite(table)
+    if bad.any():
+        i, k = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' has a non-finite value ({table[i, k]}) at row {i}"
+        )
+    ints = table[:, :3]
+    bad = ints != np.floor(ints)
+    if bad.any():
+        i, k = _first_bad(bad)
+        raise ValueError(f"{what}: '{FEATURES[k]}' must be an integer, got {ints[i, k]} at row {i}")
+    bad = ints <= 0
+    if bad.any():
+        i, k = _first_bad(bad)
+        raise ValueError(f"{what}: '{FEATURES[k]}' must be positive, got {ints[i, k]} at row {i}")
+    bad = table[:, 3:] < 0
+    if bad.any():
+        i, k = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[3 + k]}' must be non-negative, got {table[i, 3 + k]} at row {i}"
+        )
+    return table
 
 
 def as_target(y: Any, n: int, name: str, X: Any = None, *, positive: bool = True) -> FloatArray:

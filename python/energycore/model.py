@@ -9,6 +9,7 @@ bootstraps; this module holds validation, names, persistence and presentation.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -118,6 +119,11 @@ class BootstrapResult:
         return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
 
 
+@functools.cache
+def _template_info(name: str) -> dict[str, Any]:
+    return _core.template_info(name)
+
+
 def _check_level(level: float) -> None:
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
@@ -151,6 +157,9 @@ class TemplateModel:
         Maximum LM iterations per start.
     n_threads : int
         Threads for multi-start and bootstrap (0: all cores). Results do not depend on it.
+    tol : float
+        Stopping tolerance on the relative cost reduction, the relative step and the scaled
+        gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
     """
 
     template_name: ClassVar[str] = ""
@@ -165,6 +174,7 @@ class TemplateModel:
         fixed: dict[str, float] | None = None,
         max_iter: int = 200,
         n_threads: int = 0,
+        tol: float = 1e-8,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -173,12 +183,13 @@ class TemplateModel:
         self.fixed = fixed
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.tol = tol
 
     # ------------------------------------------------------------------ metadata
     @classmethod
     def template_info(cls) -> dict[str, Any]:
         """Coefficient metadata of the template: names, units, bounds, descriptions, phases."""
-        return _core.template_info(cls.template_name)
+        return _template_info(cls.template_name)
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
@@ -201,6 +212,7 @@ class TemplateModel:
             "fixed": self.fixed,
             "max_iter": self.max_iter,
             "n_threads": self.n_threads,
+            "tol": self.tol,
         }
 
     def set_params(self: M, **params: Any) -> M:
@@ -228,6 +240,8 @@ class TemplateModel:
             raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
         if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
             raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
         if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
         info = self.template_info()["params"]
@@ -264,7 +278,7 @@ class TemplateModel:
         return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
     # ------------------------------------------------------------------ fitting
-    def fit(self: M, X: Any, y: Any, sample_weight: Any = None) -> M:
+    def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
         """Fit the coefficients to measurements.
 
         Parameters
@@ -275,6 +289,9 @@ class TemplateModel:
             The measured target (e.g. joules per batch), positive; or the name of a column of X.
         sample_weight : array-like, optional
             Non-negative weight of each row.
+        x0 : dict of str to float or array-like, optional
+            Start one LM run from these coefficients (all of them, by name or in template
+            order) instead of the multi-start; e.g. a warm start from an earlier fit.
 
         Returns
         -------
@@ -309,12 +326,15 @@ class TemplateModel:
                 f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
                 f"least {n_free} configurations or fix some coefficients"
             )
+        start = self._check_x0(x0, names, info)
         empty = np.empty(0)
         res = _core.fit_template(
             self.template_name, Xt, yt, w, flags if any(flags) else [],
             values if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
+            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
             n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
+            x0=start,
         )  # fmt: skip
         if not res["success"]:
             raise ValueError(
@@ -348,29 +368,42 @@ class TemplateModel:
         self.residual_scale_: float = (
             float(np.sqrt(2 * res["cost"] / (n - n_free))) if n > n_free else float("nan")
         )
-        self._warn_degenerate(Xt, info)
+        self._warn_degenerate(np.asarray(res["null_weight"]))
         return self
 
-    def _warn_degenerate(self, X: FloatArray, info: list[dict[str, Any]]) -> None:
-        """Warn about directions of coefficient space the data cannot tell apart."""
-        free = [j for j, f in enumerate(self.fixed_mask_) if not f]
-        if not free:
-            return
-        J = _core.template_jacobian(self.template_name, X, self.coef_)
-        J = J / np.maximum(_core.template_value(self.template_name, X, self.coef_), 1e-300)[:, None]
-        Jf = J[:, free]
-        norms = np.linalg.norm(Jf, axis=0)
-        ok = norms > 0
-        if not ok.any():
-            return
-        Jn = Jf[:, ok] / norms[ok]
-        _, s, vt = np.linalg.svd(Jn, full_matrices=False)
-        null = s < 1e-9 * s[0]
-        if not null.any():
-            return
-        weight = (vt[null] ** 2).sum(axis=0)
-        idx = [free[k] for k, o in zip(range(len(free)), ok) if o]
-        bad = [info[idx[k]]["name"] for k in range(len(idx)) if weight[k] > 0.05]
+    @staticmethod
+    def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
+        if x0 is None:
+            return np.empty(0)
+        if isinstance(x0, dict):
+            unknown = sorted(set(x0) - set(names))
+            if unknown:
+                raise ValueError(f"x0: unknown coefficient(s) {', '.join(unknown)}")
+            missing = [n for n in names if n not in x0]
+            if missing:
+                raise ValueError(f"x0: missing coefficient(s) {', '.join(missing)}")
+            x0 = [x0[n] for n in names]
+        a = np.asarray(x0, dtype=np.float64)
+        if a.shape != (len(names),):
+            raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
+        for j, p in enumerate(info):
+            if not np.isfinite(a[j]) or not p["lower"] <= a[j] <= p["upper"]:
+                raise ValueError(
+                    f"x0: {names[j]}={a[j]} is not finite or outside [{p['lower']}, {p['upper']}]"
+                )
+        return a
+
+    def _warn_degenerate(self, null_weight: FloatArray) -> None:
+        """Warn about coefficients in directions the data cannot tell apart (from the solver)."""
+        names = self.param_names()
+        bad = [
+            names[j]
+            for j in range(len(names))
+            if len(null_weight) == len(names)
+            and null_weight[j] > 0.05
+            and not self.fixed_mask_[j]
+            and names[j] not in self.fit_result_.at_bound
+        ]
         if bad:
             warnings.warn(
                 f"{type(self).__name__}: the data cannot separate coefficients {', '.join(bad)} "
@@ -458,6 +491,7 @@ class TemplateModel:
             self.template_name, Xt, yt, w, self.coef_, flags if any(flags) else [],
             self.coef_ if any(flags) else empty, empty, empty,
             loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter), n=int(n),
+            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
             seed=int(self.seed if seed is None else seed), n_threads=int(self.n_threads),
         )  # fmt: skip
         ok = np.isfinite(B).all(axis=1)

@@ -44,6 +44,11 @@ class ModelTemplate {
                                     double* grad) const noexcept = 0;
   /// The value split into phases (phase_names().size() doubles, summing to the value).
   virtual void phases(const double* row, const double* theta, double* out) const noexcept = 0;
+
+  /// Values of every row of X and, when `grad` is not null, the gradients (row i of grad,
+  /// X.rows() x n_params). The default loops over `value_and_gradient`; templates override it
+  /// to share work between rows (powers of the few distinct tp values, say).
+  virtual void batch(const FeatureRef& X, const double* theta, double* values, Matrix* grad) const;
 };
 
 /// The registered templates: "energy_v1", "ttft_v1", "tpot_v1".

@@ -44,6 +44,7 @@ struct Options {
   double gtol = 1e-10;
   int max_iter = 200;        ///< maximum number of LM iterations (Jacobian evaluations)
   double initial_damping = 1e-3;
+  bool covariance = true;    ///< compute the covariance and null directions at the solution
 };
 
 enum class Status : int {
@@ -67,6 +68,7 @@ struct Result {
   int start_index = 0;        ///< which starting point produced this result (multi-start)
   std::vector<int> active;    ///< -1 at lower bound, +1 at upper bound, 0 free, 2 fixed
   Matrix covariance;          ///< (J~^T J~)^+ * s^2 over the free coordinates, zeros elsewhere
+  Vector null_weight;         ///< per coordinate: weight in directions the data do not determine
   bool success() const noexcept { return status != Status::failed; }
 };
 

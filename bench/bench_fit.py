@@ -1,0 +1,137 @@
+"""Fit speed: energycore's C++ Levenberg-Marquardt against scipy.optimize.least_squares.
+
+Same problem (the 12-coefficient energy model, 50 configurations, 2 % noise, log-ratio
+residuals), same start, same bounds; prints median time per fit, final cost and the ratios,
+then the time of 1000 bootstrap refits in one call. Run:
+
+    PYTHONPATH=python python bench/bench_fit.py            # or after `pip install .[bench]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from energycore import EnergyModel, _core
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tests._energy_data import noisy_problem, table
+
+
+def timeit(fn: Callable[[], object], repeat: int, budget_s: float = 20.0) -> tuple[float, object]:
+    """Median wall time of fn() over `repeat` runs (fewer if the budget runs out)."""
+    times, out = [], None
+    t_end = time.perf_counter() + budget_s
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+        if time.perf_counter() > t_end and len(times) >= 3:
+            break
+    return statistics.median(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5, help="number of problems")
+    ap.add_argument("--repeat", type=int, default=50)
+    args = ap.parse_args()
+    from scipy.optimize import least_squares
+
+    info = _core.template_info("energy_v1")["params"]
+    lower = np.array([p["lower"] for p in info])
+    upper = np.array([p["upper"] for p in info])
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for seed in range(args.seeds):
+        X, y, theta = noisy_problem(seed, n=50, noise=0.02)
+        Xt = table(X)
+        rng = np.random.default_rng(1000 + seed)
+        x0 = np.clip(theta * np.exp(rng.normal(0, 0.1, theta.size)), lower, upper)
+
+        def fun(t, Xt=Xt, y=y):
+            return np.log(_core.template_value("energy_v1", Xt, t, 1) / y)
+
+        def jac(t, Xt=Xt):
+            v = _core.template_value("energy_v1", Xt, t, 1)
+            return _core.template_jacobian("energy_v1", Xt, t) / v[:, None]
+
+        cases: dict[str, Callable[[], float]] = {
+            "energycore LM (soft_l1, bounds, 1 start)": lambda X=X, y=y, x0=x0: EnergyModel(
+                loss="soft_l1", f_scale=0.1, n_threads=1
+            )
+            .fit(X, y, x0=x0)
+            .fit_result_.cost,
+            "energycore LM (soft_l1, bounds, 8 starts)": lambda X=X, y=y: EnergyModel(
+                loss="soft_l1", f_scale=0.1, n_threads=1
+            )
+            .fit(X, y)
+            .fit_result_.cost,
+            "scipy trf (soft_l1, bounds, x_scale=jac), analytic J": lambda x0=x0, fun=fun, jac=jac: least_squares(
+                fun, x0, jac=jac, bounds=(lower, upper), method="trf", x_scale="jac",
+                loss="soft_l1", f_scale=0.1,
+            ).cost,
+            "scipy trf (soft_l1, bounds, x_scale=jac), finite diff": lambda x0=x0, fun=fun: least_squares(
+                fun, x0, bounds=(lower, upper), method="trf", x_scale="jac", loss="soft_l1",
+                f_scale=0.1,
+            ).cost,
+            "energycore LM (linear, no bounds used, 1 start)": lambda X=X, y=y, x0=x0: EnergyModel(
+                loss="linear", n_threads=1
+            )
+            .fit(X, y, x0=x0)
+            .fit_result_.cost,
+            "scipy lm (linear, unbounded), analytic J": lambda x0=x0, fun=fun, jac=jac: least_squares(
+                fun, x0, jac=jac, method="lm", x_scale="jac"
+            ).cost,
+            "scipy lm (linear, unbounded), finite diff": lambda x0=x0, fun=fun: least_squares(
+                fun, x0, method="lm", x_scale="jac"
+            ).cost,
+        }  # fmt: skip
+        for name, fn in cases.items():
+            rep = args.repeat if name.startswith("energycore") else max(5, args.repeat // 5)
+            t, cost = timeit(fn, rep)
+            rows.setdefault(name, []).append((t, float(cost)))  # type: ignore[arg-type]
+
+    anchor = "scipy trf (soft_l1, bounds, x_scale=jac), analytic J"
+    ours = "energycore LM (soft_l1, bounds, 1 start)"
+    print(f"# fit of the 12-coefficient energy model, 50 points, median over {args.seeds} problems")
+    print(
+        f"| method | median time per fit | final cost (median) | time vs {anchor.split(',')[0]} |"
+    )
+    print("|---|---|---|---|")
+    t_anchor = statistics.median(t for t, _ in rows[anchor])
+    for name, vals in rows.items():
+        t = statistics.median(v[0] for v in vals)
+        c = statistics.median(v[1] for v in vals)
+        print(f"| {name} | {t * 1e6:,.0f} us | {c:.6g} | {t / t_anchor:.4f} |")
+    t_ours = statistics.median(t for t, _ in rows[ours])
+    same = [
+        abs(a[1] - b[1]) <= 1e-6 * b[1] or a[1] < b[1] for a, b in zip(rows[ours], rows[anchor])
+    ]
+    print(
+        f"\nspeed-up of energycore over scipy trf (analytic J), same start: {t_anchor / t_ours:.0f}x"
+    )
+    print(f"final cost equal to scipy's (1e-6 rel.) or lower on {sum(same)}/{len(same)} problems")
+    t_lm = statistics.median(t for t, _ in rows["scipy lm (linear, unbounded), analytic J"])
+    t_ours_lin = statistics.median(
+        t for t, _ in rows["energycore LM (linear, no bounds used, 1 start)"]
+    )
+    print(f"speed-up over scipy lm (analytic J), linear loss: {t_lm / t_ours_lin:.0f}x")
+
+    X, y, _ = noisy_problem(0, n=50, noise=0.02)
+    m = EnergyModel(loss="soft_l1", f_scale=0.1).fit(X, y)
+    m.bootstrap(X, y, n=50)  # warm-up
+    t, res = timeit(lambda: m.bootstrap(X, y, n=1000, seed=1), 7)
+    print(
+        f"\n1000 bootstrap refits in one call ({os.cpu_count()} cores): {t * 1e3:.1f} ms "
+        f"({res.n_failed} failed)"
+    )  # type: ignore[union-attr]
+
+
+if __name__ == "__main__":
+    main()
