@@ -40,6 +40,18 @@ double py_mod(double a, double b) noexcept {
   return r;
 }
 
+/// Python's float floor division (floatobject.c): exact where floor(a / b) is not.
+double py_floordiv(double a, double b) noexcept {
+  if (b == 0.0) return kNaN;
+  double mod = std::fmod(a, b);
+  double div = (a - mod) / b;
+  if (mod != 0.0 && ((b < 0.0) != (mod < 0.0))) div -= 1.0;
+  if (div == 0.0) return std::copysign(0.0, a / b);
+  double floordiv = std::floor(div);
+  if (div - floordiv > 0.5) floordiv += 1.0;
+  return floordiv;
+}
+
 }  // namespace
 
 Program::Program(std::vector<Instr> code, int n_slots) : code_(std::move(code)) {
@@ -118,7 +130,7 @@ double Program::eval(const double* slots) const noexcept {
           case Op::Sub: r = a - b; break;
           case Op::Mul: r = a * b; break;
           case Op::Div: r = b == 0.0 ? kNaN : a / b; break;
-          case Op::FloorDiv: r = b == 0.0 ? kNaN : std::floor(a / b); break;
+          case Op::FloorDiv: r = py_floordiv(a, b); break;
           case Op::Mod: r = py_mod(a, b); break;
           case Op::Pow: r = std::pow(a, b); break;
           case Op::Lt: r = a < b ? 1.0 : 0.0; break;
