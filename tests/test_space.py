@@ -47,9 +47,15 @@ def terms(names: list[str]) -> st.SearchStrategy[str]:
     return st.recursive(
         atoms,
         lambda inner: st.one_of(
-            st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-            st.tuples(inner, st.sampled_from(["%", "//", "/"]), atoms).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
-            st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+            st.tuples(inner, st.sampled_from(["+", "-", "*"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            st.tuples(inner, st.sampled_from(["%", "//", "/"]), atoms).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
+            st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(
+                lambda t: f"{t[0]}({t[1]}, {t[2]})"
+            ),
             inner.map(lambda t: f"abs({t})"),
             inner.map(lambda t: f"-{t}"),
             atoms.map(lambda t: f"{t} ** 2"),
@@ -61,19 +67,29 @@ def terms(names: list[str]) -> st.SearchStrategy[str]:
 @st.composite
 def conditions(draw: Any, axes: dict[str, list[Any]]) -> str:
     numeric = [n for n in axes if n in NUMERIC_NAMES]
-    leaves = [st.tuples(terms(numeric), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), terms(numeric)).map(" ".join)]
+    leaves = [
+        st.tuples(
+            terms(numeric), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), terms(numeric)
+        ).map(" ".join)
+    ]
     if "gpu" in axes:
         cats = axes["gpu"]
         leaves.append(st.sampled_from(cats).map(lambda c: f'gpu == "{c}"'))
         leaves.append(st.sampled_from(cats).map(lambda c: f'gpu != "{c}"'))
-        leaves.append(st.lists(st.sampled_from(cats), min_size=1, max_size=2).map(lambda cs: f"gpu in {tuple(cs)!r}"))
+        leaves.append(
+            st.lists(st.sampled_from(cats), min_size=1, max_size=2).map(
+                lambda cs: f"gpu in {tuple(cs)!r}"
+            )
+        )
     if "flag" in axes:
         leaves.append(st.just("flag"))
     leaf = st.one_of(*leaves)
     expr = st.recursive(
         leaf,
         lambda inner: st.one_of(
-            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
             inner.map(lambda t: f"not ({t})"),
         ),
         max_leaves=4,
@@ -117,7 +133,7 @@ def test_enumeration_equals_bruteforce(data: Any) -> None:
     cols = space.to_frame(None, as_frame=False)
     assert cols["index"].tolist() == want
     points = list(itertools.product(*axes.values()))
-    for name, values in axes.items():
+    for name in axes:
         k = list(axes).index(name)
         assert cols[name].tolist() == [points[i][k] for i in want]
     limit = data.draw(st.integers(0, 5))
@@ -154,19 +170,27 @@ def _relative_miss(v: float, op: str, limit: float) -> float:
 def test_argmin_and_nearest_equal_bruteforce(data: Any) -> None:
     em, lm = fitted()
     axes = {
-        "tp": data.draw(st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=4, unique=True)),
+        "tp": data.draw(
+            st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=4, unique=True)
+        ),
         "pp": data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=1, max_size=3, unique=True)),
-        "batch": data.draw(st.lists(st.sampled_from([1, 2, 8, 32, 128]), min_size=1, max_size=4, unique=True)),
+        "batch": data.draw(
+            st.lists(st.sampled_from([1, 2, 8, 32, 128]), min_size=1, max_size=4, unique=True)
+        ),
     }
     space = ConfigSpace(axes, constraints=["tp * pp <= 8"])
     lin = data.draw(st.sampled_from([16, 300, 4096]))
     lout = data.draw(st.sampled_from([1, 64, 700]))
-    objective = data.draw(st.sampled_from(["energy_j", "energy_per_request_j", "latency_s", "power_w"]))
+    objective = data.draw(
+        st.sampled_from(["energy_j", "energy_per_request_j", "latency_s", "power_w"])
+    )
     cols = space.to_frame(None, models=[em, lm], as_frame=False, input_len=lin, output_len=lout)
     lat_q = data.draw(st.floats(0.0, 1.0))
     pow_q = data.draw(st.floats(0.0, 1.0))
     if len(cols["index"]):
-        lat_lim = float(np.quantile(cols["latency_s"], lat_q)) * data.draw(st.sampled_from([0.5, 1.0]))
+        lat_lim = float(np.quantile(cols["latency_s"], lat_q)) * data.draw(
+            st.sampled_from([0.5, 1.0])
+        )
         pow_lim = float(np.quantile(cols["power_w"], pow_q))
     else:  # every point fails the constraint
         lat_lim = pow_lim = 1.0
@@ -174,7 +198,11 @@ def test_argmin_and_nearest_equal_bruteforce(data: Any) -> None:
     r = space.argmin(objective, subject_to=limits, models=[em, lm], input_len=lin, output_len=lout)
 
     idx = cols["index"].tolist()
-    ok = [j for j in range(len(idx)) if cols["latency_s"][j] <= lat_lim and cols["power_w"][j] <= pow_lim]
+    ok = [
+        j
+        for j in range(len(idx))
+        if cols["latency_s"][j] <= lat_lim and cols["power_w"][j] <= pow_lim
+    ]
     assert r.n_valid == len(idx) and r.n_feasible == len(ok)
     if not idx:
         assert not r.feasible and r.nearest_index == -1
@@ -186,7 +214,8 @@ def test_argmin_and_nearest_equal_bruteforce(data: Any) -> None:
     else:
         assert not r.feasible and r.index == -1 and math.isnan(r.value) and r.config is None
         miss = [
-            _relative_miss(cols["latency_s"][j], "<=", lat_lim) + _relative_miss(cols["power_w"][j], "<=", pow_lim)
+            _relative_miss(cols["latency_s"][j], "<=", lat_lim)
+            + _relative_miss(cols["power_w"][j], "<=", pow_lim)
             for j in range(len(idx))
         ]
         near = min(range(len(idx)), key=lambda j: (miss[j], cols[objective][j], idx[j]))
@@ -205,7 +234,11 @@ def test_pareto_front_equals_bruteforce(data: Any) -> None:
     axes = {
         "tp": [1, 2, 4, 8],
         "pp": data.draw(st.lists(st.sampled_from([1, 2, 4]), min_size=1, max_size=3, unique=True)),
-        "batch": data.draw(st.lists(st.sampled_from([1, 2, 4, 8, 16, 64, 256]), min_size=1, max_size=5, unique=True)),
+        "batch": data.draw(
+            st.lists(
+                st.sampled_from([1, 2, 4, 8, 16, 64, 256]), min_size=1, max_size=5, unique=True
+            )
+        ),
         "gpu": ["H100", "A100"],
     }
     objectives = data.draw(
@@ -223,8 +256,13 @@ def test_pareto_front_equals_bruteforce(data: Any) -> None:
     kw = {"input_len": data.draw(st.sampled_from([64, 2048])), "output_len": 128}
     cols = space.to_frame(None, models=[em, lm], as_frame=False, **kw)
     sign = [(-1.0 if o in maximize else 1.0) for o in objectives]
-    pts = [tuple(s * float(cols[o][j]) for s, o in zip(sign, objectives)) for j in range(len(cols["index"]))]
-    want = [int(cols["index"][j]) for j, p in enumerate(pts) if not any(_dominated(p, q) for q in pts)]
+    pts = [
+        tuple(s * float(cols[o][j]) for s, o in zip(sign, objectives))
+        for j in range(len(cols["index"]))
+    ]
+    want = [
+        int(cols["index"][j]) for j, p in enumerate(pts) if not any(_dominated(p, q) for q in pts)
+    ]
     got = space.pareto_front(objectives, models=[em, lm], maximize=maximize, as_frame=False, **kw)
     assert sorted(got["index"].tolist()) == sorted(want)
     first = got[objectives[0]] * sign[0]
@@ -234,7 +272,12 @@ def test_pareto_front_equals_bruteforce(data: Any) -> None:
 # ------------------------------------------------------------------------------ threads
 def test_thread_count_does_not_change_answers() -> None:
     em, lm = fitted()
-    axes = {**SPACE, "batch": ConfigSpace.powers_of_two(1, 512), "knob": list(range(400)), "flag": [False, True]}
+    axes = {
+        **SPACE,
+        "batch": ConfigSpace.powers_of_two(1, 512),
+        "knob": list(range(400)),
+        "flag": [False, True],
+    }
     answers = []
     for n in (1, 3, 8):
         s = ConfigSpace(axes, constraints=["tp * pp <= 8", "knob % tp != 1 or flag"], n_threads=n)
@@ -244,7 +287,9 @@ def test_thread_count_does_not_change_answers() -> None:
                 s.count_valid(**kw),
                 s.top_k("energy_per_request_j", 7, as_frame=False, **kw)["index"].tolist(),
                 s.argmin("energy_j", subject_to={"latency_s": ("<=", 0.4)}, **kw).index,
-                s.pareto_front(["energy_per_request_j", "latency_s"], as_frame=False, **kw)["index"].tolist(),
+                s.pareto_front(["energy_per_request_j", "latency_s"], as_frame=False, **kw)[
+                    "index"
+                ].tolist(),
                 s.to_frame(5000, as_frame=False, **kw)["index"].tolist(),
             )
         )
@@ -264,10 +309,18 @@ def test_powers_of_two() -> None:
 def test_builtin_constraints_match_their_formulas() -> None:
     mem = {"H100": 80, "A100": 40, "B200": 192}
     fit = ConfigSpace.memory_fit(
-        weights_gb=140, kv_gb_per_token=0.0003, gpu_mem_gb=mem, utilization=0.9, activation_gb_per_token=1e-4
+        weights_gb=140,
+        kv_gb_per_token=0.0003,
+        gpu_mem_gb=mem,
+        utilization=0.9,
+        activation_gb_per_token=1e-4,
     )
     axes = {"tp": [1, 2, 4, 8], "pp": [1, 2, 4], "batch": [1, 16, 256], "gpu": ["H100", "A100"]}
-    cons = [fit, ConfigSpace.divisible(heads=64, layers=80), ConfigSpace.gpu_count({"H100": 8, "A100": 4})]
+    cons = [
+        fit,
+        ConfigSpace.divisible(heads=64, layers=80),
+        ConfigSpace.gpu_count({"H100": 8, "A100": 4}),
+    ]
     space = ConfigSpace(axes, constraints=cons)
     got = space.to_frame(None, as_frame=False, input_len=2048, output_len=512)["index"].tolist()
     want = []
@@ -278,17 +331,30 @@ def test_builtin_constraints_match_their_formulas() -> None:
             want.append(i)
     assert got == want and 0 < len(want) < space.size
     assert ConfigSpace.gpu_count(8) == "tp * pp <= 8.0"
-    per_quant = ConfigSpace.memory_fit(weights_gb={"fp16": 140, "fp8": 70}, kv_gb_per_token=0.0, gpu_mem_gb=80)
+    per_quant = ConfigSpace.memory_fit(
+        weights_gb={"fp16": 140, "fp8": 70}, kv_gb_per_token=0.0, gpu_mem_gb=80
+    )
     q = ConfigSpace({"tp": [1, 2], "quant": ["fp16", "fp8"]}, constraints=[per_quant])
-    assert q.to_frame(None, as_frame=False, batch=1, input_len=1, output_len=1)["index"].tolist() == [1, 2, 3]
+    assert q.to_frame(None, as_frame=False, batch=1, input_len=1, output_len=1)[
+        "index"
+    ].tolist() == [1, 2, 3]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"weights_gb": -1, "kv_gb_per_token": 0, "gpu_mem_gb": 80}, "weights_gb: must be non-negative"),
-        ({"weights_gb": 1, "kv_gb_per_token": 0, "gpu_mem_gb": 80, "utilization": 1.5}, "utilization"),
-        ({"weights_gb": 1, "kv_gb_per_token": float("nan"), "gpu_mem_gb": 80}, "kv_gb_per_token must be finite"),
+        (
+            {"weights_gb": -1, "kv_gb_per_token": 0, "gpu_mem_gb": 80},
+            "weights_gb: must be non-negative",
+        ),
+        (
+            {"weights_gb": 1, "kv_gb_per_token": 0, "gpu_mem_gb": 80, "utilization": 1.5},
+            "utilization",
+        ),
+        (
+            {"weights_gb": 1, "kv_gb_per_token": float("nan"), "gpu_mem_gb": 80},
+            "kv_gb_per_token must be finite",
+        ),
         ({"weights_gb": 1, "kv_gb_per_token": 0, "gpu_mem_gb": {}}, "gpu_mem_gb: empty mapping"),
     ],
 )
@@ -328,7 +394,7 @@ def test_query_errors() -> None:
     space = ConfigSpace(SPACE, constraints=["tp * pp <= 8"], fixed={"slo": 2.0})
     with pytest.raises(ValueError, match="did you mean 'input_len'"):
         space.count_valid(input_length=5)
-    with pytest.raises(ValueError, match="'tp': is an axis|tp: is an axis"):
+    with pytest.raises(ValueError, match="tp: is an axis"):
         space.count_valid(tp=2)
     with pytest.raises(ValueError, match="input_len: must be non-negative"):
         space.count_valid(input_len=-1)
@@ -337,7 +403,13 @@ def test_query_errors() -> None:
     with pytest.raises(ValueError, match="categorical"):
         space.top_k("gpu")
     with pytest.raises(ValueError, match="op one of"):
-        space.argmin("energy_j", subject_to={"latency_s": ("=<", 1)}, models=[em, lm], input_len=1, output_len=1)
+        space.argmin(
+            "energy_j",
+            subject_to={"latency_s": ("=<", 1)},
+            models=[em, lm],
+            input_len=1,
+            output_len=1,
+        )
     with pytest.raises(ValueError, match="expected a mapping"):
         space.argmin("n_gpus", subject_to=[("latency_s", "<=", 1)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="k: must be a positive integer"):
@@ -366,7 +438,13 @@ def test_empty_space_and_infeasible_limits_give_results() -> None:
     assert not r.feasible and r.nearest_index == -1 and r.n_valid == 0
     assert "no valid configuration" in r.message
     ok = ConfigSpace(SPACE)
-    r = ok.argmin("latency_s", subject_to={"latency_s": ("<", 0.0)}, models=[em, lm], input_len=8, output_len=8)
+    r = ok.argmin(
+        "latency_s",
+        subject_to={"latency_s": ("<", 0.0)},
+        models=[em, lm],
+        input_len=8,
+        output_len=8,
+    )
     assert not r.feasible and r.nearest is not None and r.violation >= 0
     assert "infeasible" in repr(r) and not bool(r)
 

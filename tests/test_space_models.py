@@ -38,7 +38,7 @@ def _data(scale: float, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.
     return X, y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fitted(scale: float = 1.0, seed: int = 0) -> tuple[EnergyModel, LatencyModel]:
     """An EnergyModel and a LatencyModel fitted to data from TRUE scaled by ``scale``."""
     X, y = _data(scale, seed)
@@ -57,7 +57,9 @@ SPACE = {
 
 def _frame_features(cols: dict[str, np.ndarray], **fixed: float) -> dict[str, np.ndarray]:
     n = len(cols["tp"])
-    return {f: np.asarray(cols[f] if f in cols else np.full(n, fixed[f]), dtype=float) for f in FEATURES}
+    return {
+        f: np.asarray(cols[f] if f in cols else np.full(n, fixed[f]), dtype=float) for f in FEATURES
+    }
 
 
 def test_scores_equal_model_predictions() -> None:
@@ -103,7 +105,7 @@ def test_model_table_equals_direct_scoring() -> None:
     assert big._query([em, lm], {"input_len": 512, "output_len": 128}).engine.uses_table
     assert not small._query([em, lm], {"input_len": 512, "output_len": 128}).engine.uses_table
     for col in ("energy_j", "latency_s", "power_w"):
-        np.testing.assert_array_equal(a[col][:: 7], b[col])
+        np.testing.assert_array_equal(a[col][::7], b[col])
 
 
 def test_input_len_as_axis_is_scored_per_point() -> None:
@@ -127,7 +129,9 @@ def test_model_errors() -> None:
     with pytest.raises(ValueError, match="no model for gpu='A100'"):
         space.argmin("energy_j", models={"H100": em}, input_len=1, output_len=1)
     with pytest.raises(ValueError, match="'V100' is not a value of axis 'gpu'"):
-        space.argmin("energy_j", models={"H100": em, "A100": em, "V100": em}, input_len=1, output_len=1)
+        space.argmin(
+            "energy_j", models={"H100": em, "A100": em, "V100": em}, input_len=1, output_len=1
+        )
     with pytest.raises(ValueError, match="without the other"):
         space.argmin("energy_j", models=[em, lm.ttft_model_], input_len=1, output_len=1)
     with pytest.raises(ValueError, match="two energy models"):
@@ -137,5 +141,7 @@ def test_model_errors() -> None:
     with pytest.raises(ValueError, match="input_len: the models need it"):
         space.argmin("energy_j", models=em, output_len=1)
     with pytest.raises(ValueError, match="categorical model axis"):
-        ConfigSpace({"tp": [1, 2]}).argmin("energy_j", models={"x": em}, input_len=1, output_len=1, batch=1)
+        ConfigSpace({"tp": [1, 2]}).argmin(
+            "energy_j", models={"x": em}, input_len=1, output_len=1, batch=1
+        )
     assert isinstance(lm.ttft_model_, TtftModel)

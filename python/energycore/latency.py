@@ -35,7 +35,7 @@ class LatencyModel:
 
     Parameters
     ----------
-    loss, f_scale, n_starts, seed, max_iter, n_threads
+    loss, f_scale, n_starts, seed, max_iter, n_threads, tol
         As in :class:`~energycore.EnergyModel`; used for both halves.
     fixed : dict of str to float, optional
         Coefficients held at given values, by name across both templates (``a1`` ... ``a6``
@@ -68,6 +68,7 @@ class LatencyModel:
         fixed: dict[str, float] | None = None,
         max_iter: int = 200,
         n_threads: int = 0,
+        tol: float = 1e-8,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -76,6 +77,7 @@ class LatencyModel:
         self.fixed = fixed
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.tol = tol
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn convention)."""
@@ -88,6 +90,7 @@ class LatencyModel:
             "fixed": self.fixed,
             "max_iter": self.max_iter,
             "n_threads": self.n_threads,
+            "tol": self.tol,
         }
 
     def set_params(self, **params: Any) -> LatencyModel:
