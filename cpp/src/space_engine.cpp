@@ -78,7 +78,9 @@ Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(re
   check_model(spec_.energy, spec_, "energy model");
   check_model(spec_.ttft, spec_, "ttft model");
   check_model(spec_.tpot, spec_, "tpot model");
+  if (A > 64) throw std::invalid_argument("axes: at most 64 axes");
   build_table();
+  build_levels();
 }
 
 void Engine::build_table() {
@@ -203,9 +205,58 @@ bool Engine::evaluate(Index index, const double* params, double* slots,
   return finish(d, slots, score_always, params == nullptr);
 }
 
+void Engine::build_levels() {
+  const int A = n_axes();
+  const int P = static_cast<int>(spec_.params.size());
+  slot_deps_.assign(static_cast<size_t>(n_slots_), 0);
+  for (int a = 0; a < A; ++a) slot_deps_[static_cast<size_t>(a)] = std::uint64_t(1) << a;
+  auto deps = [this](const Program& p) {
+    std::uint64_t m = 0;
+    for (const Instr& in : p.code())
+      if (in.op == Op::Load) m |= slot_deps_[static_cast<size_t>(in.arg)];
+    return m;
+  };
+  for (size_t k = 0; k < spec_.derived.size(); ++k)
+    slot_deps_[static_cast<size_t>(A + P) + k] = deps(spec_.derived[k]);
+  std::uint64_t model = 0;
+  if (spec_.energy.present() || spec_.ttft.present()) {
+    for (int s : spec_.feature_slot)
+      if (s >= 0) model |= slot_deps_[static_cast<size_t>(s)];
+    if (spec_.key_axis >= 0) model |= std::uint64_t(1) << spec_.key_axis;
+  }
+  for (int o = 0; o < kObjectives; ++o) slot_deps_[static_cast<size_t>(obj0_ + o)] = model;
+  auto level = [](std::uint64_t m) {
+    int l = -1;
+    for (int a = 0; a < 64; ++a)
+      if (m & (std::uint64_t(1) << a)) l = a;
+    return l;
+  };
+  for (const Program& p : spec_.derived) derived_level_.push_back(level(deps(p)));
+  for (const Program& p : spec_.constraints) constraint_level_.push_back(level(deps(p)));
+  model_level_ = level(model);
+  block_.assign(static_cast<size_t>(A), 1);
+  for (int a = A - 2; a >= 0; --a)
+    block_[static_cast<size_t>(a)] =
+        block_[static_cast<size_t>(a + 1)] * static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
+}
+
+int Engine::level_of(const Program& p) const noexcept {
+  std::uint64_t m = 0;
+  for (const Instr& in : p.code())
+    if (in.op == Op::Load) m |= slot_deps_[static_cast<size_t>(in.arg)];
+  int l = -1;
+  for (int a = 0; a < 64; ++a)
+    if (m & (std::uint64_t(1) << a)) l = a;
+  return l;
+}
+
 template <class F>
 void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const {
+  if (begin >= end) return;
   const int A = n_axes();
+  const int base = A + static_cast<int>(spec_.params.size());
+  const bool models = spec_.energy.present() || spec_.ttft.present();
+  const int where_level = level_of(where);
   std::vector<double> slots(static_cast<size_t>(n_slots_), kNaN);
   std::vector<Index> d(static_cast<size_t>(A), 0);
   Index rest = begin;
@@ -217,10 +268,43 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     slots[static_cast<size_t>(a)] = ax[static_cast<size_t>(d[static_cast<size_t>(a)])];
   }
   std::copy(spec_.params.begin(), spec_.params.end(), slots.begin() + A);
+  if (!models) score(d.data(), slots.data(), true);  // objectives: NaN, derived from nothing
   double* s = slots.data();
-  for (Index i = begin; i < end; ++i) {
-    if (finish(d.data(), s, false) && truthy(where.eval(s))) visit(i, static_cast<const double*>(s));
-    for (int a = A - 1; a >= 0; --a) {  // odometer step
+  const size_t n_c = spec_.constraints.size();
+  std::vector<char> ok(n_c, 1);
+  int changed = -1;          // lowest axis position changed since the last point (-1: all)
+  bool model_stale = true;   // the objectives do not belong to the current model inputs
+  Index i = begin;
+  while (i < end) {
+    for (size_t k = 0; k < spec_.derived.size(); ++k)
+      if (derived_level_[k] >= changed) s[base + static_cast<int>(k)] = spec_.derived[k].eval(s);
+    int fail = A;  // the outermost level at which a constraint fails (A: none fails)
+    for (size_t j = 0; j < n_c; ++j) {
+      if (constraint_level_[j] >= changed) ok[j] = truthy(spec_.constraints[j].eval(s));
+      if (!ok[j]) fail = std::min(fail, constraint_level_[j]);
+    }
+    if (models && model_level_ >= changed) model_stale = true;
+    if (fail == A) {
+      if (models && model_stale) {
+        score(d.data(), s, true);
+        model_stale = false;
+      }
+      if (truthy(where.eval(s))) {
+        visit(i, static_cast<const double*>(s));
+      } else {
+        fail = where_level;  // every point sharing where's inputs fails it too
+      }
+    }
+    // Next point, or past the whole block of points that share the failing inputs.
+    const int pos = fail == A ? A - 1 : fail;
+    if (pos < 0) break;  // a condition on no axis at all is false: nothing is valid
+    i = (i / block_[static_cast<size_t>(pos)] + 1) * block_[static_cast<size_t>(pos)];
+    for (int a = A - 1; a > pos; --a) {
+      d[static_cast<size_t>(a)] = 0;
+      s[a] = spec_.axes[static_cast<size_t>(a)][0];
+    }
+    int a = pos;
+    for (; a >= 0; --a) {  // odometer step at `pos`
       const auto& ax = spec_.axes[static_cast<size_t>(a)];
       Index& da = d[static_cast<size_t>(a)];
       if (++da < static_cast<Index>(ax.size())) {
@@ -230,6 +314,8 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
       da = 0;
       s[a] = ax[0];
     }
+    if (a < 0) break;  // wrapped: the end of the space
+    changed = a;
   }
 }
 

@@ -195,6 +195,9 @@ class Engine {
   void score(const Index* digits, double* slots, bool own_params) const noexcept;
   void score_direct(double* slots) const noexcept;
   void build_table();
+  void build_levels();
+  /// Highest axis position a program depends on (through derived and objective slots), -1 none.
+  int level_of(const Program& p) const noexcept;
 
   Spec spec_;
   int n_threads_ = 1;
@@ -203,6 +206,12 @@ class Engine {
   int obj0_ = 0;
   std::vector<Index> table_stride_;  ///< per axis: stride in the model table (0: not an input)
   std::vector<double> table_;        ///< 3 doubles per entry: energy, ttft, tpot
+  // Incremental walk: a program is re-evaluated only when an axis it depends on changed, and a
+  // failing constraint skips the whole block of points sharing its axes' values.
+  std::vector<std::uint64_t> slot_deps_;  ///< per slot: bit a set when it depends on axis a
+  std::vector<int> derived_level_, constraint_level_;
+  int model_level_ = -1;
+  std::vector<Index> block_;  ///< per axis: points between two steps of that axis (its stride)
 };
 
 /// Answers "best point for this workload under these limits" from precomputed orderings: the
