@@ -157,7 +157,7 @@ def timed(fn: Any, repeat: int = 3) -> tuple[float, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--knobs", type=int, default=256, help="values of the user knob axis")
+    ap.add_argument("--knobs", type=int, default=1024, help="values of the user knob axis")
     ap.add_argument("--loop-knobs", type=int, default=4, help="knob values in the loop's sub-space")
     ap.add_argument("--queries", type=int, default=20000, help="Selector queries to time")
     args = ap.parse_args()

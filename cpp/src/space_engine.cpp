@@ -212,8 +212,7 @@ void Engine::build_levels() {
   for (int a = 0; a < A; ++a) slot_deps_[static_cast<size_t>(a)] = std::uint64_t(1) << a;
   auto deps = [this](const Program& p) {
     std::uint64_t m = 0;
-    for (const Instr& in : p.code())
-      if (in.op == Op::Load) m |= slot_deps_[static_cast<size_t>(in.arg)];
+    for (int r : p.reads()) m |= slot_deps_[static_cast<size_t>(r)];
     return m;
   };
   for (size_t k = 0; k < spec_.derived.size(); ++k)
@@ -240,10 +239,9 @@ void Engine::build_levels() {
         block_[static_cast<size_t>(a + 1)] * static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
 }
 
-int Engine::level_of(const Program& p) const noexcept {
+int Engine::level_of(const Program& p) const {
   std::uint64_t m = 0;
-  for (const Instr& in : p.code())
-    if (in.op == Op::Load) m |= slot_deps_[static_cast<size_t>(in.arg)];
+  for (int r : p.reads()) m |= slot_deps_[static_cast<size_t>(r)];
   int l = -1;
   for (int a = 0; a < 64; ++a)
     if (m & (std::uint64_t(1) << a)) l = a;
@@ -422,18 +420,16 @@ void Tally::offer(const std::vector<Limit>& limits, int slot, bool maximize, Ind
                   const double* s) noexcept {
   ++n_valid;
   const double key = key_of(s[slot], maximize);
-  double viol = 0.0;
   bool ok = !std::isnan(s[slot]);
-  for (const Limit& l : limits) {
-    if (!l.holds(s[l.slot])) ok = false;
-    viol += l.violation(s[l.slot]);
-  }
+  for (const Limit& l : limits) ok = ok && l.holds(s[l.slot]);
   if (ok) {
     ++n_feasible;
     offer_feasible(key, i);
-  } else {
-    offer_nearest(viol, key, i);
+    return;
   }
+  double viol = 0.0;  // in the order of `limits`, so that every caller sums alike
+  for (const Limit& l : limits) viol += l.violation(s[l.slot]);
+  offer_nearest(viol, key, i);
 }
 
 void Tally::merge(const Tally& o) noexcept {

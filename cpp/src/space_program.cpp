@@ -20,6 +20,7 @@ int pops(const Instr& in) noexcept {
   switch (in.op) {
     case Op::Const:
     case Op::Load:
+    case Op::Lookup:
       return 0;
     case Op::Neg:
     case Op::Not:
@@ -59,10 +60,19 @@ Program::Program(std::vector<Instr> code, int n_slots) : code_(std::move(code)) 
   for (size_t k = 0; k < code_.size(); ++k) {
     const Instr& in = code_[k];
     const int op = static_cast<int>(in.op);
-    if (op < static_cast<int>(Op::Const) || op > static_cast<int>(Op::Abs))
+    if (op < static_cast<int>(Op::Const) || op > static_cast<int>(Op::Lookup))
       throw std::invalid_argument("program: unknown op " + std::to_string(op) + " at " +
                                   std::to_string(k));
-    if (in.op == Op::Load && (in.arg < 0 || in.arg >= n_slots))
+    if (in.op == Op::Lookup) {
+      const double n = in.value;
+      if (!(n >= 1 && n == std::floor(n) && static_cast<double>(code_.size() - k - 1) >= n))
+        throw std::invalid_argument("program: lookup table at " + std::to_string(k) +
+                                    " is missing or has a bad size");
+      for (size_t j = k + 1; j <= k + static_cast<size_t>(n); ++j)
+        if (code_[j].op != Op::Const)
+          throw std::invalid_argument("program: lookup entries must be constants");
+    }
+    if ((in.op == Op::Load || in.op == Op::Lookup) && (in.arg < 0 || in.arg >= n_slots))
       throw std::invalid_argument("program: slot " + std::to_string(in.arg) + " out of range at " +
                                   std::to_string(k));
     if ((in.op == Op::Min || in.op == Op::Max) && in.arg < 1)
@@ -73,22 +83,48 @@ Program::Program(std::vector<Instr> code, int n_slots) : code_(std::move(code)) 
     if (depth > kMaxStack)
       throw std::invalid_argument("program: expression nests deeper than " +
                                   std::to_string(kMaxStack));
+    if (in.op == Op::Lookup) k += static_cast<size_t>(in.value);  // skip the table
   }
   if (!code_.empty() && depth != 1)
     throw std::invalid_argument("program: leaves " + std::to_string(depth) + " values, not 1");
 }
 
+std::vector<int> Program::reads() const {
+  std::vector<int> out;
+  for (size_t k = 0; k < code_.size(); ++k) {
+    const Instr& in = code_[k];
+    if (in.op == Op::Load || in.op == Op::Lookup) out.push_back(in.arg);
+    if (in.op == Op::Lookup) k += static_cast<size_t>(in.value);
+  }
+  return out;
+}
+
 bool Program::uses(int slot) const noexcept {
-  return std::any_of(code_.begin(), code_.end(),
-                     [slot](const Instr& in) { return in.op == Op::Load && in.arg == slot; });
+  for (size_t k = 0; k < code_.size(); ++k) {
+    const Instr& in = code_[k];
+    if ((in.op == Op::Load || in.op == Op::Lookup) && in.arg == slot) return true;
+    if (in.op == Op::Lookup) k += static_cast<size_t>(in.value);
+  }
+  return false;
 }
 
 double Program::eval(const double* slots) const noexcept {
   if (code_.empty()) return 1.0;
   double st[kMaxStack];
   int sp = 0;  // number of values on the stack
-  for (const Instr& in : code_) {
+  const size_t n_code = code_.size();
+  for (size_t pc = 0; pc < n_code; ++pc) {
+    const Instr& in = code_[pc];
     switch (in.op) {
+      case Op::Lookup: {
+        const double x = slots[in.arg];
+        const double n = in.value;
+        st[sp++] = (x >= 0.0 && x < n && x == std::floor(x))
+                       ? code_[pc + 1 + static_cast<size_t>(x)].value
+                       : kNaN;
+        pc += static_cast<size_t>(n);
+        break;
+      }
       case Op::Const:
         st[sp++] = in.value;
         break;

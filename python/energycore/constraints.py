@@ -50,6 +50,7 @@ OP: dict[str, int] = {
     "min": 19,
     "max": 20,
     "abs": 21,
+    "lookup": 22,
 }
 
 #: A compiled program: (opcode, argument, constant) triples.
@@ -330,11 +331,15 @@ class Expression:
         missing = [v for v in values if v not in table]
         if missing:
             raise self.error(node.value, f"lookup has no entry for {missing[0]!r} of axis {axis!r}")
-        categorical = slots.categorical(axis)
+        if slots.categorical(axis):
+            # Categories are coded 0, 1, ...: a direct table lookup.
+            code.append((OP["lookup"], int(slots.slot[axis]), float(len(values))))
+            code.extend((OP["const"], 0, table[v]) for v in values)
+            return
         for k, v in enumerate(values):
             # sum over the axis values of (axis == value) * entry: exactly one term is non-zero.
             code.append((OP["load"], int(slots.slot[axis]), 0.0))
-            code.append((OP["const"], 0, float(k) if categorical else float(v)))  # type: ignore[arg-type]
+            code.append((OP["const"], 0, float(v)))  # type: ignore[arg-type]
             code.append((OP["eq"], 0, 0.0))
             code.append((OP["const"], 0, table[v]))
             code.append((OP["mul"], 0, 0.0))

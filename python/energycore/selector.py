@@ -25,7 +25,18 @@ from energycore.space import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
 
 __all__ = ["Selector"]
 
-_DEFAULT_EDGES = (0.0, *(float(2**k) for k in range(18)))
+#: Default cell edges: 0, then powers of sqrt(2) up to 131072 (35 x 35 cells), coarsened to
+#: powers of 2 or 4 when the space is large, to keep the tables under _MAX_TABLE_BYTES.
+_MAX_TABLE_BYTES = 256 * 2**20
+_ENTRY_BYTES = 16
+
+
+def _default_edges(points: int) -> list[float]:
+    for step in (0.5, 1.0, 2.0):
+        edges = [0.0, *(2.0 ** (k * step) for k in range(int(17 / step) + 1))]
+        if (len(edges) - 1) ** 2 * points * _ENTRY_BYTES <= _MAX_TABLE_BYTES:
+            return edges
+    return edges
 
 
 class Selector:
@@ -44,8 +55,9 @@ class Selector:
         What :meth:`best` minimises: ``energy_per_request_j`` (default), ``energy_j``,
         ``latency_s``, ``ttft_s``, ``tpot_s``, ``power_w`` or a numeric column.
     input_len_edges, output_len_edges : sequence of float, optional
-        Cell edges of the precomputed grid (default 0, 1, 2, 4, ..., 131072). Queries outside
-        the grid are still exact, only slower. Memory is 8 bytes x cells x valid points.
+        Cell edges of the precomputed grid (default 0 then powers of sqrt(2) up to 131072,
+        coarser for large spaces). Queries outside the grid are still exact, only slower.
+        Memory is 16 bytes x cells x candidate points.
     **fixed : float
         Other fixed values of the space (e.g. ``batch=8`` when batch is not an axis).
 
@@ -89,8 +101,8 @@ class Selector:
         self._pow = (
             self._q.slots.slot["power_w"] if self._q.models.kinds >= {"energy", "latency"} else -1
         )
-        self._lin_edges = self._edges(input_len_edges, "input_len_edges")
-        self._lout_edges = self._edges(output_len_edges, "output_len_edges")
+        self._lin_edges = self._edges(input_len_edges, "input_len_edges", space.size)
+        self._lout_edges = self._edges(output_len_edges, "output_len_edges", space.size)
         self._selectors: dict[tuple[int, bool], Any] = {}
         self._core = self._selector(self._slot, False)
         self._row = space._row_of(self._q)
@@ -119,8 +131,8 @@ class Selector:
         return [m for m in (energy, latency) if m is not None]
 
     @staticmethod
-    def _edges(edges: Sequence[float] | None, what: str) -> list[float]:
-        vals = list(_DEFAULT_EDGES if edges is None else edges)
+    def _edges(edges: Sequence[float] | None, what: str, points: int) -> list[float]:
+        vals = list(_default_edges(points) if edges is None else edges)
         arr = np.asarray(vals, dtype=np.float64)
         if arr.ndim != 1 or len(arr) < 2 or not np.isfinite(arr).all() or (arr < 0).any():
             raise ValueError(f"{what}: need at least two finite, non-negative edges")

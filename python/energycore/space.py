@@ -51,7 +51,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._columns import FEATURES
-from energycore.constraints import Code, Expression, Slots
+from energycore.constraints import OP, Code, Expression, Slots
 
 __all__ = ["OBJECTIVES", "Axis", "ConfigSpace", "Selection"]
 
@@ -675,7 +675,7 @@ class ConfigSpace:
         missing = {slots.slot[p]: p for p, v in params.items() if math.isnan(v)}
         for code in codes:
             for op, arg, _ in code:
-                if op == 1 and arg in missing:
+                if op in (OP["load"], OP["lookup"]) and arg in missing:
                     p = missing[arg]
                     raise ValueError(
                         f"{p}: used by a constraint or expression but neither an axis nor given; "

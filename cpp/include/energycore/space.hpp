@@ -48,12 +48,16 @@ enum class Op : std::int32_t {
   Min = 19,
   Max = 20,
   Abs = 21,
+  /// Pushes table[slots[arg]]: `value` holds the table size n and the next n instructions are
+  /// Const entries holding the table (skipped by the interpreter). A value of slots[arg] that
+  /// is not an integer in [0, n) gives NaN. Used for categorical axes (coded 0, 1, ...).
+  Lookup = 22,
 };
 
 struct Instr {
   Op op = Op::Const;
-  std::int32_t arg = 0;  ///< slot for Load, operand count for Min/Max
-  double value = 0.0;    ///< constant for Const
+  std::int32_t arg = 0;  ///< slot for Load and Lookup, operand count for Min/Max
+  double value = 0.0;    ///< constant for Const, table size for Lookup
 };
 
 /// A compiled expression over slots. An empty program evaluates to 1 (true).
@@ -65,6 +69,8 @@ class Program {
   double eval(const double* slots) const noexcept;
   bool empty() const noexcept { return code_.empty(); }
   bool uses(int slot) const noexcept;
+  /// The slots the program reads (Load and Lookup), with repeats.
+  std::vector<int> reads() const;
   const std::vector<Instr>& code() const noexcept { return code_; }
 
  private:
@@ -197,7 +203,7 @@ class Engine {
   void build_table();
   void build_levels();
   /// Highest axis position a program depends on (through derived and objective slots), -1 none.
-  int level_of(const Program& p) const noexcept;
+  int level_of(const Program& p) const;
 
   Spec spec_;
   int n_threads_ = 1;
@@ -224,6 +230,10 @@ class Selector {
  public:
   /// `lin_slot`, `lout_slot`: the param slots of input_len and output_len. `monotone`: the
   /// objective is non-decreasing in both lengths (else every query scans all candidates).
+  /// Also stored per cell: lower bounds of latency_s (at the lower corner) and of power_w
+  /// (energy at the lower corner over latency at the upper corner), so that candidates surely
+  /// over a latency limit or a power cap are skipped without scoring; when nothing is feasible
+  /// the query rescans everything for the nearest point.
   Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize, bool monotone, int lin_slot,
            int lout_slot, std::vector<double> lin_edges, std::vector<double> lout_edges);
 
@@ -241,8 +251,21 @@ class Selector {
   std::vector<double> params_;              ///< the engine's params (overridden per query)
   std::vector<Index> cand_index_;           ///< candidate point indices (ascending)
   std::vector<Index> cand_digits_;          ///< n_cand x n_axes
-  std::vector<std::uint32_t> order_;        ///< per cell: candidate order by lower bound
-  std::vector<float> bound_;                ///< per cell: the sorted lower bounds (rounded down)
+  struct Entry {
+    float bound;       ///< lower bound of the (sign-adjusted) objective, rounded down
+    float latency_lb;  ///< lower bound of latency_s (-inf: unknown)
+    float power_lb;    ///< lower bound of power_w (-inf: unknown)
+    std::uint32_t cand;
+  };
+  std::vector<Entry> entries_;  ///< per cell: n_cand entries sorted by bound, then candidate
+  Selection scan(double lin, double lout, const std::vector<Limit>& limits, const Entry* order,
+                 double lat_max, double pow_max) const;
+  /// The nearest point when nothing is feasible: candidates in order of a lower bound of their
+  /// violation (from the stored latency and power bounds), exact scoring only below the best.
+  Selection nearest(double lin, double lout, const std::vector<Limit>& limits,
+                    const Entry* order) const;
+  bool evaluate(size_t c, double lin, double lout, const std::vector<Limit>& limits,
+                Tally& t) const;
   /// Cell of x among the edges ([e_k, e_k+1)), -1 outside.
   int cell(double x, const std::vector<double>& edges) const noexcept;
   /// Axis and param slots of candidate c at the given workload.
