@@ -287,7 +287,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
         score(d.data(), s, true);
         model_stale = false;
       }
-      if (truthy(where.eval(s))) {
+      if (where.empty() || truthy(where.eval(s))) {
         visit(i, static_cast<const double*>(s));
       } else {
         fail = where_level;  // every point sharing where's inputs fails it too
@@ -296,7 +296,12 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     // Next point, or past the whole block of points that share the failing inputs.
     const int pos = fail == A ? A - 1 : fail;
     if (pos < 0) break;  // a condition on no axis at all is false: nothing is valid
-    i = (i / block_[static_cast<size_t>(pos)] + 1) * block_[static_cast<size_t>(pos)];
+    if (pos == A - 1) {
+      ++i;
+    } else {
+      const Index blk = block_[static_cast<size_t>(pos)];
+      i = (i / blk + 1) * blk;
+    }
     for (int a = A - 1; a > pos; --a) {
       d[static_cast<size_t>(a)] = 0;
       s[a] = spec_.axes[static_cast<size_t>(a)][0];

@@ -2,6 +2,7 @@
 // and the limits of constrained selection.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -34,10 +35,23 @@ int pops(const Instr& in) noexcept {
   }
 }
 
+/// Python's float modulo: the sign of the divisor (a zero result too). Integral operands take an
+/// exact int64 path, several times faster than fmod.
 double py_mod(double a, double b) noexcept {
   if (b == 0.0) return kNaN;
+  constexpr double kExact = 9007199254740992.0;  // 2^53: doubles below it are exact integers
+  if (std::fabs(a) < kExact && std::fabs(b) < kExact) {
+    const auto ia = static_cast<std::int64_t>(a);
+    const auto ib = static_cast<std::int64_t>(b);
+    if (static_cast<double>(ia) == a && static_cast<double>(ib) == b) {
+      std::int64_t r = ia % ib;
+      if (r != 0 && ((r < 0) != (ib < 0))) r += ib;
+      return r == 0 ? std::copysign(0.0, b) : static_cast<double>(r);
+    }
+  }
   double r = std::fmod(a, b);
-  if (r != 0.0 && ((r < 0.0) != (b < 0.0))) r += b;
+  if (r == 0.0) return std::copysign(0.0, b);
+  if ((r < 0.0) != (b < 0.0)) r += b;
   return r;
 }
 
