@@ -145,3 +145,64 @@ def test_model_errors() -> None:
             "energy_j", models={"x": em}, input_len=1, output_len=1, batch=1
         )
     assert isinstance(lm.ttft_model_, TtftModel)
+
+
+def test_scorers_add_columns_and_match_the_engine() -> None:
+    em, lm = fitted()
+    space = ConfigSpace({**SPACE, "knob": [1, 2, 3]}, constraints=["tp * pp <= 8"])
+    kw = {"models": [em, lm], "input_len": 512, "output_len": 128}
+    calls: list[int] = []
+
+    def twice_energy(cols: dict[str, np.ndarray]) -> np.ndarray:
+        calls.append(len(cols["tp"]))
+        return cols["energy_j"] * 1.0 + 0.0 * cols["knob"]
+
+    def quality(cols: dict[str, np.ndarray]) -> np.ndarray:
+        return np.where(cols["gpu"] == "H100", 0.9, 0.8) - 0.01 * cols["knob"]
+
+    sc = {"e": twice_energy, "quality": quality}
+    f = space.to_frame(None, scorers=sc, as_frame=False, **kw)
+    np.testing.assert_array_equal(f["e"], f["energy_j"])
+    assert len(calls) == 1 and calls[0] == space.count_valid()
+    # The numpy reductions of the scorer path follow the C++ rules exactly.
+    for limits in (
+        {"latency_s": ("<=", 0.5)},
+        {"latency_s": ("<=", 1e-6), "power_w": ("<", 10.0)},
+        None,
+    ):
+        a = space.argmin("e", subject_to=limits, scorers=sc, **kw)
+        b = space.argmin("energy_j", subject_to=limits, **kw)
+        assert (a.feasible, a.index, a.nearest_index, a.n_valid, a.n_feasible) == (
+            b.feasible,
+            b.index,
+            b.nearest_index,
+            b.n_valid,
+            b.n_feasible,
+        )
+        assert a.violation == pytest.approx(b.violation, rel=1e-12)
+    a = space.argmin("quality", subject_to={"e": ("<=", 300.0)}, maximize=True, scorers=sc, **kw)
+    want = max(
+        (j for j in range(len(f["index"])) if f["e"][j] <= 300.0),
+        key=lambda j: (f["quality"][j], -f["index"][j]),
+    )
+    assert a.index == f["index"][want] and a.config is not None and a.config["quality"] == a.value
+    top = space.top_k("quality", 4, maximize=True, scorers=sc, as_frame=False, **kw)
+    order = sorted(range(len(f["index"])), key=lambda j: (-f["quality"][j], f["index"][j]))[:4]
+    assert top["index"].tolist() == [int(f["index"][j]) for j in order]
+    assert space.top_k("e", 3, scorers=sc, as_frame=False, **kw)["index"].tolist() == (
+        space.top_k("energy_j", 3, as_frame=False, **kw)["index"].tolist()
+    )
+
+
+def test_scorer_errors() -> None:
+    space = ConfigSpace(SPACE)
+    with pytest.raises(ValueError, match="'tp' is already a column"):
+        space.to_frame(scorers={"tp": lambda c: c["tp"]})
+    with pytest.raises(ValueError, match="not callable"):
+        space.to_frame(scorers={"x": 3})
+    with pytest.raises(ValueError, match="returned shape \\(1,\\)"):
+        space.to_frame(scorers={"x": lambda c: np.zeros(1)})
+    with pytest.raises(ValueError, match="returned inf"):
+        space.to_frame(scorers={"x": lambda c: np.full(len(c["tp"]), np.inf)})
+    with pytest.raises(ValueError, match="expected a mapping"):
+        space.to_frame(scorers=[len])

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from energycore import _core
+from energycore import _core, _scorers
 from energycore._columns import FEATURES
 from energycore.constraints import OP, Code, Expression, Slots
 
@@ -734,9 +734,11 @@ class ConfigSpace:
                 out[o] = np.ascontiguousarray(R[:, q.slots.slot[o]])
         return out
 
-    def _row_of(self, q: _Query) -> Callable[[int], dict[str, Any]]:
+    def _row_of(
+        self, q: _Query, scorers: Mapping[str, _scorers.Scorer] | None = None
+    ) -> Callable[[int], dict[str, Any]]:
         def row(i: int) -> dict[str, Any]:
-            cols = self._columns(q, np.array([i], dtype=np.int64))
+            cols = self._scored(q, np.array([i], dtype=np.int64), scorers or {})
             out: dict[str, Any] = {}
             for k, v in cols.items():
                 x = v[0]
@@ -744,6 +746,27 @@ class ConfigSpace:
             return out
 
         return row
+
+    def _scored(
+        self, q: _Query, idx: np.ndarray, scorers: Mapping[str, _scorers.Scorer]
+    ) -> dict[str, np.ndarray]:
+        if not scorers:
+            return self._columns(q, idx)
+        return _scorers.score(lambda i: self._columns(q, i), idx, scorers)
+
+    def _values(
+        self,
+        q: _Query,
+        cols: dict[str, np.ndarray],
+        name: str,
+        what: str,
+        scorers: Mapping[str, Any],
+    ) -> np.ndarray:
+        """A numeric column for ranking or limits: a scorer's, or one the engine has."""
+        if name in scorers:
+            return cols[name]
+        self._objective(q, name, what=what)
+        return np.asarray(cols[name], dtype=np.float64)
 
     @staticmethod
     def _frame(cols: dict[str, np.ndarray], idx: np.ndarray, as_frame: bool) -> Any:
@@ -783,6 +806,7 @@ class ConfigSpace:
         where: str | None = None,
         models: Any = None,
         as_frame: bool = True,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
         **workload: float,
     ) -> Any:
         """The first ``limit`` valid points in enumeration order, with their columns and scores.
@@ -796,14 +820,18 @@ class ConfigSpace:
         as_frame : bool
             A pandas DataFrame indexed by point number (default) or a dict of numpy arrays
             (with an ``index`` entry).
+        scorers : mapping of str to callable, optional
+            Extra columns: each callable gets a dict of the columns of a batch of valid points
+            (up to 65536) and returns one number per point.
         """
         if limit is None:
             limit = self.size
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
             raise ValueError(f"limit: must be a non-negative integer or None, got {limit!r}")
         q = self._query(models, workload)
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         idx = q.engine.valid_indices(int(limit), self._where(q, where))
-        return self._frame(self._columns(q, idx), idx, as_frame)
+        return self._frame(self._scored(q, idx, sc), idx, as_frame)
 
     def top_k(
         self,
@@ -814,16 +842,26 @@ class ConfigSpace:
         models: Any = None,
         maximize: bool = False,
         as_frame: bool = True,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
         **workload: float,
     ) -> Any:
         """The ``k`` valid points with the smallest (``maximize``: largest) ``objective``.
 
-        Ties go to the earlier point in enumeration order. Other parameters as in
-        :meth:`to_frame`.
+        Ties go to the earlier point in enumeration order. With ``scorers``, the objective may
+        be a scorer column (every valid point is then scored, in batches). Other parameters as
+        in :meth:`to_frame`.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: must be a positive integer, got {k!r}")
         q = self._query(models, workload)
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        if sc:
+            idx = q.engine.valid_indices(self.size, self._where(q, where))
+            cols = self._scored(q, idx, sc)
+            pos = _scorers.top_k(
+                idx, self._values(q, cols, objective, "objective", sc), int(k), bool(maximize)
+            )
+            return self._frame({c: v[pos] for c, v in cols.items()}, idx[pos], as_frame)
         slot = self._objective(q, objective)
         idx = q.engine.top_k(slot, bool(maximize), int(k), self._where(q, where))
         return self._frame(self._columns(q, idx), idx, as_frame)
@@ -857,6 +895,7 @@ class ConfigSpace:
         where: str | None = None,
         models: Any = None,
         maximize: bool = False,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
         **workload: float,
     ) -> Selection:
         """The valid point with the smallest ``objective`` meeting every limit.
@@ -873,6 +912,8 @@ class ConfigSpace:
             As in :meth:`count_valid`.
         maximize : bool
             Take the largest value instead.
+        scorers : mapping of str to callable, optional
+            Extra columns (see :meth:`to_frame`) that the objective and the limits may use.
 
         Returns
         -------
@@ -882,9 +923,13 @@ class ConfigSpace:
             the earlier point in enumeration order.
         """
         q = self._query(models, workload)
-        slot = self._objective(q, objective)
-        limits = self._limits(q, subject_to)
-        r = q.engine.argmin(slot, bool(maximize), limits, self._where(q, where))
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        if sc:
+            r = self._argmin_scored(q, objective, subject_to, where, bool(maximize), sc)
+        else:
+            slot = self._objective(q, objective)
+            limits = self._limits(q, subject_to)
+            r = q.engine.argmin(slot, bool(maximize), limits, self._where(q, where))
         return Selection(
             bool(r["feasible"]),
             objective,
@@ -894,8 +939,36 @@ class ConfigSpace:
             float(r["violation"]),
             int(r["n_valid"]),
             int(r["n_feasible"]),
-            self._row_of(q),
+            self._row_of(q, sc),
         )
+
+    def _argmin_scored(
+        self,
+        q: _Query,
+        objective: str,
+        subject_to: Mapping[str, Any] | None,
+        where: str | None,
+        maximize: bool,
+        sc: Mapping[str, _scorers.Scorer],
+    ) -> dict[str, Any]:
+        if subject_to is not None and not isinstance(subject_to, Mapping):
+            raise ValueError(
+                "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
+                f"{type(subject_to).__name__}"
+            )
+        idx = q.engine.valid_indices(self.size, self._where(q, where))
+        cols = self._scored(q, idx, sc)
+        values = self._values(q, cols, objective, "objective", sc)
+        limits = []
+        for name, spec in (subject_to or {}).items():
+            what = f"subject_to[{name!r}]"
+            v = self._values(q, cols, name, what, sc)
+            if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in _OPS):
+                raise ValueError(
+                    f"{what}: expected (op, value) with op one of {', '.join(_OPS)}, got {spec!r}"
+                )
+            limits.append((v, _OPS[spec[0]], self._number(spec[1], f"{what} value")))
+        return _scorers.argmin(idx, values, maximize, limits)
 
     def pareto_front(
         self,
