@@ -292,3 +292,21 @@ def test_accepts_dataframe_and_structured_array_and_column_name() -> None:
     rec = df.drop(columns="gpu").to_records(index=False)
     b = EnergyModel().fit(rec, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+def test_fit_groups_equals_separate_fits() -> None:
+    parts = [noisy_problem(s, n=40) for s in (21, 22, 23)]
+    X = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
+    y = np.concatenate([p[1] for p in parts])
+    gpu = np.repeat(np.array(["A100", "H100", "B200"]), 40)
+    X["gpu"] = gpu
+    models = EnergyModel.fit_groups(X, y, by="gpu", loss="linear")
+    assert list(models) == ["A100", "B200", "H100"]
+    for label, (Xp, yp, _) in zip(["A100", "H100", "B200"], parts):
+        alone = EnergyModel(loss="linear").fit(Xp, yp)
+        np.testing.assert_array_equal(models[label].coef_, alone.coef_)
+        assert models[label].fit_result_ == alone.fit_result_
+    with pytest.raises(ValueError, match=r"group 'x'.*cannot determine"):
+        EnergyModel.fit_groups(X, y, by=np.where(np.arange(120) < 3, "x", "y"))
+    with pytest.raises(ValueError, match="by: expected one label per row"):
+        EnergyModel.fit_groups(X, y, by=["a"])

@@ -151,8 +151,8 @@ void bind_model(py::module_& m) {
       },
       py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("fixed"),
       py::arg("fixed_values"), py::arg("lower"), py::arg("upper"), py::arg("loss") = "soft_l1",
-      py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10, py::arg("xtol") = 1e-10,
-      py::arg("gtol") = 1e-10, py::arg("max_iter") = 200, py::arg("n_starts") = 8,
+      py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-8, py::arg("xtol") = 1e-8,
+      py::arg("gtol") = 1e-8, py::arg("max_iter") = 200, py::arg("n_starts") = 8,
       py::arg("seed") = 0, py::arg("n_threads") = 0, py::arg("x0") = Vector(),
       "Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else "
       "multi-start from NNLS-based starting points.");
@@ -179,10 +179,60 @@ void bind_model(py::module_& m) {
       },
       py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("theta0"),
       py::arg("fixed"), py::arg("fixed_values"), py::arg("lower"), py::arg("upper"),
-      py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-10,
-      py::arg("xtol") = 1e-10, py::arg("gtol") = 1e-10, py::arg("max_iter") = 200,
+      py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-8,
+      py::arg("xtol") = 1e-8, py::arg("gtol") = 1e-8, py::arg("max_iter") = 200,
       py::arg("n") = 1000, py::arg("seed") = 0, py::arg("n_threads") = 0,
       "n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).");
+  m.def(
+      "fit_template_batch",
+      [](const std::string& name, const std::vector<DoubleArray>& Xs, const std::vector<DoubleArray>& ys,
+         const std::vector<DoubleArray>& ws, const std::vector<std::vector<bool>>& fixed,
+         const std::vector<DoubleArray>& fixed_values, const std::string& loss, double f_scale,
+         double ftol, double xtol, double gtol, int max_iter, int n_starts, std::uint64_t seed,
+         int n_threads) {
+        const ModelTemplate& t = model::get_template(name);
+        const size_t k = Xs.size();
+        if (ys.size() != k || ws.size() != k || fixed.size() != k || fixed_values.size() != k)
+          throw std::invalid_argument("groups: Xs, ys, ws, fixed, fixed_values differ in length");
+        const lm::Options o = make_options(loss, f_scale, ftol, xtol, gtol, max_iter);
+        // Views of the numpy buffers, made while the GIL is held; the arrays are owned by the
+        // argument vectors, alive for the whole call.
+        std::vector<Eigen::Map<const FeatureTable>> X;
+        std::vector<Eigen::Map<const Vector>> y;
+        std::vector<Vector> w, fv;
+        std::vector<FitSpec> specs;
+        for (size_t g = 0; g < k; ++g) {
+          const auto& a = Xs[g];
+          if (a.ndim() != 2 || a.shape(1) != kFeatures)
+            throw std::invalid_argument("Xs[" + std::to_string(g) + "]: expected shape (n, 5)");
+          if (ys[g].ndim() != 1 || ys[g].shape(0) != a.shape(0))
+            throw std::invalid_argument("ys[" + std::to_string(g) + "]: length differs from X");
+          X.emplace_back(a.data(), a.shape(0), kFeatures);
+          y.emplace_back(ys[g].data(), ys[g].shape(0));
+          w.emplace_back(Eigen::Map<const Vector>(ws[g].data(), ws[g].size()));
+          fv.emplace_back(Eigen::Map<const Vector>(fixed_values[g].data(), fixed_values[g].size()));
+          if (w.back().size() && w.back().size() != a.shape(0))
+            throw std::invalid_argument("ws[" + std::to_string(g) + "]: length differs from X");
+          specs.push_back(make_spec(t, fixed[g], fv.back(), Vector(), Vector(), o, n_starts, seed, 1));
+        }
+        std::vector<lm::Result> results(k);
+        {
+          py::gil_scoped_release release;
+          lm::parallel_for(static_cast<Index>(k), resolve_threads(n_threads), [&](Index g) {
+            const auto gi = static_cast<size_t>(g);
+            results[gi] = model::fit(t, X[gi], y[gi], w[gi], specs[gi]);
+          });
+        }
+        py::list out;
+        for (const auto& r : results) out.append(result_to_dict(r));
+        return out;
+      },
+      py::arg("name"), py::arg("Xs"), py::arg("ys"), py::arg("ws"), py::arg("fixed"),
+      py::arg("fixed_values"), py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1,
+      py::arg("ftol") = 1e-8, py::arg("xtol") = 1e-8, py::arg("gtol") = 1e-8,
+      py::arg("max_iter") = 200, py::arg("n_starts") = 8, py::arg("seed") = 0,
+      py::arg("n_threads") = 0,
+      "Fit independent problems (one per group) across threads; a list of result dicts.");
   m.def(
       "nnls",
       [](const Matrix& A, const Vector& b) {

@@ -366,11 +366,10 @@ void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
   r.resize(n);
   if (J != nullptr) J->resize(n, t_.n_params());
   t_.batch(X_, x.data(), r.data(), J);
-  for (Index i = 0; i < n; ++i) {
-    const double v = std::max(r[i], kTiny);
-    r[i] = std::log(v / y_[i]);
-    if (J != nullptr) J->row(i) /= v;
-  }
+  r = r.cwiseMax(kTiny);
+  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major).
+  if (J != nullptr) J->array().colwise() /= r.array();
+  for (Index i = 0; i < n; ++i) r[i] = std::log(r[i] / y_[i]);
 }
 
 Vector nnls(const Matrix& A, const Vector& b, int max_iter) {

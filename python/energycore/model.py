@@ -29,6 +29,7 @@ __all__ = [
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
+    "SolverParams",
     "TemplateModel",
     "TpotModel",
     "TtftModel",
@@ -39,6 +40,7 @@ FORMAT_VERSION = 1
 _LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
 M = TypeVar("M", bound="TemplateModel")
+P = TypeVar("P", bound="SolverParams")
 
 
 class IdentifiabilityWarning(UserWarning):
@@ -124,6 +126,27 @@ def _template_info(name: str) -> dict[str, Any]:
     return _core.template_info(name)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """Validated fit input: features, target, weights, fixed flags/values, pinned indices."""
+
+    X: FloatArray
+    y: FloatArray
+    w: FloatArray
+    flags: list[bool]
+    values: FloatArray
+    pinned: list[int]
+    n_free: int
+
+    @property
+    def fixed_arg(self) -> list[bool]:
+        return self.flags if any(self.flags) else []
+
+    @property
+    def fixed_values_arg(self) -> FloatArray:
+        return self.values if any(self.flags) else np.empty(0)
+
+
 def _check_level(level: float) -> None:
     if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
         raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
@@ -133,12 +156,8 @@ def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
 
-class TemplateModel:
-    """A closed-form model of the C++ core fitted to positive data by log-ratio least squares.
-
-    The fit minimises ``sum_i w_i * rho(log(f(x_i) / y_i))`` under the template's bounds with a
-    robust loss ``rho``, multi-started from non-negative linear solves, so that small and large
-    configurations weigh alike. Subclasses only name the template and the target.
+class SolverParams:
+    """Constructor parameters shared by every model fitted with the C++ LM solver.
 
     Parameters
     ----------
@@ -150,7 +169,7 @@ class TemplateModel:
         Number of starting points (the first at typical values of the nonlinear coefficients,
         the rest drawn from their ranges with ``seed``); the best fit is kept.
     seed : int
-        Seed of the multi-start draws and of :meth:`bootstrap` unless given there.
+        Seed of the multi-start draws and of ``bootstrap`` unless given there.
     fixed : dict of str to float, optional
         Coefficients held at given values, e.g. ``{"t3": 0.0}``.
     max_iter : int
@@ -161,9 +180,6 @@ class TemplateModel:
         Stopping tolerance on the relative cost reduction, the relative step and the scaled
         gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
     """
-
-    template_name: ClassVar[str] = ""
-    target: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -185,6 +201,62 @@ class TemplateModel:
         self.n_threads = n_threads
         self.tol = tol
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        del deep
+        return {
+            "loss": self.loss,
+            "f_scale": self.f_scale,
+            "n_starts": self.n_starts,
+            "seed": self.seed,
+            "fixed": self.fixed,
+            "max_iter": self.max_iter,
+            "n_threads": self.n_threads,
+            "tol": self.tol,
+        }
+
+    def set_params(self: P, **params: Any) -> P:
+        """Set constructor parameters (scikit-learn convention); unknown names raise."""
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def _check_solver_params(self) -> None:
+        """``ValueError`` naming the first bad constructor parameter."""
+        if self.loss not in _LOSSES:
+            raise ValueError(
+                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
+            )
+        f = self.f_scale
+        if not (isinstance(f, (int, float)) and math.isfinite(f) and f > 0):
+            raise ValueError(f"f_scale: must be a positive finite number, got {f!r}")
+        for name in ("n_starts", "max_iter"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise ValueError(f"{name}: must be a positive integer, got {v!r}")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
+        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not (isinstance(self.n_threads, (int, np.integer)) and self.n_threads >= 0):
+            raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
+
+
+class TemplateModel(SolverParams):
+    """A closed-form model of the C++ core fitted to positive data by log-ratio least squares.
+
+    The fit minimises ``sum_i w_i * rho(log(f(x_i) / y_i))`` under the template's bounds with a
+    robust loss ``rho``, multi-started from non-negative linear solves, so that small and large
+    configurations weigh alike. Subclasses only name the template and the target. The
+    constructor parameters are those of :class:`SolverParams`.
+    """
+
+    template_name: ClassVar[str] = ""
+    target: ClassVar[str] = ""
+
     # ------------------------------------------------------------------ metadata
     @classmethod
     def template_info(cls) -> dict[str, Any]:
@@ -201,49 +273,9 @@ class TemplateModel:
         """Names of the phases :meth:`predict_phases` splits a prediction into."""
         return tuple(cls.template_info()["phases"])
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        del deep
-        return {
-            "loss": self.loss,
-            "f_scale": self.f_scale,
-            "n_starts": self.n_starts,
-            "seed": self.seed,
-            "fixed": self.fixed,
-            "max_iter": self.max_iter,
-            "n_threads": self.n_threads,
-            "tol": self.tol,
-        }
-
-    def set_params(self: M, **params: Any) -> M:
-        """Set constructor parameters (scikit-learn convention); unknown names raise."""
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"{k}: unknown parameter of {type(self).__name__}")
-            setattr(self, k, v)
-        return self
-
     # ------------------------------------------------------------------ validation
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
-        if self.loss not in _LOSSES:
-            raise ValueError(
-                f"loss: unknown loss {self.loss!r} (expected one of {', '.join(_LOSSES)})"
-            )
-        if not (
-            isinstance(self.f_scale, (int, float))
-            and math.isfinite(self.f_scale)
-            and self.f_scale > 0
-        ):
-            raise ValueError(f"f_scale: must be a positive finite number, got {self.f_scale!r}")
-        if not (isinstance(self.n_starts, (int, np.integer)) and self.n_starts >= 1):
-            raise ValueError(f"n_starts: must be a positive integer, got {self.n_starts!r}")
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter: must be a positive integer, got {self.max_iter!r}")
-        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
-            raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
-        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        self._check_solver_params()
         info = self.template_info()["params"]
         names = [p["name"] for p in info]
         flags = [False] * len(names)
@@ -297,14 +329,35 @@ class TemplateModel:
         -------
         self
         """
+        prep = self._prepare(X, y, sample_weight, stacklevel=3)
+        start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        empty = np.empty(0)
+        res = _core.fit_template(
+            self.template_name, prep.X, prep.y, prep.w, prep.fixed_arg, prep.fixed_values_arg,
+            empty, empty, x0=start, n_starts=int(self.n_starts), seed=int(self.seed),
+            n_threads=int(self.n_threads), **self._solver_kwargs(),
+        )  # fmt: skip
+        return self._finish(res, prep)
+
+    def _solver_kwargs(self) -> dict[str, Any]:
+        tol = float(self.tol)
+        return {
+            "loss": self.loss,
+            "f_scale": float(self.f_scale),
+            "max_iter": int(self.max_iter),
+            "ftol": tol,
+            "xtol": tol,
+            "gtol": tol,
+        }
+
+    def _prepare(self, X: Any, y: Any, sample_weight: Any, stacklevel: int) -> _Prepared:
+        """Validate the data, pin unidentifiable coefficients (with a warning), count rows."""
         flags, values = self._check_hyper()
         Xt = as_feature_table(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
         names = self.param_names()
-        info = self.template_info()["params"]
-
         pinned = self._unidentified(Xt, flags, values)
         if pinned:
             warnings.warn(
@@ -315,7 +368,7 @@ class TemplateModel:
                 + ". Predictions outside the measured range of tp/pp are unreliable; pass "
                 "fixed={...} to choose their values and silence this warning.",
                 IdentifiabilityWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
             for j in pinned:
                 flags[j] = True
@@ -326,27 +379,21 @@ class TemplateModel:
                 f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
                 f"least {n_free} configurations or fix some coefficients"
             )
-        start = self._check_x0(x0, names, info)
-        empty = np.empty(0)
-        res = _core.fit_template(
-            self.template_name, Xt, yt, w, flags if any(flags) else [],
-            values if any(flags) else empty, empty, empty,
-            loss=self.loss, f_scale=float(self.f_scale), max_iter=int(self.max_iter),
-            ftol=float(self.tol), xtol=float(self.tol), gtol=float(self.tol),
-            n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
-            x0=start,
-        )  # fmt: skip
+        return _Prepared(Xt, yt, w, flags, values, pinned, n_free)
+
+    def _finish(self: M, res: dict[str, Any], prep: _Prepared) -> M:
+        """Store a solver result as the fitted state of this model."""
         if not res["success"]:
             raise ValueError(
                 f"{type(self).__name__}: the fit failed ({res['message']}); check the data for "
                 "rows the model cannot describe"
             )
+        names = self.param_names()
+        n, flags = len(prep.X), prep.flags
         coef = np.asarray(res["x"], dtype=np.float64)
         cov = np.asarray(res["covariance"], dtype=np.float64)
         var = np.diag(cov).copy()
         var[np.asarray(flags)] = np.nan
-        for j in pinned:
-            var[j] = np.nan
         stderr = np.sqrt(np.where(var >= 0, var, np.nan))
         at_bound = {
             names[j]: ("lower" if a == -1 else "upper")
@@ -358,7 +405,7 @@ class TemplateModel:
         self.stderr_: dict[str, float] = dict(zip(names, map(float, stderr)))
         self.covariance_: FloatArray = cov
         self.fixed_mask_: tuple[bool, ...] = tuple(flags)
-        self.unidentified_: tuple[str, ...] = tuple(names[j] for j in pinned)
+        self.unidentified_: tuple[str, ...] = tuple(names[j] for j in prep.pinned)
         self.fit_result_ = FitResult(
             status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
             iterations=int(res["iterations"]), n_fev=int(res["n_fev"]), n_jev=int(res["n_jev"]),
@@ -366,10 +413,68 @@ class TemplateModel:
             start_index=int(res["start_index"]), at_bound=at_bound, n_samples=n,
         )  # fmt: skip
         self.residual_scale_: float = (
-            float(np.sqrt(2 * res["cost"] / (n - n_free))) if n > n_free else float("nan")
+            float(np.sqrt(2 * res["cost"] / (n - prep.n_free))) if n > prep.n_free else float("nan")
         )
         self._warn_degenerate(np.asarray(res["null_weight"]))
         return self
+
+    @classmethod
+    def fit_groups(
+        cls: type[M], X: Any, y: Any, by: Any, sample_weight: Any = None, **params: Any
+    ) -> dict[Any, M]:
+        """Fit one model per group of rows, all groups in one threaded C++ call.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`fit`.
+        by : str or array-like
+            A column of ``X`` (e.g. ``"gpu"``) or one label per row.
+        **params
+            Constructor parameters shared by every group's model.
+
+        Returns
+        -------
+        dict
+            Group label -> fitted model, in sorted label order.
+        """
+        from energycore._columns import get_column
+
+        Xt_all = as_feature_table(X)
+        n = len(Xt_all)
+        labels = get_column(X, by) if isinstance(by, str) else np.asarray(by)
+        if labels.shape != (n,):
+            raise ValueError(f"by: expected one label per row ({n}), got shape {labels.shape}")
+        y_all = as_target(y, n, cls.target or "y", X)
+        w_all = as_weights(sample_weight, n)
+        keys = sorted(set(labels.tolist()))
+        models, preps = [], []
+        for key in keys:
+            rows = np.flatnonzero(labels == key)
+            m = cls(**params)
+            sub = {name: Xt_all[rows, k] for k, name in enumerate(FEATURES)}
+            try:
+                prep = m._prepare(sub, y_all[rows], w_all[rows] if len(w_all) else None, 4)
+            except ValueError as e:
+                raise ValueError(f"group {key!r}: {e}") from None
+            models.append(m)
+            preps.append(prep)
+        if not models:
+            raise ValueError("X: needs at least 1 row(s), got 0")
+        first = models[0]
+        results = _core.fit_template_batch(
+            cls.template_name, [p.X for p in preps], [p.y for p in preps], [p.w for p in preps],
+            [p.fixed_arg for p in preps], [p.fixed_values_arg for p in preps],
+            n_starts=int(first.n_starts), seed=int(first.seed), n_threads=int(first.n_threads),
+            **first._solver_kwargs(),
+        )  # fmt: skip
+        out: dict[Any, M] = {}
+        for key, m, prep, res in zip(keys, models, preps, results):
+            try:
+                out[key] = m._finish(res, prep)
+            except ValueError as e:
+                raise ValueError(f"group {key!r}: {e}") from None
+        return out
 
     @staticmethod
     def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
