@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target
-from energycore.model import TpotModel, TtftModel
+from energycore.model import SolverParams, TpotModel, TtftModel
 
 __all__ = ["LatencyModel"]
 
@@ -30,13 +30,13 @@ FORMAT_VERSION = 1
 _OUT = FEATURES.index("output_len")
 
 
-class LatencyModel:
+class LatencyModel(SolverParams):
     """Time to first token and time per output token of a batch, in seconds.
 
     Parameters
     ----------
     loss, f_scale, n_starts, seed, max_iter, n_threads, tol
-        As in :class:`~energycore.EnergyModel`; used for both halves.
+        As in :class:`~energycore.model.SolverParams`; used for both halves.
     fixed : dict of str to float, optional
         Coefficients held at given values, by name across both templates (``a1`` ... ``a6``
         for time to first token, ``c1`` ... ``c6`` for time per output token), e.g.
@@ -58,49 +58,6 @@ class LatencyModel:
     """
 
     target = "latency_s"
-
-    def __init__(
-        self,
-        loss: str = "soft_l1",
-        f_scale: float = 0.1,
-        n_starts: int = 8,
-        seed: int = 0,
-        fixed: dict[str, float] | None = None,
-        max_iter: int = 200,
-        n_threads: int = 0,
-        tol: float = 1e-8,
-    ) -> None:
-        self.loss = loss
-        self.f_scale = f_scale
-        self.n_starts = n_starts
-        self.seed = seed
-        self.fixed = fixed
-        self.max_iter = max_iter
-        self.n_threads = n_threads
-        self.tol = tol
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        del deep
-        return {
-            "loss": self.loss,
-            "f_scale": self.f_scale,
-            "n_starts": self.n_starts,
-            "seed": self.seed,
-            "fixed": self.fixed,
-            "max_iter": self.max_iter,
-            "n_threads": self.n_threads,
-            "tol": self.tol,
-        }
-
-    def set_params(self, **params: Any) -> LatencyModel:
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValueError(f"{k}: unknown parameter of LatencyModel")
-            setattr(self, k, v)
-        return self
 
     @staticmethod
     def param_names() -> tuple[str, ...]:
@@ -138,6 +95,7 @@ class LatencyModel:
         -------
         self
         """
+        self._check_solver_params()
         n = len(as_feature_table(X))
         # Validate both targets before fitting either, so a bad column costs no fit.
         yt = as_target(ttft_s, n, "ttft_s", X)
