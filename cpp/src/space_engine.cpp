@@ -81,6 +81,7 @@ Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(re
   if (A > 64) throw std::invalid_argument("axes: at most 64 axes");
   build_table();
   build_levels();
+  build_constraint_tables();
 }
 
 void Engine::build_table() {
@@ -239,6 +240,41 @@ void Engine::build_levels() {
         block_[static_cast<size_t>(a + 1)] * static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
 }
 
+void Engine::build_constraint_tables() {
+  const int A = n_axes();
+  const int base = A + static_cast<int>(spec_.params.size());
+  tabulated_.assign(spec_.constraints.size(), Tabulated{});
+  for (size_t j = 0; j < spec_.constraints.size(); ++j) {
+    std::uint64_t m = 0;
+    for (int r : spec_.constraints[j].reads()) m |= slot_deps_[static_cast<size_t>(r)];
+    Index T = 1;
+    std::vector<std::pair<int, Index>> strides;
+    for (int a = A - 1; a >= 0 && T <= kMaxConstraintTable; --a) {
+      if (!(m & (std::uint64_t(1) << a))) continue;
+      strides.emplace_back(a, T);
+      T *= static_cast<Index>(spec_.axes[static_cast<size_t>(a)].size());
+    }
+    // Worth it when each entry serves several points and the table stays small.
+    if (m == 0 || T > kMaxConstraintTable || 4 * T > size_) continue;
+    Tabulated& tab = tabulated_[j];
+    tab.strides = strides;
+    tab.truth.assign(static_cast<size_t>(T), 0);
+    std::vector<double> s(static_cast<size_t>(n_slots_), kNaN);
+    for (int a = 0; a < A; ++a) s[static_cast<size_t>(a)] = spec_.axes[static_cast<size_t>(a)][0];
+    std::copy(spec_.params.begin(), spec_.params.end(), s.begin() + A);
+    for (Index t = 0; t < T; ++t) {
+      for (const auto& [a, st] : strides) {
+        const auto& ax = spec_.axes[static_cast<size_t>(a)];
+        s[static_cast<size_t>(a)] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+      }
+      // Derived columns the constraint reads depend only on these axes (and params).
+      for (size_t k = 0; k < spec_.derived.size(); ++k)
+        s[static_cast<size_t>(base) + k] = spec_.derived[k].eval(s.data());
+      tab.truth[static_cast<size_t>(t)] = truthy(spec_.constraints[j].eval(s.data())) ? 1 : 0;
+    }
+  }
+}
+
 int Engine::level_of(const Program& p) const {
   std::uint64_t m = 0;
   for (int r : p.reads()) m |= slot_deps_[static_cast<size_t>(r)];
@@ -278,7 +314,16 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
       if (derived_level_[k] >= changed) s[base + static_cast<int>(k)] = spec_.derived[k].eval(s);
     int fail = A;  // the outermost level at which a constraint fails (A: none fails)
     for (size_t j = 0; j < n_c; ++j) {
-      if (constraint_level_[j] >= changed) ok[j] = truthy(spec_.constraints[j].eval(s));
+      if (constraint_level_[j] >= changed) {
+        const Tabulated& tab = tabulated_[j];
+        if (tab.truth.empty()) {
+          ok[j] = truthy(spec_.constraints[j].eval(s));
+        } else {
+          Index t = 0;
+          for (const auto& [a, st] : tab.strides) t += d[static_cast<size_t>(a)] * st;
+          ok[j] = tab.truth[static_cast<size_t>(t)];
+        }
+      }
       if (!ok[j]) fail = std::min(fail, constraint_level_[j]);
     }
     if (models && model_level_ >= changed) model_stale = true;

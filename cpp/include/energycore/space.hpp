@@ -218,6 +218,15 @@ class Engine {
   std::vector<int> derived_level_, constraint_level_;
   int model_level_ = -1;
   std::vector<Index> block_;  ///< per axis: points between two steps of that axis (its stride)
+  /// A constraint over few axis values is tabulated once: truth per combination of the values
+  /// of the axes it reads (strides per such axis); empty when it is evaluated per point.
+  struct Tabulated {
+    std::vector<std::pair<int, Index>> strides;  ///< (axis, stride in the table)
+    std::vector<char> truth;
+  };
+  std::vector<Tabulated> tabulated_;
+  static constexpr Index kMaxConstraintTable = Index(1) << 16;
+  void build_constraint_tables();
 };
 
 /// Answers "best point for this workload under these limits" from precomputed orderings: the
