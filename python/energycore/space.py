@@ -39,19 +39,20 @@ A model is an :class:`~energycore.EnergyModel`, a :class:`~energycore.LatencyMod
 from __future__ import annotations
 
 import difflib
-import functools
 import json
-import keyword
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from energycore import _core, _scorers
+from energycore._axes import Axis, check_name
 from energycore._columns import FEATURES
+from energycore._modelset import ModelSet, collect
 from energycore.constraints import OP, Code, Expression, Slots
+from energycore.selection import Selection
 
 __all__ = ["OBJECTIVES", "Axis", "ConfigSpace", "Selection"]
 
@@ -77,232 +78,8 @@ MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
     {"energy_j", "energy_per_request_j", "ttft_s", "tpot_s", "latency_s"}
 )
 _OPS = {"<=": 0, "<": 1, ">=": 2, ">": 3, "==": 4}
-_RESERVED = frozenset({*OBJECTIVES, "n_gpus", "min", "max", "abs", "True", "False"})
 FORMAT_VERSION = 1
 _MAX_POINTS = 2**62
-
-
-# ---------------------------------------------------------------------------------- axes
-@dataclass(frozen=True)
-class Axis:
-    """One axis of a space.
-
-    Attributes
-    ----------
-    name : str
-    kind : {"int", "float", "bool", "category"}
-    values : tuple
-        The values in order; for a categorical axis the strings, whose position is their code.
-    """
-
-    name: str
-    kind: str
-    values: tuple[Any, ...]
-
-    @staticmethod
-    def make(name: str, values: Any) -> Axis:
-        """Build and validate an axis from a list, range, numpy array or tuple."""
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-            raise ValueError(
-                f"axes: axis {name!r} needs a sequence of values, got {type(values).__name__}"
-            )
-        vals = list(values.tolist() if isinstance(values, np.ndarray) else values)
-        if not vals:
-            raise ValueError(f"axes: axis {name!r} has no values")
-        if all(isinstance(v, (bool, np.bool_)) for v in vals):
-            kind, vals = "bool", [bool(v) for v in vals]
-        elif all(isinstance(v, str) for v in vals):
-            kind = "category"
-        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-            kind, vals = "int", [int(v) for v in vals]
-        elif all(
-            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            for v in vals
-        ):
-            kind, vals = "float", [float(v) for v in vals]
-            bad = [i for i, v in enumerate(vals) if not math.isfinite(v)]
-            if bad:
-                raise ValueError(
-                    f"axes: axis {name!r} has a non-finite value ({vals[bad[0]]}) at {bad[0]}"
-                )
-        else:
-            kinds = sorted({type(v).__name__ for v in vals})
-            raise ValueError(
-                f"axes: axis {name!r} mixes value types ({', '.join(kinds)}); use numbers, "
-                "strings or booleans"
-            )
-        seen: set[Any] = set()
-        for i, v in enumerate(vals):
-            if v in seen:
-                raise ValueError(f"axes: axis {name!r} repeats the value {v!r} (at position {i})")
-            seen.add(v)
-        return Axis(name, kind, tuple(vals))
-
-    def codes(self) -> list[float]:
-        """The numbers the C++ engine sees: categories by position, booleans as 0/1."""
-        if self.kind == "category":
-            return [float(i) for i in range(len(self.values))]
-        return [float(v) for v in self.values]
-
-    def decode(self, x: np.ndarray) -> np.ndarray:
-        """Engine numbers back to the axis' values."""
-        if self.kind == "category":
-            return np.asarray(self.values, dtype=object)[x.astype(np.int64)]
-        if self.kind == "bool":
-            return x != 0
-        if self.kind == "int":
-            return x.astype(np.int64)
-        return x
-
-    def to_python(self, x: float) -> Any:
-        if self.kind == "category":
-            return self.values[int(x)]
-        if self.kind == "bool":
-            return bool(x)
-        return int(x) if self.kind == "int" else float(x)
-
-
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise ValueError(f"{what}: {name!r} is not a valid column name (a Python identifier)")
-    if name in _RESERVED:
-        raise ValueError(f"{what}: {name!r} is reserved (an objective or built-in name)")
-    return name
-
-
-# ---------------------------------------------------------------------------------- models
-@dataclass(frozen=True)
-class _ModelSet:
-    """Coefficients per model kind: (template, [theta]) with one theta per key or one for all."""
-
-    energy: tuple[str, list[np.ndarray]] | None = None
-    ttft: tuple[str, list[np.ndarray]] | None = None
-    tpot: tuple[str, list[np.ndarray]] | None = None
-    keyed: bool = False
-
-    @property
-    def kinds(self) -> set[str]:
-        out = set()
-        if self.energy:
-            out.add("energy")
-        if self.ttft and self.tpot:
-            out.add("latency")
-        return out
-
-    def fingerprint(self) -> tuple[Any, ...]:
-        def fp(x: tuple[str, list[np.ndarray]] | None) -> Any:
-            return None if x is None else (x[0], tuple(t.tobytes() for t in x[1]))
-
-        return (fp(self.energy), fp(self.ttft), fp(self.tpot), self.keyed)
-
-
-def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
-    """The template parts of one fitted model: {"energy"|"ttft"|"tpot": (template, coef)}."""
-    parts = (
-        [("ttft", m.ttft_model_), ("tpot", m.tpot_model_)] if hasattr(m, "ttft_model_") else None
-    )
-    if parts is None:
-        target = getattr(m, "target", None)
-        kind = {"energy_j": "energy", "ttft_s": "ttft", "tpot_s": "tpot"}.get(str(target))
-        if kind is None or not hasattr(m, "template_name"):
-            if hasattr(m, "tpot_model") or type(m).__name__ == "LatencyModel":
-                raise ValueError(f"models: the LatencyModel {where} is not fitted yet")
-            raise ValueError(
-                f"models: {where} is a {type(m).__name__}, expected an EnergyModel, a "
-                "LatencyModel, a TtftModel or a TpotModel"
-            )
-        parts = [(kind, m)]
-    out = {}
-    for kind, sub in parts:
-        coef = getattr(sub, "coef_", None)
-        if coef is None:
-            raise ValueError(f"models: the {type(sub).__name__} {where} is not fitted yet")
-        out[kind] = (str(sub.template_name), np.ascontiguousarray(coef, dtype=np.float64))
-    return out
-
-
-def _collect(models: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
-    items = list(models) if isinstance(models, (list, tuple)) else [models]
-    out: dict[str, tuple[str, np.ndarray]] = {}
-    for m in items:
-        for kind, part in _split_model(m, where).items():
-            if kind in out:
-                raise ValueError(f"models: two {kind} models {where}")
-            out[kind] = part
-    if ("ttft" in out) != ("tpot" in out):
-        raise ValueError(f"models: {where} has a TtftModel or a TpotModel without the other")
-    return out
-
-
-# ---------------------------------------------------------------------------------- results
-@dataclass(frozen=True, repr=False)
-class Selection:
-    """The answer of :meth:`ConfigSpace.argmin` and :meth:`Selector.best`.
-
-    Attributes
-    ----------
-    feasible : bool
-        Whether a valid point meets every limit.
-    objective : str
-        The objective minimised (or maximised).
-    value : float
-        Its value at the chosen point (NaN when infeasible).
-    index : int
-        The chosen point's index in enumeration order (-1 when infeasible).
-    nearest_index : int
-        When infeasible: the valid point missing the limits by the least total relative amount
-        (-1 when feasible or when no point is valid at all).
-    violation : float
-        That total relative amount (0 when feasible).
-    n_valid, n_feasible : int
-        Points passing the constraints / also the limits (-1 from a Selector, which does not
-        count them).
-    """
-
-    feasible: bool
-    objective: str
-    value: float
-    index: int
-    nearest_index: int
-    violation: float
-    n_valid: int
-    n_feasible: int
-    _row: Callable[[int], dict[str, Any]] = field(compare=False)
-
-    @functools.cached_property
-    def config(self) -> dict[str, Any] | None:
-        """The chosen point: axes decoded, fixed values, derived columns and scores."""
-        return self._row(self.index) if self.index >= 0 else None
-
-    @functools.cached_property
-    def nearest(self) -> dict[str, Any] | None:
-        """When infeasible, the nearest valid point (same columns as :attr:`config`)."""
-        return self._row(self.nearest_index) if self.nearest_index >= 0 else None
-
-    @property
-    def message(self) -> str:
-        """What happened, in words."""
-        if self.feasible:
-            return f"best {self.objective} = {self.value:.6g} at point {self.index}"
-        if self.nearest_index < 0:
-            return "no valid configuration: every point fails a constraint"
-        return (
-            "infeasible: no valid configuration meets the limits; the nearest misses them by "
-            f"{self.violation:.3g} (relative) at point {self.nearest_index}"
-        )
-
-    def __bool__(self) -> bool:
-        return self.feasible
-
-    def __repr__(self) -> str:
-        row = self.config if self.feasible else self.nearest
-        shown = "" if row is None else ", ".join(f"{k}={_fmt(v)}" for k, v in row.items())
-        label = "config" if self.feasible else "nearest"
-        return f"Selection({self.message}; {label}: {shown or '-'})"
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else repr(v)
 
 
 # ---------------------------------------------------------------------------------- engine
@@ -313,7 +90,7 @@ class _Query:
     engine: Any
     slots: Slots
     params: dict[str, float]
-    models: _ModelSet
+    models: ModelSet
 
     def code(self, expr: Expression | None) -> Code:
         return [] if expr is None else expr.compile(self.slots)
@@ -366,7 +143,7 @@ class ConfigSpace:
         if not isinstance(axes, Mapping) or not axes:
             raise ValueError("axes: expected a non-empty mapping of axis name to values")
         self.axes: tuple[Axis, ...] = tuple(
-            Axis.make(_check_name(k, "axes"), v) for k, v in axes.items()
+            Axis.make(check_name(k, "axes"), v) for k, v in axes.items()
         )
         self._axis_index = {a.name: i for i, a in enumerate(self.axes)}
         size = 1
@@ -382,7 +159,7 @@ class ConfigSpace:
         )
         self.fixed: dict[str, float] = {}
         for k, v in (fixed or {}).items():
-            _check_name(k, "fixed")
+            check_name(k, "fixed")
             if k in self._axis_index:
                 raise ValueError(f"fixed: {k!r} is an axis; a name is either an axis or fixed")
             self.fixed[k] = self._number(v, f"fixed: {k!r}")
@@ -394,7 +171,7 @@ class ConfigSpace:
         }
         self.derived: dict[str, Expression] = {"n_gpus": Expression("tp * pp", what="derived")}
         for k, src in (derived or {}).items():
-            _check_name(k, "derived")
+            check_name(k, "derived")
             if k in self._axis_index or k in self._params:
                 raise ValueError(f"derived: {k!r} is already an axis or a fixed value")
             self.derived[k] = Expression(src, what=f"derived column {k!r}")
@@ -594,9 +371,9 @@ class ConfigSpace:
             vals[k] = x
         return vals
 
-    def _modelset(self, models: Any) -> _ModelSet:
+    def _modelset(self, models: Any) -> ModelSet:
         if models is None:
-            return _ModelSet()
+            return ModelSet()
         if isinstance(models, Mapping):
             if self.model_axis is None:
                 raise ValueError(
@@ -610,7 +387,7 @@ class ConfigSpace:
                     f"(values: {', '.join(map(str, cats))})"
                 )
             per = {
-                c: _collect(models[c], f"for {self.model_axis}={c!r}") for c in cats if c in models
+                c: collect(models[c], f"for {self.model_axis}={c!r}") for c in cats if c in models
             }
             missing = [c for c in cats if c not in per]
             if missing:
@@ -629,14 +406,14 @@ class ConfigSpace:
                 if len(names) > 1:
                     raise ValueError(f"models: {kind} models use different templates {names}")
                 out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
-            return _ModelSet(out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True)
-        got = _collect(models, "given")
+            return ModelSet(out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True)
+        got = collect(models, "given")
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
-        return _ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"))
+        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"))
 
     def _query(self, models: Any, workload: Mapping[str, Any]) -> _Query:
         params = self._param_values(workload)
-        mset = models if isinstance(models, _ModelSet) else self._modelset(models)
+        mset = models if isinstance(models, ModelSet) else self._modelset(models)
         key = (tuple(params.items()), mset.fingerprint())
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
