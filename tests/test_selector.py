@@ -193,4 +193,12 @@ def test_selector_errors() -> None:
         Selector(ConfigSpace(SPACE), em, input_len_edges=[0, 4, 2])
     with pytest.raises(ValueError, match="latency_model: no model for 'A100'"):
         Selector(ConfigSpace(SPACE), {"H100": em, "A100": em}, {"H100": lm})
+    with pytest.raises(ValueError, match="GiB of tables"):
+        Selector(
+            ConfigSpace({"tp": list(range(1, 40_001)), "pp": [1, 2]}),
+            em,
+            input_len_edges=range(100),
+            output_len_edges=range(100),
+            batch=1,
+        )
     assert "candidates" in repr(sel) and sel.n_candidates == ConfigSpace(SPACE).size

@@ -29,6 +29,7 @@ __all__ = ["Selector"]
 #: powers of 2 or 4 when the space is large, to keep the tables under _MAX_TABLE_BYTES.
 _MAX_TABLE_BYTES = 256 * 2**20
 _ENTRY_BYTES = 16
+_MAX_SELECTOR_BYTES = 2**31
 
 
 def _default_edges(points: int) -> list[float]:
@@ -94,6 +95,15 @@ class Selector:
         self.space = space
         self.objective = objective
         self.fixed = dict(fixed)
+        self._lin_edges = self._edges(input_len_edges, "input_len_edges", space.size)
+        self._lout_edges = self._edges(output_len_edges, "output_len_edges", space.size)
+        cells = (len(self._lin_edges) - 1) * (len(self._lout_edges) - 1)
+        if cells * space.size * _ENTRY_BYTES > _MAX_SELECTOR_BYTES:
+            raise ValueError(
+                f"space: {space.size:,} points x {cells} workload cells would need up to "
+                f"{cells * space.size * _ENTRY_BYTES / 2**30:.1f} GiB of tables; pass coarser "
+                "input_len_edges/output_len_edges or select over a smaller space"
+            )
         # Build at a placeholder workload; every query sets both lengths.
         self._q = space._query(models, {**fixed, "input_len": 1.0, "output_len": 1.0})
         self._slot = space._objective(self._q, objective)
@@ -101,8 +111,6 @@ class Selector:
         self._pow = (
             self._q.slots.slot["power_w"] if self._q.models.kinds >= {"energy", "latency"} else -1
         )
-        self._lin_edges = self._edges(input_len_edges, "input_len_edges", space.size)
-        self._lout_edges = self._edges(output_len_edges, "output_len_edges", space.size)
         self._selectors: dict[tuple[int, bool], Any] = {}
         self._core = self._selector(self._slot, False)
         self._row = space._row_of(self._q)
