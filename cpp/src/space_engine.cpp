@@ -107,25 +107,35 @@ void Engine::build_table() {
   table_.assign(static_cast<size_t>(3 * T), kNaN);
   const Index n_chunks = (T + kChunk - 1) / kChunk;
   lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
-    std::vector<double> slots(static_cast<size_t>(n_slots_), 0.0);
-    std::copy(spec_.params.begin(), spec_.params.end(), slots.begin() + A);
+    const Index begin = c * kChunk;
     const Index end = std::min(T, (c + 1) * kChunk);
-    for (Index t = c * kChunk; t < end; ++t) {
+    const size_t n = static_cast<size_t>(end - begin), ns = static_cast<size_t>(n_slots_);
+    std::vector<double> rows(n * ns, 0.0);
+    for (size_t r = 0; r < n; ++r) {
+      double* s = &rows[r * ns];
+      std::copy(spec_.params.begin(), spec_.params.end(), s + A);
+      const Index t = begin + static_cast<Index>(r);
       for (int a = 0; a < A; ++a) {
         const Index st = table_stride_[static_cast<size_t>(a)];
         if (st == 0) continue;
         const auto& ax = spec_.axes[static_cast<size_t>(a)];
-        slots[static_cast<size_t>(a)] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+        s[a] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
       }
-      score_direct(slots.data());
-      const double* o = slots.data() + obj0_;
-      table_[static_cast<size_t>(3 * t)] = o[kEnergyJ];
-      table_[static_cast<size_t>(3 * t + 1)] = o[kTtftS];
-      table_[static_cast<size_t>(3 * t + 2)] = o[kTpotS];
+    }
+    score_rows(rows.data(), n);
+    for (size_t r = 0; r < n; ++r) {
+      const double* o = &rows[r * ns] + obj0_;
+      const size_t t = static_cast<size_t>(begin) + r;
+      table_[3 * t] = o[kEnergyJ];
+      table_[3 * t + 1] = o[kTtftS];
+      table_[3 * t + 2] = o[kTpotS];
     }
   });
 }
 
+// Every model value goes through ModelTemplate::batch (which may share work between rows, e.g.
+// powers of the few distinct tp values); it computes each row the same way whatever the batch,
+// so the table, the walk, rows() and the Selector all give identical doubles.
 void Engine::score_direct(double* slots) const noexcept {
   double row[kFeatures];
   for (int f = 0; f < kFeatures; ++f) {
@@ -133,17 +143,70 @@ void Engine::score_direct(double* slots) const noexcept {
     row[f] = s >= 0 ? slots[s] : kNaN;
   }
   const double key = spec_.key_axis >= 0 ? slots[spec_.key_axis] : 0.0;
+  const Eigen::Map<const FeatureTable> X(row, 1, kFeatures);
   double* o = slots + obj0_;
-  o[kEnergyJ] = spec_.energy.present()
-                    ? spec_.energy.tmpl->value(row, theta_for(spec_.energy, key).data())
-                    : kNaN;
-  if (spec_.ttft.present()) {
-    o[kTtftS] = spec_.ttft.tmpl->value(row, theta_for(spec_.ttft, key).data());
-    o[kTpotS] = spec_.tpot.tmpl->value(row, theta_for(spec_.tpot, key).data());
-  } else {
-    o[kTtftS] = kNaN;
-    o[kTpotS] = kNaN;
-  }
+  auto one = [&](const ModelSet& m, double* out) {
+    if (m.present()) {
+      m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
+    } else {
+      *out = kNaN;
+    }
+  };
+  one(spec_.energy, &o[kEnergyJ]);
+  one(spec_.ttft, &o[kTtftS]);
+  one(spec_.tpot, &o[kTpotS]);
+}
+
+void Engine::score_rows(double* rows, size_t n) const {
+  // Features of every row, then each model over all rows sharing its coefficients.
+  std::vector<double> X(n * kFeatures), sub, vals(n), subv;
+  std::vector<size_t> pick;
+  for (size_t r = 0; r < n; ++r)
+    for (int f = 0; f < kFeatures; ++f) {
+      const int s = spec_.feature_slot[static_cast<size_t>(f)];
+      X[r * kFeatures + static_cast<size_t>(f)] = s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
+    }
+  auto run = [&](const ModelSet& m, int objective) {
+    const size_t col = static_cast<size_t>(obj0_ + objective);
+    if (!m.present()) {
+      for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = kNaN;
+      return;
+    }
+    if (m.theta.size() == 1) {
+      m.tmpl->batch(Eigen::Map<const FeatureTable>(X.data(), static_cast<Index>(n), kFeatures),
+                    m.theta.front().data(), vals.data(), nullptr);
+    } else {
+      for (size_t k = 0; k < m.theta.size(); ++k) {
+        pick.clear();
+        for (size_t r = 0; r < n; ++r)
+          if (rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(spec_.key_axis)] ==
+              static_cast<double>(k))
+            pick.push_back(r);
+        if (pick.empty()) continue;
+        sub.resize(pick.size() * kFeatures);
+        subv.resize(pick.size());
+        for (size_t j = 0; j < pick.size(); ++j)
+          std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
+        m.tmpl->batch(Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
+                      m.theta[k].data(), subv.data(), nullptr);
+        for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
+      }
+    }
+    for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = vals[r];
+  };
+  run(spec_.energy, kEnergyJ);
+  run(spec_.ttft, kTtftS);
+  run(spec_.tpot, kTpotS);
+  for (size_t r = 0; r < n; ++r) derive(rows + r * static_cast<size_t>(n_slots_));
+}
+
+void Engine::derive(double* slots) const noexcept {
+  double* o = slots + obj0_;
+  const int sb = spec_.feature_slot[kBatch];
+  const int so = spec_.feature_slot[kOutputLen];
+  o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
+  o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
+  o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
 }
 
 void Engine::score(const Index* digits, double* slots, bool own_params) const noexcept {
@@ -159,11 +222,7 @@ void Engine::score(const Index* digits, double* slots, bool own_params) const no
   } else {
     o[kEnergyJ] = o[kTtftS] = o[kTpotS] = kNaN;
   }
-  const int sb = spec_.feature_slot[kBatch];
-  const int so = spec_.feature_slot[kOutputLen];
-  o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
-  o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
-  o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
+  derive(slots);
 }
 
 bool Engine::finish(const Index* digits, double* slots, bool score_always,
@@ -308,6 +367,22 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
   std::vector<char> ok(n_c, 1);
   int changed = -1;          // lowest axis position changed since the last point (-1: all)
   bool model_stale = true;   // the objectives do not belong to the current model inputs
+  // Without a model table, valid points are scored in batches (ModelTemplate::batch shares
+  // work between rows) and visited, in order, after their batch is scored.
+  const bool defer = models && table_.empty();
+  constexpr size_t kBatch = 256;
+  const size_t ns = static_cast<size_t>(n_slots_);
+  std::vector<Index> pending;
+  std::vector<double> pending_slots;
+  auto flush = [&]() {
+    score_rows(pending_slots.data(), pending.size());
+    for (size_t r = 0; r < pending.size(); ++r) {
+      const double* p = &pending_slots[r * ns];
+      if (where.empty() || truthy(where.eval(p))) visit(pending[r], p);
+    }
+    pending.clear();
+    pending_slots.clear();
+  };
   Index i = begin;
   while (i < end) {
     for (size_t k = 0; k < spec_.derived.size(); ++k)
@@ -327,7 +402,11 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
       if (!ok[j]) fail = std::min(fail, constraint_level_[j]);
     }
     if (models && model_level_ >= changed) model_stale = true;
-    if (fail == A) {
+    if (fail == A && defer) {
+      pending.push_back(i);
+      pending_slots.insert(pending_slots.end(), s, s + ns);
+      if (pending.size() == kBatch) flush();
+    } else if (fail == A) {
       if (models && model_stale) {
         score(d.data(), s, true);
         model_stale = false;
@@ -365,6 +444,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     if (a < 0) break;  // wrapped: the end of the space
     changed = a;
   }
+  if (!pending.empty()) flush();
 }
 
 Index Engine::count_valid(const Program& where) const {

@@ -200,6 +200,10 @@ class Engine {
   void walk(Index begin, Index end, const Program& where, F&& visit) const;
   void score(const Index* digits, double* slots, bool own_params) const noexcept;
   void score_direct(double* slots) const noexcept;
+  /// Model values and derived objectives of n rows of slots stored one after another.
+  void score_rows(double* rows, size_t n) const;
+  /// energy_per_request_j, latency_s and power_w from the model values of a row.
+  void derive(double* slots) const noexcept;
   void build_table();
   void build_levels();
   /// Highest axis position a program depends on (through derived and objective slots), -1 none.
