@@ -109,7 +109,7 @@ void bind_space(py::module_& m) {
             if (k < 0 || k >= space::kObjectives) throw std::out_of_range("objective: bad code");
             return e.objective_slot(static_cast<space::Objective>(k));
           },
-          py::arg("k"))
+          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w).")
       .def(
           "count_valid",
           [](const Engine& e, const Code& where) {
@@ -117,7 +117,7 @@ void bind_space(py::module_& m) {
             py::gil_scoped_release release;
             return e.count_valid(w);
           },
-          py::arg("where"))
+          py::arg("where"), "Number of points passing the constraints and `where`.")
       .def(
           "valid_indices",
           [](const Engine& e, Index limit, const Code& where) {
@@ -129,7 +129,8 @@ void bind_space(py::module_& m) {
             }
             return index_array(out);
           },
-          py::arg("limit"), py::arg("where"))
+          py::arg("limit"), py::arg("where"),
+          "Indices of the first `limit` valid points, in enumeration order.")
       .def(
           "rows",
           [](const Engine& e, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& idx) {
@@ -142,7 +143,7 @@ void bind_space(py::module_& m) {
             }
             return out;
           },
-          py::arg("indices"))
+          py::arg("indices"), "All slots of the given points (n x n_slots), scored.")
       .def(
           "top_k",
           [](const Engine& e, int slot, bool maximize, Index k, const Code& where) {
@@ -154,7 +155,8 @@ void bind_space(py::module_& m) {
             }
             return index_array(out);
           },
-          py::arg("slot"), py::arg("maximize"), py::arg("k"), py::arg("where"))
+          py::arg("slot"), py::arg("maximize"), py::arg("k"), py::arg("where"),
+          "Indices of the k valid points with the smallest (largest) slot value; ties by index.")
       .def(
           "argmin",
           [](const Engine& e, int slot, bool maximize,
@@ -168,7 +170,8 @@ void bind_space(py::module_& m) {
             }
             return selection_dict(r);
           },
-          py::arg("slot"), py::arg("maximize"), py::arg("limits"), py::arg("where"))
+          py::arg("slot"), py::arg("maximize"), py::arg("limits"), py::arg("where"),
+          "Constrained argmin: best feasible point, or the nearest when none is (a dict).")
       .def(
           "pareto",
           [](const Engine& e, const std::vector<int>& slots, const std::vector<bool>& maximize,
@@ -181,7 +184,8 @@ void bind_space(py::module_& m) {
             }
             return index_array(out);
           },
-          py::arg("slots"), py::arg("maximize"), py::arg("where"));
+          py::arg("slots"), py::arg("maximize"), py::arg("where"),
+          "Indices of the valid points not dominated in the given slots.");
 
   py::class_<Selector, std::shared_ptr<Selector>>(m, "SpaceSelector",
                                                   "Precomputed workload-cell orderings of a space.")

@@ -254,6 +254,7 @@ class Expression:
                 msg += f" (did you mean {hint[0]!r}?)" if hint else ""
                 raise self.error(node, msg + f"; values: {', '.join(map(str, cats))}")
             return float(cats.index(v))
+        assert isinstance(v, (bool, int, float))  # _check admits nothing else
         return float(v)
 
     def _emit(
@@ -281,8 +282,8 @@ class Expression:
                 code.append((op, 0, 0.0))
         elif isinstance(node, ast.Compare):
             left = node.left
-            for k, (op, right) in enumerate(zip(node.ops, node.comparators)):
-                self._compare(left, op, right, slots, code)
+            for k, (cmp, right) in enumerate(zip(node.ops, node.comparators)):
+                self._compare(left, cmp, right, slots, code)
                 if k:
                     code.append((OP["and"], 0, 0.0))
                 left = right
@@ -336,14 +337,14 @@ class Expression:
             code.append((OP["lookup"], int(slots.slot[axis]), float(len(values))))
             code.extend((OP["const"], 0, table[v]) for v in values)
             return
-        for k, v in enumerate(values):
+        for pos, value in enumerate(values):
             # sum over the axis values of (axis == value) * entry: exactly one term is non-zero.
             code.append((OP["load"], int(slots.slot[axis]), 0.0))
-            code.append((OP["const"], 0, float(v)))  # type: ignore[arg-type]
+            code.append((OP["const"], 0, float(value)))  # type: ignore[arg-type]
             code.append((OP["eq"], 0, 0.0))
-            code.append((OP["const"], 0, table[v]))
+            code.append((OP["const"], 0, table[value]))
             code.append((OP["mul"], 0, 0.0))
-            if k:
+            if pos:
                 code.append((OP["add"], 0, 0.0))
 
     def __repr__(self) -> str:
