@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -490,3 +491,33 @@ def test_decoded_types_and_derived_columns() -> None:
     assert "4 points" not in repr(space) and "8 points" in repr(space)
     with pytest.raises(ValueError, match="earlier columns only"):
         ConfigSpace({"tp": [1]}, derived={"a": "b + 1", "b": "tp"})
+
+
+def test_concurrent_queries_from_eight_threads_equal_serial() -> None:
+    em, lm = fitted()
+    space = ConfigSpace(
+        {**SPACE, "knob": list(range(50))}, constraints=["tp * pp <= 8", "knob % tp == 0"]
+    )
+    work = [(64 * (k + 1), 16 * (k + 3), 0.2 + 0.05 * k) for k in range(8)]
+
+    def answer(lin: int, lout: int, lat: float) -> tuple[Any, ...]:
+        kw = {"models": [em, lm], "input_len": lin, "output_len": lout}
+        r = space.argmin("energy_per_request_j", subject_to={"latency_s": ("<=", lat)}, **kw)
+        front = space.pareto_front(["energy_j", "latency_s"], as_frame=False, **kw)[
+            "index"
+        ].tolist()
+        return r.index, r.nearest_index, space.count_valid(where=f"latency_s <= {lat}", **kw), front
+
+    serial = [answer(*w) for w in work]
+    out: list[Any] = [None] * 8
+
+    def run(t: int) -> None:
+        out[t] = [answer(*w) for w in work[t:] + work[:t]]
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for t in range(8):
+        assert out[t] == serial[t:] + serial[:t]

@@ -133,17 +133,23 @@ void bind_space(py::module_& m) {
           "Indices of the first `limit` valid points, in enumeration order.")
       .def(
           "rows",
-          [](const Engine& e, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& idx) {
+          [](const Engine& e, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& idx,
+             const std::optional<std::vector<double>>& params) {
             if (idx.ndim() != 1) throw std::invalid_argument("indices: must be one-dimensional");
+            if (params && params->size() != e.spec().params.size())
+              throw std::invalid_argument("params: expected " + std::to_string(e.spec().params.size()) +
+                                          " values");
             const std::vector<Index> v(idx.data(), idx.data() + idx.size());
             RowMatrix out;
             {
               py::gil_scoped_release release;
-              out = e.rows(v);
+              out = e.rows(v, params ? params->data() : nullptr);
             }
             return out;
           },
-          py::arg("indices"), "All slots of the given points (n x n_slots), scored.")
+          py::arg("indices"), py::arg("params") = py::none(),
+          "All slots of the given points (n x n_slots), scored; `params` overrides the fixed "
+          "values (models then evaluated directly).")
       .def(
           "top_k",
           [](const Engine& e, int slot, bool maximize, Index k, const Code& where) {

@@ -245,13 +245,7 @@ bool Engine::finish(const Index* digits, double* slots, bool score_always,
 bool Engine::evaluate(Index index, const double* params, double* slots,
                       bool score_always) const noexcept {
   const int A = n_axes();
-  Index digits[64];
-  std::vector<Index> heap;
-  Index* d = digits;
-  if (A > 64) {
-    heap.resize(static_cast<size_t>(A));
-    d = heap.data();
-  }
+  Index d[64];  // the constructor enforces at most 64 axes
   Index rest = index;
   for (int a = A - 1; a >= 0; --a) {
     const auto& ax = spec_.axes[static_cast<size_t>(a)];
@@ -483,7 +477,7 @@ std::vector<Index> Engine::valid_indices(Index limit, const Program& where) cons
   return out;
 }
 
-RowMatrix Engine::rows(const std::vector<Index>& indices) const {
+RowMatrix Engine::rows(const std::vector<Index>& indices, const double* params) const {
   RowMatrix out(static_cast<Index>(indices.size()), n_slots_);
   for (Index i : indices)
     if (i < 0 || i >= size_)
@@ -491,7 +485,7 @@ RowMatrix Engine::rows(const std::vector<Index>& indices) const {
                               std::to_string(size_) + " points");
   lm::parallel_for(static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
                    [&](Index r) {
-                     evaluate(indices[static_cast<size_t>(r)], nullptr, out.row(r).data(), true);
+                     evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true);
                    });
   return out;
 }

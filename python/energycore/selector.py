@@ -113,7 +113,6 @@ class Selector:
         )
         self._selectors: dict[tuple[int, bool], Any] = {}
         self._core = self._selector(self._slot, False)
-        self._row = space._row_of(self._q)
 
     @staticmethod
     def _combine(space: ConfigSpace, energy: Any, latency: Any) -> Any:
@@ -241,13 +240,7 @@ class Selector:
         )  # fmt: skip
 
     def _row_at(self, lin: float, lout: float) -> Any:
-        space, models, fixed = self.space, self._q.models, self.fixed
-
-        def row(i: int) -> dict[str, Any]:
-            q = space._query(models, {**fixed, "input_len": lin, "output_len": lout})
-            return space._row_of(q)(i)
-
-        return row
+        return self.space._row_of(self._q, override={"input_len": lin, "output_len": lout})
 
     def best_variant(
         self,

@@ -495,13 +495,17 @@ class ConfigSpace:
         return code
 
     # ------------------------------------------------------------------ output
-    def _columns(self, q: _Query, idx: np.ndarray) -> dict[str, np.ndarray]:
-        R = q.engine.rows(np.ascontiguousarray(idx, dtype=np.int64))
+    def _columns(
+        self, q: _Query, idx: np.ndarray, override: Mapping[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        params = {**q.params, **(override or {})}
+        values = [params[p] for p in self._params] if override else None
+        R = q.engine.rows(np.ascontiguousarray(idx, dtype=np.int64), values)
         out: dict[str, np.ndarray] = {}
         for i, a in enumerate(self.axes):
             out[a.name] = a.decode(np.ascontiguousarray(R[:, i]))
         for p in self._params:
-            if not math.isnan(q.params[p]):
+            if not math.isnan(params[p]):
                 out[p] = np.ascontiguousarray(R[:, q.slots.slot[p]])
         for d in self.derived:
             col = np.ascontiguousarray(R[:, q.slots.slot[d]])
@@ -512,10 +516,19 @@ class ConfigSpace:
         return out
 
     def _row_of(
-        self, q: _Query, scorers: Mapping[str, _scorers.Scorer] | None = None
+        self,
+        q: _Query,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
+        override: Mapping[str, float] | None = None,
     ) -> Callable[[int], dict[str, Any]]:
+        """A function giving the columns of one point (fixed values overridden if asked)."""
+
         def row(i: int) -> dict[str, Any]:
-            cols = self._scored(q, np.array([i], dtype=np.int64), scorers or {})
+            idx = np.array([i], dtype=np.int64)
+            if override:
+                cols = self._columns(q, idx, override)
+            else:
+                cols = self._scored(q, idx, scorers or {})
             out: dict[str, Any] = {}
             for k, v in cols.items():
                 x = v[0]

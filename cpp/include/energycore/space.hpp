@@ -172,7 +172,8 @@ class Engine {
   /// Indices of the first `limit` valid points (passing `where`), in enumeration order.
   std::vector<Index> valid_indices(Index limit, const Program& where) const;
   /// All slots of the given points (n x n_slots); rows of invalid indices are filled anyway.
-  RowMatrix rows(const std::vector<Index>& indices) const;
+  /// `params` (n_params values, or null for the engine's own) overrides the fixed values.
+  RowMatrix rows(const std::vector<Index>& indices, const double* params = nullptr) const;
   /// The k valid points with the smallest (or largest) value of a slot; ties by index.
   std::vector<Index> top_k(int slot, bool maximize, Index k, const Program& where) const;
   /// The valid point with the smallest (largest) slot value among those meeting every limit.
