@@ -116,3 +116,12 @@ def test_bad_input_and_unfitted() -> None:
         "latency_s = ttft_s + output_len * tpot_s"
         in LatencyModel(n_threads=1).fit(X, y["ttft_v1"], y["tpot_v1"])._repr_html_()
     )
+
+
+def test_version_1_file_keeps_loading() -> None:
+    path = Path(__file__).resolve().parent / "fixtures" / "latency_model_v1.json"
+    lm = LatencyModel.load(path)
+    assert json.loads(path.read_text())["format_version"] == 1
+    X, y = _data(1.0, seed=11)
+    np.testing.assert_allclose(lm.predict_ttft(X), y["ttft_v1"], rtol=1e-4)
+    np.testing.assert_allclose(lm.predict_tpot(X), y["tpot_v1"], rtol=1e-4)

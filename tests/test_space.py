@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -521,3 +522,26 @@ def test_concurrent_queries_from_eight_threads_equal_serial() -> None:
         th.join()
     for t in range(8):
         assert out[t] == serial[t:] + serial[:t]
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_version_1_space_file_keeps_loading() -> None:
+    text = (FIXTURES / "space_v1.json").read_text()
+    space = ConfigSpace.from_json(text)
+    d = json.loads(text)
+    assert d["format_version"] == 1 and space.to_dict() == d
+    axes = {a["name"]: a["values"] for a in d["axes"]}
+    want = []
+    for i, point in enumerate(itertools.product(*axes.values())):
+        env = dict(zip(axes, point), input_len=512, output_len=128, slo_s=2.0)
+        env["n_gpus"] = env["tp"] * env["pp"]
+        env["quality"] = {"fp16": 1.0, "fp8": 0.98}[env["quant"]] * env["ratio"]
+        if all(_holds(c, env) for c in d["constraints"]):
+            want.append(i)
+    got = space.to_frame(None, as_frame=False, output_len=128)
+    assert got["index"].tolist() == want and 0 < len(want) < space.size
+    np.testing.assert_allclose(
+        got["quality"], [0.98 if q == "fp8" else 1.0 for q in got["quant"]] * got["ratio"]
+    )
