@@ -17,17 +17,15 @@ Queries walk the space lazily in C++ (never materialising the cross product), dr
 fail a constraint, score the rest with fitted models and reduce: :meth:`count_valid`,
 :meth:`to_frame`, :meth:`top_k`, :meth:`argmin`, :meth:`pareto_front`. Scores (objectives):
 
-===================== =================================================== ==================
-name                  meaning                                             needs
-===================== =================================================== ==================
-``energy_j``          energy of one batch over all GPUs, J                an energy model
-``energy_per_request_j`` ``energy_j / batch``                             an energy model
-``ttft_s``            time to first token of the batch, s                 a latency model
-``tpot_s``            time per output token, s                            a latency model
-``latency_s``         ``ttft_s + output_len * tpot_s``, s                 a latency model
-``power_w``           ``energy_j / latency_s``: average power, W          both
-``n_gpus``            ``tp * pp``                                         nothing
-===================== =================================================== ==================
+- ``energy_j``: energy of one batch over all GPUs, J (needs an energy model);
+- ``energy_per_request_j``: ``energy_j / batch``, J (energy model);
+- ``ttft_s``: time to first token of the batch, s (latency model);
+- ``tpot_s``: time per output token, s (latency model);
+- ``latency_s``: ``ttft_s + output_len * tpot_s``, s (latency model);
+- ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
+- ``n_gpus``: ``tp * pp`` (always).
+
+Callables may add further columns (``scorers=``), evaluated on valid points in batches.
 
 Models are attached per query with ``models=``: one fitted model, a list of them, or a dict
 keyed by the values of the model axis (``model_axis``, by default ``"gpu"``) giving each GPU
