@@ -206,3 +206,17 @@ def test_scorer_errors() -> None:
         space.to_frame(scorers={"x": lambda c: np.full(len(c["tp"]), np.inf)})
     with pytest.raises(ValueError, match="expected a mapping"):
         space.to_frame(scorers=[len])
+
+
+def test_model_features_must_be_valid_model_inputs() -> None:
+    em, _ = fitted()
+    with pytest.raises(ValueError, match="tp: the models need positive values, got 0"):
+        ConfigSpace({"tp": [0, 1]}).argmin(
+            "energy_j", models=em, batch=1, input_len=1, output_len=1
+        )
+    with pytest.raises(ValueError, match="batch: the models need positive values, got 0"):
+        ConfigSpace({"tp": [1]}).argmin("energy_j", models=em, batch=0, input_len=1, output_len=1)
+    with pytest.raises(ValueError, match="axis 'batch' must be numeric"):
+        ConfigSpace({"batch": ["a"]}).argmin("energy_j", models=em, input_len=1, output_len=1)
+    with pytest.raises(ValueError, match="output_len: the models need non-negative values"):
+        ConfigSpace({"output_len": [-1.0, 2.0]}).argmin("energy_j", models=em, batch=1, input_len=1)

@@ -419,12 +419,7 @@ class ConfigSpace:
         derived = [e.compile(slots) for e in self.derived.values()]
         constraints = [c.compile(slots) for c in self.constraints]
         if mset.kinds:
-            for f in FEATURES:
-                if f in params and math.isnan(params[f]):
-                    raise ValueError(
-                        f"{f}: the models need it but it is neither an axis nor given; pass "
-                        f"{f}=... (a fixed workload value)"
-                    )
+            self._check_features(params)
         self._check_params(params, slots, [*derived, *constraints])
         feature_slot = [slots.slot[f] for f in FEATURES]
         key_axis = self._axis_index[self.model_axis] if mset.keyed and self.model_axis else -1
@@ -443,6 +438,26 @@ class ConfigSpace:
         q = _Query(engine, slots, params, mset)
         self._cache = (key, q)
         return q
+
+    def _check_features(self, params: Mapping[str, float]) -> None:
+        """The model features must be valid model inputs: tp, pp, batch positive, lengths >= 0."""
+        for f in FEATURES:
+            if f in params:
+                if math.isnan(params[f]):
+                    raise ValueError(
+                        f"{f}: the models need it but it is neither an axis nor given; pass "
+                        f"{f}=... (a fixed workload value)"
+                    )
+                values: tuple[Any, ...] = (params[f],)
+            else:
+                axis = self.axes[self._axis_index[f]]
+                if axis.kind not in ("int", "float"):
+                    raise ValueError(f"axes: axis {f!r} must be numeric to feed the models")
+                values = axis.values
+            for v in values:
+                if (f in ("tp", "pp", "batch") and not v > 0) or v < 0:
+                    need = "positive" if f in ("tp", "pp", "batch") else "non-negative"
+                    raise ValueError(f"{f}: the models need {need} values, got {v}")
 
     def _check_params(
         self, params: Mapping[str, float], slots: Slots, codes: Sequence[Code]
