@@ -452,6 +452,14 @@ def test_empty_space_and_infeasible_limits_give_results() -> None:
 
 
 # ------------------------------------------------------------------------------ persistence
+def test_save_and_load(tmp_path: Path) -> None:
+    space = ConfigSpace(SPACE, constraints=["tp * pp <= 8"], fixed={"input_len": 64})
+    space.save(tmp_path / "space.json")
+    assert ConfigSpace.load(tmp_path / "space.json") == space
+    with pytest.raises(ValueError, match="cannot read"):
+        ConfigSpace.load(tmp_path / "missing.json")
+
+
 def test_json_round_trip_and_versions() -> None:
     space = ConfigSpace(
         {"tp": [1, 2, 4], "ratio": [0.5, 1.0], "gpu": ["H100", "A100"], "flag": [True, False]},

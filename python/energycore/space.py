@@ -40,6 +40,7 @@ import difflib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -857,6 +858,19 @@ class ConfigSpace:
         except json.JSONDecodeError as e:
             raise ValueError(f"space file: not valid JSON ({e.msg} at line {e.lineno})") from None
         return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> None:
+        """Write the space as versioned JSON."""
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ConfigSpace:
+        """Read a space written by :meth:`save`; ``ValueError`` for unreadable or bad files."""
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ValueError(f"space file: cannot read {path}: {e.strerror}") from None
+        return cls.from_json(text)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ConfigSpace) and self.to_dict() == other.to_dict()
