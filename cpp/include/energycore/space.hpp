@@ -152,10 +152,13 @@ struct Tally {
   void offer_nearest(double viol, double key, Index i) noexcept;
 };
 
+/// The engine of one query: a space with its fixed values, constraints and fitted models.
+/// Immutable after construction; every method may be called from many threads at once.
 class Engine {
  public:
   /// Takes the spec by value; precomputes model values over the distinct model inputs when
-  /// that table is smaller than the space (at most `kMaxTable` entries).
+  /// each entry of that table serves two points or more (at most `kMaxTable` entries), and
+  /// the truth of constraints over few axis values (see build_constraint_tables).
   Engine(Spec spec, int n_threads);
 
   static constexpr Index kMaxTable = Index(1) << 22;
