@@ -68,13 +68,13 @@ class EnergyV1 final : public ModelTemplate {
       : params_{
             lin("t1", "J/token", "prefill work per prompt token (weight GEMMs)", 1e-3),
             lin("t2", "J/token^2", "prefill attention per token of context", 1e-8),
-            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0, 1.0),
+            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0, 2.0),
             nonlin("t4", "1", "pipeline overhead per extra stage, prefill", 0.0, kInf, 0.1, 1.0),
             lin("t5", "J/token", "prefill all-reduce energy per token", 1e-4),
             lin("t6", "J/step", "decode energy per step independent of batch", 1.0),
             lin("t7", "J/token", "decode work per generated token", 1e-2),
             lin("t8", "J/token^2", "KV-cache read energy per cached token per step", 1e-6),
-            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0, 1.0),
+            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0, 2.0),
             nonlin("t10", "1", "pipeline overhead per extra stage, decode", 0.0, kInf, 0.1, 1.0),
             lin("t11", "J/token", "decode all-reduce energy per token", 1e-3),
             lin("t12", "J/GPU", "fixed energy per GPU per batch (launch, idle tail)", 1.0),
@@ -448,6 +448,15 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
     if (pi.linear && !is_fixed(spec, j) && bounds.lower[j] == 0.0 && std::isinf(bounds.upper[j]))
       lin_idx.push_back(j);
   }
+  // Latin-hypercube strata for the drawn starts: start s >= 1 takes stratum perm_j[s-1] of
+  // coefficient j, so even a few starts cover each coefficient's whole range.
+  std::vector<std::vector<int>> strata(static_cast<size_t>(p));
+  for (auto& perm : strata) {
+    perm.resize(static_cast<size_t>(std::max(1, n_starts - 1)));
+    for (size_t k = 0; k < perm.size(); ++k) perm[k] = static_cast<int>(k);
+    std::shuffle(perm.begin(), perm.end(), rng);
+  }
+  const double n_strata = static_cast<double>(std::max(1, n_starts - 1));
   std::vector<double> g(static_cast<size_t>(p));
   for (int s = 0; s < n_starts; ++s) {
     Vector theta(p);
@@ -460,7 +469,8 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
       } else {
         const double lo = bounds.lower[j];
         const double hi = std::min(bounds.upper[j], std::max(pi.start_hi, lo + 1e-3));
-        theta[j] = lo + (hi - lo) * unif(rng);
+        const double u = (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
+        theta[j] = lo + (hi - lo) * u;
       }
       theta[j] = std::clamp(theta[j], bounds.lower[j], bounds.upper[j]);
     }

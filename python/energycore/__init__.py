@@ -9,6 +9,7 @@ from __future__ import annotations
 from energycore import simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
+from energycore.latency import LatencyModel
 from energycore.model import (
     BootstrapResult,
     EnergyModel,
@@ -17,13 +18,19 @@ from energycore.model import (
     TpotModel,
     TtftModel,
 )
+from energycore.selector import Selector
+from energycore.space import ConfigSpace, Selection
 
 __all__ = [
     "BootstrapResult",
+    "ConfigSpace",
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
+    "LatencyModel",
     "NoGPUError",
+    "Selection",
+    "Selector",
     "TpotModel",
     "TtftModel",
     "__version__",

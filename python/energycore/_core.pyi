@@ -6,7 +6,63 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['bootstrap_template', 'fit_template', 'fit_template_batch', 'least_squares', 'loss_terms', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+__all__: list[str] = ['SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'least_squares', 'loss_terms', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+class SpaceEngine:
+    """
+    Enumeration and scoring engine of a ConfigSpace.
+    """
+    def __init__(self, axes: collections.abc.Sequence[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]], params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], derived: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], constraints: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], feature_slot: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], key_axis: typing.SupportsInt | typing.SupportsIndex, energy: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, ttft: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, tpot: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        ...
+    def argmin(self, slot: typing.SupportsInt | typing.SupportsIndex, maximize: bool, limits: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]], where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> dict:
+        """
+        Constrained argmin: best feasible point, or the nearest when none is (a dict).
+        """
+    def count_valid(self, where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> int:
+        """
+        Number of points passing the constraints and `where`.
+        """
+    def objective_slot(self, k: typing.SupportsInt | typing.SupportsIndex) -> int:
+        """
+        Slot of objective k (0 energy_j ... 5 power_w).
+        """
+    def pareto(self, slots: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], maximize: collections.abc.Sequence[bool], where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        Indices of the valid points not dominated in the given slots.
+        """
+    def rows(self, indices: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] | None = None) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+        """
+        All slots of the given points (n x n_slots), scored; `params` overrides the fixed values (models then evaluated directly).
+        """
+    def top_k(self, slot: typing.SupportsInt | typing.SupportsIndex, maximize: bool, k: typing.SupportsInt | typing.SupportsIndex, where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        Indices of the k valid points with the smallest (largest) slot value; ties by index.
+        """
+    def valid_indices(self, limit: typing.SupportsInt | typing.SupportsIndex, where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> numpy.typing.NDArray[numpy.int64]:
+        """
+        Indices of the first `limit` valid points, in enumeration order.
+        """
+    @property
+    def n_slots(self) -> int:
+        ...
+    @property
+    def size(self) -> int:
+        ...
+    @property
+    def uses_table(self) -> bool:
+        ...
+class SpaceSelector:
+    """
+    Precomputed workload-cell orderings of a space.
+    """
+    def __init__(self, engine: SpaceEngine, slot: typing.SupportsInt | typing.SupportsIndex, maximize: bool, monotone: bool, lin_slot: typing.SupportsInt | typing.SupportsIndex, lout_slot: typing.SupportsInt | typing.SupportsIndex, lin_edges: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], lout_edges: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]) -> None:
+        ...
+    def best(self, input_len: typing.SupportsFloat | typing.SupportsIndex, output_len: typing.SupportsFloat | typing.SupportsIndex, limits: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> tuple[bool, int, float, int, float]:
+        """
+        (feasible, index, objective, nearest, violation) of the best point for a workload.
+        """
+    @property
+    def n_candidates(self) -> int:
+        ...
 def bootstrap_template(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], y: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], fixed_values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lower: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], upper: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], loss: str = 'soft_l1', f_scale: typing.SupportsFloat | typing.SupportsIndex = 0.1, ftol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, xtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, max_iter: typing.SupportsInt | typing.SupportsIndex = 200, n: typing.SupportsInt | typing.SupportsIndex = 1000, seed: typing.SupportsInt | typing.SupportsIndex = 0, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
     n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).

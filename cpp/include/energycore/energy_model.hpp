@@ -86,7 +86,7 @@ struct FitSpec {
 };
 
 /// The starting points multi-start uses: nonlinear coefficients at their typical values (start 0)
-/// or drawn uniformly in [lower, start_hi] (seeded), and the linear ones from a non-negative
+/// or drawn in [lower, start_hi] by a seeded Latin hypercube, and the linear ones from a non-negative
 /// least-squares fit of the relative error with the nonlinear ones held.
 std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
                                     const Vector& w, const FitSpec& spec);

@@ -1,0 +1,206 @@
+// Scoring of the configuration space engine (space.hpp): the model table over distinct model
+// inputs, model values of single rows and of batches (all through ModelTemplate::batch, so that
+// every path gives identical doubles), the derived objectives, and tabulated constraints.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "energycore/lm.hpp"
+#include "energycore/space.hpp"
+
+namespace energycore::space {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr Index kChunk = Index(1) << 15;
+
+const Vector& theta_for(const ModelSet& m, double key) noexcept {
+  if (m.theta.size() == 1) return m.theta.front();
+  return m.theta[static_cast<size_t>(key)];
+}
+
+bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
+
+}  // namespace
+
+
+void Engine::build_table() {
+  const int A = n_axes();
+  table_stride_.assign(static_cast<size_t>(A), 0);
+  if (!spec_.energy.present() && !spec_.ttft.present()) return;
+  std::vector<bool> relevant(static_cast<size_t>(A), false);
+  for (int s : spec_.feature_slot)
+    if (s >= 0 && s < A) relevant[static_cast<size_t>(s)] = true;
+  if (spec_.key_axis >= 0) relevant[static_cast<size_t>(spec_.key_axis)] = true;
+  Index T = 1;
+  for (int a = A - 1; a >= 0; --a) {
+    if (!relevant[static_cast<size_t>(a)]) continue;
+    table_stride_[static_cast<size_t>(a)] = T;
+    T *= static_cast<Index>(spec_.axes[static_cast<size_t>(a)].size());
+    if (T > kMaxTable) break;
+  }
+  // The table pays off only when each entry is reused: at least twice on average.
+  if (T > kMaxTable || 2 * T > size_) {
+    table_stride_.assign(static_cast<size_t>(A), 0);
+    return;
+  }
+  table_.assign(static_cast<size_t>(3 * T), kNaN);
+  const Index n_chunks = (T + kChunk - 1) / kChunk;
+  lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
+    const Index begin = c * kChunk;
+    const Index end = std::min(T, (c + 1) * kChunk);
+    const size_t n = static_cast<size_t>(end - begin), ns = static_cast<size_t>(n_slots_);
+    std::vector<double> rows(n * ns, 0.0);
+    for (size_t r = 0; r < n; ++r) {
+      double* s = &rows[r * ns];
+      std::copy(spec_.params.begin(), spec_.params.end(), s + A);
+      const Index t = begin + static_cast<Index>(r);
+      for (int a = 0; a < A; ++a) {
+        const Index st = table_stride_[static_cast<size_t>(a)];
+        if (st == 0) continue;
+        const auto& ax = spec_.axes[static_cast<size_t>(a)];
+        s[a] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+      }
+    }
+    score_rows(rows.data(), n);
+    for (size_t r = 0; r < n; ++r) {
+      const double* o = &rows[r * ns] + obj0_;
+      const size_t t = static_cast<size_t>(begin) + r;
+      table_[3 * t] = o[kEnergyJ];
+      table_[3 * t + 1] = o[kTtftS];
+      table_[3 * t + 2] = o[kTpotS];
+    }
+  });
+}
+
+// Every model value goes through ModelTemplate::batch (which may share work between rows, e.g.
+// powers of the few distinct tp values); it computes each row the same way whatever the batch,
+// so the table, the walk, rows() and the Selector all give identical doubles.
+void Engine::score_direct(double* slots) const noexcept {
+  double row[kFeatures];
+  for (int f = 0; f < kFeatures; ++f) {
+    const int s = spec_.feature_slot[static_cast<size_t>(f)];
+    row[f] = s >= 0 ? slots[s] : kNaN;
+  }
+  const double key = spec_.key_axis >= 0 ? slots[spec_.key_axis] : 0.0;
+  const Eigen::Map<const FeatureTable> X(row, 1, kFeatures);
+  double* o = slots + obj0_;
+  auto one = [&](const ModelSet& m, double* out) {
+    if (m.present()) {
+      m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
+    } else {
+      *out = kNaN;
+    }
+  };
+  one(spec_.energy, &o[kEnergyJ]);
+  one(spec_.ttft, &o[kTtftS]);
+  one(spec_.tpot, &o[kTpotS]);
+}
+
+void Engine::score_rows(double* rows, size_t n) const {
+  // Features of every row, then each model over all rows sharing its coefficients.
+  std::vector<double> X(n * kFeatures), sub, vals(n), subv;
+  std::vector<size_t> pick;
+  for (size_t r = 0; r < n; ++r)
+    for (int f = 0; f < kFeatures; ++f) {
+      const int s = spec_.feature_slot[static_cast<size_t>(f)];
+      X[r * kFeatures + static_cast<size_t>(f)] = s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
+    }
+  auto run = [&](const ModelSet& m, int objective) {
+    const size_t col = static_cast<size_t>(obj0_ + objective);
+    if (!m.present()) {
+      for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = kNaN;
+      return;
+    }
+    if (m.theta.size() == 1) {
+      m.tmpl->batch(Eigen::Map<const FeatureTable>(X.data(), static_cast<Index>(n), kFeatures),
+                    m.theta.front().data(), vals.data(), nullptr);
+    } else {
+      for (size_t k = 0; k < m.theta.size(); ++k) {
+        pick.clear();
+        for (size_t r = 0; r < n; ++r)
+          if (rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(spec_.key_axis)] ==
+              static_cast<double>(k))
+            pick.push_back(r);
+        if (pick.empty()) continue;
+        sub.resize(pick.size() * kFeatures);
+        subv.resize(pick.size());
+        for (size_t j = 0; j < pick.size(); ++j)
+          std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
+        m.tmpl->batch(Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
+                      m.theta[k].data(), subv.data(), nullptr);
+        for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
+      }
+    }
+    for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = vals[r];
+  };
+  run(spec_.energy, kEnergyJ);
+  run(spec_.ttft, kTtftS);
+  run(spec_.tpot, kTpotS);
+  for (size_t r = 0; r < n; ++r) derive(rows + r * static_cast<size_t>(n_slots_));
+}
+
+void Engine::derive(double* slots) const noexcept {
+  double* o = slots + obj0_;
+  const int sb = spec_.feature_slot[kBatch];
+  const int so = spec_.feature_slot[kOutputLen];
+  o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
+  o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
+  o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
+}
+
+void Engine::score(const Index* digits, double* slots, bool own_params) const noexcept {
+  double* o = slots + obj0_;
+  if (!table_.empty() && own_params) {
+    Index t = 0;
+    for (int a = 0; a < n_axes(); ++a) t += digits[a] * table_stride_[static_cast<size_t>(a)];
+    o[kEnergyJ] = table_[static_cast<size_t>(3 * t)];
+    o[kTtftS] = table_[static_cast<size_t>(3 * t + 1)];
+    o[kTpotS] = table_[static_cast<size_t>(3 * t + 2)];
+  } else if (spec_.energy.present() || spec_.ttft.present()) {
+    score_direct(slots);
+  } else {
+    o[kEnergyJ] = o[kTtftS] = o[kTpotS] = kNaN;
+  }
+  derive(slots);
+}
+
+void Engine::build_constraint_tables() {
+  const int A = n_axes();
+  const int base = A + static_cast<int>(spec_.params.size());
+  tabulated_.assign(spec_.constraints.size(), Tabulated{});
+  for (size_t j = 0; j < spec_.constraints.size(); ++j) {
+    std::uint64_t m = 0;
+    for (int r : spec_.constraints[j].reads()) m |= slot_deps_[static_cast<size_t>(r)];
+    Index T = 1;
+    std::vector<std::pair<int, Index>> strides;
+    for (int a = A - 1; a >= 0 && T <= kMaxConstraintTable; --a) {
+      if (!(m & (std::uint64_t(1) << a))) continue;
+      strides.emplace_back(a, T);
+      T *= static_cast<Index>(spec_.axes[static_cast<size_t>(a)].size());
+    }
+    // Worth it when each entry serves several points and the table stays small.
+    if (m == 0 || T > kMaxConstraintTable || 4 * T > size_) continue;
+    Tabulated& tab = tabulated_[j];
+    tab.strides = strides;
+    tab.truth.assign(static_cast<size_t>(T), 0);
+    std::vector<double> s(static_cast<size_t>(n_slots_), kNaN);
+    for (int a = 0; a < A; ++a) s[static_cast<size_t>(a)] = spec_.axes[static_cast<size_t>(a)][0];
+    std::copy(spec_.params.begin(), spec_.params.end(), s.begin() + A);
+    for (Index t = 0; t < T; ++t) {
+      for (const auto& [a, st] : strides) {
+        const auto& ax = spec_.axes[static_cast<size_t>(a)];
+        s[static_cast<size_t>(a)] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+      }
+      // Derived columns the constraint reads depend only on these axes (and params).
+      for (size_t k = 0; k < spec_.derived.size(); ++k)
+        s[static_cast<size_t>(base) + k] = spec_.derived[k].eval(s.data());
+      tab.truth[static_cast<size_t>(t)] = truthy(spec_.constraints[j].eval(s.data())) ? 1 : 0;
+    }
+  }
+}
+
+}  // namespace energycore::space

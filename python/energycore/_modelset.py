@@ -1,0 +1,73 @@
+"""Fitted models attached to a space query: their template coefficients, by kind and key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ModelSet", "collect"]
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """Coefficients per model kind: (template, [theta]) with one theta per key or one for all."""
+
+    energy: tuple[str, list[np.ndarray]] | None = None
+    ttft: tuple[str, list[np.ndarray]] | None = None
+    tpot: tuple[str, list[np.ndarray]] | None = None
+    keyed: bool = False
+
+    @property
+    def kinds(self) -> set[str]:
+        out = set()
+        if self.energy:
+            out.add("energy")
+        if self.ttft and self.tpot:
+            out.add("latency")
+        return out
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        def fp(x: tuple[str, list[np.ndarray]] | None) -> Any:
+            return None if x is None else (x[0], tuple(t.tobytes() for t in x[1]))
+
+        return (fp(self.energy), fp(self.ttft), fp(self.tpot), self.keyed)
+
+
+def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
+    """The template parts of one fitted model: {"energy"|"ttft"|"tpot": (template, coef)}."""
+    parts = (
+        [("ttft", m.ttft_model_), ("tpot", m.tpot_model_)] if hasattr(m, "ttft_model_") else None
+    )
+    if parts is None:
+        target = getattr(m, "target", None)
+        kind = {"energy_j": "energy", "ttft_s": "ttft", "tpot_s": "tpot"}.get(str(target))
+        if kind is None or not hasattr(m, "template_name"):
+            if hasattr(m, "tpot_model") or type(m).__name__ == "LatencyModel":
+                raise ValueError(f"models: the LatencyModel {where} is not fitted yet")
+            raise ValueError(
+                f"models: {where} is a {type(m).__name__}, expected an EnergyModel, a "
+                "LatencyModel, a TtftModel or a TpotModel"
+            )
+        parts = [(kind, m)]
+    out = {}
+    for kind, sub in parts:
+        coef = getattr(sub, "coef_", None)
+        if coef is None:
+            raise ValueError(f"models: the {type(sub).__name__} {where} is not fitted yet")
+        out[kind] = (str(sub.template_name), np.ascontiguousarray(coef, dtype=np.float64))
+    return out
+
+
+def collect(models: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
+    items = list(models) if isinstance(models, (list, tuple)) else [models]
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    for m in items:
+        for kind, part in _split_model(m, where).items():
+            if kind in out:
+                raise ValueError(f"models: two {kind} models {where}")
+            out[kind] = part
+    if ("ttft" in out) != ("tpot" in out):
+        raise ValueError(f"models: {where} has a TtftModel or a TpotModel without the other")
+    return out

@@ -1,0 +1,878 @@
+"""ConfigSpace: the axes of a deployment search, its constraints, and queries over it.
+
+A configuration is a row of named columns. The space owns
+
+- **axes**: integer or float values (lists, ranges, :meth:`ConfigSpace.powers_of_two`),
+  categorical values (GPU type, model variant, quantisation: strings, coded 0, 1, ... for the C++
+  engine and decoded in every output) and booleans;
+- **fixed values**: workload numbers that are not axes (``input_len``, ``output_len``, ``batch``
+  when it is not searched, or any name declared in ``fixed=``), given at query time as keyword
+  arguments (``space.argmin("energy_j", input_len=512, output_len=256)``) or defaulted in the
+  constructor;
+- **derived columns**: ``n_gpus = tp * pp`` always, plus any named expression (``derived=``);
+- **constraints**: expression strings (see :mod:`energycore.constraints`) and the built-ins
+  :meth:`gpu_count`, :meth:`divisible` and :meth:`memory_fit`, which return such strings.
+
+Queries walk the space lazily in C++ (never materialising the cross product), drop points that
+fail a constraint, score the rest with fitted models and reduce: :meth:`count_valid`,
+:meth:`to_frame`, :meth:`top_k`, :meth:`argmin`, :meth:`pareto_front`. Scores (objectives):
+
+- ``energy_j``: energy of one batch over all GPUs, J (needs an energy model);
+- ``energy_per_request_j``: ``energy_j / batch``, J (energy model);
+- ``ttft_s``: time to first token of the batch, s (latency model);
+- ``tpot_s``: time per output token, s (latency model);
+- ``latency_s``: ``ttft_s + output_len * tpot_s``, s (latency model);
+- ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
+- ``n_gpus``: ``tp * pp`` (always).
+
+Callables may add further columns (``scorers=``), evaluated on valid points in batches.
+
+Models are attached per query with ``models=``: one fitted model, a list of them, or a dict
+keyed by the values of the model axis (``model_axis``, by default ``"gpu"``) giving each GPU
+type its own models, e.g. ``models={"H100": [e_h100, lat_h100], "A100": [e_a100, lat_a100]}``.
+A model is an :class:`~energycore.EnergyModel`, a :class:`~energycore.LatencyModel`, or a
+:class:`~energycore.TtftModel` / :class:`~energycore.TpotModel` pair.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energycore import _core, _scorers
+from energycore._axes import Axis, check_name
+from energycore._columns import FEATURES
+from energycore._modelset import ModelSet, collect
+from energycore.constraints import OP, Code, Expression, Slots
+from energycore.selection import Selection
+
+__all__ = ["OBJECTIVES", "Axis", "ConfigSpace", "Selection"]
+
+#: Scores of a point, in the order of the C++ engine (space.hpp, ``enum Objective``).
+OBJECTIVES: tuple[str, ...] = (
+    "energy_j",
+    "energy_per_request_j",
+    "ttft_s",
+    "tpot_s",
+    "latency_s",
+    "power_w",
+)
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "energy_j": ("energy",),
+    "energy_per_request_j": ("energy",),
+    "ttft_s": ("latency",),
+    "tpot_s": ("latency",),
+    "latency_s": ("latency",),
+    "power_w": ("energy", "latency"),
+}
+#: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
+MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
+    {"energy_j", "energy_per_request_j", "ttft_s", "tpot_s", "latency_s"}
+)
+_OPS = {"<=": 0, "<": 1, ">=": 2, ">": 3, "==": 4}
+FORMAT_VERSION = 1
+_MAX_POINTS = 2**62
+
+
+# ---------------------------------------------------------------------------------- engine
+@dataclass
+class _Query:
+    """An engine built for one set of fixed values and models, with its name table."""
+
+    engine: Any
+    slots: Slots
+    params: dict[str, float]
+    models: ModelSet
+
+    def code(self, expr: Expression | None) -> Code:
+        return [] if expr is None else expr.compile(self.slots)
+
+
+class ConfigSpace:
+    """A configuration space: axes, fixed workload values, derived columns and constraints.
+
+    Parameters
+    ----------
+    axes : mapping of str to sequence
+        Axis name to its values: integers, floats, strings (categorical) or booleans; a
+        ``range`` or :meth:`powers_of_two` works. ``tp``, ``pp``, ``batch``, ``input_len``,
+        ``output_len`` are the model features; any other name is a user axis.
+    constraints : sequence of str
+        Expressions that every valid point satisfies, e.g. ``"tp*pp <= 8"``; they may use axes,
+        fixed values and derived columns (not scores; limits on scores go to ``argmin``).
+    fixed : mapping of str to float, optional
+        Default values of non-axis columns (e.g. ``{"input_len": 512}``), or new names for
+        constraints to use; every query may override them by keyword.
+    derived : mapping of str to str, optional
+        Extra columns computed from others, in order (e.g. ``{"quality": '{"7b": 0.61,
+        "70b": 0.79}[variant]'}``). ``n_gpus = tp * pp`` is always there.
+    model_axis : str, optional
+        The categorical axis that ``models={value: model}`` is keyed by. Default ``"gpu"`` when
+        there is such an axis.
+    n_threads : int
+        Worker threads of the C++ engine (0: all cores). Answers do not depend on it.
+
+    Examples
+    --------
+    >>> space = ConfigSpace(
+    ...     {"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": ConfigSpace.powers_of_two(1, 256),
+    ...      "gpu": ["H100", "A100"]},
+    ...     constraints=["tp*pp <= 8"])
+    >>> space.size, space.count_valid()
+    (144, 126)
+    """
+
+    def __init__(
+        self,
+        axes: Mapping[str, Any],
+        constraints: Sequence[str] = (),
+        *,
+        fixed: Mapping[str, float] | None = None,
+        derived: Mapping[str, str] | None = None,
+        model_axis: str | None = None,
+        n_threads: int = 0,
+    ) -> None:
+        if not isinstance(axes, Mapping) or not axes:
+            raise ValueError("axes: expected a non-empty mapping of axis name to values")
+        self.axes: tuple[Axis, ...] = tuple(
+            Axis.make(check_name(k, "axes"), v) for k, v in axes.items()
+        )
+        self._axis_index = {a.name: i for i, a in enumerate(self.axes)}
+        size = 1
+        for a in self.axes:
+            size *= len(a.values)
+        if size > _MAX_POINTS:
+            raise ValueError(f"axes: the space has {size} points, more than 2**62")
+        self._size = size
+        if isinstance(constraints, str):
+            constraints = [constraints]
+        self.constraints: tuple[Expression, ...] = tuple(
+            Expression(c, what="constraint") for c in constraints
+        )
+        self.fixed: dict[str, float] = {}
+        for k, v in (fixed or {}).items():
+            check_name(k, "fixed")
+            if k in self._axis_index:
+                raise ValueError(f"fixed: {k!r} is an axis; a name is either an axis or fixed")
+            self.fixed[k] = self._number(v, f"fixed: {k!r}")
+        # Non-axis model features are fixed values too; tp and pp default to 1.
+        self._params: list[str] = [f for f in FEATURES if f not in self._axis_index]
+        self._params += [k for k in self.fixed if k not in self._params]
+        self._defaults = {
+            p: self.fixed.get(p, 1.0 if p in ("tp", "pp") else math.nan) for p in self._params
+        }
+        self.derived: dict[str, Expression] = {"n_gpus": Expression("tp * pp", what="derived")}
+        for k, src in (derived or {}).items():
+            check_name(k, "derived")
+            if k in self._axis_index or k in self._params:
+                raise ValueError(f"derived: {k!r} is already an axis or a fixed value")
+            self.derived[k] = Expression(src, what=f"derived column {k!r}")
+        if model_axis is None and "gpu" in self._axis_index:
+            model_axis = "gpu"
+        if model_axis is not None:
+            if model_axis not in self._axis_index:
+                raise ValueError(f"model_axis: {model_axis!r} is not an axis")
+            if self.axes[self._axis_index[model_axis]].kind != "category":
+                raise ValueError(f"model_axis: axis {model_axis!r} must be categorical")
+        self.model_axis = model_axis
+        if not isinstance(n_threads, int) or n_threads < 0:
+            raise ValueError(f"n_threads: must be a non-negative integer, got {n_threads!r}")
+        self.n_threads = n_threads
+        # Validate every name now, so that mistakes surface at construction.
+        base = self._slots(with_objectives=False)
+        for name, expr in self.derived.items():
+            known = [n for n in base.slot if n not in self.derived or self._before(n, name)]
+            expr.check_names(known, detail="derived columns may use earlier columns only")
+            expr.compile(Slots({n: base.slot[n] for n in known}, base.values))
+        for c in self.constraints:
+            c.check_names(list(base.slot), detail="constraints cannot use scores")
+            c.compile(base)
+        self._cache: tuple[tuple[Any, ...], _Query] | None = None
+
+    def _before(self, a: str, b: str) -> bool:
+        names = list(self.derived)
+        return names.index(a) < names.index(b)
+
+    @staticmethod
+    def _number(v: Any, what: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{what} must be a number, got {v!r}")
+        x = float(v)
+        if not math.isfinite(x):
+            raise ValueError(f"{what} must be finite, got {x}")
+        return x
+
+    # ------------------------------------------------------------------ built-ins
+    @staticmethod
+    def powers_of_two(lo: int, hi: int) -> list[int]:
+        """The powers of two ``p`` with ``lo <= p <= hi``, e.g. ``powers_of_two(1, 256)``."""
+        if not all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in (lo, hi)):
+            raise ValueError(f"powers_of_two: lo and hi must be integers, got {lo!r}, {hi!r}")
+        if lo < 1 or hi < lo:
+            raise ValueError(f"powers_of_two: need 1 <= lo <= hi, got lo={lo}, hi={hi}")
+        out = [1 << k for k in range(int(hi).bit_length()) if lo <= (1 << k) <= hi]
+        if not out:
+            raise ValueError(f"powers_of_two: no power of two between {lo} and {hi}")
+        return out
+
+    @staticmethod
+    def _value(v: Any, what: str, axis: str) -> str:
+        """A number, or a per-value lookup ``{key: number}[axis]``, as expression text."""
+        if isinstance(v, Mapping):
+            if not v:
+                raise ValueError(f"{what}: empty mapping")
+            items = ", ".join(
+                f"{k!r}: {ConfigSpace._number(x, f'{what}[{k!r}]')!r}" for k, x in v.items()
+            )
+            return f"{{{items}}}[{axis}]"
+        return repr(ConfigSpace._number(v, what))
+
+    @staticmethod
+    def gpu_count(max_gpus: int | Mapping[str, int], *, gpu_axis: str = "gpu") -> str:
+        """Constraint ``tp * pp <= max_gpus`` (a number, or one per GPU type of ``gpu_axis``)."""
+        if not isinstance(max_gpus, Mapping) and (
+            not isinstance(max_gpus, (int, np.integer)) or max_gpus < 1
+        ):
+            raise ValueError(f"max_gpus: must be a positive integer, got {max_gpus!r}")
+        return f"tp * pp <= {ConfigSpace._value(max_gpus, 'max_gpus', gpu_axis)}"
+
+    @staticmethod
+    def divisible(
+        *, heads: int | None = None, layers: int | None = None, kv_heads: int | None = None
+    ) -> str:
+        """Constraint that tensor parallelism divides the (KV) heads and pipeline the layers.
+
+        ``divisible(heads=64, layers=80)`` is ``"64 % tp == 0 and 80 % pp == 0"``.
+        """
+        parts = []
+        for name, n, by in (
+            ("heads", heads, "tp"),
+            ("kv_heads", kv_heads, "tp"),
+            ("layers", layers, "pp"),
+        ):
+            if n is None:
+                continue
+            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"{name}: must be a positive integer, got {n!r}")
+            parts.append(f"{int(n)} % {by} == 0")
+        if not parts:
+            raise ValueError("divisible: give heads, kv_heads and/or layers")
+        return " and ".join(parts)
+
+    @staticmethod
+    def memory_fit(
+        *,
+        weights_gb: float | Mapping[str, float],
+        kv_gb_per_token: float | Mapping[str, float],
+        gpu_mem_gb: float | Mapping[str, float],
+        utilization: float = 0.9,
+        activation_gb_per_token: float = 0.0,
+        gpu_axis: str = "gpu",
+        variant_axis: str = "quant",
+    ) -> str:
+        """Constraint that weights, KV cache and activations fit in GPU memory.
+
+        Per GPU: ``weights_gb / (tp*pp)`` (tensor parallelism splits every layer, pipeline
+        parallelism splits the layers) plus the KV cache of the whole batch at full length,
+        ``kv_gb_per_token * batch * (input_len + output_len) / (tp*pp)``, plus prefill
+        activations ``activation_gb_per_token * batch * input_len / tp``, at most
+        ``gpu_mem_gb * utilization``. KV heads fewer than ``tp`` (replicated) are not modelled.
+
+        Parameters
+        ----------
+        weights_gb, kv_gb_per_token : float or mapping
+            Model size and KV cache per token (all layers), GB; a mapping gives one value per
+            value of ``variant_axis`` (e.g. per quantisation).
+        gpu_mem_gb : float or mapping
+            Memory of one GPU, GB; a mapping ``{gpu_name: gb}`` gives one per value of
+            ``gpu_axis`` (names absent from the axis are ignored).
+        utilization : float
+            Usable share of GPU memory, in (0, 1].
+        activation_gb_per_token : float
+            Peak prefill activations per prompt token, GB (0 to ignore).
+
+        Returns
+        -------
+        str
+            The constraint expression, for ``ConfigSpace(..., constraints=[...])``.
+        """
+        u = ConfigSpace._number(utilization, "utilization")
+        if not 0 < u <= 1:
+            raise ValueError(f"utilization: must be in (0, 1], got {u}")
+        w = ConfigSpace._value(weights_gb, "weights_gb", variant_axis)
+        kv = ConfigSpace._value(kv_gb_per_token, "kv_gb_per_token", variant_axis)
+        mem = ConfigSpace._value(gpu_mem_gb, "gpu_mem_gb", gpu_axis)
+        act = ConfigSpace._number(activation_gb_per_token, "activation_gb_per_token")
+        for name, text in (("weights_gb", w), ("kv_gb_per_token", kv), ("gpu_mem_gb", mem)):
+            if not text.startswith("{") and float(text) < 0:
+                raise ValueError(f"{name}: must be non-negative, got {text}")
+        if act < 0:
+            raise ValueError(f"activation_gb_per_token: must be non-negative, got {act}")
+        lhs = f"({w} + {kv} * batch * (input_len + output_len)) / (tp * pp)"
+        if act > 0:
+            lhs += f" + {act!r} * batch * input_len / tp"
+        return f"{lhs} <= {mem} * {u!r}"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def size(self) -> int:
+        """Number of points in the cross product of the axes (valid or not)."""
+        return self._size
+
+    @property
+    def names(self) -> list[str]:
+        """Axis names, in enumeration order (the last varies fastest)."""
+        return [a.name for a in self.axes]
+
+    def __repr__(self) -> str:
+        axes = ", ".join(f"{a.name}[{len(a.values)}]" for a in self.axes)
+        cons = "; ".join(str(c) for c in self.constraints) or "none"
+        return f"ConfigSpace({axes}; {self.size} points; constraints: {cons})"
+
+    # ------------------------------------------------------------------ slots and engine
+    def _slots(self, *, with_objectives: bool = True) -> Slots:
+        slot: dict[str, int] = {}
+        for i, a in enumerate(self.axes):
+            slot[a.name] = i
+        for p in self._params:
+            slot[p] = len(slot)
+        for d in self.derived:
+            slot[d] = len(slot)
+        if with_objectives:
+            for o in OBJECTIVES:
+                slot[o] = len(slot)
+        return Slots(slot, {a.name: a.values for a in self.axes})
+
+    def _param_values(self, workload: Mapping[str, Any]) -> dict[str, float]:
+        vals = dict(self._defaults)
+        for k, v in workload.items():
+            if k in self._axis_index:
+                raise ValueError(
+                    f"{k}: is an axis of this space; restrict it with where=... instead"
+                )
+            if k not in vals:
+                hint = difflib.get_close_matches(k, list(vals), n=1, cutoff=0.6)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ValueError(
+                    f"{k}: not a fixed value of this space{extra}; fixed values: "
+                    f"{', '.join(vals) or 'none'} (declare new ones with fixed={{...}})"
+                )
+            x = self._number(v, k)
+            if k in FEATURES and x < 0:
+                raise ValueError(f"{k}: must be non-negative, got {x}")
+            vals[k] = x
+        return vals
+
+    def _modelset(self, models: Any) -> ModelSet:
+        if models is None:
+            return ModelSet()
+        if isinstance(models, Mapping):
+            if self.model_axis is None:
+                raise ValueError(
+                    "models: a mapping needs a categorical model axis (model_axis=...)"
+                )
+            cats = self.axes[self._axis_index[self.model_axis]].values
+            unknown = [k for k in models if k not in cats]
+            if unknown:
+                raise ValueError(
+                    f"models: {unknown[0]!r} is not a value of axis {self.model_axis!r} "
+                    f"(values: {', '.join(map(str, cats))})"
+                )
+            per = {
+                c: collect(models[c], f"for {self.model_axis}={c!r}") for c in cats if c in models
+            }
+            missing = [c for c in cats if c not in per]
+            if missing:
+                raise ValueError(f"models: no model for {self.model_axis}={missing[0]!r}")
+            kinds = {c: set(p) for c, p in per.items()}
+            first = kinds[cats[0]]
+            for c in cats:
+                if kinds[c] != first:
+                    raise ValueError(
+                        f"models: {self.model_axis}={c!r} has {sorted(kinds[c])} models but "
+                        f"{cats[0]!r} has {sorted(first)}; give every value the same kinds"
+                    )
+            out: dict[str, Any] = {}
+            for kind in first:
+                names = {per[c][kind][0] for c in cats}
+                if len(names) > 1:
+                    raise ValueError(f"models: {kind} models use different templates {names}")
+                out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
+            return ModelSet(out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True)
+        got = collect(models, "given")
+        parts = {k: (v[0], [v[1]]) for k, v in got.items()}
+        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"))
+
+    def _query(self, models: Any, workload: Mapping[str, Any]) -> _Query:
+        params = self._param_values(workload)
+        mset = models if isinstance(models, ModelSet) else self._modelset(models)
+        key = (tuple(params.items()), mset.fingerprint())
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        slots = self._slots()
+        derived = [e.compile(slots) for e in self.derived.values()]
+        constraints = [c.compile(slots) for c in self.constraints]
+        if mset.kinds:
+            self._check_features(params)
+        self._check_params(params, slots, [*derived, *constraints])
+        feature_slot = [slots.slot[f] for f in FEATURES]
+        key_axis = self._axis_index[self.model_axis] if mset.keyed and self.model_axis else -1
+        engine = _core.SpaceEngine(
+            [a.codes() for a in self.axes],
+            [params[p] for p in self._params],
+            derived,
+            constraints,
+            feature_slot,
+            key_axis,
+            mset.energy,
+            mset.ttft,
+            mset.tpot,
+            self.n_threads,
+        )
+        q = _Query(engine, slots, params, mset)
+        self._cache = (key, q)
+        return q
+
+    def _check_features(self, params: Mapping[str, float]) -> None:
+        """The model features must be valid model inputs: tp, pp, batch positive, lengths >= 0."""
+        for f in FEATURES:
+            if f in params:
+                if math.isnan(params[f]):
+                    raise ValueError(
+                        f"{f}: the models need it but it is neither an axis nor given; pass "
+                        f"{f}=... (a fixed workload value)"
+                    )
+                values: tuple[Any, ...] = (params[f],)
+            else:
+                axis = self.axes[self._axis_index[f]]
+                if axis.kind not in ("int", "float"):
+                    raise ValueError(f"axes: axis {f!r} must be numeric to feed the models")
+                values = axis.values
+            for v in values:
+                if (f in ("tp", "pp", "batch") and not v > 0) or v < 0:
+                    need = "positive" if f in ("tp", "pp", "batch") else "non-negative"
+                    raise ValueError(f"{f}: the models need {need} values, got {v}")
+
+    def _check_params(
+        self, params: Mapping[str, float], slots: Slots, codes: Sequence[Code]
+    ) -> None:
+        missing = {slots.slot[p]: p for p, v in params.items() if math.isnan(v)}
+        for code in codes:
+            for op, arg, _ in code:
+                if op in (OP["load"], OP["lookup"]) and arg in missing:
+                    p = missing[arg]
+                    raise ValueError(
+                        f"{p}: used by a constraint or expression but neither an axis nor given; "
+                        f"pass {p}=... (a fixed workload value)"
+                    )
+
+    def _objective(self, q: _Query, name: str, what: str = "objective") -> int:
+        if not isinstance(name, str):
+            raise ValueError(f"{what}: expected a column name, got {name!r}")
+        if name not in q.slots.slot:
+            known = list(q.slots.slot)
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"{what}: unknown column {name!r}{extra}; columns: {', '.join(known)}")
+        need = _NEEDS.get(name, ())
+        for kind in need:
+            if kind not in q.models.kinds:
+                raise ValueError(
+                    f"{what}: {name!r} needs a fitted {kind} model; pass models=... "
+                    f"(an {'EnergyModel' if kind == 'energy' else 'LatencyModel'})"
+                )
+        if name in self.axes_by_kind("category"):
+            raise ValueError(f"{what}: {name!r} is categorical and cannot be ranked")
+        if name in q.params and math.isnan(q.params[name]):
+            raise ValueError(f"{what}: {name!r} is not given; pass {name}=...")
+        return q.slots.slot[name]
+
+    def axes_by_kind(self, kind: str) -> list[str]:
+        """Names of the axes of one kind ("int", "float", "bool", "category")."""
+        return [a.name for a in self.axes if a.kind == kind]
+
+    def _where(self, q: _Query, where: str | None) -> Code:
+        if where is None:
+            return []
+        expr = Expression(where, what="where")
+        known = [n for n in q.slots.slot if n not in _NEEDS or set(_NEEDS[n]) <= q.models.kinds]
+        expr.check_names(known, detail="scores need their models")
+        code = expr.compile(q.slots)
+        self._check_params(q.params, q.slots, [code])
+        return code
+
+    # ------------------------------------------------------------------ output
+    def _columns(
+        self, q: _Query, idx: np.ndarray, override: Mapping[str, float] | None = None
+    ) -> dict[str, np.ndarray]:
+        params = {**q.params, **(override or {})}
+        values = [params[p] for p in self._params] if override else None
+        R = q.engine.rows(np.ascontiguousarray(idx, dtype=np.int64), values)
+        out: dict[str, np.ndarray] = {}
+        for i, a in enumerate(self.axes):
+            out[a.name] = a.decode(np.ascontiguousarray(R[:, i]))
+        for p in self._params:
+            if not math.isnan(params[p]):
+                out[p] = np.ascontiguousarray(R[:, q.slots.slot[p]])
+        for d in self.derived:
+            col = np.ascontiguousarray(R[:, q.slots.slot[d]])
+            out[d] = col.astype(np.int64) if d == "n_gpus" else col
+        for o in OBJECTIVES:
+            if set(_NEEDS[o]) <= q.models.kinds:
+                out[o] = np.ascontiguousarray(R[:, q.slots.slot[o]])
+        return out
+
+    def _row_of(
+        self,
+        q: _Query,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
+        override: Mapping[str, float] | None = None,
+    ) -> Callable[[int], dict[str, Any]]:
+        """A function giving the columns of one point (fixed values overridden if asked)."""
+
+        def row(i: int) -> dict[str, Any]:
+            idx = np.array([i], dtype=np.int64)
+            if override:
+                cols = self._columns(q, idx, override)
+            else:
+                cols = self._scored(q, idx, scorers or {})
+            out: dict[str, Any] = {}
+            for k, v in cols.items():
+                x = v[0]
+                out[k] = x.item() if hasattr(x, "item") else x
+            return out
+
+        return row
+
+    def _scored(
+        self, q: _Query, idx: np.ndarray, scorers: Mapping[str, _scorers.Scorer]
+    ) -> dict[str, np.ndarray]:
+        if not scorers:
+            return self._columns(q, idx)
+        return _scorers.score(lambda i: self._columns(q, i), idx, scorers)
+
+    def _values(
+        self,
+        q: _Query,
+        cols: dict[str, np.ndarray],
+        name: str,
+        what: str,
+        scorers: Mapping[str, Any],
+    ) -> np.ndarray:
+        """A numeric column for ranking or limits: a scorer's, or one the engine has."""
+        if name in scorers:
+            return cols[name]
+        self._objective(q, name, what=what)
+        return np.asarray(cols[name], dtype=np.float64)
+
+    @staticmethod
+    def _frame(cols: dict[str, np.ndarray], idx: np.ndarray, as_frame: bool) -> Any:
+        if not as_frame:
+            return {"index": np.asarray(idx, dtype=np.int64), **cols}
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is installed in the test environment
+            raise ImportError(
+                "pandas is needed for a DataFrame; pass as_frame=False for a dict of arrays"
+            ) from None
+        frame = pd.DataFrame(cols, index=pd.Index(np.asarray(idx, dtype=np.int64), name="point"))
+        return frame
+
+    # ------------------------------------------------------------------ queries
+    def count_valid(
+        self, where: str | None = None, *, models: Any = None, **workload: float
+    ) -> int:
+        """Number of points satisfying every constraint (and ``where``, if given).
+
+        Parameters
+        ----------
+        where : str, optional
+            An extra expression, which may use scores when ``models`` are given.
+        models : optional
+            Fitted models (see the module docstring).
+        **workload : float
+            Fixed values, e.g. ``input_len=512``.
+        """
+        q = self._query(models, workload)
+        return int(q.engine.count_valid(self._where(q, where)))
+
+    def to_frame(
+        self,
+        limit: int | None = 100_000,
+        *,
+        where: str | None = None,
+        models: Any = None,
+        as_frame: bool = True,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
+        **workload: float,
+    ) -> Any:
+        """The first ``limit`` valid points in enumeration order, with their columns and scores.
+
+        Parameters
+        ----------
+        limit : int or None
+            At most this many rows (``None``: all valid points; mind the memory).
+        where, models, **workload
+            As in :meth:`count_valid`.
+        as_frame : bool
+            A pandas DataFrame indexed by point number (default) or a dict of numpy arrays
+            (with an ``index`` entry).
+        scorers : mapping of str to callable, optional
+            Extra columns: each callable gets a dict of the columns of a batch of valid points
+            (up to 65536) and returns one number per point.
+        """
+        if limit is None:
+            limit = self.size
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
+            raise ValueError(f"limit: must be a non-negative integer or None, got {limit!r}")
+        q = self._query(models, workload)
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        idx = q.engine.valid_indices(int(limit), self._where(q, where))
+        return self._frame(self._scored(q, idx, sc), idx, as_frame)
+
+    def top_k(
+        self,
+        objective: str,
+        k: int = 10,
+        *,
+        where: str | None = None,
+        models: Any = None,
+        maximize: bool = False,
+        as_frame: bool = True,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
+        **workload: float,
+    ) -> Any:
+        """The ``k`` valid points with the smallest (``maximize``: largest) ``objective``.
+
+        Ties go to the earlier point in enumeration order. With ``scorers``, the objective may
+        be a scorer column (every valid point is then scored, in batches). Other parameters as
+        in :meth:`to_frame`.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k: must be a positive integer, got {k!r}")
+        q = self._query(models, workload)
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        if sc:
+            idx = q.engine.valid_indices(self.size, self._where(q, where))
+            cols = self._scored(q, idx, sc)
+            pos = _scorers.top_k(
+                idx, self._values(q, cols, objective, "objective", sc), int(k), bool(maximize)
+            )
+            return self._frame({c: v[pos] for c, v in cols.items()}, idx[pos], as_frame)
+        slot = self._objective(q, objective)
+        idx = q.engine.top_k(slot, bool(maximize), int(k), self._where(q, where))
+        return self._frame(self._columns(q, idx), idx, as_frame)
+
+    def _limits(
+        self, q: _Query, subject_to: Mapping[str, Any] | None
+    ) -> list[tuple[int, int, float]]:
+        if subject_to is None:
+            return []
+        if not isinstance(subject_to, Mapping):
+            raise ValueError(
+                "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
+                f"{type(subject_to).__name__}"
+            )
+        out = []
+        for name, spec in subject_to.items():
+            slot = self._objective(q, name, what=f"subject_to[{name!r}]")
+            if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in _OPS):
+                raise ValueError(
+                    f"subject_to[{name!r}]: expected (op, value) with op one of "
+                    f"{', '.join(_OPS)}, got {spec!r}"
+                )
+            out.append((slot, _OPS[spec[0]], self._number(spec[1], f"subject_to[{name!r}] value")))
+        return out
+
+    def argmin(
+        self,
+        objective: str,
+        subject_to: Mapping[str, tuple[str, float]] | None = None,
+        *,
+        where: str | None = None,
+        models: Any = None,
+        maximize: bool = False,
+        scorers: Mapping[str, _scorers.Scorer] | None = None,
+        **workload: float,
+    ) -> Selection:
+        """The valid point with the smallest ``objective`` meeting every limit.
+
+        Parameters
+        ----------
+        objective : str
+            A score (``energy_j``, ``energy_per_request_j``, ``latency_s``, ``power_w`` ...) or
+            a numeric column.
+        subject_to : mapping, optional
+            Limits ``{name: (op, value)}``, op one of ``<=, <, >=, >, ==``, e.g.
+            ``{"latency_s": ("<=", 2.0), "power_w": ("<=", 5600)}``.
+        where, models, **workload
+            As in :meth:`count_valid`.
+        maximize : bool
+            Take the largest value instead.
+        scorers : mapping of str to callable, optional
+            Extra columns (see :meth:`to_frame`) that the objective and the limits may use.
+
+        Returns
+        -------
+        Selection
+            Never raises for infeasible limits: ``feasible`` is False and ``nearest`` is the
+            valid point that misses the limits by the least total relative amount. Ties go to
+            the earlier point in enumeration order.
+        """
+        q = self._query(models, workload)
+        sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        if sc:
+            r = self._argmin_scored(q, objective, subject_to, where, bool(maximize), sc)
+        else:
+            slot = self._objective(q, objective)
+            limits = self._limits(q, subject_to)
+            r = q.engine.argmin(slot, bool(maximize), limits, self._where(q, where))
+        return Selection(
+            bool(r["feasible"]),
+            objective,
+            float(r["objective"]),
+            int(r["index"]),
+            int(r["nearest"]),
+            float(r["violation"]),
+            int(r["n_valid"]),
+            int(r["n_feasible"]),
+            self._row_of(q, sc),
+        )
+
+    def _argmin_scored(
+        self,
+        q: _Query,
+        objective: str,
+        subject_to: Mapping[str, Any] | None,
+        where: str | None,
+        maximize: bool,
+        sc: Mapping[str, _scorers.Scorer],
+    ) -> dict[str, Any]:
+        if subject_to is not None and not isinstance(subject_to, Mapping):
+            raise ValueError(
+                "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
+                f"{type(subject_to).__name__}"
+            )
+        idx = q.engine.valid_indices(self.size, self._where(q, where))
+        cols = self._scored(q, idx, sc)
+        values = self._values(q, cols, objective, "objective", sc)
+        limits = []
+        for name, spec in (subject_to or {}).items():
+            what = f"subject_to[{name!r}]"
+            v = self._values(q, cols, name, what, sc)
+            if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in _OPS):
+                raise ValueError(
+                    f"{what}: expected (op, value) with op one of {', '.join(_OPS)}, got {spec!r}"
+                )
+            limits.append((v, _OPS[spec[0]], self._number(spec[1], f"{what} value")))
+        return _scorers.argmin(idx, values, maximize, limits)
+
+    def pareto_front(
+        self,
+        objectives: Sequence[str],
+        *,
+        where: str | None = None,
+        models: Any = None,
+        maximize: Sequence[str] = (),
+        as_frame: bool = True,
+        **workload: float,
+    ) -> Any:
+        """The valid points not dominated in ``objectives`` (all minimised unless named in
+        ``maximize``), sorted by the first objective.
+
+        A point is dominated when another is no worse in every objective and better in one;
+        points with equal objectives are all kept. Other parameters as in :meth:`to_frame`.
+        """
+        if isinstance(objectives, str) or not objectives:
+            raise ValueError("objectives: expected a non-empty list of column names")
+        if len(set(objectives)) != len(objectives):
+            raise ValueError(f"objectives: repeated names in {list(objectives)}")
+        bad = [m for m in maximize if m not in objectives]
+        if bad:
+            raise ValueError(f"maximize: {bad[0]!r} is not one of the objectives")
+        q = self._query(models, workload)
+        slots = [self._objective(q, o) for o in objectives]
+        flags = [o in maximize for o in objectives]
+        idx = q.engine.pareto(slots, flags, self._where(q, where))
+        return self._frame(self._columns(q, idx), idx, as_frame)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description of the space (versioned)."""
+        return {
+            "format": "energycore.space",
+            "format_version": FORMAT_VERSION,
+            "axes": [{"name": a.name, "kind": a.kind, "values": list(a.values)} for a in self.axes],
+            "constraints": [c.source for c in self.constraints],
+            "fixed": dict(self.fixed),
+            "derived": {k: e.source for k, e in self.derived.items() if k != "n_gpus"},
+            "model_axis": self.model_axis,
+        }
+
+    def to_json(self) -> str:
+        """The space as versioned JSON text."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ConfigSpace:
+        """Rebuild a space from :meth:`to_dict` output; ``ValueError`` on anything malformed."""
+        if not isinstance(d, dict) or d.get("format") != "energycore.space":
+            raise ValueError("space file: not an energycore space (missing 'format')")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"space file: bad format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"space file: format_version {version} was written by a newer energycore "
+                f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
+            )
+        try:
+            axes = {}
+            for a in d["axes"]:
+                vals = a["values"]
+                if a["kind"] == "float":
+                    vals = [float(v) for v in vals]
+                axes[a["name"]] = vals
+            return cls(
+                axes,
+                constraints=list(d.get("constraints", [])),
+                fixed=d.get("fixed") or None,
+                derived=d.get("derived") or None,
+                model_axis=d.get("model_axis"),
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"space file: malformed content ({type(e).__name__}: {e})") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> ConfigSpace:
+        """Read a space written by :meth:`to_json`."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"space file: not valid JSON ({e.msg} at line {e.lineno})") from None
+        return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> None:
+        """Write the space as versioned JSON."""
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ConfigSpace:
+        """Read a space written by :meth:`save`; ``ValueError`` for unreadable or bad files."""
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ValueError(f"space file: cannot read {path}: {e.strerror}") from None
+        return cls.from_json(text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigSpace) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
