@@ -348,3 +348,21 @@ def test_frame_is_labelled_simulated() -> None:
     assert list(df["source"]) == ["simulated", "simulated"]
     assert {"energy_j", "valid", "reason", "gpu", "model"} <= set(df.columns)
     assert "simulated" in repr(Node())
+
+
+@pytest.mark.parametrize(
+    ("gpu", "model"),
+    [("H100", "llama-3.1-70b"), ("L40S", "mixtral-8x7b"), ("A100", "llava-1.5-7b"),
+     ("H200", "mamba-2.8b"), ("B200", "llama-3.1-405b")],
+)  # fmt: skip
+def test_the_space_enumerates_exactly_what_the_node_can_run(gpu: str, model: str) -> None:
+    """ConfigSpace constraints from the spec sheets = the simulator's own validity check."""
+    from energycore.simulate import _grid
+
+    space = _grid.node_space(8, 512, get_gpu(gpu), get_model(model))
+    for li, lo in ((128, 64), (512, 256), (4096, 1024)):
+        X = _grid.enumerate_configs(8, _grid.powers_of_two(1, 512), li, lo)
+        valid = Node(gpu, model, n_gpus=8, noise=0.0).run(X, noise=False)["valid"]
+        want = {(X["tp"][i], X["pp"][i], X["batch"][i]) for i in np.flatnonzero(valid)}
+        got = space.to_frame(limit=None, as_frame=False, input_len=li, output_len=lo)
+        assert set(zip(got["tp"], got["pp"], got["batch"], strict=True)) == want

@@ -491,40 +491,49 @@ def select(
             f"({_sibling(model, 'ttft').name}, {_sibling(model, 'tpot').name}); fit with "
             "ttft_s and tpot_s columns"
         )
-    cand = _grid.enumerate_configs(
-        gpus, _grid.powers_of_two(1, max_batch), float(input_len), float(output_len)
-    )
-    feasible = np.ones(len(cand["tp"]), dtype=bool)
     if (gpu is None) != (served_model is None):
         raise CLIError("--gpu and --served-model go together (both name catalogue entries)")
+    fit_gpu = fit_model = None
     if gpu is not None and served_model is not None:
-        from energycore.simulate import Node
+        from energycore.simulate import get_gpu, get_model
 
-        feasible = Node(gpu, served_model, n_gpus=gpus, noise=0.0).run(cand, noise=False)["valid"]
-    e = em.predict(cand) / cand["batch"]
-    latency = (
-        lat["ttft"].predict(cand) + lat["tpot"].predict(cand) * cand["output_len"]
-        if len(lat) == 2
-        else np.full(len(e), np.nan)
+        fit_gpu, fit_model = get_gpu(gpu), get_model(served_model)
+    space = _grid.node_space(gpus, max_batch, fit_gpu, fit_model)
+    fitted = [em, lat["ttft"], lat["tpot"]] if len(lat) == 2 else [em]
+    il, ol = float(input_len), float(output_len)
+    where = f"latency_s <= {float(latency_limit)!r}" if latency_limit is not None else None
+    best = space.top_k(
+        "energy_per_request_j",
+        top,
+        where=where,
+        models=fitted,
+        as_frame=False,
+        input_len=il,
+        output_len=ol,
     )
-    ok = feasible & ((latency <= latency_limit) if latency_limit is not None else True)
-    if not ok.any():
-        raise CLIError(
-            f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s "
-            f"(fastest predicted: {np.nanmin(latency[feasible]):.3g} s)"
+    if not len(best["index"]):
+        fastest = (
+            space.argmin("latency_s", models=fitted, input_len=il, output_len=ol)
+            if len(lat) == 2
+            else None
         )
-    order = np.flatnonzero(ok)[np.argsort(e[ok])][:top]
+        hint = f" (fastest predicted: {fastest.value:.3g} s)" if fastest else ""
+        raise CLIError(
+            f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s{hint}"
+        )
     t = Table(
         title=f"energy-optimal configurations on {gpus} GPUs for {input_len} -> {output_len} "
         f"tokens" + (f", latency <= {latency_limit} s" if latency_limit is not None else ""),
         title_justify="left",
     )
-    for c in ("rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"):
-        t.add_column(c, justify="right")
-    for k, i in enumerate(order, 1):
+    for col in ("rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"):
+        t.add_column(col, justify="right")
+    lat_col = best.get("latency_s")
+    for k in range(len(best["index"])):
         t.add_row(
-            str(k), f"{cand['tp'][i]:g}", f"{cand['pp'][i]:g}", f"{cand['batch'][i]:g}",
-            f"{e[i]:.1f}", "" if not np.isfinite(latency[i]) else f"{latency[i]:.2f}",
+            str(k + 1), f"{best['tp'][k]:g}", f"{best['pp'][k]:g}", f"{best['batch'][k]:g}",
+            f"{best['energy_per_request_j'][k]:.1f}",
+            "" if lat_col is None else f"{lat_col[k]:.2f}",
         )  # fmt: skip
     console.print(t)
 

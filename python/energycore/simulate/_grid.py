@@ -1,7 +1,11 @@
-"""Private enumeration and selection helper of the demo and the CLI.
+"""Private bridge of the demo, the CLI and the harness to the configuration space.
 
-The one place that enumerates configurations and picks a constrained argmin, so that switching
-to ``energycore.ConfigSpace`` / ``Selector`` when they land is a change here only.
+``node_space`` builds the :class:`energycore.ConfigSpace` of one node (tp, pp, batch within its
+GPUs) with its validity written as constraint expressions with explicit numbers from the spec
+sheets (GPU count, divisibility, memory fit: the same physics as the simulator's own check, so
+the engine enumerates exactly the configurations the node can run). The plain-numpy
+enumeration and argmin below serve the accuracy harness, whose baselines are not template
+models the engine can score.
 """
 
 from __future__ import annotations
@@ -11,7 +15,54 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from energycore.simulate.catalog import GPU, ModelSpec
+from energycore.simulate.node import PREFILL_CHUNK
+from energycore.space import ConfigSpace
+
 FloatArray = npt.NDArray[np.float64]
+
+
+def node_constraints(gpu: GPU, model: ModelSpec, n_gpus: int, memory_fraction: float) -> list[str]:
+    """The node's validity as ConfigSpace constraints (numbers in GB from the catalogue)."""
+    cons = [
+        ConfigSpace.gpu_count(n_gpus),
+        ConfigSpace.divisible(heads=model.heads, layers=model.layers),
+    ]
+    img = model.image_tokens
+    if model.kv_heads:
+        kv = model.kv_heads
+        cons.append(f"{kv} % tp == 0 or tp % {kv} == 0")
+        cache = (
+            f"{model.kv_bytes_per_token / 1e9!r} * batch * (input_len + {img} + output_len)"
+            f" / (pp * min(tp, {kv}))"
+        )
+    else:
+        cache = f"{model.ssm_state_bytes / 1e9!r} * batch / (pp * tp)"
+    act = f"1 + {8.0 * model.hidden * 2.0 / 1e9!r} * min(batch * (input_len + {img}), {PREFILL_CHUNK!r}) / tp"
+    weights = f"{model.weight_bytes / 1e9!r} / (tp * pp)"
+    cons.append(f"{weights} + {cache} + {act} <= {gpu.hbm_gb * memory_fraction!r}")
+    return cons
+
+
+def node_space(
+    n_gpus: int,
+    max_batch: int,
+    gpu: GPU | None = None,
+    model: ModelSpec | None = None,
+    memory_fraction: float = 0.9,
+) -> ConfigSpace:
+    """(tp, pp, batch) powers of two within ``n_gpus`` GPUs; with a GPU and a model, only the
+    configurations that fit (divisibility and memory)."""
+    axes = {
+        "tp": powers_of_two(1, n_gpus),
+        "pp": powers_of_two(1, n_gpus),
+        "batch": powers_of_two(1, max_batch),
+    }
+    if gpu is not None and model is not None:
+        cons = node_constraints(gpu, model, n_gpus, memory_fraction)
+    else:
+        cons = [ConfigSpace.gpu_count(n_gpus)]
+    return ConfigSpace(axes, constraints=cons, n_threads=1)
 
 
 def powers_of_two(lo: int, hi: int) -> list[int]:

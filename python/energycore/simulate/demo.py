@@ -205,28 +205,49 @@ def run_demo(
         pm = TpotModel(seed=seed).fit(data, data["tpot_s"])
     notes += sorted({str(w.message).split(";")[0] for w in caught})
 
-    cand = _grid.enumerate_configs(n_gpus, list(SELECT_BATCHES), input_len, output_len)
-    node = Node(workload.node.gpu, workload.node.model, n_gpus=n_gpus, noise=0.0)
-    truth = node.run(cand, noise=False)
-    feasible = truth["valid"]  # memory fit and divisibility: known from the spec sheets
-    e_pred = em.predict(cand) / cand["batch"]
-    lat_pred = tm.predict(cand) + pm.predict(cand) * cand["output_len"]
+    # Enumerate and select with the configuration-space engine: every (tp, pp, batch) of the
+    # node that fits (constraints from the spec sheets), scored by the fitted models.
+    space = _grid.node_space(
+        n_gpus, max(SELECT_BATCHES), workload.node.gpu, workload.node.model,
+        workload.node.efficiency.memory_fraction,
+    )  # fmt: skip
+    fitted = [em, tm, pm]
+    il, ol = float(input_len), float(output_len)
+    cand = space.to_frame(limit=None, as_frame=False, models=fitted, input_len=il, output_len=ol)
+    if not len(cand["index"]):
+        raise ValueError(
+            f"no configuration of {model} fits on {n_gpus} x {gpu} for {input_len} -> "
+            f"{output_len} tokens"
+        )
+    fastest = space.argmin("latency_s", models=fitted, input_len=il, output_len=ol)
     limit_default = latency_limit is None
     if latency_limit is None:
-        latency_limit = float(DEFAULT_LIMIT_FACTOR * np.min(lat_pred[feasible]))
-    cand.update(
-        valid=feasible,
-        reason=truth["reason"],
-        pred_energy_per_request_j=e_pred,
-        pred_latency_s=lat_pred,
-        true_energy_per_request_j=truth["energy_per_request_j"],
-        true_latency_s=truth["latency_s"],
-    )
-    pick = _grid.constrained_argmin(e_pred, feasible, lat_pred, latency_limit)
+        latency_limit = float(DEFAULT_LIMIT_FACTOR * fastest.value)
+    sel = space.argmin(
+        "energy_per_request_j", subject_to={"latency_s": ("<=", latency_limit)},
+        models=fitted, input_len=il, output_len=ol,
+    )  # fmt: skip
+    # The simulator's truth for the same configurations (the oracle the pick is judged by).
+    node = Node(workload.node.gpu, workload.node.model, n_gpus=n_gpus, noise=0.0)
+    truth = node.run(cand, noise=False)
+    feasible = truth["valid"]
+    cand = {
+        **{k: cand[k] for k in ("index", "tp", "pp", "batch")},
+        "input_len": np.full(len(cand["index"]), float(input_len)),
+        "output_len": np.full(len(cand["index"]), float(output_len)),
+        "valid": feasible,
+        "reason": truth["reason"],
+        "pred_energy_per_request_j": cand["energy_per_request_j"],
+        "pred_latency_s": cand["latency_s"],
+        "true_energy_per_request_j": truth["energy_per_request_j"],
+        "true_latency_s": truth["latency_s"],
+    }
+    position = {int(p): i for i, p in enumerate(cand["index"])}
+    pick = position[sel.index] if sel.feasible else None
+    lat_opt = position[fastest.index] if fastest.feasible else None
     optimum = _grid.constrained_argmin(
         truth["energy_per_request_j"], feasible, truth["latency_s"], latency_limit
     )
-    lat_opt = _grid.constrained_argmin(lat_pred, feasible)
     if pick is not None and truth["latency_s"][pick] > latency_limit:
         notes.append(
             f"the pick's true latency {truth['latency_s'][pick]:.2f} s exceeds the limit "
