@@ -306,6 +306,7 @@ def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, An
         measured_energy_j=np.array([r["energy_per_request_j"] for r in measured]),
         pick=res.pick, optimum=res.optimum, latency_limit_s=res.latency_limit_s,
         title=f"SIMULATED {res.n_gpus} x {res.gpu}, {res.model}: energy vs latency",
+        reference_label="simulated truth",
     )  # fmt: skip
 
 
@@ -582,7 +583,7 @@ def report(
         return pareto_plot(
             out / "pareto.png", cols["latency_s"], meas / cols["batch"],
             predicted_latency_s=pl, predicted_energy_j=pe,
-            title=f"Energy vs latency, {label} ({data.name})",
+            title=f"Energy vs latency, {label} ({data.name})", reference_label="measured",
         )  # fmt: skip
 
     _plot_or_skip("residual", residuals)

@@ -59,6 +59,7 @@ def pareto_plot(
     latency_limit_s: float | None = None,
     title: str = "Energy vs latency",
     energy_label: str = "energy per request (J)",
+    reference_label: str = "reference",
 ) -> Path:
     """Energy vs latency of every configuration, the fronts, the pick and the optimum (PNG).
 
@@ -80,6 +81,8 @@ def pareto_plot(
         Plot title (say "simulated" when the numbers are).
     energy_label : str
         Label of the energy axis.
+    reference_label : str
+        What the reference points are (e.g. "simulated truth").
 
     Returns
     -------
@@ -90,9 +93,17 @@ def pareto_plot(
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     try:
         lat, en = np.asarray(latency_s, float), np.asarray(energy_j, float)
-        ax.scatter(lat, en, s=12, c="0.75", label="configurations (reference)", zorder=1)
+        ax.scatter(lat, en, s=12, c="0.75", label=f"configurations ({reference_label})", zorder=1)
         f = _front(lat, en)
-        ax.plot(lat[f], en[f], "-", c="0.35", lw=1.2, label="reference Pareto front", zorder=2)
+        ax.plot(
+            lat[f],
+            en[f],
+            "-",
+            c="0.35",
+            lw=1.2,
+            label=f"Pareto front ({reference_label})",
+            zorder=2,
+        )
         if predicted_latency_s is not None and predicted_energy_j is not None:
             pl = np.asarray(predicted_latency_s, float)
             pe = np.asarray(predicted_energy_j, float)
