@@ -310,3 +310,30 @@ def test_fit_groups_equals_separate_fits() -> None:
         EnergyModel.fit_groups(X, y, by=np.where(np.arange(120) < 3, "x", "y"))
     with pytest.raises(ValueError, match="by: expected one label per row"):
         EnergyModel.fit_groups(X, y, by=["a"])
+
+
+@pytest.mark.parametrize("name", ["energy_v1", "ttft_v1", "tpot_v1"])
+def test_batched_evaluation_equals_per_row(name: str) -> None:
+    # template_value/template_jacobian use the templates' batched paths (power caches);
+    # template_phases goes row by row: the two must agree.
+    rng = np.random.default_rng(3)
+    X = draw_design(rng, 300)
+    X["tp"] = rng.choice(
+        [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 2048], 300
+    )
+    Xt = table(X)
+    info = _core.template_info(name)["params"]
+    theta = np.array(
+        [p["typical"] * (1.7 if p["linear"] else 1.0) + (0.0 if p["linear"] else 0.3) for p in info]
+    )
+    v = _core.template_value(name, Xt, theta)
+    np.testing.assert_allclose(v, _core.template_phases(name, Xt, theta).sum(axis=1), rtol=1e-12)
+    J = _core.template_jacobian(name, Xt, theta)
+    h = 1e-6
+    for j in range(len(theta)):
+        tp_, tm = theta.copy(), theta.copy()
+        step = h * max(abs(theta[j]), 1e-3)
+        tp_[j] += step
+        tm[j] -= step
+        fd = (_core.template_value(name, Xt, tp_) - _core.template_value(name, Xt, tm)) / (2 * step)
+        np.testing.assert_allclose(J[:, j], fd, rtol=1e-5, atol=1e-9 * np.abs(v).max())

@@ -217,6 +217,28 @@ class TtftV1 final : public ModelTemplate {
     return A * S + t[4] * g[4] + t[5];
   }
 
+  void batch(const FeatureRef& X, const double* t, double* values, Matrix* G) const override {
+    PowCache tpc(t[2], 0.0), ppc(t[3], 0.0);  // tp^a3 and pp^a4 once per distinct value
+    for (Index i = 0; i < X.rows(); ++i) {
+      const double* x = X.row(i).data();
+      const auto& et = tpc.get(x[kTp]);
+      const auto& ep = ppc.get(x[kPp]);
+      const double S = et.p1 * ep.p1;
+      const double bl = x[kBatch] * x[kInputLen];
+      const double A = t[0] * bl + t[1] * bl * x[kInputLen];
+      const double ar = 1.0 - 1.0 / x[kTp];
+      values[i] = A * S + t[4] * bl * ar + t[5];
+      if (G == nullptr) continue;
+      Matrix& g = *G;
+      g(i, 0) = bl * S;
+      g(i, 1) = bl * x[kInputLen] * S;
+      g(i, 2) = A * S * et.log;
+      g(i, 3) = A * S * ep.log;
+      g(i, 4) = bl * ar;
+      g(i, 5) = 1.0;
+    }
+  }
+
  private:
   std::vector<ParamInfo> params_;
   std::vector<std::string> phases_;
@@ -265,6 +287,29 @@ class TpotV1 final : public ModelTemplate {
     g[4] = C * S * r.log_pp;
     g[5] = r.b * r.ar;
     return C * S + t[5] * g[5];
+  }
+
+  void batch(const FeatureRef& X, const double* t, double* values, Matrix* G) const override {
+    PowCache tpc(t[3], 0.0), ppc(t[4], 0.0);  // tp^c4 and pp^c5 once per distinct value
+    for (Index i = 0; i < X.rows(); ++i) {
+      const double* x = X.row(i).data();
+      const auto& et = tpc.get(x[kTp]);
+      const auto& ep = ppc.get(x[kPp]);
+      const double S = et.p1 * ep.p1;
+      const double b = x[kBatch];
+      const double kv = b * (x[kInputLen] + 0.5 * x[kOutputLen]);
+      const double C = t[0] + t[1] * b + t[2] * kv;
+      const double ar = 1.0 - 1.0 / x[kTp];
+      values[i] = C * S + t[5] * b * ar;
+      if (G == nullptr) continue;
+      Matrix& g = *G;
+      g(i, 0) = S;
+      g(i, 1) = b * S;
+      g(i, 2) = kv * S;
+      g(i, 3) = C * S * et.log;
+      g(i, 4) = C * S * ep.log;
+      g(i, 5) = b * ar;
+    }
   }
 
  private:
