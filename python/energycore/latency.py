@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target
+from energycore._persist import read_json
 from energycore.model import SolverParams, TpotModel, TtftModel
 
 __all__ = ["LatencyModel"]
@@ -195,17 +196,7 @@ class LatencyModel(SolverParams):
     @classmethod
     def load(cls, path: str | Path) -> LatencyModel:
         """Read a model written by :meth:`save`; ``ValueError`` for corrupt or future files."""
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ValueError(f"model file: cannot read {path}: {e.strerror}") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"model file: {path} is not valid JSON ({e.msg} at line {e.lineno})"
-            ) from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "model file"))
 
     # ------------------------------------------------------------------ presentation
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
+from energycore._persist import read_json
 
 __all__ = [
     "BootstrapResult",
@@ -697,17 +698,7 @@ class TemplateModel(SolverParams):
     @classmethod
     def load(cls: type[M], path: str | Path) -> M:
         """Read a model written by :meth:`save`; ``ValueError`` for corrupt or future files."""
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ValueError(f"model file: cannot read {path}: {e.strerror}") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"model file: {path} is not valid JSON ({e.msg} at line {e.lineno})"
-            ) from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "model file"))
 
     # ------------------------------------------------------------------ presentation
     def _rows(self) -> list[tuple[str, str, str, str, str]]:

@@ -50,6 +50,7 @@ from energycore import _core, _scorers
 from energycore._axes import Axis, check_name
 from energycore._columns import FEATURES
 from energycore._modelset import ModelSet, collect
+from energycore._persist import parse_json, read_json
 from energycore.constraints import OP, Code, Expression, Slots
 from energycore.selection import Selection
 
@@ -853,11 +854,7 @@ class ConfigSpace:
     @classmethod
     def from_json(cls, text: str) -> ConfigSpace:
         """Read a space written by :meth:`to_json`."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"space file: not valid JSON ({e.msg} at line {e.lineno})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(text, "space file"))
 
     def save(self, path: str | Path) -> None:
         """Write the space as versioned JSON."""
@@ -866,11 +863,7 @@ class ConfigSpace:
     @classmethod
     def load(cls, path: str | Path) -> ConfigSpace:
         """Read a space written by :meth:`save`; ``ValueError`` for unreadable or bad files."""
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ValueError(f"space file: cannot read {path}: {e.strerror}") from None
-        return cls.from_json(text)
+        return cls.from_dict(read_json(path, "space file"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ConfigSpace) and self.to_dict() == other.to_dict()
