@@ -1,0 +1,163 @@
+// Quantile binning of the features and the worker pool of one fit (gbdt.hpp).
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cmath>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "energycore/gbdt.hpp"
+
+namespace energycore::gbdt::detail {
+
+// ---- Pool ---------------------------------------------------------------------------------
+
+struct Pool::Impl {
+  std::vector<std::thread> workers;
+  std::mutex mu;
+  std::condition_variable wake, done;
+  const std::function<void(Index)>* task = nullptr;
+  Index n = 0;
+  std::atomic<Index> next{0};
+  std::uint64_t generation = 0;
+  int busy = 0;
+  bool stop = false;
+
+  void work() {
+    for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) (*task)(i);
+  }
+  void loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        wake.wait(lock, [&] { return stop || generation != seen; });
+        if (stop) return;
+        seen = generation;
+      }
+      work();
+      {
+        const std::lock_guard<std::mutex> lock(mu);
+        if (--busy == 0) done.notify_one();
+      }
+    }
+  }
+};
+
+Pool::Pool(int n_threads) : impl_(std::make_unique<Impl>()) {
+  for (int t = 1; t < n_threads; ++t) impl_->workers.emplace_back([this] { impl_->loop(); });
+}
+
+Pool::~Pool() {
+  {
+    const std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->wake.notify_all();
+  for (auto& w : impl_->workers) w.join();
+}
+
+int Pool::size() const noexcept { return static_cast<int>(impl_->workers.size()) + 1; }
+
+void Pool::run(Index n, const std::function<void(Index)>& task) {
+  Impl& p = *impl_;
+  if (p.workers.empty() || n <= 1) {
+    for (Index i = 0; i < n; ++i) task(i);
+    return;
+  }
+  {
+    const std::lock_guard<std::mutex> lock(p.mu);
+    p.task = &task;
+    p.n = n;
+    p.next.store(0);
+    p.busy = static_cast<int>(p.workers.size());
+    ++p.generation;
+  }
+  p.wake.notify_all();
+  p.work();
+  std::unique_lock<std::mutex> lock(p.mu);
+  p.done.wait(lock, [&] { return p.busy == 0; });
+  p.task = nullptr;
+}
+
+// ---- bins ---------------------------------------------------------------------------------
+
+namespace {
+
+constexpr Index kMaxCutRows = 200000;
+
+/// Cut points of one feature from its sorted non-NaN values: between every two distinct values
+/// when there are at most max_bin of them, else near the max_bin-quantiles (never inside a run of
+/// equal values).
+std::vector<double> make_cuts(const std::vector<double>& v, int max_bin) {
+  std::vector<double> cuts;
+  const Index n = static_cast<Index>(v.size());
+  if (n == 0) return cuts;
+  Index distinct = 1;
+  for (Index i = 1; i < n; ++i) distinct += v[i] != v[i - 1];
+  auto midpoint = [](double a, double b) { return a + (b - a) / 2.0; };
+  auto push = [&](double c) {
+    if (cuts.empty() || c > cuts.back()) cuts.push_back(c);
+  };
+  if (distinct <= max_bin) {
+    for (Index i = 1; i < n; ++i)
+      if (v[i] != v[i - 1]) push(midpoint(v[i - 1], v[i]));
+    return cuts;
+  }
+  for (int j = 1; j < max_bin; ++j) {
+    const Index q = static_cast<Index>(static_cast<double>(n) * j / max_bin);
+    const double a = v[q - 1];
+    const auto hi = std::upper_bound(v.begin() + q - 1, v.end(), a);
+    if (hi == v.end()) break;
+    push(midpoint(a, *hi));
+  }
+  return cuts;
+}
+
+}  // namespace
+
+Binned bin_features(const double* X, Index n_rows, Index n_features, int max_bin,
+                    std::uint64_t seed, Pool& pool) {
+  Binned b;
+  b.n_rows = n_rows;
+  b.n_features = n_features;
+  b.cuts.resize(static_cast<size_t>(n_features));
+  b.bins.resize(static_cast<size_t>(n_rows * n_features));
+  std::vector<Index> sample;
+  if (n_rows > kMaxCutRows) {
+    sample.resize(static_cast<size_t>(n_rows));
+    std::iota(sample.begin(), sample.end(), Index{0});
+    std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
+    for (Index i = 0; i < kMaxCutRows; ++i) {
+      std::uniform_int_distribution<Index> pick(i, n_rows - 1);
+      std::swap(sample[static_cast<size_t>(i)], sample[static_cast<size_t>(pick(rng))]);
+    }
+    sample.resize(static_cast<size_t>(kMaxCutRows));
+  }
+  pool.run(n_features, [&](Index f) {
+    std::vector<double> v;
+    const Index m = sample.empty() ? n_rows : static_cast<Index>(sample.size());
+    v.reserve(static_cast<size_t>(m));
+    for (Index k = 0; k < m; ++k) {
+      const Index i = sample.empty() ? k : sample[static_cast<size_t>(k)];
+      const double x = X[i * n_features + f];
+      if (!std::isnan(x)) v.push_back(x);
+    }
+    std::sort(v.begin(), v.end());
+    std::vector<double>& cuts = b.cuts[static_cast<size_t>(f)];
+    cuts = make_cuts(v, max_bin);
+    const auto missing = static_cast<std::uint8_t>(cuts.size() + 1);
+    std::uint8_t* out = b.bins.data() + f * n_rows;
+    for (Index i = 0; i < n_rows; ++i) {
+      const double x = X[i * n_features + f];
+      out[i] = std::isnan(x) ? missing
+                             : static_cast<std::uint8_t>(
+                                   std::lower_bound(cuts.begin(), cuts.end(), x) - cuts.begin());
+    }
+  });
+  return b;
+}
+
+}  // namespace energycore::gbdt::detail
