@@ -9,6 +9,7 @@ from __future__ import annotations
 from energycore import simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
+from energycore.gbdt import GradientBoosting
 from energycore.latency import LatencyModel
 from energycore.model import (
     BootstrapResult,
@@ -18,6 +19,7 @@ from energycore.model import (
     TpotModel,
     TtftModel,
 )
+from energycore.scorers import PerformanceScorer, ValidityScorer
 from energycore.selector import Selector
 from energycore.space import ConfigSpace, Selection
 
@@ -26,13 +28,16 @@ __all__ = [
     "ConfigSpace",
     "EnergyModel",
     "FitResult",
+    "GradientBoosting",
     "IdentifiabilityWarning",
     "LatencyModel",
     "NoGPUError",
+    "PerformanceScorer",
     "Selection",
     "Selector",
     "TpotModel",
     "TtftModel",
+    "ValidityScorer",
     "__version__",
     "simulate",
 ]
