@@ -116,25 +116,48 @@ std::vector<double> make_cuts(const std::vector<double>& v, int max_bin) {
   return cuts;
 }
 
+/// Number of cuts < x (std::lower_bound's index), without branches.
+inline size_t count_below(const std::vector<double>& cuts, double x) noexcept {
+  const double* base = cuts.data();
+  size_t len = cuts.size();
+  if (len == 0) return 0;
+  while (len > 1) {
+    const size_t half = len / 2;
+    base = base[half - 1] < x ? base + half : base;
+    len -= half;
+  }
+  return static_cast<size_t>(base - cuts.data()) + (*base < x ? 1 : 0);
+}
+
 }  // namespace
 
-Binned bin_features(const double* X, Index n_rows, Index n_features, int max_bin,
-                    std::uint64_t seed, Pool& pool) {
+Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
+                    int max_bin, std::uint64_t seed, Pool& pool) {
   Binned b;
   b.n_rows = n_rows;
   b.n_features = n_features;
   b.cuts.resize(static_cast<size_t>(n_features));
   b.bins.resize(static_cast<size_t>(n_rows * n_features));
+  // Rows that decide the cuts: those of positive weight (a row of weight 0 is as good as
+  // absent), at most kMaxCutRows of them drawn at random. Empty means all rows.
   std::vector<Index> sample;
-  if (n_rows > kMaxCutRows) {
-    sample.resize(static_cast<size_t>(n_rows));
-    std::iota(sample.begin(), sample.end(), Index{0});
+  if (w)
+    for (Index i = 0; i < n_rows; ++i)
+      if (w[i] > 0) sample.push_back(i);
+  if (sample.size() == static_cast<size_t>(n_rows)) sample.clear();
+  const auto m_rows = sample.empty() ? n_rows : static_cast<Index>(sample.size());
+  if (m_rows > kMaxCutRows) {
+    if (sample.empty()) {
+      sample.resize(static_cast<size_t>(n_rows));
+      std::iota(sample.begin(), sample.end(), Index{0});
+    }
     std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
     for (Index i = 0; i < kMaxCutRows; ++i) {
-      std::uniform_int_distribution<Index> pick(i, n_rows - 1);
+      std::uniform_int_distribution<Index> pick(i, m_rows - 1);
       std::swap(sample[static_cast<size_t>(i)], sample[static_cast<size_t>(pick(rng))]);
     }
     sample.resize(static_cast<size_t>(kMaxCutRows));
+    std::sort(sample.begin(), sample.end());
   }
   pool.run(n_features, [&](Index f) {
     std::vector<double> v;
@@ -148,13 +171,19 @@ Binned bin_features(const double* X, Index n_rows, Index n_features, int max_bin
     std::sort(v.begin(), v.end());
     std::vector<double>& cuts = b.cuts[static_cast<size_t>(f)];
     cuts = make_cuts(v, max_bin);
-    const auto missing = static_cast<std::uint8_t>(cuts.size() + 1);
-    std::uint8_t* out = b.bins.data() + f * n_rows;
-    for (Index i = 0; i < n_rows; ++i) {
-      const double x = X[i * n_features + f];
-      out[i] = std::isnan(x) ? missing
-                             : static_cast<std::uint8_t>(
-                                   std::lower_bound(cuts.begin(), cuts.end(), x) - cuts.begin());
+  });
+  // Bins row by row (row-major), rows in chunks across the threads.
+  constexpr Index kChunk = 4096;
+  pool.run((n_rows + kChunk - 1) / kChunk, [&](Index c) {
+    const Index end = std::min(n_rows, (c + 1) * kChunk);
+    for (Index i = c * kChunk; i < end; ++i) {
+      const double* x = X + i * n_features;
+      std::uint8_t* out = b.bins.data() + i * n_features;
+      for (Index f = 0; f < n_features; ++f) {
+        const std::vector<double>& cuts = b.cuts[static_cast<size_t>(f)];
+        out[f] = std::isnan(x[f]) ? static_cast<std::uint8_t>(cuts.size() + 1)
+                                  : static_cast<std::uint8_t>(count_below(cuts, x[f]));
+      }
     }
   });
   return b;

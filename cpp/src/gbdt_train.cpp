@@ -84,11 +84,17 @@ inline double sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 /// Grows one tree on the rows idx[0, n) (the sampled rows) from gradients `gh`.
 class TreeBuilder {
  public:
-  TreeBuilder(const Binned& b, const Params& p, Pool& pool)
-      : b_(b), p_(p), pool_(pool), offset_(static_cast<size_t>(b.n_features) + 1, 0) {
+  /// `hessian` > 0: every row's hessian is this constant (h sums are then counts times it).
+  TreeBuilder(const Binned& b, const Params& p, Pool& pool, double hessian)
+      : b_(b),
+        p_(p),
+        pool_(pool),
+        offset_(static_cast<size_t>(b.n_features) + 1, 0),
+        const_hessian_(hessian > 0),
+        hessian_(hessian) {
     for (Index f = 0; f < b.n_features; ++f)
       offset_[static_cast<size_t>(f) + 1] = offset_[static_cast<size_t>(f)] + b.n_bins(f);
-    any_monotone_ = std::any_of(p.monotone.begin(), p.monotone.end(), [](int m) { return m; });
+    bounded_ = std::any_of(p.monotone.begin(), p.monotone.end(), [](int m) { return m; });
   }
 
   /// Builds the tree; rows of each leaf end up contiguous in idx (leaf ranges in `leaves`).
@@ -142,6 +148,8 @@ class TreeBuilder {
           large.hist[k].h -= small.hist[k].h;
           large.hist[k].c -= small.hist[k].c;
         }
+      } else {
+        spare_.push_back(std::move(parent.hist));
       }
       settle(std::move(l));
       settle(std::move(r));
@@ -165,31 +173,60 @@ class TreeBuilder {
   }
 
   void build_hist(Leaf& leaf) {
+    if (!spare_.empty()) {
+      leaf.hist = std::move(spare_.back());
+      spare_.pop_back();
+    }
     leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
     const Index m = leaf.end - leaf.begin;
     const Index* rows = idx_->data() + leaf.begin;
-    ordered_.resize(static_cast<size_t>(m));
     const GH* gh = gh_->data();
-    for (Index k = 0; k < m; ++k) ordered_[static_cast<size_t>(k)] = gh[rows[k]];
     const std::vector<Index>& feats = *features_;
-    const GH* og = ordered_.data();
+    const auto nf = static_cast<Index>(feats.size());
+    foff_.resize(feats.size());
+    for (size_t j = 0; j < feats.size(); ++j) foff_[j] = offset_[static_cast<size_t>(feats[j])];
+    const Index* foff = foff_.data();
+    const Index* fidx = feats.data();
+    const Index F = b_.n_features;
+    const std::uint8_t* bins = b_.bins.data();
     Bin* hist = leaf.hist.data();
-    auto one = [&](Index j) {
-      const Index f = feats[static_cast<size_t>(j)];
-      const std::uint8_t* col = b_.bins.data() + f * b_.n_rows;
-      Bin* h = hist + offset_[static_cast<size_t>(f)];
-      for (Index k = 0; k < m; ++k) {
-        Bin& x = h[col[rows[k]]];
-        x.g += og[k].g;
-        x.h += og[k].h;
+    // Row by row (one cache line of bins per row); threads take disjoint blocks of features, so
+    // every bin is summed in the same order whatever the thread count. With a constant hessian
+    // (squared error or Huber, unweighted) only g and the count are summed, h follows.
+    const Index n_blocks =
+        pool_.size() > 1 && m * nf >= 32768 ? std::min<Index>(nf, pool_.size()) : 1;
+    const bool all = nf == F;
+    auto block = [&](Index bl) {
+      const Index j0 = nf * bl / n_blocks, j1 = nf * (bl + 1) / n_blocks;
+      if (const_hessian_ && all)
+        hist_rows<true, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+      else if (const_hessian_)
+        hist_rows<true, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+      else if (all)
+        hist_rows<false, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+      else
+        hist_rows<false, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+    };
+    pool_.run(n_blocks, block);
+    if (const_hessian_)
+      for (Bin& x : leaf.hist) x.h = x.c * hessian_;
+  }
+
+  template <bool kConstH, bool kAll>
+  static void hist_rows(const Index* rows, Index m, const GH* gh, const std::uint8_t* bins,
+                        Index F, const Index* foff, const Index* fidx, Index j0, Index j1,
+                        Bin* hist) noexcept {
+    for (Index k = 0; k < m; ++k) {
+      const Index r = rows[k];
+      const std::uint8_t* rb = bins + r * F;
+      const double g = gh[r].g, h = gh[r].h;
+      for (Index j = j0; j < j1; ++j) {
+        Bin& x = hist[foff[j] + rb[kAll ? j : fidx[j]]];
+        x.g += g;
+        if (!kConstH) x.h += h;
         x.c += 1.0;
       }
-    };
-    const auto nf = static_cast<Index>(feats.size());
-    if (pool_.size() > 1 && m * nf >= 32768)
-      pool_.run(nf, one);
-    else
-      for (Index j = 0; j < nf; ++j) one(j);
+    }
   }
 
   void consider(const Leaf& leaf, int f, int bin, bool default_left, double gl, double hl,
@@ -198,13 +235,21 @@ class TreeBuilder {
     if (cl < p_.min_child_samples || cr < p_.min_child_samples || hl < p_.min_child_weight ||
         hr < p_.min_child_weight)
       return;
-    const double wl = weight(gl, hl, leaf.lo, leaf.hi), wr = weight(gr, hr, leaf.lo, leaf.hi);
-    if (any_monotone_) {
+    double gain, wl = 0.0, wr = 0.0;
+    if (!bounded_) {  // unclamped leaf values: the closed form, two divisions
+      gain = gl * gl / (hl + p_.lambda_l2) + gr * gr / (hr + p_.lambda_l2) - parent_score;
+    } else {
+      wl = weight(gl, hl, leaf.lo, leaf.hi);
+      wr = weight(gr, hr, leaf.lo, leaf.hi);
       const int m = p_.monotone[static_cast<size_t>(f)];
       if ((m > 0 && wl > wr) || (m < 0 && wl < wr)) return;
+      gain = score(gl, hl, wl) + score(gr, hr, wr) - parent_score;
     }
-    const double gain = score(gl, hl, wl) + score(gr, hr, wr) - parent_score;
     if (gain > best.gain) {
+      if (!bounded_) {
+        wl = -gl / (hl + p_.lambda_l2);
+        wr = -gr / (hr + p_.lambda_l2);
+      }
       best = Split{gain, f, bin, default_left, gl, hl, cl, gr, hr, cr, wl, wr};
     }
   }
@@ -254,20 +299,24 @@ class TreeBuilder {
     tree_.emplace_back();  // invalidates `node`
     tree_.emplace_back();
     // Stable partition of the parent's rows.
-    const std::uint8_t* col = b_.bins.data() + s.feature * b_.n_rows;
+    const std::uint8_t* col = b_.bins.data() + s.feature;
+    const Index stride = b_.n_features;
     const auto missing = static_cast<std::uint8_t>(b_.n_bins(s.feature) - 1);
     std::vector<Index>& idx = *idx_;
-    scratch_.clear();
-    Index w = parent.begin;
-    for (Index k = parent.begin; k < parent.end; ++k) {
+    scratch_.resize(static_cast<size_t>(parent.end - parent.begin));
+    Index w = parent.begin, nr = 0;
+    const int bin = s.bin;
+    const bool dl = s.default_left;
+    for (Index k = parent.begin; k < parent.end; ++k) {  // branch-free: rows go left half the time
       const Index r = idx[static_cast<size_t>(k)];
-      const std::uint8_t v = col[r];
-      const bool go_left = v == missing ? s.default_left : v <= s.bin;
-      if (go_left)
-        idx[static_cast<size_t>(w++)] = r;
-      else
-        scratch_.push_back(r);
+      const std::uint8_t v = col[r * stride];
+      const bool go_left = (v <= bin) | ((v == missing) & dl);  // missing > bin always
+      idx[static_cast<size_t>(w)] = r;
+      scratch_[static_cast<size_t>(nr)] = r;
+      w += go_left;
+      nr += !go_left;
     }
+    scratch_.resize(static_cast<size_t>(nr));
     std::copy(scratch_.begin(), scratch_.end(), idx.begin() + w);
     Leaf l, r;
     l.begin = parent.begin;
@@ -299,19 +348,22 @@ class TreeBuilder {
     node.value = p_.learning_rate * weight(leaf.G, leaf.H, leaf.lo, leaf.hi);
     node.cover = leaf.H;
     leaves.push_back({leaf.node, {leaf.begin, leaf.end}});
-    leaf.hist = {};
+    if (!leaf.hist.empty()) spare_.push_back(std::move(leaf.hist));
   }
 
   const Binned& b_;
   const Params& p_;
   Pool& pool_;
   std::vector<Index> offset_;
-  bool any_monotone_ = false;
+  bool const_hessian_ = false;
+  double hessian_ = 0.0;
+  bool bounded_ = false;  ///< monotone constraints: leaf values clamped to bounds
+  std::vector<std::vector<Bin>> spare_;  ///< histogram buffers to reuse
   std::vector<Index>* idx_ = nullptr;
   const std::vector<GH>* gh_ = nullptr;
   const std::vector<Index>* features_ = nullptr;
   std::vector<TreeNode> tree_;
-  std::vector<GH> ordered_;
+  std::vector<Index> foff_;
   std::vector<Index> scratch_;
 };
 
@@ -463,7 +515,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   // Threads only pay off on enough work; tiny fits stay on the calling thread.
   const int n_threads = n * F >= 20000 ? resolve_threads(p.n_threads) : 1;
   Pool pool(n_threads);
-  const Binned bins = detail::bin_features(d.X, n, F, p.max_bin, p.seed, pool);
+  const Binned bins = detail::bin_features(d.X, d.w, n, F, p.max_bin, p.seed, pool);
   const auto groups = p.objective == Objective::pairwise ? make_groups(d.group, n)
                                                           : std::vector<std::vector<Index>>{};
 
@@ -476,7 +528,9 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   if (valid) vpred.assign(static_cast<size_t>(valid->n_rows), state.base_score);
   std::vector<GH> gh(static_cast<size_t>(n));
   std::mt19937_64 rng(p.seed);
-  TreeBuilder builder(bins, p, pool);
+  const bool const_h =
+      !d.w && (p.objective == Objective::squared_error || p.objective == Objective::huber);
+  TreeBuilder builder(bins, p, pool, const_h ? 1.0 : 0.0);
   std::vector<Index> idx, unsampled, features(static_cast<size_t>(F));
   std::vector<std::pair<int, std::pair<Index, Index>>> leaves;
   std::iota(features.begin(), features.end(), Index{0});
@@ -517,7 +571,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
       int i = 0;
       while (tree[static_cast<size_t>(i)].feature >= 0) {
         const TreeNode& t = tree[static_cast<size_t>(i)];
-        const std::uint8_t v = bins.bins[static_cast<size_t>(t.feature * n + r)];
+        const std::uint8_t v = bins.bins[static_cast<size_t>(r * F + t.feature)];
         const bool go_left =
             v == static_cast<std::uint8_t>(bins.n_bins(t.feature) - 1) ? t.default_left : v <= t.bin;
         i = t.left + (go_left ? 0 : 1);

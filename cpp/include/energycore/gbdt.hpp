@@ -155,7 +155,7 @@ double pairwise_accuracy(const double* score, const double* y, const std::int64_
 namespace detail {
 
 /// Quantile bins of a feature matrix: cut points per feature, and the binned matrix stored
-/// feature-major (bins[f * n_rows + i]); NaN falls in bin `n_bins(f) - 1` (the last one).
+/// row-major (bins[i * n_features + f]); NaN falls in bin `n_bins(f) - 1` (the last one).
 struct Binned {
   Index n_rows = 0;
   Index n_features = 0;
@@ -169,9 +169,10 @@ struct Binned {
 
 class Pool;
 
-/// Cut points from (up to 200 000 sampled) rows, then every row binned. Feature-parallel.
-Binned bin_features(const double* X, Index n_rows, Index n_features, int max_bin,
-                    std::uint64_t seed, Pool& pool);
+/// Cut points from (up to 200 000 sampled) rows of positive weight (w may be null: all), then
+/// every row binned. Feature-parallel.
+Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
+                    int max_bin, std::uint64_t seed, Pool& pool);
 
 /// A fixed set of worker threads for the many small parallel loops of one fit.
 class Pool {
