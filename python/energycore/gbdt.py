@@ -300,8 +300,15 @@ class BoostingBase(BaseEstimator):
                 arr = np.asarray(model[key])
                 if arr.dtype.kind not in "biuf" or arr.ndim != 1:
                     raise ValueError
-                if dtype is not np.float64 and arr.size and not np.all(arr == np.round(arr)):
-                    raise ValueError
+                if dtype is not np.float64:  # whole numbers within range, before any cast
+                    limit = 1 if dtype is np.uint8 else 2**62
+                    ok = arr.dtype.kind in "biu" or bool(np.isfinite(arr).all())
+                    if not ok or (arr.size and not np.all(arr == np.round(arr))):
+                        raise ValueError
+                    if arr.size and (arr.min() < -limit or arr.max() > limit):
+                        raise ValueError
+                    if dtype is np.uint8 and arr.size and arr.min() < 0:
+                        raise ValueError
                 state[key] = np.ascontiguousarray(arr, dtype=dtype)
             except (KeyError, TypeError, ValueError, OverflowError):
                 raise ValueError(f"{what}: model array {key!r} is missing or malformed") from None
