@@ -436,13 +436,23 @@ void gradients(const Params& p, const DataView& d, const std::vector<double>& pr
       for (const auto& g : groups) {
         if (g.size() < 2) continue;
         std::uniform_int_distribution<size_t> pick(0, g.size() - 1);
+        // Pairs whose scores are close weigh more (1 / (|s_hi - s_lo| + 0.01), XGBoost's
+        // score normalisation): once the scores spread, the effort goes to the pairs still
+        // near a swap. Not in the first round, where all scores are equal.
+        double s_min = pred[static_cast<size_t>(g[0])], s_max = s_min;
+        for (const Index i : g) {
+          s_min = std::min(s_min, pred[static_cast<size_t>(i)]);
+          s_max = std::max(s_max, pred[static_cast<size_t>(i)]);
+        }
+        const bool by_diff = s_max > s_min;
         for (const Index i : g) {
           for (int k = 0; k < p.pairs_per_sample; ++k) {
             const Index j = g[pick(rng)];
             if (d.y[j] == d.y[i]) continue;
             const Index hi = d.y[i] > d.y[j] ? i : j, lo = hi == i ? j : i;
             const double q = sigmoid(pred[lo] - pred[hi]);  // probability of the wrong order
-            const double w = 0.5 * (wt(i) + wt(j));
+            double w = 0.5 * (wt(i) + wt(j));
+            if (by_diff) w /= std::abs(pred[hi] - pred[lo]) + 0.01;
             const double hh = w * std::max(q * (1.0 - q), 1e-16);
             gh[hi].g -= w * q;
             gh[lo].g += w * q;
