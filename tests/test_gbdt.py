@@ -4,6 +4,7 @@ LightGBM on real tuning data is in test_gbdt_references.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def _data(n: int = 400, p: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 def _leaves_per_tree(model: GradientBoosting) -> list[int]:
     s = model.model_.state()
     bounds = [*s["roots"].tolist(), len(s["feature"])]
-    return [int((s["feature"][a:b] < 0).sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [int((s["feature"][a:b] < 0).sum()) for a, b in itertools.pairwise(bounds)]
 
 
 def _depths(model: GradientBoosting) -> list[int]:
@@ -226,9 +227,10 @@ def test_single_row_equals_batch() -> None:
             assert m.predict_row(X[i]) == batch[i]
             assert m.predict_row(X[i].tolist()) == batch[i]
             assert m.predict_row(tuple(X[i])) == batch[i]
-            assert m.predict_row(X[i].astype(np.float32)) == m.predict(
-                X[i : i + 1].astype(np.float32)
-            )[0]
+            assert (
+                m.predict_row(X[i].astype(np.float32))
+                == m.predict(X[i : i + 1].astype(np.float32))[0]
+            )
 
 
 def test_single_row_bad_input() -> None:
@@ -309,7 +311,10 @@ def _valid_file(tmp_path: Path) -> dict:
         (lambda d: d.update(format="x"), "not an energycore"),
         (lambda d: d.pop("model"), "missing"),
         (lambda d: d["model"].pop("left"), "left"),
-        (lambda d: d["model"].update(left=[5] * len(d["model"]["left"])), "unreachable|children|parents"),
+        (
+            lambda d: d["model"].update(left=[5] * len(d["model"]["left"])),
+            "unreachable|children|parents",
+        ),
         (lambda d: d["model"]["feature"].__setitem__(0, 77), "feature"),
         (lambda d: d["model"]["value"].__setitem__(0, "x"), "value"),
         (lambda d: d["model"].update(roots=[0, 1000]), "node range"),

@@ -51,7 +51,7 @@ def _reference(name: str, kind: str) -> Any:
 
 def _split(n: int, seed: int = 0, test: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
-    k = int(round(test * n))
+    k = round(test * n)
     return perm[k:], perm[:k]
 
 

@@ -129,7 +129,9 @@ def test_scorers_save_load(tmp_path: Path) -> None:
     assert v2.get_params() == v.get_params()
     p = PerformanceScorer(n_estimators=20).fit(X, X[:, 0] * 2)
     p.save(tmp_path / "p.json")
-    np.testing.assert_array_equal(PerformanceScorer.load(tmp_path / "p.json").predict(X), p.predict(X))
+    np.testing.assert_array_equal(
+        PerformanceScorer.load(tmp_path / "p.json").predict(X), p.predict(X)
+    )
     with pytest.raises(ValueError, match="holds a 'PerformanceScorer'"):
         ValidityScorer.load(tmp_path / "p.json")
     with pytest.raises(ValueError, match="holds a 'PerformanceScorer'"):

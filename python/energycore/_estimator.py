@@ -66,10 +66,10 @@ __all__ = [
     "NotFittedError",
     "RegressorMixin",
     "check_X",
-    "column_y",
     "check_group",
     "check_sample_weight",
     "check_target",
+    "column_y",
 ]
 
 
@@ -169,7 +169,9 @@ def check_X(est: Any, X: Any, *, reset: bool) -> np.ndarray:
 def column_y(y: Any, what: str = "y") -> np.ndarray:
     """y as a 1-D array (a column vector is flattened with a ``DataConversionWarning``)."""
     if y is None:
-        raise ValueError(f"{what}: this estimator requires y to be passed, but the target y is None")
+        raise ValueError(
+            f"{what}: this estimator requires y to be passed, but the target y is None"
+        )
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn(
