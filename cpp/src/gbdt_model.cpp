@@ -90,6 +90,29 @@ Model::Model(const ModelState& s) {
   }
   gain_ = s.gain;
   cover_ = s.cover;
+  walk_ = nodes_;
+  leaf_value_.assign(n, 0.0);
+  std::vector<int> depth(n, 0);
+  trees_.reserve(roots_.size());
+  for (size_t t = 0; t < roots_.size(); ++t) {
+    const size_t end = t + 1 < roots_.size() ? roots_[t + 1] : n;
+    int max_depth = 0;
+    for (size_t i = roots_[t]; i < end; ++i) {  // parents come before their children
+      Node& w = walk_[i];
+      if (w.left == 0) {
+        leaf_value_[i] = w.value;
+        w.left = static_cast<std::uint32_t>(i);
+        w.feature = Node::kDefaultLeft;
+        w.value = std::numeric_limits<double>::infinity();
+        max_depth = std::max(max_depth, depth[i]);
+      } else {
+        depth[w.left] = depth[w.left + 1] = depth[i] + 1;
+      }
+    }
+    trees_.push_back(Tree{roots_[t], max_depth});
+    if (t % kLanes == 0) lane_depth_.push_back(0);
+    lane_depth_.back() = std::max(lane_depth_.back(), max_depth);
+  }
 }
 
 ModelState Model::state() const {
@@ -117,12 +140,30 @@ ModelState Model::state() const {
 }
 
 void Model::predict_raw(const double* X, Index n, double* out, int n_threads) const {
-  constexpr Index kChunk = 2048;
+  // Chunks of rows across threads; inside a chunk, blocks of rows walk one tree after the other,
+  // so that the tree stays in L1 and the walks of different rows overlap in the pipeline.
+  constexpr Index kChunk = 512, kBlock = 64;
   const Index n_chunks = (n + kChunk - 1) / kChunk;
   const Index p = n_features_;
+  const Node* walk = walk_.data();
   lm::parallel_for(n_chunks, n_chunks > 1 ? resolve_threads(n_threads) : 1, [&](Index c) {
     const Index end = std::min(n, (c + 1) * kChunk);
-    for (Index i = c * kChunk; i < end; ++i) out[i] = predict_row(X + i * p);
+    for (Index b0 = c * kChunk; b0 < end; b0 += kBlock) {
+      const Index b1 = std::min(end, b0 + kBlock);
+      const Index m = b1 - b0;
+      std::uint32_t at[kBlock];
+      for (Index i = 0; i < m; ++i) out[b0 + i] = base_score_;
+      for (const Tree& t : trees_) {
+        for (Index i = 0; i < m; ++i) at[i] = t.root;
+        for (int d = 0; d < t.depth; ++d) {
+          for (Index i = 0; i < m; ++i) {  // independent walks: they overlap in the pipeline
+            const Node& nd = walk[at[i]];
+            at[i] = nd.left + 1u - nd.goes_left(X[(b0 + i) * p + (nd.feature & ~Node::kDefaultLeft)]);
+          }
+        }
+        for (Index i = 0; i < m; ++i) out[b0 + i] += leaf_value_[at[i]];
+      }
+    }
   });
 }
 

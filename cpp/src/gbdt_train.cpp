@@ -264,11 +264,14 @@ class TreeBuilder {
       const Bin* h = leaf.hist.data() + offset_[static_cast<size_t>(fi)];
       const Bin miss = h[nb - 1];
       double gl = 0, hl = 0, cl = 0;
+      // Left sums only grow: no split before the left side is big enough, none after the
+      // right side (with or without the NaN rows) has become too small.
+      const double c_end = leaf.C - p_.min_child_samples, h_end = leaf.H - p_.min_child_weight;
       for (int bin = 0; bin <= nb - 2; ++bin) {
         gl += h[bin].g;
         hl += h[bin].h;
         cl += h[bin].c;
-        if (h[bin].c == 0 && bin < nb - 2) continue;  // same partition as the previous bin
+        if (cl > c_end || hl > h_end) break;
         if (bin < nb - 2) {
           consider(leaf, f, bin, false, gl, hl, cl, parent_score, best);
           if (miss.c > 0)

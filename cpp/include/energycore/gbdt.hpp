@@ -10,6 +10,7 @@
 // of threads. Thresholds are real feature values, so prediction needs no bins.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -74,6 +75,12 @@ struct Node {
   std::uint32_t left = 0;
   std::uint32_t feature = 0;  ///< bit 31: NaN goes left
   static constexpr std::uint32_t kDefaultLeft = 0x80000000u;
+  /// 1 if x goes left, else 0; without branches (the direction is data, not predictable).
+  std::uint32_t goes_left(double x) const noexcept {
+    const auto le = static_cast<std::uint32_t>(x <= value);
+    const auto nan = static_cast<std::uint32_t>(x != x);
+    return le | (nan & (feature >> 31));
+  }
 };
 
 /// Everything a model is made of, as plain arrays (what the JSON file stores).
@@ -104,19 +111,23 @@ class Model {
   Index n_nodes() const noexcept { return static_cast<Index>(nodes_.size()); }
   double base_score() const noexcept { return base_score_; }
 
-  /// Raw score (margin) of one row of n_features values.
+  /// Raw score (margin) of one row of n_features values. Trees are walked kLanes at a time in
+  /// lockstep: their walks are independent, so the loads of one overlap the others'.
   double predict_row(const double* x) const noexcept {
     double s = base_score_;
-    const Node* nodes = nodes_.data();
-    for (const std::uint32_t r : roots_) {
-      std::uint32_t i = r;
-      while (nodes[i].left != 0) {
-        const Node& n = nodes[i];
-        const double v = x[n.feature & ~Node::kDefaultLeft];
-        const bool go_left = v <= n.value || (v != v && (n.feature & Node::kDefaultLeft));
-        i = n.left + (go_left ? 0u : 1u);
+    const Node* walk = walk_.data();
+    const size_t n_trees = trees_.size();
+    for (size_t g = 0; g < n_trees; g += kLanes) {
+      const size_t m = std::min(kLanes, n_trees - g);
+      std::uint32_t at[kLanes];
+      for (size_t k = 0; k < m; ++k) at[k] = trees_[g + k].root;
+      for (int d = 0, depth = lane_depth_[g / kLanes]; d < depth; ++d) {
+        for (size_t k = 0; k < m; ++k) {
+          const Node& n = walk[at[k]];
+          at[k] = n.left + 1u - n.goes_left(x[n.feature & ~Node::kDefaultLeft]);
+        }
       }
-      s += nodes[i].value;
+      for (size_t k = 0; k < m; ++k) s += leaf_value_[at[k]];
     }
     return s;
   }
@@ -133,6 +144,18 @@ class Model {
   double base_score_ = 0.0;
   std::vector<std::uint32_t> roots_;
   std::vector<Node> nodes_;
+  // The trees for walking: a leaf loops to itself (left = itself, x <= +inf or NaN goes left),
+  // so that every walk takes exactly the tree's depth in steps, without a data-dependent exit;
+  // leaf values apart. Batch prediction walks blocks of rows in lockstep.
+  struct Tree {
+    std::uint32_t root;
+    int depth;
+  };
+  static constexpr size_t kLanes = 8;
+  std::vector<Tree> trees_;
+  std::vector<int> lane_depth_;  ///< deepest tree of each group of kLanes trees
+  std::vector<Node> walk_;
+  std::vector<double> leaf_value_;
   std::vector<double> gain_;
   std::vector<double> cover_;
 };
