@@ -196,13 +196,27 @@ def test_nan_features_learn_a_default_direction() -> None:
     p = m.predict(np.array([[np.nan, 0.0], [0.1, 0.0], [0.9, 0.0]]))
     assert p[0] == pytest.approx(2.0, abs=0.1)
     assert p[1] == pytest.approx(0.1, abs=0.1)
-    s = m.model_.state()
-    assert (s["default_left"][s["feature"] == 0] == 0).all()  # missing goes with large x
-    # the same with missing values meaning "small x": they learn to go left
     m2 = GradientBoosting(n_estimators=50).fit(X, np.where(missing, -1.0, y))
     assert m2.predict(np.array([[np.nan, 0.0]]))[0] == pytest.approx(-1.0, abs=0.1)
-    s2 = m2.model_.state()
-    assert (s2["default_left"][s2["feature"] == 0] == 1).any()
+
+
+@pytest.mark.parametrize("like_large", [False, True])
+def test_nan_default_direction_of_a_split(like_large: bool) -> None:
+    # A step at x = 0.5; missing rows behave like one side of it. One stump: the best split is
+    # the step with the missing rows sent to their side (isolating them would leave the step).
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, 1000)
+    y = (x > 0.5).astype(float)
+    missing = rng.uniform(size=1000) < 0.1
+    y[missing] = 1.0 if like_large else 0.0
+    x[missing] = np.nan
+    m = GradientBoosting(n_estimators=1, max_depth=1, learning_rate=1.0, reg_lambda=0.0)
+    m.fit(x[:, None], y)
+    s = m.model_.state()
+    assert s["feature"][0] == 0
+    assert s["value"][0] == pytest.approx(0.5, abs=0.01)
+    assert s["default_left"][0] == (0 if like_large else 1)
+    assert m.predict(np.array([[np.nan]]))[0] == pytest.approx(1.0 if like_large else 0.0)
 
 
 def test_nan_at_predict_time_only() -> None:
