@@ -103,8 +103,8 @@ def training(sizes: list[int], repeat: int) -> list[str]:
             for threads_used, cpu in ((1, True), (threads, False)):
                 ours = GradientBoosting(**params, n_jobs=threads_used)
                 ref = reference(ref_name, threads_used)
-                t_ours = best_time(lambda o=ours: o.fit(X, y), repeat, cpu)
-                t_ref = best_time(lambda r=ref: r.fit(X, y), repeat, cpu)
+                t_ours = best_time(lambda o=ours, X=X, y=y: o.fit(X, y), repeat, cpu)
+                t_ref = best_time(lambda r=ref, X=X, y=y: r.fit(X, y), repeat, cpu)
                 row += [f"{t_ours:.3f}", f"{t_ref:.3f}", f"**{t_ours / t_ref:.2f}**"]
                 acc = f"{rmse(ours.predict(Xt), yt):.3f} / {rmse(ref.predict(Xt), yt):.3f}"
             lines.append("| " + " | ".join([*row, acc]) + " |")
