@@ -15,15 +15,19 @@ namespace energycore::gbdt::detail {
 // ---- Pool ---------------------------------------------------------------------------------
 
 struct Pool::Impl {
+  // A run is published by bumping `generation`; workers spin a little before sleeping (runs
+  // follow each other within microseconds during a fit, and a sleeping thread takes much
+  // longer to wake), and so does the caller while waiting for the last worker.
+  static constexpr int kSpin = 64;
   std::vector<std::thread> workers;
   std::mutex mu;
   std::condition_variable wake, done;
   const std::function<void(Index)>* task = nullptr;
   Index n = 0;
   std::atomic<Index> next{0};
-  std::uint64_t generation = 0;
-  int busy = 0;
-  bool stop = false;
+  std::atomic<std::uint64_t> generation{0};
+  std::atomic<int> busy{0};
+  std::atomic<bool> stop{false};
 
   void work() {
     for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) (*task)(i);
@@ -31,16 +35,18 @@ struct Pool::Impl {
   void loop() {
     std::uint64_t seen = 0;
     for (;;) {
-      {
+      for (int s = 0; s < kSpin && generation.load() == seen && !stop.load(); ++s)
+        std::this_thread::yield();
+      if (generation.load() == seen && !stop.load()) {
         std::unique_lock<std::mutex> lock(mu);
-        wake.wait(lock, [&] { return stop || generation != seen; });
-        if (stop) return;
-        seen = generation;
+        wake.wait(lock, [&] { return stop.load() || generation.load() != seen; });
       }
+      if (stop.load()) return;
+      seen = generation.load();
       work();
-      {
+      if (busy.fetch_sub(1) == 1) {
         const std::lock_guard<std::mutex> lock(mu);
-        if (--busy == 0) done.notify_one();
+        done.notify_one();
       }
     }
   }
@@ -53,7 +59,7 @@ Pool::Pool(int n_threads) : impl_(std::make_unique<Impl>()) {
 Pool::~Pool() {
   {
     const std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stop = true;
+    impl_->stop.store(true);
   }
   impl_->wake.notify_all();
   for (auto& w : impl_->workers) w.join();
@@ -67,18 +73,21 @@ void Pool::run(Index n, const std::function<void(Index)>& task) {
     for (Index i = 0; i < n; ++i) task(i);
     return;
   }
+  p.task = &task;
+  p.n = n;
+  p.next.store(0);
+  p.busy.store(static_cast<int>(p.workers.size()));
   {
     const std::lock_guard<std::mutex> lock(p.mu);
-    p.task = &task;
-    p.n = n;
-    p.next.store(0);
-    p.busy = static_cast<int>(p.workers.size());
-    ++p.generation;
+    p.generation.fetch_add(1);
   }
   p.wake.notify_all();
   p.work();
-  std::unique_lock<std::mutex> lock(p.mu);
-  p.done.wait(lock, [&] { return p.busy == 0; });
+  for (int s = 0; s < Impl::kSpin && p.busy.load() != 0; ++s) std::this_thread::yield();
+  if (p.busy.load() != 0) {
+    std::unique_lock<std::mutex> lock(p.mu);
+    p.done.wait(lock, [&] { return p.busy.load() == 0; });
+  }
   p.task = nullptr;
 }
 

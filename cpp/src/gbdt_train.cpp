@@ -116,18 +116,25 @@ class TreeBuilder {
     root.C = static_cast<double>(idx.size());
     std::vector<Leaf> pending;
     int n_leaves = 1;
-    auto settle = [&](Leaf&& leaf) {
-      if (can_split(leaf)) {
-        if (leaf.hist.empty()) build_hist(leaf);
-        find_split(leaf);
-        if (leaf.best.feature >= 0) {
-          pending.push_back(std::move(leaf));
-          return;
-        }
+    // Leaves that may split get their best split (searched together, in parallel); those with
+    // one wait in `pending`, the others are final.
+    auto settle = [&](Leaf* a, Leaf* b) {
+      Leaf* both[2] = {a, b};
+      Leaf* search[2];
+      int k = 0;
+      for (Leaf* leaf : both)
+        if (leaf && can_split(*leaf)) search[k++] = leaf;
+      find_splits(search, k);
+      for (Leaf* leaf : both) {
+        if (!leaf) continue;
+        if (leaf->best.feature >= 0)
+          pending.push_back(std::move(*leaf));
+        else
+          finish(*leaf, leaves);
       }
-      finish(leaf, leaves);
     };
-    settle(std::move(root));
+    if (can_split(root)) build_hist(root);
+    settle(&root, nullptr);
     while (!pending.empty()) {
       if (p_.num_leaves > 0 && n_leaves >= p_.num_leaves) break;
       size_t pick = 0;
@@ -151,8 +158,7 @@ class TreeBuilder {
       } else {
         spare_.push_back(std::move(parent.hist));
       }
-      settle(std::move(l));
-      settle(std::move(r));
+      settle(&l, &r);
     }
     for (Leaf& leaf : pending) finish(leaf, leaves);
     return std::move(tree_);
@@ -194,7 +200,7 @@ class TreeBuilder {
     // every bin is summed in the same order whatever the thread count. With a constant hessian
     // (squared error or Huber, unweighted) only g and the count are summed, h follows.
     const Index n_blocks =
-        pool_.size() > 1 && m * nf >= 32768 ? std::min<Index>(nf, pool_.size()) : 1;
+        pool_.size() > 1 && m * nf >= 8192 ? std::min<Index>(nf, pool_.size()) : 1;
     const bool all = nf == F;
     auto block = [&](Index bl) {
       const Index j0 = nf * bl / n_blocks, j1 = nf * (bl + 1) / n_blocks;
@@ -254,19 +260,46 @@ class TreeBuilder {
     }
   }
 
-  void find_split(Leaf& leaf) const {
+  /// Best split of each of the k leaves (Split{} where none beats min_split_gain). The
+  /// features are cut into blocks searched in parallel; the blocks' winners are compared in
+  /// feature order, so the answer is the serial one whatever the thread count.
+  void find_splits(Leaf* const* ls, int k) {
+    if (k == 0) return;
+    const auto nf = static_cast<Index>(features_->size());
+    Index bins = 0;
+    for (const Index f : *features_) bins += b_.n_bins(f);
+    const Index n_blocks = pool_.size() > 1 && bins * k >= 1024 ? std::min<Index>(nf, pool_.size()) : 1;
+    parts_.assign(static_cast<size_t>(k * n_blocks), Split{});
+    pool_.run(k * n_blocks, [&](Index t) {
+      const Index blk = t % n_blocks;
+      parts_[static_cast<size_t>(t)] =
+          scan(*ls[t / n_blocks], nf * blk / n_blocks, nf * (blk + 1) / n_blocks);
+    });
+    for (int i = 0; i < k; ++i) {
+      Split best = parts_[static_cast<size_t>(i * n_blocks)];
+      for (Index blk = 1; blk < n_blocks; ++blk) {
+        const Split& s = parts_[static_cast<size_t>(i * n_blocks + blk)];
+        if (s.feature >= 0 && (best.feature < 0 || s.gain > best.gain)) best = s;
+      }
+      ls[i]->best = best;
+    }
+  }
+
+  /// Best split of a leaf over the features features_[j0, j1).
+  Split scan(const Leaf& leaf, Index j0, Index j1) const {
     Split best;
     best.gain = p_.min_split_gain;
     const double parent_score = score(leaf.G, leaf.H, weight(leaf.G, leaf.H, leaf.lo, leaf.hi));
-    for (const Index fi : *features_) {
+    // Left sums only grow: no split before the left side is big enough, none after the
+    // right side (with or without the NaN rows) has become too small.
+    const double c_end = leaf.C - p_.min_child_samples, h_end = leaf.H - p_.min_child_weight;
+    for (Index j = j0; j < j1; ++j) {
+      const Index fi = (*features_)[static_cast<size_t>(j)];
       const int f = static_cast<int>(fi);
       const int nb = b_.n_bins(fi);
       const Bin* h = leaf.hist.data() + offset_[static_cast<size_t>(fi)];
       const Bin miss = h[nb - 1];
       double gl = 0, hl = 0, cl = 0;
-      // Left sums only grow: no split before the left side is big enough, none after the
-      // right side (with or without the NaN rows) has become too small.
-      const double c_end = leaf.C - p_.min_child_samples, h_end = leaf.H - p_.min_child_weight;
       for (int bin = 0; bin <= nb - 2; ++bin) {
         gl += h[bin].g;
         hl += h[bin].h;
@@ -282,7 +315,7 @@ class TreeBuilder {
         }
       }
     }
-    leaf.best = best.feature >= 0 ? best : Split{};
+    return best.feature >= 0 ? best : Split{};
   }
 
   std::pair<Leaf, Leaf> split(Leaf& parent) {
@@ -367,6 +400,7 @@ class TreeBuilder {
   const std::vector<Index>* features_ = nullptr;
   std::vector<TreeNode> tree_;
   std::vector<Index> foff_;
+  std::vector<Split> parts_;
   std::vector<Index> scratch_;
 };
 
