@@ -185,13 +185,13 @@ Binned bin_features(const double* X, const double* w, Index n_rows, Index n_feat
   constexpr Index kChunk = 4096;
   pool.run((n_rows + kChunk - 1) / kChunk, [&](Index c) {
     const Index end = std::min(n_rows, (c + 1) * kChunk);
-    for (Index i = c * kChunk; i < end; ++i) {
-      const double* x = X + i * n_features;
-      std::uint8_t* out = b.bins.data() + i * n_features;
-      for (Index f = 0; f < n_features; ++f) {
-        const std::vector<double>& cuts = b.cuts[static_cast<size_t>(f)];
-        out[f] = std::isnan(x[f]) ? static_cast<std::uint8_t>(cuts.size() + 1)
-                                  : static_cast<std::uint8_t>(count_below(cuts, x[f]));
+    for (Index f = 0; f < n_features; ++f) {  // one feature's cuts stay in L1 for the chunk
+      const std::vector<double>& cuts = b.cuts[static_cast<size_t>(f)];
+      const auto missing = static_cast<std::uint8_t>(cuts.size() + 1);
+      for (Index i = c * kChunk; i < end; ++i) {
+        const double x = X[i * n_features + f];
+        b.bins[static_cast<size_t>(i * n_features + f)] =
+            std::isnan(x) ? missing : static_cast<std::uint8_t>(count_below(cuts, x));
       }
     }
   });
