@@ -184,7 +184,11 @@ class TreeBuilder {
       leaf.hist = std::move(spare_.back());
       spare_.pop_back();
     }
-    leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
+    // Zeroed here, or (constant hessian) overwritten from the (g, count) sums below.
+    if (const_hessian_)
+      leaf.hist.resize(static_cast<size_t>(offset_.back()));
+    else
+      leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
     const Index m = leaf.end - leaf.begin;
     const Index* rows = idx_->data() + leaf.begin;
     const GH* gh = gh_->data();
