@@ -61,7 +61,7 @@ def test_fits_a_nonlinear_function(growth: str) -> None:
 
 
 def test_deterministic_for_a_seed_and_any_thread_count() -> None:
-    X, y = _data(3000, p=8)
+    X, y = _data(12000, p=20)  # large enough for the fit to use threads (> 200k values)
     kw = {"subsample": 0.7, "colsample": 0.6, "n_estimators": 30}
     a = GradientBoosting(random_state=3, n_jobs=1, **kw).fit(X, y).predict(X)
     b = GradientBoosting(random_state=3, n_jobs=2, **kw).fit(X, y).predict(X)

@@ -18,7 +18,7 @@ struct Pool::Impl {
   // A run is published by bumping `generation`; workers spin a little before sleeping (runs
   // follow each other within microseconds during a fit, and a sleeping thread takes much
   // longer to wake), and so does the caller while waiting for the last worker.
-  static constexpr int kSpin = 64;
+  static constexpr int kSpin = 1024;
   std::vector<std::thread> workers;
   std::mutex mu;
   std::condition_variable wake, done;
