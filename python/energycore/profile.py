@@ -291,9 +291,7 @@ class Campaign:
         }
 
     def _execute(self, done: set[str]) -> Campaign:
-        todo = [
-            (i, c) for i, c in enumerate(self.configs) if _journal.config_key(c) not in done
-        ]
+        todo = [(i, c) for i, c in enumerate(self.configs) if _journal.config_key(c) not in done]
         with contextlib.ExitStack() as stack:
             writer = None
             if self.journal is not None:
@@ -312,7 +310,11 @@ class Campaign:
             if self.executor == "ray":
                 from energycore._ray_executor import execute
 
-                execute(self, todo, lambda rec: (record(rec), advance()))
+                def record_and_advance(rec: dict[str, Any]) -> None:
+                    record(rec)
+                    advance()
+
+                execute(self, todo, record_and_advance)
             else:
                 self._execute_local(todo, record, advance)
         return self

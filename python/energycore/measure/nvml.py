@@ -293,7 +293,9 @@ class EnergyMeter:
             self.close()
             raise
 
-    def _setup(self, gpus: Any, method: str, devices: list[dict[str, Any]], idle_power_w: Any) -> None:
+    def _setup(
+        self, gpus: Any, method: str, devices: list[dict[str, Any]], idle_power_w: Any
+    ) -> None:
         self.devices: list[dict[str, Any]] = devices
         self.gpus: tuple[int, ...] = self._select(gpus, devices)
         # One physical GPU is measured once, even when several visible MIG instances share it.
