@@ -122,7 +122,7 @@ def test_ray_resources_and_workload_errors(local_ray: Any) -> None:
 
     big = [{"tp": 1, "pp": 1, "batch": 64}]  # does not fit on one GPU for the 70B model
     c = Campaign(
-        big + SPACE_CONFIGS[:2], Workload(), plan="all", n=None, executor="ray",
+        big + SPACE_CONFIGS[9:11], Workload(), plan="all", n=None, executor="ray",
         resources=resources,
     ).run()  # fmt: skip
     assert len(asked) == 3
