@@ -280,3 +280,19 @@ def test_nvtx_ranges(fake_nvml: pytest.MonkeyPatch) -> None:
     fake_nvml.setitem(sys.modules, "nvtx", None)  # import fails
     with pytest.raises(ValueError, match="nvtx"):
         EnergyMeter(nvtx=True)
+
+
+@pytest.mark.gpu
+def test_real_gpu_counter_and_sampler_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENERGYCORE_NVML_LIBRARY", raising=False)
+    try:
+        counter = EnergyMeter(0)
+    except NoGPUError as e:
+        pytest.skip(f"needs a real NVIDIA GPU: {e}")
+    with counter, EnergyMeter(0, method="sampled", period_s=0.001) as sampled:
+        counter.begin("idle")
+        sampled.begin("idle")
+        time.sleep(1.0)
+        ms, mc = sampled.end("idle"), counter.end("idle")
+    assert mc.total_energy_j > 0 and ms.total_energy_j > 0
+    assert ms.total_energy_j == pytest.approx(mc.total_energy_j, rel=0.2)
