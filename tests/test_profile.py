@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from energycore import ConfigSpace, EnergyModel, NoGPUError, _plans
 from energycore._journal import config_key
-from energycore.measure import Measurement
+from energycore.measure import GPULostError, Measurement
 from energycore.profile import Campaign, read_journal
 from energycore.simulate import Workload
 
@@ -312,3 +314,41 @@ def test_meter_workload_without_gpu(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     with pytest.raises(NoGPUError):
         c.run()
     assert read_journal(tmp_path / "j.jsonl")[1] == []  # nothing made up
+
+
+def test_a_lost_gpu_stops_the_campaign_unrecorded(
+    fake_nvml: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Meter set-up reads the counter once; each configuration reads it twice: lost in the 3rd.
+    fake_nvml.setenv("FAKE_NVML_LOST_AFTER", "5")
+    path = tmp_path / "j.jsonl"
+
+    def workload(config: dict[str, Any], meter: Any) -> None:
+        time.sleep(0.001)
+
+    with pytest.raises(GPULostError):
+        Campaign(SMALL, workload, n=5, journal=path).run()
+    _, recs = read_journal(path)
+    assert [r["status"] for r in recs] == ["ok", "ok"]  # the third is not recorded as failed
+    fake_nvml.delenv("FAKE_NVML_LOST_AFTER")  # the GPU is back
+    c = Campaign(SMALL, workload, n=5, journal=path).resume()
+    assert c.done and all(r["status"] == "ok" for r in read_journal(path)[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=10_000))
+def test_journal_cut_anywhere_reads_a_prefix_and_resumes(cut: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "j.jsonl"
+        full = Campaign(SMALL, sim(), n=4, journal=path).run()
+        data = path.read_bytes()
+        path.write_bytes(data[: cut % (len(data) + 1)])
+        _, recs = read_journal(path)  # never raises
+        want = [r["key"] for r in full.records]
+        assert [r["key"] for r in recs] == want[: len(recs)]
+        c = Campaign(SMALL, sim(), n=4, journal=path).resume()
+        header, recs = read_journal(path)
+        assert header is not None and c.done
+        assert sorted(r["key"] for r in recs) == sorted(want)

@@ -15,10 +15,13 @@ any other workload gets an :class:`~energycore.measure.EnergyMeter`, and the cam
 around the call gives ``energy_j``, ``latency_s``, ``avg_power_w`` and ``method`` unless the
 workload returns its own.
 
+A configuration that raises is recorded with its error and the campaign goes on; an error of
+the measuring system (no GPU, a lost GPU, an NVML permission error) stops a local campaign
+without recording that configuration, so that :meth:`Campaign.resume` measures it later.
+
 Every result is appended to a JSONL journal (flushed and fsynced) before the next
 configuration starts; :meth:`Campaign.resume` skips what the journal holds, so a campaign killed
-at any moment loses at most the configuration that was running and never measures one twice. A
-configuration that raises is recorded with its error and the campaign goes on.
+at any moment loses at most the configuration that was running and never measures one twice.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 from energycore import _journal, _plans
 from energycore._version import __version__
+from energycore.errors import CUDAError, NoGPUError, NVMLError
 from energycore.measure.nvml import Measurement
 
 __all__ = ["EXECUTORS", "PLANS", "Campaign", "read_journal", "run_one"]
@@ -77,6 +81,10 @@ def _columns(out: Any, window: Measurement | None) -> dict[str, Any]:
     return row
 
 
+#: Errors of the measuring system rather than of a configuration.
+SYSTEM_ERRORS = (NoGPUError, NVMLError, CUDAError)
+
+
 def run_one(
     workload: Callable[..., Any],
     config: Mapping[str, Any],
@@ -84,10 +92,14 @@ def run_one(
     *,
     warmup: int = 0,
     index: int = 0,
+    raise_system_errors: bool = True,
 ) -> dict[str, Any]:
     """Run one configuration (after ``warmup`` unmeasured calls) and return its journal record.
 
-    Exceptions of the workload become a ``failed`` record; nothing is raised for them.
+    Exceptions of the workload become a ``failed`` record. Errors of the measuring system
+    (:class:`~energycore.NoGPUError`, the NVML and CUDA errors: a lost GPU, a permission
+    problem) say nothing about the configuration: with ``raise_system_errors`` they propagate,
+    so that the configuration is not recorded and a later :meth:`Campaign.resume` measures it.
     """
     key = _journal.config_key(config)
     rec: dict[str, Any] = {
@@ -112,6 +124,10 @@ def run_one(
             if f not in config and f not in result and hasattr(workload, f):
                 result[f] = getattr(workload, f)
         rec.update(status="ok", result=result, error=None)
+    except SYSTEM_ERRORS as e:
+        if raise_system_errors:
+            raise
+        rec.update(status="failed", result={}, error=f"{type(e).__name__}: {e}")
     except Exception as e:  # a failing configuration is recorded, and the campaign goes on
         rec.update(status="failed", result={}, error=f"{type(e).__name__}: {e}")
     rec["duration_s"] = time.perf_counter() - t0
