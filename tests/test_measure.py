@@ -67,10 +67,10 @@ def test_counter_window(fake_nvml: pytest.MonkeyPatch) -> None:
     assert isinstance(m, Measurement) and m.method == "counter" and m.timing == "monotonic"
     assert m.time_s == m.wall_s and 0.15 <= m.time_s < 1.0
     # The counter has millijoule resolution and is read one GPU after the other.
-    assert m.energy_j[0] == pytest.approx(250 * m.time_s, rel=0.02, abs=0.01)
-    assert m.energy_j[1] == pytest.approx(50 * m.time_s, rel=0.02, abs=0.01)
+    assert m.energy_j[0] == pytest.approx(250 * m.time_s, rel=0.05, abs=0.01)
+    assert m.energy_j[1] == pytest.approx(50 * m.time_s, rel=0.05, abs=0.01)
     assert m.total_energy_j == pytest.approx(sum(m.energy_j.values()))
-    assert m.avg_power_w == pytest.approx(300, rel=0.02)
+    assert m.avg_power_w == pytest.approx(300, rel=0.05)
     assert m.timeline is None and m.warnings == ()
     assert m.active_energy_j is None
     d = m.to_dict("x_")
@@ -121,7 +121,7 @@ def test_nested_and_overlapping_windows(fake_nvml: pytest.MonkeyPatch) -> None:
             req = meter.end("request")
         assert req.wall_s >= prefill.wall_s + 0.02 and req.wall_s >= decode.wall_s
         for m in (req, prefill, decode):
-            assert m.total_energy_j == pytest.approx(100 * m.wall_s, rel=0.03, abs=2e-3), method
+            assert m.total_energy_j == pytest.approx(100 * m.wall_s, rel=0.05, abs=2e-3), method
         assert prefill.end_s > decode.start_s  # they really overlapped
 
 
@@ -196,7 +196,9 @@ def test_gpu_lost_mid_window(fake_nvml: pytest.MonkeyPatch) -> None:
     setenv(fake_nvml, lost_after=20, no_counter=1)
     with EnergyMeter(period_s=0.001) as meter:
         meter.begin("w")
-        time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while meter._sampler.size() < 19 and time.monotonic() < deadline:
+            time.sleep(0.005)  # set-up took one read, the samples the next 19: the GPU is lost
         with pytest.raises(GPULostError):
             meter.end("w")
 

@@ -203,6 +203,10 @@ def test_resume_skips_what_is_done(tmp_path: Path) -> None:
         Campaign(SMALL, w3, n=8, journal=path).run()
     with pytest.raises(ValueError, match="different plan"):
         Campaign(SMALL, w3, n=8, seed=1, journal=path).resume()
+    header_only = tmp_path / "h.jsonl"
+    header_only.write_text(path.read_text().splitlines(keepends=True)[0])
+    with pytest.raises(ValueError, match="different plan"):
+        Campaign(SMALL, w3, n=3, journal=header_only).run()
     with pytest.raises(ValueError, match="no journal"):
         Campaign(SMALL, w3, n=8).resume()
 

@@ -261,12 +261,13 @@ class Campaign:
         """Measure every planned configuration. Refuses a journal that already holds results
         (use :meth:`resume` to continue it). Returns ``self``."""
         if self.journal is not None:
-            _, records = _journal.read(self.journal)
+            header, records = _journal.read(self.journal)
             if records:
                 raise ValueError(
                     f"journal {self.journal} already holds {len(records)} result(s); call "
                     "resume() to continue that campaign, or give a new journal path"
                 )
+            self._check_header(header)
         self._records = []
         return self._execute(done=set())
 
@@ -279,15 +280,18 @@ class Campaign:
         if self.journal is None:
             raise ValueError("resume: the campaign has no journal to resume from")
         header, records = _journal.read(self.journal)
-        if header is not None and header.get("plan_hash") != self._hash:
-            raise ValueError(
-                f"resume: journal {self.journal} was written for a different plan (plan "
-                f"{header.get('plan')!r}, n={header.get('n')}, seed {header.get('seed')}); "
-                "use the same space, plan, n and seed, or a new journal"
-            )
+        self._check_header(header)
         planned = {_journal.config_key(c) for c in self.configs}
         self._records = [r for r in records if r["key"] in planned]
         return self._execute(done={r["key"] for r in self._records})
+
+    def _check_header(self, header: dict[str, Any] | None) -> None:
+        if header is not None and header.get("plan_hash") != self._hash:
+            raise ValueError(
+                f"journal {self.journal} was written for a different plan (plan "
+                f"{header.get('plan')!r}, n={header.get('n')}, seed {header.get('seed')}); "
+                "use the same space, plan, n and seed, or a new journal"
+            )
 
     def _header(self) -> dict[str, Any]:
         return {
