@@ -298,3 +298,33 @@ def test_real_gpu_counter_and_sampler_agree(monkeypatch: pytest.MonkeyPatch) -> 
         ms, mc = sampled.end("idle"), counter.end("idle")
     assert mc.total_energy_j > 0 and ms.total_energy_j > 0
     assert ms.total_energy_j == pytest.approx(mc.total_energy_j, rel=0.2)
+
+
+def test_windows_from_several_threads(fake_nvml: pytest.MonkeyPatch) -> None:
+    import threading
+
+    setenv(fake_nvml, power_w=50)
+    results: list[Measurement] = []
+    errors: list[BaseException] = []
+    for method in ("counter", "sampled"):
+        with EnergyMeter(method=method, period_s=0.001) as meter:
+
+            def worker(k: int, meter: EnergyMeter = meter) -> None:
+                try:
+                    for i in range(30):
+                        with meter.window(f"t{k}-{i}") as w:
+                            time.sleep(0.0005)
+                        assert w.measurement is not None
+                        results.append(w.measurement)
+                except BaseException as e:  # reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert meter.open_windows == ()
+    assert not errors and len(results) == 240
+    for m in results:
+        assert m.total_energy_j == pytest.approx(50 * m.wall_s, rel=0.05, abs=0.03)

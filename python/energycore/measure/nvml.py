@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ class Measurement:
     method: str
     timing: str = "monotonic"
     idle_power_w: dict[int, float] | None = None
-    timeline: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    timeline: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     warnings: tuple[str, ...] = ()
     start_s: float = 0.0
     end_s: float = 0.0
@@ -246,6 +247,8 @@ class EnergyMeter:
         Path of the NVML library (default ``ENERGYCORE_NVML_LIBRARY`` or
         ``libnvidia-ml.so.1``).
 
+    Windows may be begun and ended from several threads (names are shared by all of them).
+
     Raises
     ------
     NoGPUError
@@ -275,6 +278,7 @@ class EnergyMeter:
     ) -> None:
         self._sampler: Any = None
         self._windows: dict[str, _Open] = {}
+        self._lock = threading.Lock()  # windows may be begun and ended from several threads
         if method not in METHODS:
             raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
         if isinstance(period_s, bool) or not isinstance(period_s, (int, float)):
@@ -374,7 +378,8 @@ class EnergyMeter:
     @property
     def open_windows(self) -> tuple[str, ...]:
         """Names of the windows begun and not yet ended."""
-        return tuple(self._windows)
+        with self._lock:
+            return tuple(self._windows)
 
     def _clock(self) -> float:
         if self._sync is not None:
@@ -398,18 +403,26 @@ class EnergyMeter:
         """
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
-        if name in self._windows:
-            raise ValueError(f"begin: window {name!r} is already open")
-        if self._session is None:
-            raise ValueError("begin: the meter is closed")
-        timer = None
-        if stream is not None:
-            timer = CudaEventTimer()
-            timer.start(stream)
-        nvtx_id = self._nvtx.start_range(message=name) if self._nvtx is not None else None
-        t0 = self._clock()
-        counters = self._counters() if self.method == "counter" else None
-        self._windows[name] = _Open(t0, counters, timer, nvtx_id)
+        with self._lock:
+            if self._session is None:
+                raise ValueError("begin: the meter is closed")
+            if name in self._windows:
+                raise ValueError(f"begin: window {name!r} is already open")
+            self._windows[name] = _Open(math.nan, None, None, None)  # reserved
+        try:
+            timer = None
+            if stream is not None:
+                timer = CudaEventTimer()
+                timer.start(stream)
+            nvtx_id = self._nvtx.start_range(message=name) if self._nvtx is not None else None
+            t0 = self._clock()
+            counters = self._counters() if self.method == "counter" else None
+        except BaseException:
+            with self._lock:
+                self._windows.pop(name, None)
+            raise
+        with self._lock:
+            self._windows[name] = _Open(t0, counters, timer, nvtx_id)
 
     def end(self, name: str = "window") -> Measurement:
         """Close the window ``name`` and return its :class:`Measurement`.
@@ -417,10 +430,13 @@ class EnergyMeter:
         Raises ``ValueError`` when no window of that name is open; an NVML error (GPU lost ...)
         closes the window and propagates.
         """
-        w = self._windows.pop(name, None) if isinstance(name, str) else None
-        if w is None:
-            open_ = ", ".join(repr(n) for n in self._windows) or "none"
-            raise ValueError(f"end: window {name!r} was never begun (open windows: {open_})")
+        with self._lock:
+            w = self._windows.pop(name, None) if isinstance(name, str) else None
+            if w is None or math.isnan(w.t0):
+                if w is not None:  # being begun by another thread: leave it
+                    self._windows[name] = w
+                open_ = ", ".join(repr(n) for n in self._windows) or "none"
+                raise ValueError(f"end: window {name!r} was never begun (open windows: {open_})")
         try:
             return self._finish(name, w)
         finally:
@@ -482,9 +498,14 @@ class EnergyMeter:
         )
 
     def _trim(self) -> None:
-        if self._sampler is not None:
-            oldest = min((w.t0 for w in self._windows.values()), default=monotonic_s())
-            self._sampler.discard_before(oldest)
+        with self._lock:
+            starts = [w.t0 for w in self._windows.values()]
+            sampler = self._sampler
+        if sampler is not None:
+            # a window being begun (NaN start) keeps everything: its start is not known yet
+            if any(math.isnan(t) for t in starts):
+                return
+            sampler.discard_before(min(starts, default=monotonic_s()))
 
     @contextlib.contextmanager
     def window(self, name: str = "window", *, stream: Any = None) -> Iterator[Window]:
@@ -494,7 +515,8 @@ class EnergyMeter:
         try:
             yield handle
         except BaseException:
-            self._windows.pop(name, None)
+            with self._lock:
+                self._windows.pop(name, None)
             self._trim()
             raise
         handle.measurement = self.end(name)
@@ -531,11 +553,12 @@ class EnergyMeter:
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Stop the sampler and release NVML; open windows are dropped. Idempotent."""
-        if self._sampler is not None:
-            self._sampler.stop()
-            self._sampler = None
-        self._windows.clear()
-        self._session = None
+        with self._lock:
+            sampler, self._sampler = self._sampler, None
+            self._windows.clear()
+            self._session = None
+        if sampler is not None:
+            sampler.stop()
 
     def __enter__(self) -> EnergyMeter:
         return self
