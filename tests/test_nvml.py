@@ -52,6 +52,17 @@ def test_devices_and_counters(fake_nvml: pytest.MonkeyPatch) -> None:
     assert 0.04 * 200e3 <= b - a <= 0.2 * 200e3
 
 
+def test_energy_snapshot_reads_time_and_counters_together(fake_nvml: pytest.MonkeyPatch) -> None:
+    s = session(fake_nvml, devices=2, power_w="1000,10")
+    t0, (a0, b0) = s.energy_snapshot([0, 1])
+    time.sleep(0.05)
+    t1, (a1, b1) = s.energy_snapshot([0, 1])
+    assert (a1 - a0) / 1e3 == pytest.approx(1000 * (t1 - t0), rel=0.02, abs=0.002)
+    assert (b1 - b0) / 1e3 == pytest.approx(10 * (t1 - t0), rel=0.02, abs=0.002)
+    with pytest.raises(_core.NvmlError):
+        s.energy_snapshot([0, 5])
+
+
 def test_power_falls_back_to_power_usage(fake_nvml: pytest.MonkeyPatch) -> None:
     s = session(fake_nvml, no_field=1, power_w=123)
     assert s.power_mw(0) == 123_000

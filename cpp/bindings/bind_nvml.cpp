@@ -81,7 +81,10 @@ void bind_nvml(py::module_& m) {
       .def("power_mw", &Session::power_mw, py::arg("physical"),
            py::call_guard<py::gil_scoped_release>(), "Instant power, mW.")
       .def("counter_supported", &Session::counter_supported, py::arg("physical"),
-           py::call_guard<py::gil_scoped_release>());
+           py::call_guard<py::gil_scoped_release>())
+      .def("energy_snapshot", &Session::energy_snapshot, py::arg("physical"),
+           py::call_guard<py::gil_scoped_release>(),
+           "(monotonic time, energy counters in mJ) of several GPUs, read together.");
 
   py::class_<PowerSampler, std::shared_ptr<PowerSampler>>(
       m, "PowerSampler", "A thread sampling the power of some GPUs into a timeline.")

@@ -267,6 +267,14 @@ unsigned long long Session::energy_mj(int physical) const {
   return mj;
 }
 
+std::pair<double, std::vector<unsigned long long>> Session::energy_snapshot(
+    const std::vector<int>& physical) const {
+  std::vector<unsigned long long> mj(physical.size());
+  const double before = monotonic_s();
+  for (std::size_t g = 0; g < physical.size(); ++g) mj[g] = energy_mj(physical[g]);
+  return {0.5 * (before + monotonic_s()), std::move(mj)};
+}
+
 bool Session::counter_supported(int physical) const {
   if (!lib_->total_energy) return false;
   unsigned long long mj = 0;

@@ -81,6 +81,10 @@ class NvmlSession:
         """
         Total-energy counter, mJ.
         """
+    def energy_snapshot(self, physical: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> tuple[float, list[int]]:
+        """
+        (monotonic time, energy counters in mJ) of several GPUs, read together.
+        """
     def physical_count(self) -> int:
         ...
     def power_mw(self, physical: typing.SupportsInt | typing.SupportsIndex) -> int:

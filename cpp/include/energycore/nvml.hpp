@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace energycore::nvml {
@@ -86,6 +87,10 @@ class Session {
   unsigned int power_mw(int physical) const;
   /// Whether the energy counter answers on this GPU (NOT_SUPPORTED gives false; others throw).
   bool counter_supported(int physical) const;
+  /// The energy counters of several GPUs (mJ) and the monotonic time of the reading (the
+  /// midpoint of the reads), in one call so that time and counters belong together.
+  std::pair<double, std::vector<unsigned long long>> energy_snapshot(
+      const std::vector<int>& physical) const;
 
  private:
   void* handle(int physical) const;

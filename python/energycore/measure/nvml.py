@@ -381,14 +381,17 @@ class EnergyMeter:
         with self._lock:
             return tuple(self._windows)
 
-    def _clock(self) -> float:
+    def _read(self) -> tuple[float, list[int] | None]:
+        """(time, counters): after the sync callback; for the counter method the time and
+        the counters are read together in one C++ call, so that no other Python thread can run
+        between them."""
         if self._sync is not None:
             self._sync()
-        return monotonic_s()
-
-    def _counters(self) -> list[int]:
+        if self.method != "counter":
+            return monotonic_s(), None
         with _nvml_errors():
-            return [int(self._session.energy_mj(p)) for p in self._physical]
+            t, mj = self._session.energy_snapshot(self._physical)
+        return float(t), [int(v) for v in mj]
 
     def begin(self, name: str = "window", *, stream: Any = None) -> None:
         """Open the window ``name``.
@@ -415,8 +418,7 @@ class EnergyMeter:
                 timer = CudaEventTimer()
                 timer.start(stream)
             nvtx_id = self._nvtx.start_range(message=name) if self._nvtx is not None else None
-            t0 = self._clock()
-            counters = self._counters() if self.method == "counter" else None
+            t0, counters = self._read()
         except BaseException:
             with self._lock:
                 self._windows.pop(name, None)
@@ -448,13 +450,12 @@ class EnergyMeter:
         time_s = None
         if w.timer is not None:
             time_s = w.timer.stop()
-        t1 = self._clock()
+        t1, after = self._read()
         wall = t1 - w.t0
         warns = list(self._notes)
         timeline = None
         if self.method == "counter":
-            after = self._counters()
-            assert w.counters is not None
+            assert w.counters is not None and after is not None
             energy = []
             for g, a, b in zip(self.gpus, w.counters, after):
                 if b < a:
