@@ -121,6 +121,7 @@ def test_latin_hypercube_spreads_over_every_axis() -> None:
         ({"cooldown_s": -1.0}, "cooldown_s"),
         ({"resources": 3}, "resources"),
         ({"plan": "all", "n": 3}, "plan 'all'"),
+        ({"executor": "ray", "meter": object()}, "each task opens its own meter"),
     ],
 )
 def test_bad_campaign_arguments(kwargs: dict[str, Any], match: str) -> None:
@@ -277,6 +278,10 @@ def test_export_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(ImportError, match=r"energycore\[parquet\]"):
         c.to_parquet(tmp_path / "x.parquet")
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="needs pandas"):
+        c.to_frame()
+    assert len(c.records) == 4  # the records need no pandas
 
 
 # ------------------------------------------------------------------ real meters (fake NVML)

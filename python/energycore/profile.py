@@ -222,6 +222,8 @@ class Campaign:
             raise ValueError(f"cooldown_s: expected seconds, got {cooldown_s!r}")
         if not 0 <= cooldown_s < float("inf"):
             raise ValueError(f"cooldown_s: must be finite and non-negative, got {cooldown_s}")
+        if executor == "ray" and meter is not None:
+            raise ValueError("meter: not used with executor='ray' (each task opens its own meter)")
         if resources is not None and not (callable(resources) or isinstance(resources, Mapping)):
             raise ValueError("resources: expected a dict of Ray task options or a callable")
         cands, varying = _plans.candidates(space_or_configs)
