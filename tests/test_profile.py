@@ -361,3 +361,13 @@ def test_journal_cut_anywhere_reads_a_prefix_and_resumes(cut: int) -> None:
         header, recs = read_journal(path)
         assert header is not None and c.done
         assert sorted(r["key"] for r in recs) == sorted(want)
+
+
+def test_one_journal_one_running_campaign(tmp_path: Path) -> None:
+    from energycore import _journal
+
+    path = tmp_path / "j.jsonl"
+    with _journal.Writer(path):  # as if another campaign were running on this journal
+        with pytest.raises(ValueError, match="in use by another running campaign"):
+            Campaign(SMALL, sim(), n=2, journal=path).run()
+    assert Campaign(SMALL, sim(), n=2, journal=path).run().done  # lock released

@@ -131,14 +131,32 @@ def read(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]
     return header, records
 
 
+def _lock(f: Any, path: Path) -> None:
+    """An exclusive advisory lock on the open journal (released by the OS when the process
+    dies, even by SIGKILL): two campaigns never append to one journal at once."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise ValueError(
+            f"journal {path} is in use by another running campaign (it holds the file lock)"
+        ) from None
+
+
 class Writer:
-    """Appends records to a journal, each flushed and fsynced before :meth:`append` returns."""
+    """Appends records to a journal, each flushed and fsynced before :meth:`append` returns.
+    Holds an exclusive lock on the file while open."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         self._f = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        _lock(self._f, self.path)
         # Cut a partial last record (from a crash) so that the next record starts a line.
         size = self._f.seek(0, os.SEEK_END)
         if size:

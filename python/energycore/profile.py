@@ -262,16 +262,7 @@ class Campaign:
     def run(self) -> Campaign:
         """Measure every planned configuration. Refuses a journal that already holds results
         (use :meth:`resume` to continue it). Returns ``self``."""
-        if self.journal is not None:
-            header, records = _journal.read(self.journal)
-            if records:
-                raise ValueError(
-                    f"journal {self.journal} already holds {len(records)} result(s); call "
-                    "resume() to continue that campaign, or give a new journal path"
-                )
-            self._check_header(header)
-        self._records = []
-        return self._execute(done=set())
+        return self._start(resume=False)
 
     def resume(self) -> Campaign:
         """Measure the planned configurations the journal does not hold yet.
@@ -281,11 +272,7 @@ class Campaign:
         """
         if self.journal is None:
             raise ValueError("resume: the campaign has no journal to resume from")
-        header, records = _journal.read(self.journal)
-        self._check_header(header)
-        planned = {_journal.config_key(c) for c in self.configs}
-        self._records = [r for r in records if r["key"] in planned]
-        return self._execute(done={r["key"] for r in self._records})
+        return self._start(resume=True)
 
     def _check_header(self, header: dict[str, Any] | None) -> None:
         if header is not None and header.get("plan_hash") != self._hash:
@@ -312,14 +299,29 @@ class Campaign:
             "configs": self.configs,
         }
 
-    def _execute(self, done: set[str]) -> Campaign:
-        todo = [(i, c) for i, c in enumerate(self.configs) if _journal.config_key(c) not in done]
+    def _start(self, resume: bool) -> Campaign:
         with contextlib.ExitStack() as stack:
             writer = None
+            self._records = []
+            done: set[str] = set()
             if self.journal is not None:
+                # Lock first, then read: no other process can append between the two.
                 writer = stack.enter_context(_journal.Writer(self.journal))
-                if writer.empty:
+                header, records = _journal.read(self.journal)
+                if records and not resume:
+                    raise ValueError(
+                        f"journal {self.journal} already holds {len(records)} result(s); call "
+                        "resume() to continue that campaign, or give a new journal path"
+                    )
+                self._check_header(header)
+                planned = {_journal.config_key(c) for c in self.configs}
+                self._records = [r for r in records if r["key"] in planned]
+                done = {r["key"] for r in self._records}
+                if header is None:
                     writer.append(self._header())
+            todo = [
+                (i, c) for i, c in enumerate(self.configs) if _journal.config_key(c) not in done
+            ]
 
             def record(rec: dict[str, Any]) -> None:
                 if writer is not None:
