@@ -9,7 +9,7 @@ the latency limit in truth.
 
 Methods
 -------
-energycore      EnergyModel (energy_v1) + TtftModel/TpotModel for latency, fitted on n samples.
+energycore      EnergyModel (energy_v2) + TtftModel/TpotModel for latency, fitted on n samples.
 latency-proxy   energy taken as GPU-seconds per request (n_gpus * latency / batch) from the same
                 latency models: a constant-power assumption.
 token-count     linear token-count model without parallelism terms:

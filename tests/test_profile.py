@@ -95,6 +95,13 @@ def test_d_optimal_prior_and_missing_features() -> None:
         Campaign(SPACE, sim(), plan="d_optimal", n=20, prior={"t1": 1.0})
     with pytest.raises(ValueError, match="prior: expected"):
         Campaign(SPACE, sim(), plan="d_optimal", n=20, prior=[1.0, 2.0])
+    with pytest.raises(ValueError, match="not fitted"):
+        Campaign(SPACE, sim(), plan="d_optimal", n=20, prior=EnergyModel())
+    frame = Campaign(SPACE, sim(), n=60, seed=5).run().to_frame()
+    for template in ("energy_v1", "energy_v2"):  # a fitted model's own template is used
+        fitted = EnergyModel(template=template).fit(frame, "energy_j")
+        plan = Campaign(SPACE, sim(), plan="d_optimal", n=50, prior=fitted).configs
+        assert np.linalg.matrix_rank(_plans.design_matrix(plan, fitted)) == 12
     no_len = ConfigSpace({"tp": [1, 2], "batch": [1, 2, 4]})
     with pytest.raises(ValueError, match="missing input_len, output_len"):
         Campaign(no_len, sim(), plan="d_optimal", n=3)
@@ -367,7 +374,10 @@ def test_one_journal_one_running_campaign(tmp_path: Path) -> None:
     from energycore import _journal
 
     path = tmp_path / "j.jsonl"
-    with _journal.Writer(path):  # as if another campaign were running on this journal
-        with pytest.raises(ValueError, match="in use by another running campaign"):
-            Campaign(SMALL, sim(), n=2, journal=path).run()
+    # as if another campaign were running on this journal
+    with (
+        _journal.Writer(path),
+        pytest.raises(ValueError, match="in use by another running campaign"),
+    ):
+        Campaign(SMALL, sim(), n=2, journal=path).run()
     assert Campaign(SMALL, sim(), n=2, journal=path).run().done  # lock released

@@ -4,8 +4,9 @@
 - ``latin_hypercube``: a Latin hypercube over the axes (each axis's value range cut into ``n``
   strata, one point per stratum), each design point snapped to the nearest unused valid point;
 - ``d_optimal``: the ``n`` points that maximise ``det(G^T G)``, ``G`` the Jacobian of
-  ``log E`` of the energy model (template v1) at a prior, by greedy selection followed by
-  Fedorov exchanges; the log-Jacobian matches the fit's log-ratio loss;
+  ``log E`` of the energy model (the default template of :class:`~energycore.EnergyModel`, or
+  the prior model's) at a prior, by greedy selection followed by Fedorov exchanges; the
+  log-Jacobian matches the fit's log-ratio loss;
 - ``all``: every candidate in the given order (``n`` must be None or the number of them).
 """
 
@@ -160,11 +161,19 @@ def _latin_hypercube(
 
 
 # ------------------------------------------------------------------ D-optimal
-def _prior_theta(prior: Any) -> np.ndarray:
-    info = _core.template_info("energy_v1")
+def _prior(prior: Any) -> tuple[str, np.ndarray]:
+    """The energy template and the coefficients at which the design is evaluated."""
+    from energycore.model import EnergyModel
+
+    name = EnergyModel.default_template
+    if isinstance(prior, EnergyModel):
+        name = prior.template_name
+        if getattr(prior, "coef_", None) is None:
+            raise ValueError("prior: the EnergyModel is not fitted (fit it, or give coefficients)")
+    info = _core.template_info(name)
     names = [p["name"] for p in info["params"]]
     if prior is None:
-        return np.array([p["typical"] for p in info["params"]], dtype=np.float64)
+        return name, np.array([p["typical"] for p in info["params"]], dtype=np.float64)
     if hasattr(prior, "coef_"):
         prior = prior.coef_
     if isinstance(prior, Mapping):
@@ -177,7 +186,7 @@ def _prior_theta(prior: Any) -> np.ndarray:
         raise ValueError(
             f"prior: expected a fitted EnergyModel, a dict or {len(names)} finite coefficients"
         )
-    return theta
+    return name, theta
 
 
 def design_matrix(configs: Sequence[Mapping[str, Any]], prior: Any = None) -> np.ndarray:
@@ -189,9 +198,9 @@ def design_matrix(configs: Sequence[Mapping[str, Any]], prior: Any = None) -> np
             f"{', '.join(missing)} (make it an axis or a fixed value of the space)"
         )
     X = np.array([[float(c[f]) for f in FEATURES] for c in configs], dtype=np.float64)
-    theta = _prior_theta(prior)
-    J = np.asarray(_core.template_jacobian("energy_v1", X, theta))
-    E = np.asarray(_core.template_value("energy_v1", X, theta, 1)).reshape(-1)
+    name, theta = _prior(prior)
+    J = np.asarray(_core.template_jacobian(name, X, theta))
+    E = np.asarray(_core.template_value(name, X, theta, 1)).reshape(-1)
     if np.any(~np.isfinite(E)) or np.any(E <= 0):
         raise ValueError("prior: the energy model is not positive on every configuration")
     return J / E[:, None]

@@ -280,7 +280,12 @@ def demo(
         f"[bold]{100 * res.latency_optimal_extra_energy:+.0f} %[/] energy per request vs the pick",
         highlight=False,
     )
-    console.print(_coef_table(res.energy_model, "EnergyModel (energy_v1) fitted to the simulation"))
+    console.print(
+        _coef_table(
+            res.energy_model,
+            f"EnergyModel ({res.energy_model.template_name}) fitted to the simulation",
+        )
+    )
     _notes(res.notes)
     cands = res.candidates
     measured = [
