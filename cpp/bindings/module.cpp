@@ -19,4 +19,6 @@ PYBIND11_MODULE(_core, m) {
   energycore::bindings::bind_lm(m);
   energycore::bindings::bind_model(m);
   energycore::bindings::bind_space(m);
+  energycore::bindings::bind_nvml(m);
+  energycore::bindings::bind_cuda(m);
 }

@@ -6,10 +6,11 @@ select configurations under latency and power limits, and tune with learned scor
 
 from __future__ import annotations
 
-from energycore import simulate
+from energycore import measure, profile, simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
 from energycore.latency import LatencyModel
+from energycore.measure import EnergyMeter, Measurement
 from energycore.model import (
     BootstrapResult,
     EnergyModel,
@@ -18,21 +19,27 @@ from energycore.model import (
     TpotModel,
     TtftModel,
 )
+from energycore.profile import Campaign
 from energycore.selector import Selector
 from energycore.space import ConfigSpace, Selection
 
 __all__ = [
     "BootstrapResult",
+    "Campaign",
     "ConfigSpace",
+    "EnergyMeter",
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
     "LatencyModel",
+    "Measurement",
     "NoGPUError",
     "Selection",
     "Selector",
     "TpotModel",
     "TtftModel",
     "__version__",
+    "measure",
+    "profile",
     "simulate",
 ]
