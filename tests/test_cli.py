@@ -50,7 +50,7 @@ def test_demo_prints_the_table_and_writes_plot_and_csv(tmp_path: Path) -> None:
     code, out = invoke("demo", "--samples", "30", "--seed", "2", "-o", out_dir)
     assert code == 0, out
     assert "SIMULATED 8 x H100" in out
-    for word in ("pick (model)", "true optimum", "latency-optimal", "regret", "t12"):
+    for word in ("pick (model)", "true optimum", "latency-optimal", "max throughput", "regret"):
         assert word in out
     meas = rows(out_dir / "measurements.csv")
     ok = [r for r in meas if r["status"] == "ok"]
