@@ -285,7 +285,7 @@ def demo(
         extra = res.throughput_optimal_extra_energy
         same = res.throughput_optimal == res.optimum
         console.print(
-            "tuning for throughput instead (most requests/s within the limit) "
+            "tuning for throughput instead (most requests per GPU-second within the limit) "
             + (
                 "finds the energy optimum here too"
                 if same

@@ -87,8 +87,8 @@ class DemoResult:
     @property
     def throughput_optimal_extra_energy(self) -> float:
         """How much more true energy per request the throughput-optimal configuration (most
-        requests per second within the latency limit, by the fitted latency model) uses than
-        the true energy optimum: what tuning for throughput instead of energy costs."""
+        requests per GPU-second within the latency limit, by the fitted latency model) uses
+        than the true energy optimum: what tuning for throughput instead of energy costs."""
         if self.optimum is None or self.throughput_optimal is None:
             return float("nan")
         e = self.candidates["true_energy_per_request_j"]
@@ -259,12 +259,11 @@ def run_demo(
     optimum = _grid.constrained_argmin(
         truth["energy_per_request_j"], feasible, truth["latency_s"], latency_limit
     )
-    # What a throughput tuner deploys: the most requests per second (batch / batch latency)
-    # within the limit, judged by the same fitted latency model.
+    # What a throughput tuner deploys: the most requests per GPU-second (replicas fill the
+    # node) within the limit, judged by the same fitted latency model.
     every = np.ones(len(cand["index"]), dtype=bool)
-    thr_opt = _grid.constrained_argmin(
-        cand["pred_latency_s"] / cand["batch"], every, cand["pred_latency_s"], latency_limit
-    )
+    gpu_s = cand["pred_latency_s"] * cand["tp"] * cand["pp"] / cand["batch"]
+    thr_opt = _grid.constrained_argmin(gpu_s, every, cand["pred_latency_s"], latency_limit)
     if pick is not None and truth["latency_s"][pick] > latency_limit:
         notes.append(
             f"the pick's true latency {truth['latency_s'][pick]:.2f} s exceeds the limit "
