@@ -44,22 +44,23 @@ def main() -> None:
     args = ap.parse_args()
     from scipy.optimize import least_squares
 
-    info = _core.template_info("energy_v1")["params"]
+    template = EnergyModel().template_name  # the default, energy_v2
+    info = _core.template_info(template)["params"]
     lower = np.array([p["lower"] for p in info])
     upper = np.array([p["upper"] for p in info])
     rows: dict[str, list[tuple[float, float]]] = {}
     for seed in range(args.seeds):
-        X, y, theta = noisy_problem(seed, n=50, noise=0.02)
+        X, y, theta = noisy_problem(seed, n=50, noise=0.02, template=template)
         Xt = table(X)
         rng = np.random.default_rng(1000 + seed)
         x0 = np.clip(theta * np.exp(rng.normal(0, 0.1, theta.size)), lower, upper)
 
         def fun(t, Xt=Xt, y=y):
-            return np.log(_core.template_value("energy_v1", Xt, t, 1) / y)
+            return np.log(_core.template_value(template, Xt, t, 1) / y)
 
         def jac(t, Xt=Xt):
-            v = _core.template_value("energy_v1", Xt, t, 1)
-            return _core.template_jacobian("energy_v1", Xt, t) / v[:, None]
+            v = _core.template_value(template, Xt, t, 1)
+            return _core.template_jacobian(template, Xt, t) / v[:, None]
 
         cases: dict[str, Callable[[], float]] = {
             "energycore LM (soft_l1, bounds, 1 start)": lambda X=X, y=y, x0=x0: EnergyModel(

@@ -67,14 +67,14 @@ def models() -> dict[str, list[Any]]:
 
 
 # ------------------------------------------------------------------------------ formulas
-def energy_v1(t: np.ndarray, tp: Any, pp: Any, b: Any, lin: float, lout: float) -> Any:
-    """DESIGN.md template v1, written out (works on numpy arrays and on floats)."""
+def energy_v2(t: np.ndarray, tp: Any, pp: Any, b: Any, lin: float, lout: float) -> Any:
+    """EnergyModel's default template, written out (works on numpy arrays and on floats)."""
     pre = (t[0] * b * lin + t[1] * b * lin**2) * tp ** t[2] * (1 + t[3] * (pp - 1))
-    pre = pre + t[4] * b * lin * (1 - 1 / tp)
+    pre = pre + t[4] * b * lin * (tp - 1)
     dec = (
         lout * (t[5] + t[6] * b + t[7] * b * (lin + lout / 2)) * tp ** t[8] * (1 + t[9] * (pp - 1))
     )
-    dec = dec + t[10] * b * lout * (1 - 1 / tp)
+    dec = dec + t[10] * b * lout * (tp - 1)
     return pre + dec + t[11] * tp * pp
 
 
@@ -127,7 +127,7 @@ def numpy_argmin(
             if not m.any():
                 continue
             tpm, ppm, bm = tp[m], pp[m], b[m]
-            e = energy_v1(te, tpm, ppm, bm, LIN, LOUT)
+            e = energy_v2(te, tpm, ppm, bm, LIN, LOUT)
             lat = ttft_v1(ta, tpm, ppm, bm, LIN) + LOUT * tpot_v1(tc, tpm, ppm, bm, LIN, LOUT)
             epr = e / bm
             feas = (lat <= LAT) & (e / lat <= CAP)
@@ -152,7 +152,7 @@ def loop_argmin(ax: dict[str, list[Any]], ms: dict[str, list[Any]]) -> tuple[int
         if not (knob % tp == 0 or flag):
             continue
         te, ta, tc = th[gpu]
-        e = energy_v1(te, tp, pp, b, LIN, LOUT)
+        e = energy_v2(te, tp, pp, b, LIN, LOUT)
         lat = ttft_v1(ta, tp, pp, b, LIN) + LOUT * tpot_v1(tc, tp, pp, b, LIN, LOUT)
         if lat <= LAT and e / lat <= CAP and e / b < best:
             best, best_i = e / b, i

@@ -36,13 +36,17 @@ def table(X: dict[str, np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.column_stack([X[k] for k in FEATURES]), dtype=np.float64)
 
 
-def energy(X: dict[str, np.ndarray], theta: np.ndarray) -> np.ndarray:
-    return _core.template_value("energy_v1", table(X), theta)
+#: The template EnergyModel fits unless told otherwise.
+DEFAULT = "energy_v2"
 
 
-def noisy_problem(seed: int, n: int = 50, noise: float = 0.01):
+def energy(X: dict[str, np.ndarray], theta: np.ndarray, template: str = DEFAULT) -> np.ndarray:
+    return _core.template_value(template, table(X), theta)
+
+
+def noisy_problem(seed: int, n: int = 50, noise: float = 0.01, template: str = DEFAULT):
     rng = np.random.default_rng(seed)
     X = draw_design(rng, n)
     theta = draw_theta(rng)
-    y = energy(X, theta) * np.exp(rng.normal(0.0, noise, n))
+    y = energy(X, theta, template) * np.exp(rng.normal(0.0, noise, n))
     return X, y, theta

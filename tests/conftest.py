@@ -24,3 +24,53 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"public datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# ---------------------------------------------------------------- fake NVML and CUDA driver
+def _compiler() -> list[str] | None:
+    import shlex
+    import shutil
+    import sysconfig
+
+    for cc in (os.environ.get("CC"), sysconfig.get_config_var("CC"), "cc", "gcc"):
+        if cc:
+            args = shlex.split(cc)
+            if args and shutil.which(args[0]):
+                return args
+    return None
+
+
+def _build_fake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import subprocess
+
+    cc = _compiler()
+    if cc is None:
+        pytest.skip("no C compiler found ($CC, sysconfig CC, cc, gcc) to build the fake library")
+    src = Path(__file__).with_name(f"{name}.c")
+    out = tmp_path_factory.mktemp(name) / f"lib{name}.so"
+    subprocess.run([*cc, "-shared", "-fPIC", "-O1", "-o", str(out), str(src)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fake_nvml_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/fake_nvml.c built into a shared library for this test session."""
+    return _build_fake("fake_nvml", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def fake_cuda_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/fake_cuda.c built into a shared library for this test session."""
+    return _build_fake("fake_cuda", tmp_path_factory)
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch: pytest.MonkeyPatch, fake_nvml_path: Path) -> pytest.MonkeyPatch:
+    """The fake NVML behind ENERGYCORE_NVML_LIBRARY, every FAKE_NVML_* setting cleared and all
+    GPUs visible; set FAKE_NVML_* with the returned monkeypatch before creating a meter."""
+    for k in list(os.environ):
+        if k.startswith("FAKE_NVML_"):
+            monkeypatch.delenv(k)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("ENERGYCORE_NVML_LIBRARY", str(fake_nvml_path))
+    return monkeypatch

@@ -50,7 +50,7 @@ def test_demo_prints_the_table_and_writes_plot_and_csv(tmp_path: Path) -> None:
     code, out = invoke("demo", "--samples", "30", "--seed", "2", "-o", out_dir)
     assert code == 0, out
     assert "SIMULATED 8 x H100" in out
-    for word in ("pick (model)", "true optimum", "latency-optimal", "regret", "t12"):
+    for word in ("pick (model)", "true optimum", "latency-optimal", "max throughput", "regret"):
         assert word in out
     meas = rows(out_dir / "measurements.csv")
     ok = [r for r in meas if r["status"] == "ok"]
@@ -58,7 +58,7 @@ def test_demo_prints_the_table_and_writes_plot_and_csv(tmp_path: Path) -> None:
     assert {r["source"] for r in meas} == {"simulated"}
     assert all(float(r["energy_j"]) > 0 for r in ok)
     assert (out_dir / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads((out_dir / "model.json").read_text())["template"] == "energy_v1"
+    assert json.loads((out_dir / "model.json").read_text())["template"] == "energy_v2"
 
 
 def test_demo_options_choose_gpu_model_and_workload(tmp_path: Path) -> None:
@@ -173,7 +173,10 @@ def test_main_is_the_console_entry_point(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+    import energycore
+
+    # the subprocess imports the same energycore as this test (installed, or the source tree)
+    env = {**os.environ, "PYTHONPATH": str(Path(energycore.__file__).resolve().parents[1])}
     code = (
         "import sys; from energycore.cli import main; sys.argv = ['energycore', '--help']; main()"
     )

@@ -42,6 +42,18 @@ def test_the_pick_respects_the_limit_and_has_small_regret(result) -> None:  # ty
     )
 
 
+def test_the_throughput_optimum_is_the_brute_force_one(result) -> None:  # type: ignore[no-untyped-def]
+    c = result.candidates
+    ok = c["pred_latency_s"] <= result.latency_limit_s
+    gpu_s_per_request = c["pred_latency_s"] * c["tp"] * c["pp"] / c["batch"]
+    best = np.flatnonzero(ok)[np.argmin(gpu_s_per_request[ok])]
+    assert result.throughput_optimal == best
+    e = c["true_energy_per_request_j"]
+    assert result.throughput_optimal_extra_energy == pytest.approx(
+        e[best] / e[result.optimum] - 1.0
+    )
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="samples"):
         run_demo(samples=5)

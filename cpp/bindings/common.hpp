@@ -20,6 +20,8 @@ using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecas
 void bind_lm(py::module_& m);
 void bind_model(py::module_& m);
 void bind_space(py::module_& m);
+void bind_nvml(py::module_& m);
+void bind_cuda(py::module_& m);
 void bind_gbdt(py::module_& m);
 
 }  // namespace energycore::bindings

@@ -19,5 +19,7 @@ PYBIND11_MODULE(_core, m) {
   energycore::bindings::bind_lm(m);
   energycore::bindings::bind_model(m);
   energycore::bindings::bind_space(m);
+  energycore::bindings::bind_nvml(m);
+  energycore::bindings::bind_cuda(m);
   energycore::bindings::bind_gbdt(m);
 }

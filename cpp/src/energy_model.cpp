@@ -61,26 +61,38 @@ class PowCache {
 };
 
 // ---------------------------------------------------------------------------------------------
-// energy_v1: DESIGN.md, "The energy model (template v1)". Joules per batch, all GPUs.
-class EnergyV1 final : public ModelTemplate {
+// energy_v1 and energy_v2: DESIGN.md, "The energy model". Joules per batch, all GPUs.
+// They differ only in how all-reduce energy grows with tp (the `AllReduce` share `s(tp)`):
+// v1 takes the per-GPU time share of a ring all-reduce, 1 - 1/tp; v2 (the default) sums it
+// over the tp GPUs that take part, tp*(1 - 1/tp) = tp - 1, which is what the energy of all
+// GPUs pays (each of the tp GPUs spends 2(tp-1)/tp * bytes/bandwidth on the ring).
+enum class AllReduce { kPerGpuShare, kAllGpus };
+
+class EnergyTemplate final : public ModelTemplate {
  public:
-  EnergyV1()
-      : params_{
+  EnergyTemplate(const char* name, AllReduce kind)
+      : name_(name),
+        kind_(kind),
+        params_{
             lin("t1", "J/token", "prefill work per prompt token (weight GEMMs)", 1e-3),
             lin("t2", "J/token^2", "prefill attention per token of context", 1e-8),
             nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0, 2.0),
             nonlin("t4", "1", "pipeline overhead per extra stage, prefill", 0.0, kInf, 0.1, 1.0),
-            lin("t5", "J/token", "prefill all-reduce energy per token", 1e-4),
+            lin("t5", "J/token", kind == AllReduce::kAllGpus
+                                     ? "prefill all-reduce energy per token per extra tensor-parallel GPU"
+                                     : "prefill all-reduce energy per token", 1e-4),
             lin("t6", "J/step", "decode energy per step independent of batch", 1.0),
             lin("t7", "J/token", "decode work per generated token", 1e-2),
             lin("t8", "J/token^2", "KV-cache read energy per cached token per step", 1e-6),
             nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0, 2.0),
             nonlin("t10", "1", "pipeline overhead per extra stage, decode", 0.0, kInf, 0.1, 1.0),
-            lin("t11", "J/token", "decode all-reduce energy per token", 1e-3),
+            lin("t11", "J/token", kind == AllReduce::kAllGpus
+                                      ? "decode all-reduce energy per token per extra tensor-parallel GPU"
+                                      : "decode all-reduce energy per token", 1e-3),
             lin("t12", "J/GPU", "fixed energy per GPU per batch (launch, idle tail)", 1.0),
         },
         phases_{"prefill", "decode", "fixed"} {}
-  std::string_view name() const noexcept override { return "energy_v1"; }
+  std::string_view name() const noexcept override { return name_; }
   std::string_view quantity() const noexcept override { return "energy_j"; }
   const std::vector<ParamInfo>& params() const noexcept override { return params_; }
   const std::vector<std::string>& phase_names() const noexcept override { return phases_; }
@@ -93,8 +105,8 @@ class EnergyV1 final : public ModelTemplate {
     const double C = t[5] + t[6] * r.b + t[7] * r.b * (r.lin + 0.5 * r.lout);
     const double P9 = std::exp(t[8] * r.log_tp);
     const double Q10 = 1.0 + t[9] * (r.pp - 1.0);
-    out[0] = A * P3 * Q4 + t[4] * r.b * r.lin * r.ar;
-    out[1] = r.lout * C * P9 * Q10 + t[10] * r.b * r.lout * r.ar;
+    out[0] = A * P3 * Q4 + t[4] * r.b * r.lin * share(r.tp);
+    out[1] = r.lout * C * P9 * Q10 + t[10] * r.b * r.lout * share(r.tp);
     out[2] = t[11] * r.tp * r.pp;
   }
   double value(const double* x, const double* t) const noexcept override {
@@ -117,13 +129,13 @@ class EnergyV1 final : public ModelTemplate {
     g[1] = bl * r.lin * P3 * Q4;
     g[2] = A * P3 * Q4 * r.log_tp;
     g[3] = A * P3 * (r.pp - 1.0);
-    g[4] = bl * r.ar;
+    g[4] = bl * share(r.tp);
     g[5] = dec;
     g[6] = dec * r.b;
     g[7] = dec * kv;
     g[8] = r.lout * C * P9 * Q10 * r.log_tp;
     g[9] = r.lout * C * P9 * (r.pp - 1.0);
-    g[10] = r.b * r.lout * r.ar;
+    g[10] = r.b * r.lout * share(r.tp);
     g[11] = r.tp * r.pp;
     return A * P3 * Q4 + t[4] * g[4] + r.lout * C * P9 * Q10 + t[10] * g[10] + t[11] * g[11];
   }
@@ -137,7 +149,7 @@ class EnergyV1 final : public ModelTemplate {
       const double* x = X.row(i).data();
       const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen], lout = x[kOutputLen];
       const PowCache::Entry& e = cache.get(tp);
-      const double ar = 1.0 - 1.0 / tp;
+      const double ar = share(tp);
       const double bl = b * lin;
       const double A = t[0] * bl + t[1] * bl * lin;
       const double Q4 = 1.0 + t[3] * (pp - 1.0);
@@ -167,6 +179,13 @@ class EnergyV1 final : public ModelTemplate {
   }
 
  private:
+  /// The all-reduce share s(tp) that multiplies t5 and t11.
+  double share(double tp) const noexcept {
+    return kind_ == AllReduce::kAllGpus ? tp - 1.0 : 1.0 - 1.0 / tp;
+  }
+
+  const char* name_;
+  AllReduce kind_;
   std::vector<ParamInfo> params_;
   std::vector<std::string> phases_;
 };
@@ -317,10 +336,11 @@ class TpotV1 final : public ModelTemplate {
   std::vector<std::string> phases_;
 };
 
-const EnergyV1 kEnergyV1;
+const EnergyTemplate kEnergyV1("energy_v1", AllReduce::kPerGpuShare);
+const EnergyTemplate kEnergyV2("energy_v2", AllReduce::kAllGpus);
 const TtftV1 kTtftV1;
 const TpotV1 kTpotV1;
-const ModelTemplate* const kTemplates[] = {&kEnergyV1, &kTtftV1, &kTpotV1};
+const ModelTemplate* const kTemplates[] = {&kEnergyV1, &kEnergyV2, &kTtftV1, &kTpotV1};
 
 /// splitmix64: a tiny, well-mixed seeded stream per (seed, index), independent of thread count.
 std::uint64_t splitmix64(std::uint64_t x) noexcept {

@@ -76,6 +76,20 @@ void scale_for_loss(const Vector& r, const Matrix& J, const Vector& w, const Opt
 
 bool all_finite(const Vector& v) { return v.allFinite(); }
 
+/// G = M^T M for a tall, narrow M (m x n, n about a dozen): one vectorised column dot product
+/// per entry of the lower triangle. Eigen's general product kernels pay blocking and packing
+/// overheads that dominate at these sizes.
+void gram(const Matrix& M, Matrix& G) {
+  const Index n = M.cols();
+  for (Index a = 0; a < n; ++a) {
+    for (Index b = 0; b <= a; ++b) {
+      const double v = M.col(a).dot(M.col(b));
+      G(a, b) = v;
+      G(b, a) = v;
+    }
+  }
+}
+
 }  // namespace
 
 Loss parse_loss(const std::string& name) {
@@ -253,9 +267,8 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       Jf.col(a) = sc.J.col(ja) / D[a];
     }
     // Column-scaled normal matrix: (J D^-1)^T (J D^-1)
-    Matrix A = Matrix::Zero(nf, nf);
-    A.selfadjointView<Eigen::Lower>().rankUpdate(Jf.transpose());
-    A.triangularView<Eigen::StrictlyUpper>() = A.transpose();
+    Matrix A(nf, nf);
+    gram(Jf, A);
     const Vector gs = gf.cwiseQuotient(D);
     if (lambda < 0) lambda = o.initial_damping * std::max(1e-300, A.diagonal().maxCoeff());
     if (radius < 0) {
@@ -371,7 +384,8 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
     }
     // Eigen-decomposition of the 12x12 column-normalised normal matrix: the same V and squared
     // singular values as an SVD of Jc, at a fraction of the cost for m >> n.
-    const Matrix N = Jc.transpose() * Jc;
+    Matrix N(nc, nc);
+    gram(Jc, N);
     Eigen::SelfAdjointEigenSolver<Matrix> eig(N);
     const Vector ev = eig.eigenvalues().cwiseMax(0.0);  // ascending
     const double top = ev.size() ? ev[ev.size() - 1] : 0.0;

@@ -6,11 +6,12 @@ select configurations under latency and power limits, and tune with learned scor
 
 from __future__ import annotations
 
-from energycore import simulate
+from energycore import measure, profile, simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
 from energycore.gbdt import GradientBoosting
 from energycore.latency import LatencyModel
+from energycore.measure import EnergyMeter, Measurement
 from energycore.model import (
     BootstrapResult,
     EnergyModel,
@@ -19,18 +20,22 @@ from energycore.model import (
     TpotModel,
     TtftModel,
 )
+from energycore.profile import Campaign
 from energycore.scorers import PerformanceScorer, ValidityScorer
 from energycore.selector import Selector
 from energycore.space import ConfigSpace, Selection
 
 __all__ = [
     "BootstrapResult",
+    "Campaign",
     "ConfigSpace",
+    "EnergyMeter",
     "EnergyModel",
     "FitResult",
     "GradientBoosting",
     "IdentifiabilityWarning",
     "LatencyModel",
+    "Measurement",
     "NoGPUError",
     "PerformanceScorer",
     "Selection",
@@ -39,5 +44,7 @@ __all__ = [
     "TtftModel",
     "ValidityScorer",
     "__version__",
+    "measure",
+    "profile",
     "simulate",
 ]

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GbdtModel', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
@@ -62,6 +62,95 @@ class SpaceSelector:
         """
     @property
     def n_candidates(self) -> int:
+        ...
+class NvmlError(RuntimeError):
+    pass
+class NvmlSession:
+    """
+    NVML opened with dlopen and initialised.
+    """
+    def __init__(self, path: str = '') -> None:
+        ...
+    def counter_supported(self, physical: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        ...
+    def devices(self, visible: str | None = None) -> list:
+        """
+        Visible devices under a CUDA_VISIBLE_DEVICES value (None: all GPUs).
+        """
+    def energy_mj(self, physical: typing.SupportsInt | typing.SupportsIndex) -> int:
+        """
+        Total-energy counter, mJ.
+        """
+    def energy_snapshot(self, physical: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> tuple[float, list[int]]:
+        """
+        (monotonic time, energy counters in mJ) of several GPUs, read together.
+        """
+    def physical_count(self) -> int:
+        ...
+    def power_mw(self, physical: typing.SupportsInt | typing.SupportsIndex) -> int:
+        """
+        Instant power, mW.
+        """
+    @property
+    def path(self) -> str:
+        ...
+class PowerSampler:
+    """
+    A thread sampling the power of some GPUs into a timeline.
+    """
+    def __init__(self, session: NvmlSession, physical: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], period_s: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def count(self, t0: typing.SupportsFloat | typing.SupportsIndex, t1: typing.SupportsFloat | typing.SupportsIndex) -> int:
+        ...
+    def discard_before(self, t: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def integrate(self, t0: typing.SupportsFloat | typing.SupportsIndex, t1: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Energy per GPU (J) between t0 and t1 (trapezoids).
+        """
+    def sample_now(self) -> None:
+        ...
+    def size(self) -> int:
+        ...
+    def start(self) -> None:
+        ...
+    def stop(self) -> None:
+        ...
+    def timeline(self, t0: typing.SupportsFloat | typing.SupportsIndex, t1: typing.SupportsFloat | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
+        """
+        Samples in [t0, t1]: (times, power W per GPU).
+        """
+    @property
+    def n_gpus(self) -> int:
+        ...
+    @property
+    def period_s(self) -> float:
+        ...
+    @property
+    def running(self) -> bool:
+        ...
+class CudaError(RuntimeError):
+    pass
+class CudaRuntime:
+    """
+    The CUDA driver opened with dlopen and initialised (cuInit).
+    """
+    def __init__(self, path: str = '') -> None:
+        ...
+    @property
+    def path(self) -> str:
+        ...
+class CudaEventTimer:
+    """
+    Two CUDA events timing work on a caller's stream.
+    """
+    def __init__(self, runtime: CudaRuntime) -> None:
+        ...
+    def elapsed_s(self) -> float:
+        ...
+    def start(self, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def stop(self, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
 class GbdtModel:
     """
@@ -134,6 +223,10 @@ def least_squares(fun: collections.abc.Callable, jac: collections.abc.Callable, 
 def loss_terms(loss: str, z: typing.SupportsFloat | typing.SupportsIndex) -> tuple[float, float, float]:
     """
     rho(z), rho'(z), rho''(z) of a robust loss.
+    """
+def monotonic_s() -> float:
+    """
+    Seconds on the monotonic clock used by the power sampler.
     """
 def nnls(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
     """

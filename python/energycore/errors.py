@@ -8,3 +8,45 @@ class NoGPUError(RuntimeError):
 
     The message says what was tried. energycore never substitutes a made-up number.
     """
+
+
+class NVMLError(RuntimeError):
+    """An NVML call failed.
+
+    Attributes
+    ----------
+    code : int
+        The NVML return code (``nvmlReturn_t``).
+    function : str
+        The NVML entry point that failed.
+    """
+
+    def __init__(self, message: str, code: int = -1, function: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.function = function
+
+
+class NVMLNotSupportedError(NVMLError):
+    """The GPU or driver does not support what was asked (NVML_ERROR_NOT_SUPPORTED)."""
+
+
+class NVMLPermissionError(NVMLError):
+    """The process may not read this value (NVML_ERROR_NO_PERMISSION)."""
+
+
+class NVMLUninitializedError(NVMLError):
+    """NVML was used before initialisation or after shutdown (NVML_ERROR_UNINITIALIZED)."""
+
+
+class GPULostError(NVMLError):
+    """The GPU fell off the bus or stopped answering (NVML_ERROR_GPU_IS_LOST)."""
+
+
+class CUDAError(RuntimeError):
+    """A CUDA driver call (event timing) failed; ``code`` is the ``CUresult``."""
+
+    def __init__(self, message: str, code: int = -1, function: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.function = function

@@ -1,7 +1,8 @@
 """Closed-form models fitted by the C++ Levenberg-Marquardt solver.
 
-``EnergyModel`` is template v1 of DESIGN.md: joules per batch over all GPUs, twelve coefficients
-in a prefill, a decode and a fixed term, with tensor- and pipeline-parallel terms kept apart.
+``EnergyModel`` is the energy template of DESIGN.md: joules per batch over all GPUs, twelve
+coefficients in a prefill, a decode and a fixed term, with tensor- and pipeline-parallel terms
+kept apart (``energy_v2`` by default, ``energy_v1`` on request; see ``docs/model.md``).
 ``TtftModel`` and ``TpotModel`` are the two halves of a latency model in the same shape. Every
 model is a thin Python object around a template of the C++ core: the core evaluates, fits,
 bootstraps; this module holds validation, names, persistence and presentation.
@@ -255,24 +256,31 @@ class TemplateModel(SolverParams):
     constructor parameters are those of :class:`SolverParams`.
     """
 
-    template_name: ClassVar[str] = ""
+    #: The template a model of this class uses unless its ``template`` parameter says otherwise.
+    default_template: ClassVar[str] = ""
+    #: Templates a model of this class may use (same coefficient names, same phases).
+    templates: ClassVar[tuple[str, ...]] = ()
     target: ClassVar[str] = ""
 
     # ------------------------------------------------------------------ metadata
-    @classmethod
-    def template_info(cls) -> dict[str, Any]:
+    @property
+    def template_name(self) -> str:
+        """Name of the C++ template this model evaluates and fits."""
+        return str(getattr(self, "template", None) or self.default_template)
+
+    def template_info(self) -> dict[str, Any]:
         """Coefficient metadata of the template: names, units, bounds, descriptions, phases."""
-        return _template_info(cls.template_name)
+        return _template_info(self.template_name)
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
-        """Coefficient names in template order."""
-        return tuple(p["name"] for p in cls.template_info()["params"])
+        """Coefficient names in template order (the same for every template of the class)."""
+        return tuple(p["name"] for p in _template_info(cls.default_template)["params"])
 
     @classmethod
     def phase_names(cls) -> tuple[str, ...]:
         """Names of the phases :meth:`predict_phases` splits a prediction into."""
-        return tuple(cls.template_info()["phases"])
+        return tuple(_template_info(cls.default_template)["phases"])
 
     # ------------------------------------------------------------------ validation
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
@@ -464,7 +472,7 @@ class TemplateModel(SolverParams):
             raise ValueError("X: needs at least 1 row(s), got 0")
         first = models[0]
         results = _core.fit_template_batch(
-            cls.template_name, [p.X for p in preps], [p.y for p in preps], [p.w for p in preps],
+            first.template_name, [p.X for p in preps], [p.y for p in preps], [p.w for p in preps],
             [p.fixed_arg for p in preps], [p.fixed_values_arg for p in preps],
             n_starts=int(first.n_starts), seed=int(first.seed), n_threads=int(first.n_threads),
             **first._solver_kwargs(),
@@ -654,11 +662,22 @@ class TemplateModel(SolverParams):
                 f"model file: format_version {version} was written by a newer energycore "
                 f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
             )
-        if d.get("template") != cls.template_name:
+        template = d.get("template")
+        allowed = cls.templates or (cls.default_template,)
+        if template not in allowed:
             raise ValueError(
-                f"model file: holds template {d.get('template')!r}, {cls.__name__} needs {cls.template_name!r}"
+                f"model file: holds template {template!r}, {cls.__name__} takes "
+                f"{' or '.join(map(repr, allowed))}"
             )
-        model = cls(**d["hyper"])
+        hyper = dict(d["hyper"])
+        if "template" in cls().get_params():
+            hyper.setdefault("template", template)  # files written before the parameter existed
+        model = cls(**hyper)
+        if model.template_name != template:
+            raise ValueError(
+                f"model file: 'template' is {template!r} but hyper-parameters say "
+                f"{model.template_name!r}"
+            )
         model._check_hyper()
         fit = d.get("fit")
         if fit is None:
@@ -747,7 +766,7 @@ class TemplateModel(SolverParams):
 
 
 class EnergyModel(TemplateModel):
-    """Energy of one batch over all GPUs, in joules (DESIGN.md template v1, twelve coefficients).
+    """Energy of one batch over all GPUs, in joules (DESIGN.md's template, twelve coefficients).
 
     ``E = E_prefill + E_decode + E_fixed``: prefill work and attention with a tensor-parallel power
     law ``tp**t3`` and a pipeline overhead ``1 + t4*(pp-1)`` plus all-reduce energy; decode steps
@@ -755,14 +774,52 @@ class EnergyModel(TemplateModel):
     ``tp**t9``, ``1 + t10*(pp-1)`` and all-reduce; ``t12`` joules per GPU per batch. Energy per
     request is ``predict(X) / batch``.
 
+    Parameters
+    ----------
+    template : {"energy_v2", "energy_v1"}, default "energy_v2"
+        ``energy_v2`` charges all-reduce energy (``t5``, ``t11``) in proportion to ``tp - 1``,
+        the GPU-time a ring all-reduce costs summed over the tp GPUs taking part; ``energy_v1``
+        uses the per-GPU share ``1 - 1/tp`` of the first design. Same coefficient names, bounds
+        and phases. See ``docs/model.md`` for why v2 is the default.
+    loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol
+        As for every template model (:class:`SolverParams`).
+
     Examples
     --------
     >>> model = EnergyModel().fit(frame, frame["energy_j"])        # doctest: +SKIP
     >>> model.predict(frame.head())                                  # doctest: +SKIP
     """
 
-    template_name: ClassVar[str] = "energy_v1"
+    default_template: ClassVar[str] = "energy_v2"
+    templates: ClassVar[tuple[str, ...]] = ("energy_v2", "energy_v1")
     target: ClassVar[str] = "energy_j"
+
+    def __init__(
+        self,
+        loss: str = "soft_l1",
+        f_scale: float = 0.1,
+        n_starts: int = 8,
+        seed: int = 0,
+        fixed: dict[str, float] | None = None,
+        max_iter: int = 200,
+        n_threads: int = 0,
+        tol: float = 1e-8,
+        template: str = "energy_v2",
+    ) -> None:
+        super().__init__(loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol)
+        self.template = template
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {**super().get_params(deep), "template": self.template}
+
+    def _check_hyper(self) -> tuple[list[bool], FloatArray]:
+        if self.template not in self.templates:
+            raise ValueError(
+                f"template: unknown energy template {self.template!r} "
+                f"(expected one of {', '.join(self.templates)})"
+            )
+        return super()._check_hyper()
 
     def predict_per_request(self, X: Any) -> FloatArray:
         """Predicted energy per request, joules: ``predict(X) / batch``."""
@@ -772,12 +829,12 @@ class EnergyModel(TemplateModel):
 class TtftModel(TemplateModel):
     """Time to first token of a batch, seconds (template ``ttft_v1``, six coefficients)."""
 
-    template_name: ClassVar[str] = "ttft_v1"
+    default_template: ClassVar[str] = "ttft_v1"
     target: ClassVar[str] = "ttft_s"
 
 
 class TpotModel(TemplateModel):
     """Time per output token during decode, seconds (template ``tpot_v1``, six coefficients)."""
 
-    template_name: ClassVar[str] = "tpot_v1"
+    default_template: ClassVar[str] = "tpot_v1"
     target: ClassVar[str] = "tpot_s"
