@@ -18,9 +18,7 @@ try:  # pragma: no branch
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import DataConversionWarning, NotFittedError
 
-    HAVE_SKLEARN = True
 except ImportError:  # pragma: no cover - exercised by the test that hides scikit-learn
-    HAVE_SKLEARN = False
 
     class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
         """The estimator is used before ``fit``."""
@@ -59,7 +57,6 @@ except ImportError:  # pragma: no cover - exercised by the test that hides sciki
 
 
 __all__ = [
-    "HAVE_SKLEARN",
     "BaseEstimator",
     "ClassifierMixin",
     "DataConversionWarning",

@@ -16,7 +16,7 @@ import json
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class BoostingBase(BaseEstimator):
     """Parameters, fit, predict and persistence shared by the boosting estimators.
 
     Subclasses define ``__init__`` (scikit-learn needs the parameters spelt out), ``_objective``
-    and ``_check_y``.
+    and, for labels other than numbers, ``_check_y``.
     """
 
     # Set by every subclass __init__ (scikit-learn estimators store their parameters as given).
@@ -94,9 +94,6 @@ class BoostingBase(BaseEstimator):
         """Called after X is checked, before y is (classifiers learn their labels here)."""
         return None
 
-    def _extra_params(self) -> dict[str, Any]:
-        return {}
-
     def _extra_state(self) -> dict[str, Any]:
         return {}
 
@@ -125,7 +122,9 @@ class BoostingBase(BaseEstimator):
             "n_threads": 0 if self.n_jobs is None or self.n_jobs < 0 else self.n_jobs,
             "monotone": self._monotone(n_features),
         }
-        p.update(self._extra_params())
+        for k in ("huber_delta", "pairs_per_sample"):  # parameters of some objectives only
+            if hasattr(self, k):
+                p[k] = getattr(self, k)
         for k in ("n_estimators", "max_depth", "num_leaves", "min_child_samples", "max_bin"):
             v = p[k]
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
@@ -435,18 +434,14 @@ class GradientBoosting(BoostingBase):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    _KIND: ClassVar[dict[str, str]] = {"logistic": "binary"}
-
     def _objective(self) -> str:
         if self.objective not in _OBJECTIVES:
             raise ValueError(f"objective: expected one of {_OBJECTIVES}, got {self.objective!r}")
         return self.objective
 
     def _check_y(self, y: Any, n: int) -> np.ndarray:
-        return check_target(y, n, kind=self._KIND.get(self._objective(), "regression"))
-
-    def _extra_params(self) -> dict[str, Any]:
-        return {"huber_delta": self.huber_delta, "pairs_per_sample": self.pairs_per_sample}
+        kind = "binary" if self._objective() == "logistic" else "regression"
+        return check_target(y, n, kind=kind)
 
     def predict(self, X: Any, raw: bool = False) -> np.ndarray:
         """Predictions for the rows of X: values, probabilities (logistic) or ranking scores;

@@ -254,9 +254,6 @@ class PerformanceScorer(RegressorMixin, BoostingBase):
             )
         return str(self.objective)
 
-    def _extra_params(self) -> dict[str, Any]:
-        return {"huber_delta": self.huber_delta, "pairs_per_sample": self.pairs_per_sample}
-
     def predict(self, X: Any) -> np.ndarray:
         """Predicted y (regression) or ranking score (pairwise) of each row."""
         return self._predict(X)
