@@ -17,7 +17,6 @@ import numpy as np
 try:  # pragma: no branch
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import DataConversionWarning, NotFittedError
-
 except ImportError:  # pragma: no cover - exercised by the test that hides scikit-learn
 
     class NotFittedError(ValueError, AttributeError):  # type: ignore[no-redef]
@@ -67,7 +66,16 @@ __all__ = [
     "check_sample_weight",
     "check_target",
     "column_y",
+    "store_params",
 ]
+
+
+def store_params(est: Any, params: dict[str, Any]) -> None:
+    """``__init__`` of an estimator: every argument stored as given, under its own name
+    (scikit-learn's rule; call with ``locals()`` first thing)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
 
 
 def _feature_names(X: Any) -> np.ndarray | None:

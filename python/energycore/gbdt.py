@@ -28,6 +28,7 @@ from energycore._estimator import (
     check_sample_weight,
     check_target,
     check_X,
+    store_params,
 )
 from energycore._persist import parse_json, read_json
 
@@ -414,25 +415,7 @@ class GradientBoosting(BoostingBase):
         random_state: Any = 0,
         n_jobs: int | None = None,
     ) -> None:
-        self.objective = objective
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.num_leaves = num_leaves
-        self.growth = growth
-        self.reg_lambda = reg_lambda
-        self.min_child_weight = min_child_weight
-        self.min_child_samples = min_child_samples
-        self.min_split_gain = min_split_gain
-        self.subsample = subsample
-        self.colsample = colsample
-        self.max_bin = max_bin
-        self.huber_delta = huber_delta
-        self.pairs_per_sample = pairs_per_sample
-        self.monotone = monotone
-        self.early_stopping_rounds = early_stopping_rounds
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     def _objective(self) -> str:
         if self.objective not in _OBJECTIVES:

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from energycore._estimator import ClassifierMixin, RegressorMixin, check_target, column_y
+from energycore._estimator import (
+    ClassifierMixin,
+    RegressorMixin,
+    check_target,
+    column_y,
+    store_params,
+)
 from energycore.gbdt import BoostingBase
 
 __all__ = ["PerformanceScorer", "ValidityScorer"]
@@ -54,22 +60,7 @@ class ValidityScorer(ClassifierMixin, BoostingBase):
         random_state: Any = 0,
         n_jobs: int | None = None,
     ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.num_leaves = num_leaves
-        self.growth = growth
-        self.reg_lambda = reg_lambda
-        self.min_child_weight = min_child_weight
-        self.min_child_samples = min_child_samples
-        self.min_split_gain = min_split_gain
-        self.subsample = subsample
-        self.colsample = colsample
-        self.max_bin = max_bin
-        self.monotone = monotone
-        self.early_stopping_rounds = early_stopping_rounds
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     classes_: np.ndarray
 
@@ -225,25 +216,7 @@ class PerformanceScorer(RegressorMixin, BoostingBase):
         random_state: Any = 0,
         n_jobs: int | None = None,
     ) -> None:
-        self.objective = objective
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.num_leaves = num_leaves
-        self.growth = growth
-        self.reg_lambda = reg_lambda
-        self.min_child_weight = min_child_weight
-        self.min_child_samples = min_child_samples
-        self.min_split_gain = min_split_gain
-        self.subsample = subsample
-        self.colsample = colsample
-        self.max_bin = max_bin
-        self.huber_delta = huber_delta
-        self.pairs_per_sample = pairs_per_sample
-        self.monotone = monotone
-        self.early_stopping_rounds = early_stopping_rounds
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        store_params(self, locals())
 
     _OBJECTIVES = ("squared_error", "huber", "pairwise")
 
