@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -449,8 +450,10 @@ def test_works_without_scikit_learn() -> None:
         "assert m.get_params()['n_estimators'] == 5 and v.predict(X).dtype == bool\n"
         "try:\n    ec.GradientBoosting().predict(X)\nexcept ValueError as e:\n    print('ok', e)\n"
     )
-    env_path = str(Path(__file__).resolve().parents[1] / "python")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": env_path}, check=False)  # fmt: skip
+    # the same energycore as this process (installed, or the source tree with its built module)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
