@@ -415,12 +415,48 @@ def test_bad_inputs_raise_value_error_naming_the_problem() -> None:
         m.predict(X[:, :4])
 
 
-def test_dataframe_non_numeric_column_is_named() -> None:
+def test_dataframe_text_columns_are_categorical(tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
-    X, y = _data(50)
-    df = pd.DataFrame({"tp": X[:, 0], "gpu": ["A100"] * 50})
-    with pytest.raises(ValueError, match="column 'gpu' is not numeric"):
-        GradientBoosting().fit(df, y)
+    rng = np.random.default_rng(0)
+    gpu = rng.choice(["A100", "H100", "MI300X"], size=600)
+    tp = rng.integers(1, 9, size=600).astype(float)
+    y = np.where(gpu == "H100", 2.0, 0.0) + np.where(gpu == "MI300X", -1.0, 0.0) + 0.1 * tp
+    df = pd.DataFrame({"gpu": gpu, "tp": tp})
+    m = GradientBoosting(n_estimators=50).fit(df, y)
+    assert m.categories_ == {"gpu": ["A100", "H100", "MI300X"]}
+    assert np.abs(m.predict(df) - y).max() < 0.1
+    # codes are the positions in categories_; predict_row takes them
+    assert m.predict_row([1.0, 2.0]) == pytest.approx(2.2, abs=0.1)
+    # an unknown category (or None) is missing: a finite prediction by the learned direction
+    new = pd.DataFrame({"gpu": ["B200", None], "tp": [2.0, 2.0]})
+    assert np.isfinite(m.predict(new)).all()
+    # a mapping of columns (ConfigSpace.to_frame(as_frame=False)): by name, extra ones ignored
+    cols = {"index": np.arange(600), "tp": tp, "gpu": gpu.astype(object), "n_gpus": tp}
+    np.testing.assert_array_equal(m.predict(cols), m.predict(df))
+    with pytest.raises(ValueError, match=r"columns \['gpu'\] are missing"):
+        m.predict({"tp": tp})
+    m.save(tmp_path / "c.json")
+    m2 = GradientBoosting.load(tmp_path / "c.json")
+    assert m2.categories_ == m.categories_
+    np.testing.assert_array_equal(m2.predict(df), m.predict(df))
+    # values that are neither text nor numbers, or a mix, are named
+    with pytest.raises(ValueError, match="column 'gpu' mixes text and numbers"):
+        GradientBoosting().fit(pd.DataFrame({"gpu": ["A100", 3] * 5, "tp": tp[:10]}), y[:10])
+    with pytest.raises(ValueError, match="column 'gpu' holds values that are neither"):
+        GradientBoosting().fit(pd.DataFrame({"gpu": [{"a": 1}] * 10, "tp": tp[:10]}), y[:10])
+
+
+def test_scorers_on_config_space_columns() -> None:
+    pytest.importorskip("pandas")
+    from energycore import ConfigSpace
+
+    space = ConfigSpace({"gpu": ["A100", "H100"], "tp": [1, 2, 4, 8], "batch": [1, 4, 16, 64]})
+    frame = space.to_frame()
+    y = np.log(frame["batch"] / frame["tp"]) + np.where(frame["gpu"] == "H100", -0.5, 0.0)
+    m = GradientBoosting(n_estimators=100, learning_rate=0.3, min_child_weight=0.0)
+    m.fit(frame, y)
+    assert np.abs(m.predict(frame) - y).max() < 0.2
+    np.testing.assert_array_equal(m.predict(space.to_frame(as_frame=False)), m.predict(frame))
 
 
 def test_pairwise_accuracy_matches_brute_force() -> None:

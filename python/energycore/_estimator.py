@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -78,65 +79,121 @@ def store_params(est: Any, params: dict[str, Any]) -> None:
             setattr(est, name, value)
 
 
-def _feature_names(X: Any) -> np.ndarray | None:
-    cols = getattr(X, "columns", None)
-    if cols is None or not hasattr(X, "dtypes"):
-        return None
-    names = list(cols)
-    if not names or not all(isinstance(c, str) for c in names):
-        return None
-    return np.asarray(names, dtype=object)
+def _is_frame(X: Any) -> bool:
+    return hasattr(X, "dtypes") and hasattr(X, "columns") and hasattr(X, "iloc")
 
 
-def _to_float_table(X: Any, what: str) -> np.ndarray:
-    """A C-contiguous float64 2-D array; ``ValueError`` naming what is wrong."""
+def _categories(values: list[Any], name: Any) -> list[Any]:
+    """Sorted distinct non-missing values of a text (categorical) column."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    if not all(isinstance(v, str | int | float) for v in present):
+        raise ValueError(f"X: column {name!r} holds values that are neither text nor numbers")
+    seen = set(present)
+    try:
+        return sorted(seen)
+    except TypeError:
+        raise ValueError(f"X: column {name!r} mixes text and numbers") from None
+
+
+def _encode(est: Any, names: list[Any], columns: list[Any], reset: bool) -> np.ndarray:
+    """Columns to a float table. Numeric columns as they are; text (or pandas category)
+    columns are categorical: coded by their sorted values, learnt at fit (``categories_``);
+    a value not seen in fit, or None, is missing (NaN)."""
+    n = len(columns[0]) if columns else 0
+    out = np.empty((n, len(columns)), dtype=np.float64)
+    cats: dict[Any, list[Any]] = {} if reset else getattr(est, "categories_", {})
+    for j, (name, col) in enumerate(zip(names, columns)):
+        arr = col.to_numpy() if hasattr(col, "to_numpy") else np.asarray(col)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            raise ValueError(f"X: column {name!r} has shape {arr.shape}, expected ({n},)")
+        if arr.dtype.kind == "c":
+            raise ValueError(f"X: Complex data not supported (column {name!r})")
+        if arr.dtype.kind in "biuf" and name not in cats:
+            out[:, j] = arr
+            continue
+        values = arr.tolist()
+        if reset:
+            cats[name] = _categories(values, name)
+        elif name not in cats:
+            raise ValueError(f"X: column {name!r} is not numeric (it was at fit)")
+        code = {v: float(i) for i, v in enumerate(cats[name])}
+        try:
+            out[:, j] = [code.get(v, np.nan) if v is not None else np.nan for v in values]
+        except TypeError:  # an unhashable value
+            raise ValueError(
+                f"X: column {name!r} holds values that are neither text nor numbers"
+            ) from None
+    if reset:
+        est.categories_ = cats
+    return out
+
+
+def _table(est: Any, X: Any, reset: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """X as a 2-D float array, and its column names (None for a plain array)."""
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(f"{what}: sparse input is not supported; pass a dense array")
-    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame: check column by column
-        for name, dtype in zip(X.columns, X.dtypes):
-            if dtype.kind not in "biuf":
-                raise ValueError(
-                    f"{what}: column {name!r} is not numeric (dtype {dtype}); "
-                    "code categorical columns as integers (ConfigSpace does)"
-                )
-        X = X.to_numpy(dtype=np.float64)
+        raise TypeError("X: sparse input is not supported; pass a dense array")
     if X is None:
-        raise ValueError(f"{what}: expected an array-like, got None")
+        raise ValueError("X: expected an array-like, got None")
+    if _is_frame(X):
+        labels = list(X.columns)
+        names = (
+            np.asarray(labels, dtype=object)
+            if labels and all(isinstance(c, str) for c in labels)
+            else None
+        )
+        if all(d.kind in "biuf" for d in X.dtypes) and not getattr(est, "categories_", None):
+            return X.to_numpy(dtype=np.float64), names
+        return _encode(est, labels, [X.iloc[:, j] for j in range(len(labels))], reset), names
+    if isinstance(X, Mapping):  # columns by name, e.g. ConfigSpace.to_frame(as_frame=False)
+        if reset:
+            labels = list(X)
+            if not labels or not all(isinstance(c, str) for c in labels):
+                raise ValueError("X: a mapping of columns needs text column names")
+        else:
+            fitted = getattr(est, "feature_names_in_", None)
+            if fitted is None:
+                raise ValueError("X: a mapping of columns needs a model fitted with named columns")
+            labels = list(fitted)
+            missing = [c for c in labels if c not in X]
+            if missing:
+                raise ValueError(f"X: columns {missing} are missing")
+        table = _encode(est, labels, [X[c] for c in labels], reset)
+        return table, np.asarray(labels, dtype=object)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
-        raise ValueError(f"{what}: Complex data not supported")
+        raise ValueError("X: Complex data not supported")
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(np.float64)
         except ValueError:
-            raise ValueError(f"{what}: contains non-numeric values") from None
+            raise ValueError("X: contains non-numeric values") from None
+    if reset:
+        est.categories_ = {}
+    return arr, None
+
+
+def check_X(est: Any, X: Any, *, reset: bool) -> np.ndarray:
+    """Validate X; on ``reset`` record ``n_features_in_``, ``feature_names_in_`` and
+    ``categories_``, otherwise check X against them (scikit-learn's rules and messages)."""
+    arr, names = _table(est, X, reset)
     if arr.ndim != 2:
         raise ValueError(
-            f"{what}: Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
+            f"X: Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
             "either using X.reshape(-1, 1) if your data has a single feature or "
             "X.reshape(1, -1) if it contains a single sample."
         )
     if arr.shape[0] == 0:
         raise ValueError(
-            f"{what}: Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 "
-            "is required."
+            f"X: Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
     if arr.shape[1] == 0:
         raise ValueError(
-            f"{what}: Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
+            f"X: Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
             "is required."
         )
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if np.isinf(arr).any():
-        raise ValueError(f"{what}: contains infinity (NaN is allowed: it means missing)")
-    return arr
-
-
-def check_X(est: Any, X: Any, *, reset: bool) -> np.ndarray:
-    """Validate X; on ``reset`` record ``n_features_in_`` and ``feature_names_in_``, otherwise
-    check X against them (the same rules and messages as scikit-learn)."""
-    names = _feature_names(X)
-    arr = _to_float_table(X, "X")
+        raise ValueError("X: contains infinity (NaN is allowed: it means missing)")
     cls = type(est).__name__
     if reset:
         est.n_features_in_ = arr.shape[1]
@@ -146,7 +203,9 @@ def check_X(est: Any, X: Any, *, reset: bool) -> np.ndarray:
             del est.feature_names_in_
         return arr
     fitted = getattr(est, "feature_names_in_", None)
-    if fitted is not None and names is None:
+    if isinstance(X, Mapping):
+        pass  # columns taken by name above
+    elif fitted is not None and names is None:
         warnings.warn(
             f"X does not have valid feature names, but {cls} was fitted with feature names",
             UserWarning,

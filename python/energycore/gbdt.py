@@ -6,8 +6,12 @@ parameters, the input checks, feature names, persistence and the single-row fast
 ``ValidityScorer`` and ``PerformanceScorer`` (``energycore.scorers``) are built on the same base.
 
 NaN in X means "missing": every split learns which side missing values take. Infinity is
-rejected. Fitted models are immutable, so ``predict`` may be called from several threads at once
-(batch prediction releases the GIL).
+rejected. Text (or pandas category) columns of a DataFrame or of a mapping of columns (what
+``ConfigSpace.to_frame`` gives) are categorical: coded by their sorted values at fit
+(``categories_``); a value not seen in fit is missing. ``predict_row`` takes the codes.
+
+Fitted models are immutable, so ``predict`` may be called from several threads at once (batch
+prediction releases the GIL).
 """
 
 from __future__ import annotations
@@ -52,6 +56,21 @@ def _seed(random_state: Any) -> int:
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
     raise ValueError(f"random_state: expected None, an int or a RandomState, got {random_state!r}")
+
+
+def _read_categories(raw: Any, what: str) -> dict[Any, list[Any]]:
+    """The ``categories`` of a file: [[column, [values...]], ...]."""
+    ok = isinstance(raw, list) and all(
+        isinstance(e, list)
+        and len(e) == 2
+        and isinstance(e[0], str | int)
+        and isinstance(e[1], list)
+        and all(isinstance(v, str | int | float) for v in e[1])
+        for e in raw
+    )
+    if not ok:
+        raise ValueError(f"{what}: bad 'categories'")
+    return {e[0]: list(e[1]) for e in raw}
 
 
 class BoostingBase(BaseEstimator):
@@ -260,6 +279,7 @@ class BoostingBase(BaseEstimator):
             "params": params,
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": None if names is None else [str(s) for s in names],
+            "categories": [[k, list(v)] for k, v in getattr(self, "categories_", {}).items()],
             "n_trees": int(self.n_trees_),
             "best_iteration": int(self.best_iteration_),
             "extra": self._extra_state(),
@@ -329,6 +349,7 @@ class BoostingBase(BaseEstimator):
             ):
                 raise ValueError(f"{what}: bad feature_names_in")
             est.feature_names_in_ = np.asarray(names, dtype=object)
+        est.categories_ = _read_categories(d.get("categories", []), what)
         est.n_trees_ = est.model_.n_trees
         best = d.get("best_iteration", est.n_trees_)
         est.best_iteration_ = best if isinstance(best, int) else est.n_trees_
