@@ -141,7 +141,9 @@ def _table(est: Any, X: Any, reset: bool) -> tuple[np.ndarray, np.ndarray | None
             if labels and all(isinstance(c, str) for c in labels)
             else None
         )
-        if all(d.kind in "biuf" for d in X.dtypes) and not getattr(est, "categories_", None):
+        if all(d.kind in "biuf" for d in X.dtypes) and (reset or not est.categories_):
+            if reset:
+                est.categories_ = {}
             return X.to_numpy(dtype=np.float64), names
         return _encode(est, labels, [X.iloc[:, j] for j in range(len(labels))], reset), names
     if isinstance(X, Mapping):  # columns by name, e.g. ConfigSpace.to_frame(as_frame=False)
