@@ -22,6 +22,7 @@ void bind_model(py::module_& m);
 void bind_space(py::module_& m);
 void bind_nvml(py::module_& m);
 void bind_cuda(py::module_& m);
+void bind_gbdt(py::module_& m);
 
 }  // namespace energycore::bindings
 

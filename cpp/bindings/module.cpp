@@ -21,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
   energycore::bindings::bind_space(m);
   energycore::bindings::bind_nvml(m);
   energycore::bindings::bind_cuda(m);
+  energycore::bindings::bind_gbdt(m);
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from energycore import measure, profile, simulate
 from energycore._version import __version__
 from energycore.errors import NoGPUError
+from energycore.gbdt import GradientBoosting
 from energycore.latency import LatencyModel
 from energycore.measure import EnergyMeter, Measurement
 from energycore.model import (
@@ -20,6 +21,7 @@ from energycore.model import (
     TtftModel,
 )
 from energycore.profile import Campaign
+from energycore.scorers import PerformanceScorer, ValidityScorer
 from energycore.selector import Selector
 from energycore.space import ConfigSpace, Selection
 
@@ -30,14 +32,17 @@ __all__ = [
     "EnergyMeter",
     "EnergyModel",
     "FitResult",
+    "GradientBoosting",
     "IdentifiabilityWarning",
     "LatencyModel",
     "Measurement",
     "NoGPUError",
+    "PerformanceScorer",
     "Selection",
     "Selector",
     "TpotModel",
     "TtftModel",
+    "ValidityScorer",
     "__version__",
     "measure",
     "profile",

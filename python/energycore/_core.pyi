@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
@@ -152,6 +152,50 @@ class CudaEventTimer:
         ...
     def stop(self, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class GbdtModel:
+    """
+    A fitted gradient-boosting model (immutable, thread-safe).
+    """
+    @staticmethod
+    def from_state(state: dict) -> GbdtModel:
+        """
+        A model from `state()`; ValueError naming the problem if it is not valid.
+        """
+    def __getstate__(self) -> dict:
+        ...
+    def __setstate__(self, arg0: dict) -> None:
+        ...
+    def importance(self, kind: str = 'gain') -> list[float]:
+        """
+        Per-feature importance: 'gain' (sum of split gains) or 'split' (split count).
+        """
+    def predict(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], raw: bool = False, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Predictions for the rows of X (n x n_features): transformed by the objective's link (probability for logistic) unless raw.
+        """
+    def predict_row(self, row: typing.Any) -> float:
+        """
+        Prediction for one row (list, tuple or 1-D array of n_features numbers).
+        """
+    def state(self) -> dict:
+        """
+        The model as plain arrays (what save/load write and read).
+        """
+    @property
+    def base_score(self) -> float:
+        ...
+    @property
+    def n_features(self) -> int:
+        ...
+    @property
+    def n_nodes(self) -> int:
+        ...
+    @property
+    def n_trees(self) -> int:
+        ...
+    @property
+    def objective(self) -> str:
+        ...
 def bootstrap_template(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], y: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], fixed_values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lower: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], upper: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], loss: str = 'soft_l1', f_scale: typing.SupportsFloat | typing.SupportsIndex = 0.1, ftol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, xtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, max_iter: typing.SupportsInt | typing.SupportsIndex = 200, n: typing.SupportsInt | typing.SupportsIndex = 1000, seed: typing.SupportsInt | typing.SupportsIndex = 0, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
     n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).
@@ -163,6 +207,14 @@ def fit_template(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float
 def fit_template_batch(name: str, Xs: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], ys: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], ws: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], fixed: collections.abc.Sequence[collections.abc.Sequence[bool]], fixed_values: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64]], loss: str = 'soft_l1', f_scale: typing.SupportsFloat | typing.SupportsIndex = 0.1, ftol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, xtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, max_iter: typing.SupportsInt | typing.SupportsIndex = 200, n_starts: typing.SupportsInt | typing.SupportsIndex = 8, seed: typing.SupportsInt | typing.SupportsIndex = 0, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> list:
     """
     Fit independent problems (one per group) across threads; a list of result dicts.
+    """
+def gbdt_pairwise_accuracy(score: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], group: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> float:
+    """
+    Fraction of correctly ordered pairs (ties one half) among pairs of rows of the same group with different labels; NaN without such pairs.
+    """
+def gbdt_train(X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], y: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], sample_weight: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, group: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None, params: dict = {}, X_val: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, y_val: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, w_val: typing.Annotated[numpy.typing.ArrayLike, numpy.float64] | None = None, group_val: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> tuple[GbdtModel, list[float]]:
+    """
+    Train gradient-boosted trees; returns (model, validation metric per round).
     """
 def least_squares(fun: collections.abc.Callable, jac: collections.abc.Callable, x0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lower: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], upper: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], weights: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], m: typing.SupportsInt | typing.SupportsIndex, loss: str = 'linear', f_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, ftol: typing.SupportsFloat | typing.SupportsIndex = 1e-10, xtol: typing.SupportsFloat | typing.SupportsIndex = 1e-10, gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-10, max_iter: typing.SupportsInt | typing.SupportsIndex = 200) -> dict:
     """
