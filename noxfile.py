@@ -27,7 +27,13 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark scripts whose figures docs/benchmarks.md records."""
     session.install(".[bench]")
-    for script in ("bench_fit.py", "bench_space.py", "bench_gbdt.py", "eval_selection.py"):
+    for script in (
+        "bench_fit.py",
+        "bench_space.py",
+        "bench_gbdt.py",
+        "bench_measure.py",
+        "eval_selection.py",
+    ):
         session.run("python", f"bench/{script}")
 
 
