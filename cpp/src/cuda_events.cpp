@@ -1,8 +1,6 @@
 // CUDA driver events through libcuda loaded at run time.
 #include "energycore/cuda_events.hpp"
 
-#include <dlfcn.h>
-
 #include <cstdlib>
 #include <cstring>
 
@@ -22,28 +20,19 @@ std::string default_path() {
 
 class Driver {
  public:
-  explicit Driver(const std::string& path) : path_(path) {
-    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle_) {
-      const char* why = dlerror();
+  explicit Driver(const std::string& path) : lib_(path) {
+    if (!lib_.ok())
       throw Error(-1, "dlopen",
-                  "could not load the CUDA driver '" + path + "': " + (why ? why : "unknown") +
+                  "could not load the CUDA driver '" + path + "': " + lib_.error() +
                       " (ENERGYCORE_CUDA_LIBRARY sets the path)");
-    }
     resolve(init, "cuInit");
     resolve(event_create, "cuEventCreate");
     resolve(event_record, "cuEventRecord");
     resolve(event_sync, "cuEventSynchronize");
     resolve(event_elapsed, "cuEventElapsedTime");
     resolve(event_destroy, "cuEventDestroy_v2");
-    void* p = dlsym(handle_, "cuGetErrorString");
-    std::memcpy(&error_string, &p, sizeof(p));
+    lib_.resolve(error_string, "cuGetErrorString");
   }
-  ~Driver() {
-    if (handle_) dlclose(handle_);
-  }
-  Driver(const Driver&) = delete;
-  Driver& operator=(const Driver&) = delete;
 
   void check(CUresult r, const char* function) const {
     if (r == 0) return;
@@ -65,15 +54,11 @@ class Driver {
  private:
   template <class F>
   void resolve(F*& f, const char* name) {
-    void* p = dlsym(handle_, name);
-    static_assert(sizeof(p) == sizeof(f), "function and object pointers differ in size");
-    std::memcpy(&f, &p, sizeof(p));
-    if (!f)
-      throw Error(-1, "dlsym", "'" + path_ + "' is not a usable CUDA driver: " + name +
+    if (!lib_.resolve(f, name))
+      throw Error(-1, "dlsym", "'" + lib_.path() + "' is not a usable CUDA driver: " + name +
                                    " is missing");
   }
-  std::string path_;
-  void* handle_ = nullptr;
+  SharedLibrary lib_;
 };
 
 Runtime::Runtime(const std::string& path) : path_(path.empty() ? default_path() : path) {

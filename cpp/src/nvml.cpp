@@ -1,8 +1,6 @@
 // NVML session: the library opened at run time, devices, counters and instant power.
 #include "energycore/nvml.hpp"
 
-#include <dlfcn.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -67,14 +65,11 @@ double monotonic_s() {
 /// The dlopen handle (closed in the destructor) and the NVML entry points resolved from it.
 class Library {
  public:
-  explicit Library(const std::string& path) : path_(path) {
-    handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle_) {
-      const char* why = dlerror();
+  explicit Library(const std::string& path) : lib_(path) {
+    if (!lib_.ok())
       throw Error(kLibraryNotFound, "dlopen",
-                  "could not load the NVML library '" + path + "': " + (why ? why : "unknown") +
+                  "could not load the NVML library '" + path + "': " + lib_.error() +
                       " (is the NVIDIA driver installed? ENERGYCORE_NVML_LIBRARY sets the path)");
-    }
     required(init, "nvmlInit_v2");
     required(shutdown, "nvmlShutdown");
     required(error_string, "nvmlErrorString");
@@ -90,12 +85,6 @@ class Library {
     optional(mig_by_index, "nvmlDeviceGetMigDeviceHandleByIndex");
     optional(mig_max, "nvmlDeviceGetMaxMigDeviceCount");
   }
-  ~Library() {
-    if (handle_) dlclose(handle_);
-  }
-  Library(const Library&) = delete;
-  Library& operator=(const Library&) = delete;
-
   /// Throws Error for a failed call, with NVML's own description.
   void check(nvmlReturn_t r, const char* function) const {
     if (r == kSuccess) return;
@@ -108,7 +97,7 @@ class Library {
   void need(F* f, const char* function) const {
     if (!f)
       throw Error(kFunctionNotFound, function,
-                  std::string(function) + " is not in " + path_ + " (driver too old?)");
+                  std::string(function) + " is not in " + lib_.path() + " (driver too old?)");
   }
 
   nvmlReturn_t (*init)() = nullptr;
@@ -128,27 +117,17 @@ class Library {
 
  private:
   template <class F>
-  void resolve(F*& f, const char* name) {
-    // dlsym returns void*; the conversion to a function pointer is conditionally supported
-    // and exact on every POSIX platform.
-    void* p = dlsym(handle_, name);
-    static_assert(sizeof(p) == sizeof(f), "function and object pointers differ in size");
-    std::memcpy(&f, &p, sizeof(p));
-  }
-  template <class F>
   void required(F*& f, const char* name) {
-    resolve(f, name);
-    if (!f)
+    if (!lib_.resolve(f, name))
       throw Error(kFunctionNotFound, "dlsym",
-                  "'" + path_ + "' is not a usable NVML library: " + name + " is missing");
+                  "'" + lib_.path() + "' is not a usable NVML library: " + name + " is missing");
   }
   template <class F>
   void optional(F*& f, const char* name) {
-    resolve(f, name);
+    lib_.resolve(f, name);
   }
 
-  std::string path_;
-  void* handle_ = nullptr;
+  SharedLibrary lib_;
 };
 
 Session::Session(const std::string& path) : path_(path.empty() ? default_path() : path) {

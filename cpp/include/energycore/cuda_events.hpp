@@ -11,20 +11,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "energycore/dynlib.hpp"
+
 namespace energycore::cuda {
 
 /// A CUDA driver call failed: `code` is the CUresult, `function` the driver entry point
 /// (or "dlopen"/"dlsym").
-class Error : public std::runtime_error {
+class Error : public ApiError {
  public:
-  Error(int code, std::string function, const std::string& message)
-      : std::runtime_error(message), code_(code), function_(std::move(function)) {}
-  int code() const noexcept { return code_; }
-  const std::string& function() const noexcept { return function_; }
-
- private:
-  int code_;
-  std::string function_;
+  using ApiError::ApiError;
 };
 
 class Driver;  // the dlopen handle and the entry points (cuda_events.cpp)

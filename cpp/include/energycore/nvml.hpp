@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "energycore/dynlib.hpp"
+
 namespace energycore::nvml {
 
 /// NVML return codes that energycore distinguishes (values of nvmlReturn_t).
@@ -37,16 +39,9 @@ enum Code : int {
 
 /// An NVML call failed: `code` is the nvmlReturn_t value, `function` the NVML entry point
 /// (or "dlopen"/"dlsym" when the library itself could not be used).
-class Error : public std::runtime_error {
+class Error : public ApiError {
  public:
-  Error(int code, std::string function, const std::string& message)
-      : std::runtime_error(message), code_(code), function_(std::move(function)) {}
-  int code() const noexcept { return code_; }
-  const std::string& function() const noexcept { return function_; }
-
- private:
-  int code_;
-  std::string function_;
+  using ApiError::ApiError;
 };
 
 /// Seconds on the monotonic clock shared by the sampler and the Python meter.
