@@ -2,7 +2,6 @@
 #include "energycore/cuda_events.hpp"
 
 #include <cstdlib>
-#include <cstring>
 
 namespace energycore::cuda {
 

@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 namespace energycore::nvml {
