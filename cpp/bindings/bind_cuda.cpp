@@ -11,16 +11,7 @@
 namespace energycore::bindings {
 
 void bind_cuda(py::module_& m) {
-  py::exception<cuda::Error>(m, "CudaError", PyExc_RuntimeError);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const cuda::Error& e) {
-      py::object type = py::module_::import("energycore._core").attr("CudaError");
-      py::tuple args = py::make_tuple(e.code(), e.function(), std::string(e.what()));
-      PyErr_SetObject(type.ptr(), args.ptr());
-    }
-  });
+  register_api_error<cuda::Error>(m, "CudaError");
 
   py::class_<cuda::Runtime, std::shared_ptr<cuda::Runtime>>(
       m, "CudaRuntime", "The CUDA driver opened with dlopen and initialised (cuInit).")

@@ -29,16 +29,7 @@ py::array_t<double> to_array(const std::vector<double>& v) {
 }  // namespace
 
 void bind_nvml(py::module_& m) {
-  py::exception<nvml::Error>(m, "NvmlError", PyExc_RuntimeError);
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const nvml::Error& e) {
-      py::object type = py::module_::import("energycore._core").attr("NvmlError");
-      py::tuple args = py::make_tuple(e.code(), e.function(), std::string(e.what()));
-      PyErr_SetObject(type.ptr(), args.ptr());
-    }
-  });
+  register_api_error<nvml::Error>(m, "NvmlError");
 
   m.def("monotonic_s", &nvml::monotonic_s,
         "Seconds on the monotonic clock used by the power sampler.");

@@ -8,6 +8,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <exception>
+#include <string>
+
 #include "energycore/types.hpp"
 
 namespace py = pybind11;
@@ -29,6 +32,24 @@ void bind_gbdt(py::module_& m);
 #include "energycore/lm.hpp"
 
 namespace energycore::bindings {
+/// Registers `_core.<name>` (a RuntimeError) for the C++ error type E of a run-time-loaded
+/// library (an energycore::ApiError), raised with args (code, function, message) so that the
+/// Python layer can map the library's return code to its own exception classes.
+template <class E>
+void register_api_error(py::module_& m, const char* name) {
+  // The module attribute keeps the exception type alive as long as the module.
+  static PyObject* type = nullptr;
+  type = py::exception<E>(m, name, PyExc_RuntimeError).ptr();
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const E& e) {
+      const py::tuple args = py::make_tuple(e.code(), e.function(), std::string(e.what()));
+      PyErr_SetObject(type, args.ptr());
+    }
+  });
+}
+
 /// Results and options of the LM solver, shared by every binding that fits something.
 py::dict result_to_dict(const lm::Result& r);
 lm::Options make_options(const std::string& loss, double f_scale, double ftol, double xtol,
