@@ -258,7 +258,8 @@ class TemplateModel(SolverParams):
 
     #: The template a model of this class uses unless its ``template`` parameter says otherwise.
     default_template: ClassVar[str] = ""
-    #: Templates a model of this class may use (same coefficient names, same phases).
+    #: Templates a model of this class may use (same coefficient names, same phases); a class
+    #: that lists them takes the choice as its ``template`` constructor parameter.
     templates: ClassVar[tuple[str, ...]] = ()
     target: ClassVar[str] = ""
 
@@ -670,7 +671,7 @@ class TemplateModel(SolverParams):
                 f"{' or '.join(map(repr, allowed))}"
             )
         hyper = dict(d["hyper"])
-        if "template" in cls().get_params():
+        if cls.templates:  # a class with a choice of templates takes a `template` parameter
             hyper.setdefault("template", template)  # files written before the parameter existed
         model = cls(**hyper)
         if model.template_name != template:
