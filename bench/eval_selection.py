@@ -101,7 +101,7 @@ class EnergycorePredictor(Predictor):
     def predict(self, X: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         lat = self.latency(X)
         if self.e is None:  # latency as the energy proxy: GPU-seconds per request
-            return X["tp"] * X["pp"] * lat / X["batch"], lat
+            return _grid.gpu_seconds_per_request(lat, X), lat
         return self.e.predict(X) / X["batch"], lat
 
 
@@ -183,8 +183,8 @@ def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int, 
                     n_scen += 1
                     differ += int(opt != fastest)
                     e_opt = t["energy_per_request_j"][opt]
-                    gpu_s_per_request = t["latency_s"] * X["tp"] * X["pp"] / X["batch"]
-                    thr = _grid.constrained_argmin(gpu_s_per_request, ok, t["latency_s"], limit)
+                    gpu_s = _grid.gpu_seconds_per_request(t["latency_s"], X)
+                    thr = _grid.constrained_argmin(gpu_s, ok, t["latency_s"], limit)
                     thr_extra.append(float(t["energy_per_request_j"][thr] / e_opt - 1.0))
                     for (name, n), p in preds.items():
                         rec: dict[str, Any] = {"method": name, "n": n, "top1": False,

@@ -100,6 +100,12 @@ def enumerate_configs(
     }
 
 
+def gpu_seconds_per_request(latency_s: FloatArray, X: dict[str, Any]) -> FloatArray:
+    """GPU-seconds one request holds: batch latency x GPUs (tp * pp) / batch. Its minimum
+    within a latency limit is the throughput-optimal configuration when replicas fill a node."""
+    return latency_s * X["tp"] * X["pp"] / X["batch"]
+
+
 def constrained_argmin(
     objective: FloatArray,
     feasible: npt.NDArray[np.bool_],

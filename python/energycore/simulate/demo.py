@@ -262,7 +262,7 @@ def run_demo(
     # What a throughput tuner deploys: the most requests per GPU-second (replicas fill the
     # node) within the limit, judged by the same fitted latency model.
     every = np.ones(len(cand["index"]), dtype=bool)
-    gpu_s = cand["pred_latency_s"] * cand["tp"] * cand["pp"] / cand["batch"]
+    gpu_s = _grid.gpu_seconds_per_request(cand["pred_latency_s"], cand)
     thr_opt = _grid.constrained_argmin(gpu_s, every, cand["pred_latency_s"], latency_limit)
     if pick is not None and truth["latency_s"][pick] > latency_limit:
         notes.append(
