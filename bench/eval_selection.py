@@ -34,8 +34,8 @@ from scipy.optimize import nnls
 from sklearn.ensemble import GradientBoostingRegressor
 
 from energycore import EnergyModel, TpotModel, TtftModel
+from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 from energycore.simulate import Node, _grid
-from energycore.simulate.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 
 FEATURES = ("tp", "pp", "batch", "input_len", "output_len")
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")

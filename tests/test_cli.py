@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from energycore.cli import app
+from energycore.app.cli import app
 
 runner = CliRunner()
 
@@ -177,9 +177,7 @@ def test_main_is_the_console_entry_point(tmp_path: Path) -> None:
 
     # the subprocess imports the same energycore as this test (installed, or the source tree)
     env = {**os.environ, "PYTHONPATH": str(Path(energycore.__file__).resolve().parents[1])}
-    code = (
-        "import sys; from energycore.cli import main; sys.argv = ['energycore', '--help']; main()"
-    )
+    code = "import sys; from energycore.app.cli import main; sys.argv = ['energycore', '--help']; main()"
     res = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
         check=False,

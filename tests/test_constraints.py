@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from energycore import ConfigSpace, _core
-from energycore.constraints import OP, Expression, Slots
+from energycore.space.constraints import OP, Expression, Slots
 
 
 def values_of(expr: str, axes: dict[str, list[Any]]) -> list[float]:

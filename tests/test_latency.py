@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from energycore import LatencyModel, TpotModel, TtftModel, _core
-from energycore._columns import FEATURES
+from energycore._util.columns import FEATURES
 
 from .test_space_models import TRUE, _data
 

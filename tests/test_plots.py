@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from energycore import plots
-from energycore.cli import app
+from energycore.app import plots
+from energycore.app.cli import app
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

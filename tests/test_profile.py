@@ -1,4 +1,4 @@
-"""energycore.profile: plans, the journal, run/resume, failures, meters and export."""
+"""energycore.campaign.campaign: plans, the journal, run/resume, failures, meters and export."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from energycore import ConfigSpace, EnergyModel, NoGPUError, _plans
-from energycore._journal import config_key
+from energycore import ConfigSpace, EnergyModel, NoGPUError
+from energycore.campaign import plans as _plans
+from energycore.campaign.campaign import Campaign, read_journal
+from energycore.campaign.journal import config_key
 from energycore.measure import GPULostError, Measurement
-from energycore.profile import Campaign, read_journal
 from energycore.simulate import Workload
 
 pd = pytest.importorskip("pandas")
@@ -371,7 +372,7 @@ def test_journal_cut_anywhere_reads_a_prefix_and_resumes(cut: int) -> None:
 
 
 def test_one_journal_one_running_campaign(tmp_path: Path) -> None:
-    from energycore import _journal
+    from energycore.campaign import journal as _journal
 
     path = tmp_path / "j.jsonl"
     # as if another campaign were running on this journal

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from energycore._journal import config_key
-from energycore.profile import Campaign, read_journal
+from energycore.campaign.campaign import Campaign, read_journal
+from energycore.campaign.journal import config_key
 from energycore.simulate import Workload
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -23,7 +23,7 @@ SECONDS = 0.002  # real delay per configuration of the simulated workload
 CHILD = """
 import sys
 from energycore import ConfigSpace
-from energycore.profile import Campaign
+from energycore.campaign.campaign import Campaign
 from energycore.simulate import Workload
 space = ConfigSpace({"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": list(range(1, 65))},
                     constraints=["tp*pp <= 8"], fixed={"input_len": 256, "output_len": 64})

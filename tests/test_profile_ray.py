@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import energycore
-from energycore._journal import config_key
-from energycore.profile import Campaign, read_journal
+from energycore.campaign.campaign import Campaign, read_journal
+from energycore.campaign.journal import config_key
 from energycore.simulate import Workload
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'energycore[ray]')")

@@ -357,7 +357,7 @@ def test_frame_is_labelled_simulated() -> None:
 )  # fmt: skip
 def test_the_space_enumerates_exactly_what_the_node_can_run(gpu: str, model: str) -> None:
     """ConfigSpace constraints from the spec sheets = the simulator's own validity check."""
-    from energycore.simulate import _grid
+    from energycore.app import grid as _grid
 
     space = _grid.node_space(8, 512, get_gpu(gpu), get_model(model))
     for li, lo in ((128, 64), (512, 256), (4096, 1024)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from energycore.app.demo import run_demo
 from energycore.simulate import Node
-from energycore.simulate.demo import run_demo
 
 
 @pytest.fixture(scope="module")

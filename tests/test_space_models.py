@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from energycore import ConfigSpace, EnergyModel, LatencyModel, TtftModel, _core
-from energycore._columns import FEATURES
+from energycore._util.columns import FEATURES
 
 TRUE = {
     "energy_v1": np.array([1e-3, 1e-8, 0.1, 0.1, 1e-4, 1.0, 1e-2, 1e-6, 0.1, 0.1, 1e-3, 1.0]),

@@ -2,28 +2,80 @@
 
 Measure GPU energy, profile configurations, fit a closed-form energy model, enumerate and
 select configurations under latency and power limits, and tune with learned scorers.
+
+The package is grouped by capability, bottom layer first (a test keeps imports one way):
+
+- :mod:`energycore.fit`: ``EnergyModel``, ``TtftModel``, ``TpotModel``, ``LatencyModel``;
+- :mod:`energycore.space`: ``ConfigSpace``, ``Selector``, ``Selection``;
+- :mod:`energycore.learn`: ``GradientBoosting``, ``ValidityScorer``, ``PerformanceScorer``;
+- :mod:`energycore.measure`: ``EnergyMeter``, ``Measurement`` (NVML, CUDA events);
+- :mod:`energycore.campaign`: ``Campaign`` (plans, journal, resume, Ray);
+- :mod:`energycore.data`: reading and writing measurements (CSV, Parquet, JSONL, ML.ENERGY);
+- :mod:`energycore.simulate`: the physics-based inference-node simulator;
+- :mod:`energycore.app`: the ``energycore`` command, the demo, plots.
+
+Every public name is importable from the root and loaded on first use, so ``import energycore``
+stays fast (scikit-learn, for instance, is imported only with the scorers).
 """
 
 from __future__ import annotations
 
-from energycore import measure, profile, simulate
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from energycore import _aliases
 from energycore._version import __version__
 from energycore.errors import NoGPUError
-from energycore.gbdt import GradientBoosting
-from energycore.latency import LatencyModel
-from energycore.measure import EnergyMeter, Measurement
-from energycore.model import (
-    BootstrapResult,
-    EnergyModel,
-    FitResult,
-    IdentifiabilityWarning,
-    TpotModel,
-    TtftModel,
-)
-from energycore.profile import Campaign
-from energycore.scorers import PerformanceScorer, ValidityScorer
-from energycore.selector import Selector
-from energycore.space import ConfigSpace, Selection
+
+_aliases.install()
+
+#: public name -> module that defines it (imported on first access)
+_LAZY: dict[str, str] = {
+    "EnergyModel": "energycore.fit",
+    "TtftModel": "energycore.fit",
+    "TpotModel": "energycore.fit",
+    "LatencyModel": "energycore.fit",
+    "FitResult": "energycore.fit",
+    "BootstrapResult": "energycore.fit",
+    "IdentifiabilityWarning": "energycore.fit",
+    "ConfigSpace": "energycore.space",
+    "Selection": "energycore.space",
+    "Selector": "energycore.space",
+    "GradientBoosting": "energycore.learn",
+    "ValidityScorer": "energycore.learn",
+    "PerformanceScorer": "energycore.learn",
+    "EnergyMeter": "energycore.measure",
+    "Measurement": "energycore.measure",
+    "Campaign": "energycore.campaign",
+}
+#: subpackages reachable as attributes (``energycore.simulate``) without an explicit import
+_SUBMODULES = ("app", "campaign", "data", "errors", "fit", "learn", "measure", "simulate", "space")
+
+if TYPE_CHECKING:
+    from energycore import (  # noqa: F401  (subpackages, for type checkers)
+        app,
+        campaign,
+        data,
+        errors,
+        fit,
+        learn,
+        measure,
+        simulate,
+        space,
+    )
+    from energycore.campaign import Campaign
+    from energycore.fit import (
+        BootstrapResult,
+        EnergyModel,
+        FitResult,
+        IdentifiabilityWarning,
+        LatencyModel,
+        TpotModel,
+        TtftModel,
+    )
+    from energycore.learn import GradientBoosting, PerformanceScorer, ValidityScorer
+    from energycore.measure import EnergyMeter, Measurement
+    from energycore.space import ConfigSpace, Selection, Selector
 
 __all__ = [
     "BootstrapResult",
@@ -44,7 +96,29 @@ __all__ = [
     "TtftModel",
     "ValidityScorer",
     "__version__",
+    "campaign",
+    "data",
+    "fit",
+    "learn",
     "measure",
-    "profile",
     "simulate",
+    "space",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name or subpackage on first access (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"energycore.{name}")
+    elif name == "profile":  # the old name of energycore.campaign's module, for one release
+        value = importlib.import_module("energycore.profile")
+    else:
+        raise AttributeError(f"module 'energycore' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

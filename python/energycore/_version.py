@@ -1,1 +1,3 @@
-__version__ = "0.1.0"
+"""The version of energycore: the one place it is written (pyproject.toml reads it from here)."""
+
+__version__ = "0.2.0"

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from energycore._columns import FEATURES, as_float, column_names, get_column
+from energycore._util.columns import FEATURES, as_float, column_names, get_column
 from energycore.simulate.catalog import GPU, ModelSpec, get_gpu, get_model
 from energycore.simulate.node import OUTPUT_COLUMNS, Efficiency, apply_noise, run_physics
 

@@ -151,7 +151,7 @@ def _sibling(model_path: Path, kind: str) -> Path:
 
 
 def _load_models(path: Path) -> tuple[Any, dict[str, Any]]:
-    from energycore.model import EnergyModel, TpotModel, TtftModel
+    from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     if not path.is_file():
         raise CLIError(f"{path}: no such file")
@@ -228,7 +228,7 @@ def demo(
     ),
 ) -> None:
     """Profile a simulated node, fit the energy model, pick the energy-optimal configuration."""
-    from energycore.simulate.demo import run_demo
+    from energycore.app.demo import run_demo
 
     with _progress(samples, f"profiling {gpus} x {gpu} (simulated)") as advance:
         res = run_demo(
@@ -314,7 +314,7 @@ def demo(
 
 
 def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]]) -> Path:
-    from energycore.plots import pareto_plot
+    from energycore.app.plots import pareto_plot
 
     return pareto_plot(
         path, c["true_latency_s"], c["true_energy_per_request_j"],
@@ -329,7 +329,7 @@ def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, An
 
 
 def _plot_or_skip(name: str, draw: Callable[[], Path]) -> None:
-    from energycore.plots import PlotUnavailable
+    from energycore.app.plots import PlotUnavailable
 
     try:
         path = draw()
@@ -355,8 +355,8 @@ def simulate(
     noise: Noise = 0.03,
 ) -> None:
     """Write a (simulated) measurement CSV for a plan, or for random configurations."""
+    from energycore.app.demo import measure_plan, plan_candidates
     from energycore.simulate import Workload
-    from energycore.simulate.demo import measure_plan, plan_candidates
 
     wl = Workload(gpu, model, n_gpus=gpus, noise=noise, seed=seed)
     if plan is None:
@@ -414,7 +414,7 @@ def fit(
     seed: Seed = 0,
 ) -> None:
     """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present)."""
-    from energycore.model import EnergyModel, TpotModel, TtftModel
+    from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     cols = _ok_rows(read_csv(data), data, target)
     em = EnergyModel(seed=seed)
@@ -501,7 +501,7 @@ def select(
     top: Annotated[int, typer.Option(min=1, help="Configurations to list.")] = 5,
 ) -> None:
     """Pick the energy-optimal (tp, pp, batch) for a workload, under a latency limit."""
-    from energycore.simulate import _grid
+    from energycore.app import grid as _grid
 
     em, lat = _load_models(model)
     if latency_limit is not None and len(lat) < 2:
@@ -582,7 +582,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
 
     def residuals() -> Path:
-        from energycore.plots import residual_plot
+        from energycore.app.plots import residual_plot
 
         return residual_plot(
             out / "residuals.png", meas, pred,
@@ -590,7 +590,7 @@ def report(
         )  # fmt: skip
 
     def pareto() -> Path:
-        from energycore.plots import pareto_plot
+        from energycore.app.plots import pareto_plot
 
         if "latency_s" not in cols or cols["latency_s"].dtype == object:
             raise CLIError(f"{data}: the Pareto plot needs a numeric 'latency_s' column")

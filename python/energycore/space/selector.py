@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore.space import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
+from energycore.space.configspace import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
 
 __all__ = ["Selector"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from energycore.simulate import _grid
+from energycore.app import grid as _grid
 from energycore.simulate.simulator import SOURCE, Node
 from energycore.simulate.workload import Workload
 
@@ -186,7 +186,7 @@ def run_demo(
     -------
     DemoResult
     """
-    from energycore.model import EnergyModel, TpotModel, TtftModel
+    from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 12:
         raise ValueError(f"samples: must be an integer of at least 12, got {samples!r}")

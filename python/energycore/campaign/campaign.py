@@ -34,104 +34,20 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from energycore import _journal, _plans
 from energycore._version import __version__
-from energycore.errors import CUDAError, NoGPUError, NVMLError
-from energycore.measure.nvml import Measurement
+from energycore.campaign import journal as _journal
+from energycore.campaign import plans as _plans
+from energycore.campaign.run import run_one
 
 __all__ = ["EXECUTORS", "PLANS", "Campaign", "read_journal", "run_one"]
 
 PLANS = _plans.PLANS
 EXECUTORS = ("local", "ray")
-_WINDOW = "__campaign__"
 
 
 def read_journal(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The header and result records of a campaign journal (a partial last line is ignored)."""
     return _journal.read(path)
-
-
-def _columns(out: Any, window: Measurement | None) -> dict[str, Any]:
-    """The result columns of one configuration from the workload's return value."""
-    row: dict[str, Any] = {}
-    if window is not None:
-        row.update(window.to_dict())
-        row["latency_s"] = row.pop("time_s")
-    if out is None:
-        if window is None:
-            raise ValueError("workload returned None and there is no meter window to use")
-        return row
-    if isinstance(out, Measurement):
-        d = out.to_dict()
-        d["latency_s"] = d.pop("time_s")
-        row.update(d)
-        return row
-    if not isinstance(out, Mapping):
-        raise ValueError(
-            f"workload returned {type(out).__name__}; expected None, a Measurement or a mapping "
-            "of result columns"
-        )
-    for k, v in out.items():
-        if not isinstance(k, str):
-            raise ValueError(f"workload result: column names must be strings, got {k!r}")
-        if isinstance(v, Measurement):
-            row.update(v.to_dict(prefix=f"{k}_"))
-        else:
-            row[k] = v
-    return row
-
-
-#: Errors of the measuring system rather than of a configuration.
-SYSTEM_ERRORS = (NoGPUError, NVMLError, CUDAError)
-
-
-def run_one(
-    workload: Callable[..., Any],
-    config: Mapping[str, Any],
-    meter: Any,
-    *,
-    warmup: int = 0,
-    index: int = 0,
-    raise_system_errors: bool = True,
-) -> dict[str, Any]:
-    """Run one configuration (after ``warmup`` unmeasured calls) and return its journal record.
-
-    Exceptions of the workload become a ``failed`` record. Errors of the measuring system
-    (:class:`~energycore.NoGPUError`, the NVML and CUDA errors: a lost GPU, a permission
-    problem) say nothing about the configuration: with ``raise_system_errors`` they propagate,
-    so that the configuration is not recorded and a later :meth:`Campaign.resume` measures it.
-    """
-    key = _journal.config_key(config)
-    rec: dict[str, Any] = {
-        "type": "result",
-        "key": key,
-        "index": index,
-        "config": dict(config),
-        "started": time.time(),
-    }
-    t0 = time.perf_counter()
-    try:
-        for _ in range(warmup):
-            workload(dict(config), meter)
-        if meter is not None:
-            with meter.window(_WINDOW) as w:
-                out = workload(dict(config), meter)
-            result = _columns(out, w.measurement)
-        else:
-            result = _columns(workload(dict(config), None), None)
-        # Model features the configuration leaves to the workload (the simulator's defaults).
-        for f in ("input_len", "output_len"):
-            if f not in config and f not in result and hasattr(workload, f):
-                result[f] = getattr(workload, f)
-        rec.update(status="ok", result=result, error=None)
-    except SYSTEM_ERRORS as e:
-        if raise_system_errors:
-            raise
-        rec.update(status="failed", result={}, error=f"{type(e).__name__}: {e}")
-    except Exception as e:  # a failing configuration is recorded, and the campaign goes on
-        rec.update(status="failed", result={}, error=f"{type(e).__name__}: {e}")
-    rec["duration_s"] = time.perf_counter() - t0
-    return rec
 
 
 class Campaign:
@@ -332,7 +248,7 @@ class Campaign:
                 return self
             advance = stack.enter_context(self._progress(len(done), len(self.configs)))
             if self.executor == "ray":
-                from energycore._ray_executor import execute
+                from energycore.campaign.ray_executor import execute
 
                 def record_and_advance(rec: dict[str, Any]) -> None:
                     record(rec)

@@ -10,7 +10,7 @@ A configuration is a row of named columns. The space owns
   arguments (``space.argmin("energy_j", input_len=512, output_len=256)``) or defaulted in the
   constructor;
 - **derived columns**: ``n_gpus = tp * pp`` always, plus any named expression (``derived=``);
-- **constraints**: expression strings (see :mod:`energycore.constraints`) and the built-ins
+- **constraints**: expression strings (see :mod:`energycore.space.constraints`) and the built-ins
   :meth:`gpu_count`, :meth:`divisible` and :meth:`memory_fit`, which return such strings.
 
 Queries walk the space lazily in C++ (never materialising the cross product), drop points that
@@ -46,13 +46,14 @@ from typing import Any
 
 import numpy as np
 
-from energycore import _core, _scorers
-from energycore._axes import Axis, check_name
-from energycore._columns import FEATURES
-from energycore._modelset import ModelSet, collect
-from energycore._persist import parse_json, read_json
-from energycore.constraints import OP, Code, Expression, Slots
-from energycore.selection import Selection
+from energycore import _core
+from energycore._util.columns import FEATURES
+from energycore._util.persist import parse_json, read_json
+from energycore.space import query_columns as _scorers
+from energycore.space.axes import Axis, check_name
+from energycore.space.constraints import OP, Code, Expression, Slots
+from energycore.space.modelset import ModelSet, collect
+from energycore.space.selection import Selection
 
 __all__ = ["OBJECTIVES", "Axis", "ConfigSpace", "Selection"]
 

@@ -2,7 +2,7 @@
 
 The two levels of ML²Tuner's idea: a tuner first drops the configurations that
 ``ValidityScorer`` says will fail to compile or run, then measures the valid ones in the order
-``PerformanceScorer`` predicts. Both are gradient-boosted trees in C++ (``energycore.gbdt``) with
+``PerformanceScorer`` predicts. Both are gradient-boosted trees in C++ (``energycore.learn.gbdt``) with
 scikit-learn's estimator conventions (``get_params``/``set_params``, ``fit`` returns self,
 ``n_features_in_``, ``feature_names_in_`` from DataFrames). Inputs are the numeric columns a
 ``ConfigSpace`` produces (categorical axes coded as integers), optionally with extra columns per
@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from energycore._estimator import (
+from energycore.learn._estimator import (
     ClassifierMixin,
     RegressorMixin,
     check_target,
     column_y,
     store_params,
 )
-from energycore.gbdt import BoostingBase
+from energycore.learn.gbdt import BoostingBase
 
 __all__ = ["PerformanceScorer", "ValidityScorer"]
 
@@ -34,7 +34,7 @@ class ValidityScorer(ClassifierMixin, BoostingBase):
 
     Labels are any two values; the second of the sorted two (``classes_[1]``: 1 for 0/1, True
     for booleans) means "valid". ``predict_proba(X)[:, 1]`` is P(valid).
-    Parameters are those of :class:`energycore.gbdt.GradientBoosting`.
+    Parameters are those of :class:`energycore.learn.gbdt.GradientBoosting`.
 
     ``threshold_for_recall(r)`` gives the probability cut that keeps a fraction ``r`` of the
     valid configurations, so a tuner can drop everything below it.
@@ -190,7 +190,7 @@ class PerformanceScorer(RegressorMixin, BoostingBase):
     ``objective="squared_error"`` (default) or ``"huber"`` regress y; ``"pairwise"`` learns
     scores that order the configurations of each query group (``fit(..., group=)``; one group
     if none) like y, which is all a tuner needs to choose what to measure next. Other
-    parameters are those of :class:`energycore.gbdt.GradientBoosting`.
+    parameters are those of :class:`energycore.learn.gbdt.GradientBoosting`.
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 The C++ core (``energycore._core``, ``gbdt.hpp``) bins the features, grows histogram trees
 (depth-wise like XGBoost or leaf-wise like LightGBM) and predicts; this module holds the
 parameters, the input checks, feature names, persistence and the single-row fast path.
-``ValidityScorer`` and ``PerformanceScorer`` (``energycore.scorers``) are built on the same base.
+``ValidityScorer`` and ``PerformanceScorer`` (``energycore.learn.scorers``) are built on the same base.
 
 NaN in X means "missing": every split learns which side missing values take. Infinity is
 rejected. Text (or pandas category) columns of a DataFrame or of a mapping of columns (what
@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from energycore import _core
-from energycore._estimator import (
+from energycore._util.persist import parse_json, read_json
+from energycore.learn._estimator import (
     BaseEstimator,
     NotFittedError,
     check_group,
@@ -34,7 +35,6 @@ from energycore._estimator import (
     check_X,
     store_params,
 )
-from energycore._persist import parse_json, read_json
 
 __all__ = ["FORMAT_VERSION", "GradientBoosting"]
 

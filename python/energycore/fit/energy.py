@@ -15,7 +15,7 @@ import html
 import json
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, ClassVar, TypeVar
@@ -23,8 +23,14 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from energycore import _core
-from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
-from energycore._persist import read_json
+from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
+from energycore._util.persist import read_json
+from energycore.fit.results import (
+    BootstrapResult,
+    FitResult,
+    IdentifiabilityWarning,
+    check_level,
+)
 
 __all__ = [
     "BootstrapResult",
@@ -43,84 +49,6 @@ _LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
 M = TypeVar("M", bound="TemplateModel")
 P = TypeVar("P", bound="SolverParams")
-
-
-class IdentifiabilityWarning(UserWarning):
-    """Some coefficients cannot be determined from the data given to ``fit``."""
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """How the Levenberg-Marquardt fit ended.
-
-    Attributes
-    ----------
-    status : int
-        0 maximum iterations, 1 gtol, 2 ftol, 3 xtol, -1 failed.
-    message : str
-        The stopping reason in words.
-    success : bool
-        Whether the solver converged (status > 0).
-    iterations, n_fev, n_jev : int
-        LM iterations, residual and Jacobian evaluations of the winning start.
-    cost : float
-        Final robust, weighted cost ``0.5 * sum w * f_scale**2 * rho((r / f_scale)**2)``.
-    optimality : float
-        Infinity norm of the projected, column-scaled gradient at the solution.
-    start_index : int
-        Which multi-start point won (0 is the typical-value start).
-    at_bound : dict
-        Coefficients held at a bound by the solver: name -> "lower" or "upper".
-    n_samples : int
-        Number of rows fitted.
-    """
-
-    status: int
-    message: str
-    success: bool
-    iterations: int
-    n_fev: int
-    n_jev: int
-    cost: float
-    optimality: float
-    start_index: int
-    at_bound: dict[str, str] = field(default_factory=dict)
-    n_samples: int = 0
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Coefficients refitted on ``n`` resampled data sets (rows drawn with replacement).
-
-    Attributes
-    ----------
-    names : tuple of str
-        Coefficient names, the column order of ``samples``.
-    samples : ndarray of shape (n_ok, n_params)
-        The refitted coefficients of every successful replicate.
-    n_failed : int
-        Replicates whose refit failed (dropped from ``samples``).
-    """
-
-    names: tuple[str, ...]
-    samples: FloatArray
-    n_failed: int
-
-    @property
-    def stderr(self) -> dict[str, float]:
-        """Bootstrap standard error of each coefficient."""
-        sd = (
-            self.samples.std(axis=0, ddof=1)
-            if len(self.samples) > 1
-            else np.full(len(self.names), np.nan)
-        )
-        return dict(zip(self.names, map(float, sd)))
-
-    def interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
-        """Percentile interval of each coefficient at ``level`` (e.g. 0.95)."""
-        _check_level(level)
-        lo, hi = np.percentile(self.samples, [50 * (1 - level), 50 * (1 + level)], axis=0)
-        return {n: (float(a), float(b)) for n, a, b in zip(self.names, lo, hi)}
 
 
 @functools.cache
@@ -147,11 +75,6 @@ class _Prepared:
     @property
     def fixed_values_arg(self) -> FloatArray:
         return self.values if any(self.flags) else np.empty(0)
-
-
-def _check_level(level: float) -> None:
-    if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
-        raise ValueError(f"level: must lie strictly between 0 and 1, got {level!r}")
 
 
 def _fmt(v: float) -> str:
@@ -448,7 +371,7 @@ class TemplateModel(SolverParams):
         dict
             Group label -> fitted model, in sorted label order.
         """
-        from energycore._columns import get_column
+        from energycore._util.columns import get_column
 
         Xt_all = as_feature_table(X)
         n = len(Xt_all)
@@ -549,7 +472,7 @@ class TemplateModel(SolverParams):
         Fixed and unidentified coefficients get ``(nan, nan)``.
         """
         self._check_fitted()
-        _check_level(level)
+        check_level(level)
         z = NormalDist().inv_cdf(0.5 + level / 2)
         return {
             n: (v - z * self.stderr_[n], v + z * self.stderr_[n]) for n, v in self.params_.items()
@@ -563,7 +486,7 @@ class TemplateModel(SolverParams):
         is multiplicative: ``(pred / k, pred * k)``.
         """
         self._check_fitted()
-        _check_level(level)
+        check_level(level)
         Xt = as_feature_table(X)
         pred = _core.template_value(self.template_name, Xt, self.coef_)
         G = (

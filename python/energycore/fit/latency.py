@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from energycore._columns import FEATURES, FloatArray, as_feature_table, as_target
-from energycore._persist import read_json
-from energycore.model import SolverParams, TpotModel, TtftModel
+from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target
+from energycore._util.persist import read_json
+from energycore.fit.energy import SolverParams, TpotModel, TtftModel
 
 __all__ = ["LatencyModel"]
 
@@ -37,7 +37,7 @@ class LatencyModel(SolverParams):
     Parameters
     ----------
     loss, f_scale, n_starts, seed, max_iter, n_threads, tol
-        As in :class:`~energycore.model.SolverParams`; used for both halves.
+        As in :class:`~energycore.fit.energy.SolverParams`; used for both halves.
     fixed : dict of str to float, optional
         Coefficients held at given values, by name across both templates (``a1`` ... ``a6``
         for time to first token, ``c1`` ... ``c6`` for time per output token), e.g.

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from energycore.simulate.catalog import GPU, ModelSpec
 from energycore.simulate.node import PREFILL_CHUNK
-from energycore.space import ConfigSpace
+from energycore.space.configspace import ConfigSpace
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore._columns import FEATURES
-from energycore._journal import normalize_config
+from energycore._util.columns import FEATURES
+from energycore.campaign.journal import normalize_config
 
 PLANS = ("random", "latin_hypercube", "d_optimal", "all")
 #: Valid points a space may have for planning (they are enumerated).
@@ -34,7 +34,7 @@ def candidates(space_or_configs: Any) -> tuple[list[dict[str, Any]], list[str]]:
     A :class:`~energycore.ConfigSpace` gives its valid points (axes and fixed values, not derived
     columns); a sequence of mappings (or a DataFrame) is taken as it is.
     """
-    from energycore.space import ConfigSpace
+    from energycore.space.configspace import ConfigSpace
 
     if isinstance(space_or_configs, ConfigSpace):
         space = space_or_configs
@@ -163,7 +163,7 @@ def _latin_hypercube(
 # ------------------------------------------------------------------ D-optimal
 def _prior(prior: Any) -> tuple[str, np.ndarray]:
     """The energy template and the coefficients at which the design is evaluated."""
-    from energycore.model import EnergyModel
+    from energycore.fit.energy import EnergyModel
 
     name = EnergyModel.default_template
     if isinstance(prior, EnergyModel):

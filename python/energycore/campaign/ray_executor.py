@@ -1,4 +1,4 @@
-"""The Ray executor of :class:`~energycore.profile.Campaign`.
+"""The Ray executor of :class:`~energycore.campaign.campaign.Campaign`.
 
 Each configuration is a Ray task asking for ``num_gpus = tp * pp`` (a workload that needs a
 meter) or one CPU (the simulator), or the options the user gives. Results stream back to the
@@ -14,11 +14,11 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from energycore import _journal
-from energycore.profile import run_one
+from energycore.campaign import journal as _journal
+from energycore.campaign.run import run_one
 
 if TYPE_CHECKING:
-    from energycore.profile import Campaign
+    from energycore.campaign.campaign import Campaign
 
 
 def _task(

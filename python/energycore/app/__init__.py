@@ -1,0 +1,1 @@
+"""App: the ``energycore`` command, the demo and the plots (the top layer)."""

@@ -1,0 +1,25 @@
+"""Fit: closed-form energy and latency models on the C++ Levenberg-Marquardt solver.
+
+- :class:`EnergyModel`: joules per batch over all GPUs (template ``energy_v2``; docs/model.md);
+- :class:`TtftModel`, :class:`TpotModel`, :class:`LatencyModel`: time to first token and time
+  per output token in the same shape;
+- :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates.
+"""
+
+from __future__ import annotations
+
+from energycore.fit.energy import EnergyModel, SolverParams, TemplateModel, TpotModel, TtftModel
+from energycore.fit.latency import LatencyModel
+from energycore.fit.results import BootstrapResult, FitResult, IdentifiabilityWarning
+
+__all__ = [
+    "BootstrapResult",
+    "EnergyModel",
+    "FitResult",
+    "IdentifiabilityWarning",
+    "LatencyModel",
+    "SolverParams",
+    "TemplateModel",
+    "TpotModel",
+    "TtftModel",
+]
