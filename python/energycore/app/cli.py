@@ -8,7 +8,6 @@ problem and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 import warnings
@@ -22,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from energycore.data import read_csv, records_to_columns, write_csv
 
 app = typer.Typer(
     name="energycore",
@@ -74,58 +75,6 @@ def _progress(total: int, what: str) -> Iterator[Callable[[int], None]]:
 
 
 # --------------------------------------------------------------------------- files
-def read_csv(path: Path) -> dict[str, np.ndarray]:
-    """A CSV as named columns: numeric columns as float arrays, others as object arrays."""
-    if not path.is_file():
-        raise CLIError(f"{path}: no such file")
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(line for line in fh if not line.startswith("#"))
-            rows = list(reader)
-            names = list(reader.fieldnames or [])
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise CLIError(f"{path}: not a readable CSV file ({e})") from None
-    if not names or not rows:
-        raise CLIError(f"{path}: no rows (an empty or header-only CSV)")
-    cols: dict[str, np.ndarray] = {}
-    for name in names:
-        raw = [r.get(name) for r in rows]
-        try:
-            cols[name] = np.array([math.nan if v in ("", None) else float(v) for v in raw])
-        except ValueError:
-            cols[name] = np.array(["" if v is None else v for v in raw], dtype=object)
-    return cols
-
-
-def write_csv(path: Path, cols: dict[str, Any]) -> None:
-    """Named columns (equal length) to a CSV file."""
-    names = list(cols)
-    n = len(next(iter(cols.values()))) if cols else 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(names)
-        for i in range(n):
-            w.writerow([_cell(cols[k][i]) for k in names])
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, (float, np.floating)):
-        return "" if not np.isfinite(v) else repr(float(v))
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
-def _records_to_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    names: list[str] = []
-    for r in records:
-        names += [k for k in r if k not in names]
-    return {k: [r.get(k, math.nan) for r in records] for k in names}
-
-
 def _ok_rows(cols: dict[str, np.ndarray], path: Path, target: str) -> dict[str, np.ndarray]:
     """Rows that were measured successfully and carry the target."""
     missing = [c for c in (*FEATURES, target) if c not in cols]
@@ -238,7 +187,7 @@ def demo(
         )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "measurements.csv"
-    write_csv(csv_path, _records_to_columns(res.measurements))
+    write_csv(csv_path, records_to_columns(res.measurements))
     res.energy_model.save(out / "model.json")
     res.ttft_model.save(_sibling(out / "model.json", "ttft"))
     res.tpot_model.save(_sibling(out / "model.json", "tpot"))
@@ -366,7 +315,7 @@ def simulate(
             )
     else:
         records, failed = _simulate_plan(wl, plan)
-    write_csv(output, _records_to_columns(records))
+    write_csv(output, records_to_columns(records))
     console.print(
         f"wrote {output}: {len(records) - failed} simulated measurements, {failed} failed "
         f"(invalid configurations, reason recorded)",

@@ -20,8 +20,20 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "energycore.journal"
-FORMAT_VERSION = 1
+from energycore.data import JOURNAL_FORMAT as FORMAT
+from energycore.data import JOURNAL_FORMAT_VERSION as FORMAT_VERSION
+from energycore.data import read_journal as read
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Writer",
+    "config_key",
+    "dumps",
+    "normalize_config",
+    "plan_hash",
+    "read",
+]
 
 
 def _plain(v: Any) -> Any:
@@ -86,49 +98,6 @@ def _json_default(v: Any) -> Any:
 def dumps(record: Mapping[str, Any]) -> str:
     """One record as a single JSON line (no newline inside)."""
     return json.dumps(record, default=_json_default, separators=(",", ":"))
-
-
-def read(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The header (None for a missing or empty journal) and the result records of a journal.
-
-    A trailing line without its newline (a write cut by a crash) is ignored. ``ValueError`` for
-    a file that is not a journal or has a damaged complete line.
-    """
-    p = Path(path)
-    if not p.exists():
-        return None, []
-    if p.is_dir():
-        raise ValueError(f"journal: {p} is a directory")
-    data = p.read_bytes()
-    end = data.rfind(b"\n") + 1  # everything after the last newline is a partial record
-    header: dict[str, Any] | None = None
-    records: list[dict[str, Any]] = []
-    for lineno, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"journal {p}: line {lineno} is not valid JSON ({e})") from None
-        if not isinstance(rec, dict) or "type" not in rec:
-            raise ValueError(f"journal {p}: line {lineno} is not a journal record")
-        if header is None:
-            if rec["type"] != "header" or rec.get("format") != FORMAT:
-                raise ValueError(f"journal {p}: not an energycore journal (no header line)")
-            version = rec.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ValueError(
-                    f"journal {p}: format_version {version!r} is not readable by this energycore "
-                    f"(reads up to {FORMAT_VERSION})"
-                )
-            header = rec
-        elif rec["type"] == "result":
-            if not isinstance(rec.get("key"), str):
-                raise ValueError(f"journal {p}: line {lineno}: result record without a key")
-            records.append(rec)
-        else:
-            raise ValueError(f"journal {p}: line {lineno}: unknown record type {rec['type']!r}")
-    return header, records
 
 
 def _lock(f: Any, path: Path) -> None:
