@@ -34,10 +34,10 @@ from scipy.optimize import nnls
 from sklearn.ensemble import GradientBoostingRegressor
 
 from energycore import EnergyModel, TpotModel, TtftModel
+from energycore._util.columns import FEATURES
 from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 from energycore.simulate import Node, _grid
 
-FEATURES = ("tp", "pp", "batch", "input_len", "output_len")
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")
 GPUS = ("A100", "H100", "H200", "B200", "L40S", "MI300X")
 WORKLOADS = ((512, 256), (2048, 128), (128, 1024))

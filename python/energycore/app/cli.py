@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from energycore._util.columns import FEATURES
 from energycore.data import read_csv, records_to_columns, write_csv
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
-FEATURES = ("tp", "pp", "batch", "input_len", "output_len")
+
 LATENCY_KINDS = ("ttft", "tpot")
 
 

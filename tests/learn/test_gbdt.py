@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from energycore import GradientBoosting, _core
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _data(n: int = 400, p: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,58 +1,17 @@
 """Models attached to a ConfigSpace: scores equal the models' own predictions, per-GPU models,
 the precomputed model table equals direct scoring, and bad model arguments give clear errors.
-
-Also the shared helper ``fitted`` (imported by the other space tests): energy and latency
-models fitted to noise-free data generated from known coefficients.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 
 import numpy as np
 import pytest
 
-from energycore import ConfigSpace, EnergyModel, LatencyModel, TtftModel, _core
+from energycore import ConfigSpace, EnergyModel, LatencyModel, TtftModel
 from energycore._util.columns import FEATURES
-
-TRUE = {
-    "energy_v1": np.array([1e-3, 1e-8, 0.1, 0.1, 1e-4, 1.0, 1e-2, 1e-6, 0.1, 0.1, 1e-3, 1.0]),
-    "ttft_v1": np.array([1e-5, 1e-10, -0.8, 0.1, 1e-6, 1e-2]),
-    "tpot_v1": np.array([1e-2, 1e-5, 1e-9, -0.7, 0.1, 1e-6]),
-}
-
-
-def _data(scale: float, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    n = 160
-    X = {
-        "tp": rng.choice([1, 2, 4, 8], n).astype(float),
-        "pp": rng.choice([1, 2, 4], n).astype(float),
-        "batch": rng.choice([1, 4, 16, 64], n).astype(float),
-        "input_len": rng.choice([128, 512, 2048], n).astype(float),
-        "output_len": rng.choice([64, 256], n).astype(float),
-    }
-    T = np.column_stack([X[k] for k in FEATURES])
-    y = {k: scale * _core.template_value(k, T, th, 1) for k, th in TRUE.items()}
-    return X, y
-
-
-@functools.cache
-def fitted(scale: float = 1.0, seed: int = 0) -> tuple[EnergyModel, LatencyModel]:
-    """An EnergyModel and a LatencyModel fitted to data from TRUE scaled by ``scale``."""
-    X, y = _data(scale, seed)
-    em = EnergyModel(n_threads=1).fit(X, y["energy_v1"])
-    lm = LatencyModel(n_threads=1).fit(X, y["ttft_v1"], y["tpot_v1"])
-    return em, lm
-
-
-SPACE = {
-    "tp": [1, 2, 4, 8],
-    "pp": [1, 2],
-    "batch": ConfigSpace.powers_of_two(1, 64),
-    "gpu": ["H100", "A100"],
-}
+from tests.helpers import SPACE, fitted
 
 
 def _frame_features(cols: dict[str, np.ndarray], **fixed: float) -> dict[str, np.ndarray]:

@@ -13,8 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from energycore import ConfigSpace, Selector
-
-from .test_space_models import SPACE, fitted
+from tests.helpers import SPACE, fitted
 
 AXES = {**SPACE, "batch": ConfigSpace.powers_of_two(1, 256), "flag": [False, True]}
 CONSTRAINTS = [

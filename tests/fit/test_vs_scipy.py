@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from energycore import EnergyModel, _core
-
-from ._energy_data import noisy_problem, table
+from tests.helpers import noisy_problem, table
 
 scipy_optimize = pytest.importorskip("scipy.optimize")
 

@@ -10,8 +10,8 @@ import pytest
 
 from energycore import LatencyModel, TpotModel, TtftModel, _core
 from energycore._util.columns import FEATURES
-
-from .test_space_models import TRUE, _data
+from tests.helpers import TRUE
+from tests.helpers import template_data as _data
 
 
 def test_fit_recovers_known_coefficients_from_noise_free_data() -> None:
@@ -119,7 +119,7 @@ def test_bad_input_and_unfitted() -> None:
 
 
 def test_version_1_file_keeps_loading() -> None:
-    path = Path(__file__).resolve().parent / "fixtures" / "latency_model_v1.json"
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "latency_model_v1.json"
     lm = LatencyModel.load(path)
     assert json.loads(path.read_text())["format_version"] == 1
     X, y = _data(1.0, seed=11)

@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energycore import EnergyModel, IdentifiabilityWarning, TpotModel, TtftModel, _core
+from tests.helpers import draw_design, draw_theta, energy, noisy_problem, table
 
-from ._energy_data import draw_design, draw_theta, energy, noisy_problem, table
-
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @settings(max_examples=15, deadline=None)

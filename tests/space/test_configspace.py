@@ -20,8 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from energycore import ConfigSpace
-
-from .test_space_models import SPACE, fitted
+from tests.helpers import SPACE, fitted
 
 NUMERIC_NAMES = ["tp", "pp", "batch", "a", "b"]
 
@@ -532,7 +531,7 @@ def test_concurrent_queries_from_eight_threads_equal_serial() -> None:
         assert out[t] == serial[t:] + serial[:t]
 
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_version_1_space_file_keeps_loading() -> None:

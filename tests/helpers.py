@@ -1,0 +1,97 @@
+"""Helpers shared by the test modules (the one place for them: no test module imports another).
+
+- synthetic data from the energy template itself, for fit tests;
+- ``TRUE``, ``template_data``, ``fitted``: energy and latency models fitted to noise-free data
+  generated from known coefficients, and ``SPACE``, a small space, for the space and selector tests.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from energycore import ConfigSpace, EnergyModel, LatencyModel, _core
+from energycore._util.columns import FEATURES
+
+
+def draw_design(rng: np.random.Generator, n: int = 50) -> dict[str, np.ndarray]:
+    """A design that varies every feature (tp, pp, batch and both lengths)."""
+    return {
+        "tp": rng.choice([1, 2, 4, 8], n),
+        "pp": rng.choice([1, 2, 4], n),
+        "batch": rng.choice([1, 2, 4, 8, 16, 32, 64, 128], n),
+        "input_len": rng.integers(16, 8192, n),
+        "output_len": rng.integers(16, 2048, n),
+    }
+
+
+def draw_theta(rng: np.random.Generator) -> np.ndarray:
+    """Coefficients of realistic magnitude, spanning about eight orders of magnitude."""
+    u = rng.uniform
+    return np.array(
+        [
+            10 ** u(-4, -2), 10 ** u(-9, -7), u(-0.5, 1.5), u(0, 0.5), 10 ** u(-5, -3),
+            10 ** u(-1, 1), 10 ** u(-3, -1), 10 ** u(-8, -6), u(-0.5, 1.5), u(0, 0.5),
+            10 ** u(-4, -2), 10 ** u(-1, 1.5),
+        ]
+    )  # fmt: skip
+
+
+def table(X: dict[str, np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(np.column_stack([X[k] for k in FEATURES]), dtype=np.float64)
+
+
+#: The template EnergyModel fits unless told otherwise.
+DEFAULT = "energy_v2"
+
+
+def energy(X: dict[str, np.ndarray], theta: np.ndarray, template: str = DEFAULT) -> np.ndarray:
+    return _core.template_value(template, table(X), theta)
+
+
+def noisy_problem(seed: int, n: int = 50, noise: float = 0.01, template: str = DEFAULT):
+    rng = np.random.default_rng(seed)
+    X = draw_design(rng, n)
+    theta = draw_theta(rng)
+    y = energy(X, theta, template) * np.exp(rng.normal(0.0, noise, n))
+    return X, y, theta
+
+
+TRUE = {
+    "energy_v1": np.array([1e-3, 1e-8, 0.1, 0.1, 1e-4, 1.0, 1e-2, 1e-6, 0.1, 0.1, 1e-3, 1.0]),
+    "ttft_v1": np.array([1e-5, 1e-10, -0.8, 0.1, 1e-6, 1e-2]),
+    "tpot_v1": np.array([1e-2, 1e-5, 1e-9, -0.7, 0.1, 1e-6]),
+}
+
+
+def template_data(scale: float, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    n = 160
+    X = {
+        "tp": rng.choice([1, 2, 4, 8], n).astype(float),
+        "pp": rng.choice([1, 2, 4], n).astype(float),
+        "batch": rng.choice([1, 4, 16, 64], n).astype(float),
+        "input_len": rng.choice([128, 512, 2048], n).astype(float),
+        "output_len": rng.choice([64, 256], n).astype(float),
+    }
+    T = np.column_stack([X[k] for k in FEATURES])
+    y = {k: scale * _core.template_value(k, T, th, 1) for k, th in TRUE.items()}
+    return X, y
+
+
+@functools.cache
+def fitted(scale: float = 1.0, seed: int = 0) -> tuple[EnergyModel, LatencyModel]:
+    """An EnergyModel and a LatencyModel fitted to data from TRUE scaled by ``scale``."""
+    X, y = template_data(scale, seed)
+    em = EnergyModel(n_threads=1).fit(X, y["energy_v1"])
+    lm = LatencyModel(n_threads=1).fit(X, y["ttft_v1"], y["tpot_v1"])
+    return em, lm
+
+
+SPACE = {
+    "tp": [1, 2, 4, 8],
+    "pp": [1, 2],
+    "batch": ConfigSpace.powers_of_two(1, 64),
+    "gpu": ["H100", "A100"],
+}
