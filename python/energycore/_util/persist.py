@@ -23,3 +23,33 @@ def read_json(path: str | Path, what: str) -> Any:
     except OSError as e:
         raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from None
     return parse_json(text, what, str(path))
+
+
+def check_format(d: Any, fmt: str, newest: int, what: str, kind: str) -> int:
+    """Check the ``format`` and ``format_version`` of a loaded file; return the version.
+
+    Parameters
+    ----------
+    d : the parsed JSON document.
+    fmt : the expected ``format`` string (e.g. ``"energycore.model"``).
+    newest : the newest version this energycore reads.
+    what : the prefix of error messages (``"model file"``).
+    kind : the words for "not a ..." (``"an energycore model"``).
+
+    Raises
+    ------
+    ValueError
+        For a document that is not a mapping, has another format, a version that is not a
+        positive integer, or one newer than ``newest``.
+    """
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise ValueError(f"{what}: not {kind} (missing 'format')")
+    version = d.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{what}: bad format_version {version!r}")
+    if version > newest:
+        raise ValueError(
+            f"{what}: format_version {version} was written by a newer energycore "
+            f"(this one reads up to {newest}); upgrade energycore"
+        )
+    return version

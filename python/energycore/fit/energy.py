@@ -24,7 +24,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
-from energycore._util.persist import read_json
+from energycore._util.persist import check_format, read_json
 from energycore.fit.results import (
     BootstrapResult,
     FitResult,
@@ -576,16 +576,7 @@ class TemplateModel(SolverParams):
 
     @classmethod
     def _from_dict(cls: type[M], d: Any) -> M:
-        if not isinstance(d, dict) or d.get("format") != "energycore.model":
-            raise ValueError("model file: not an energycore model (missing 'format')")
-        version = d.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise ValueError(f"model file: bad format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"model file: format_version {version} was written by a newer energycore "
-                f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
-            )
+        check_format(d, "energycore.model", FORMAT_VERSION, "model file", "an energycore model")
         template = d.get("template")
         allowed = cls.templates or (cls.default_template,)
         if template not in allowed:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target
-from energycore._util.persist import read_json
+from energycore._util.persist import check_format, read_json
 from energycore.fit.energy import SolverParams, TpotModel, TtftModel
 
 __all__ = ["LatencyModel"]
@@ -169,16 +169,13 @@ class LatencyModel(SolverParams):
     @classmethod
     def from_dict(cls, d: Any) -> LatencyModel:
         """Rebuild from :meth:`to_dict` output; ``ValueError`` on anything malformed."""
-        if not isinstance(d, dict) or d.get("format") != "energycore.latency_model":
-            raise ValueError("model file: not an energycore latency model (missing 'format')")
-        version = d.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise ValueError(f"model file: bad format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"model file: format_version {version} was written by a newer energycore "
-                f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
-            )
+        check_format(
+            d,
+            "energycore.latency_model",
+            FORMAT_VERSION,
+            "model file",
+            "an energycore latency model",
+        )
         try:
             model = cls(**d["hyper"])
         except TypeError as e:

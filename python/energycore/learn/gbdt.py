@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from energycore import _core
-from energycore._util.persist import parse_json, read_json
+from energycore._util.persist import check_format, parse_json, read_json
 from energycore.learn._estimator import (
     BaseEstimator,
     NotFittedError,
@@ -290,16 +290,7 @@ class BoostingBase(BaseEstimator):
     def from_dict(cls: type[B], d: Any) -> B:
         """Inverse of :meth:`to_dict`; anything malformed raises ``ValueError``."""
         what = f"{cls.__name__} file"
-        if not isinstance(d, dict) or d.get("format") != _FORMAT:
-            raise ValueError(f"{what}: not an energycore gradient-boosting model")
-        version = d.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ValueError(f"{what}: bad format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{what}: format_version {version} was written by a newer energycore "
-                f"(this one reads up to {FORMAT_VERSION})"
-            )
+        check_format(d, _FORMAT, FORMAT_VERSION, what, "an energycore gradient-boosting model")
         if d.get("estimator") != cls.__name__:
             raise ValueError(f"{what}: holds a {d.get('estimator')!r}, not a {cls.__name__}")
         params, model, extra = d.get("params"), d.get("model"), d.get("extra")

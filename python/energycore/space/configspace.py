@@ -48,7 +48,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._util.columns import FEATURES
-from energycore._util.persist import parse_json, read_json
+from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
@@ -825,16 +825,7 @@ class ConfigSpace:
     @classmethod
     def from_dict(cls, d: Any) -> ConfigSpace:
         """Rebuild a space from :meth:`to_dict` output; ``ValueError`` on anything malformed."""
-        if not isinstance(d, dict) or d.get("format") != "energycore.space":
-            raise ValueError("space file: not an energycore space (missing 'format')")
-        version = d.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise ValueError(f"space file: bad format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"space file: format_version {version} was written by a newer energycore "
-                f"(this one reads up to {FORMAT_VERSION}); upgrade energycore"
-            )
+        check_format(d, "energycore.space", FORMAT_VERSION, "space file", "an energycore space")
         try:
             axes = {}
             for a in d["axes"]:
