@@ -35,8 +35,10 @@ from sklearn.ensemble import GradientBoostingRegressor
 
 from energycore import EnergyModel, TpotModel, TtftModel
 from energycore._util.columns import FEATURES
+from energycore._util.select import constrained_argmin
+from energycore.app import grid as _grid
 from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
-from energycore.simulate import Node, _grid
+from energycore.simulate import Node
 
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")
 GPUS = ("A100", "H100", "H200", "B200", "L40S", "MI300X")
@@ -174,17 +176,15 @@ def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int, 
                     continue
                 for factor in LIMITS:
                     limit = factor * np.min(t["latency_s"][ok])
-                    opt = _grid.constrained_argmin(
-                        t["energy_per_request_j"], ok, t["latency_s"], limit
-                    )
-                    fastest = _grid.constrained_argmin(t["latency_s"], ok)
+                    opt = constrained_argmin(t["energy_per_request_j"], ok, t["latency_s"], limit)
+                    fastest = constrained_argmin(t["latency_s"], ok)
                     if opt is None:
                         continue
                     n_scen += 1
                     differ += int(opt != fastest)
                     e_opt = t["energy_per_request_j"][opt]
                     gpu_s = _grid.gpu_seconds_per_request(t["latency_s"], X)
-                    thr = _grid.constrained_argmin(gpu_s, ok, t["latency_s"], limit)
+                    thr = constrained_argmin(gpu_s, ok, t["latency_s"], limit)
                     thr_extra.append(float(t["energy_per_request_j"][thr] / e_opt - 1.0))
                     for (name, n), p in preds.items():
                         rec: dict[str, Any] = {"method": name, "n": n, "top1": False,
@@ -193,7 +193,7 @@ def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int, 
                                                "limit": factor}  # fmt: skip
                         if p is not None:
                             e, lat = p.predict(X)
-                            pick = _grid.constrained_argmin(e, ok, lat, limit)
+                            pick = constrained_argmin(e, ok, lat, limit)
                             if pick is not None:
                                 rec["top1"] = pick == opt
                                 # a pick that breaks the limit can use less energy than

@@ -29,12 +29,6 @@ def test_pareto_and_residual_plots_write_pngs(tmp_path: Path) -> None:
         assert f.read_bytes()[:8] == PNG
 
 
-def test_front_is_non_dominated() -> None:
-    x = np.array([1.0, 2.0, 3.0, 2.5, np.nan])
-    y = np.array([5.0, 3.0, 1.0, 4.0, 0.1])
-    assert list(plots._front(x, y)) == [0, 1, 2]
-
-
 def test_without_matplotlib_plots_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from energycore._util.select import constrained_argmin
 from energycore.app import grid as _grid
 from energycore.simulate.simulator import SOURCE, Node
 from energycore.simulate.workload import Workload
@@ -256,14 +257,14 @@ def run_demo(
     position = {int(p): i for i, p in enumerate(cand["index"])}
     pick = position[sel.index] if sel.feasible else None
     lat_opt = position[fastest.index] if fastest.feasible else None
-    optimum = _grid.constrained_argmin(
+    optimum = constrained_argmin(
         truth["energy_per_request_j"], feasible, truth["latency_s"], latency_limit
     )
     # What a throughput tuner deploys: the most requests per GPU-second (replicas fill the
     # node) within the limit, judged by the same fitted latency model.
     every = np.ones(len(cand["index"]), dtype=bool)
     gpu_s = _grid.gpu_seconds_per_request(cand["pred_latency_s"], cand)
-    thr_opt = _grid.constrained_argmin(gpu_s, every, cand["pred_latency_s"], latency_limit)
+    thr_opt = constrained_argmin(gpu_s, every, cand["pred_latency_s"], latency_limit)
     if pick is not None and truth["latency_s"][pick] > latency_limit:
         notes.append(
             f"the pick's true latency {truth['latency_s'][pick]:.2f} s exceeds the limit "

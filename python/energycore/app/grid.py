@@ -106,35 +106,6 @@ def gpu_seconds_per_request(latency_s: FloatArray, X: dict[str, Any]) -> FloatAr
     return latency_s * X["tp"] * X["pp"] / X["batch"]
 
 
-def constrained_argmin(
-    objective: FloatArray,
-    feasible: npt.NDArray[np.bool_],
-    limit_value: FloatArray | None = None,
-    limit: float | None = None,
-) -> int | None:
-    """Index of the smallest objective among feasible rows (and ``limit_value <= limit``)."""
-    ok = feasible & np.isfinite(objective)
-    if limit is not None and limit_value is not None:
-        ok &= limit_value <= limit
-    if not ok.any():
-        return None
-    idx = np.flatnonzero(ok)
-    return int(idx[np.argmin(objective[idx])])
-
-
-def pareto_mask(x: FloatArray, y: FloatArray) -> npt.NDArray[np.bool_]:
-    """Rows not dominated in (x, y), both minimised (NaN rows are never on the front)."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    order = np.lexsort((y, x))
-    mask = np.zeros(len(x), dtype=bool)
-    best = np.inf
-    for i in order:
-        if ok[i] and y[i] < best:
-            mask[i] = True
-            best = y[i]
-    return mask
-
-
 def take(cols: dict[str, Any], i: int) -> dict[str, Any]:
     """One row of a dict of arrays as plain Python values."""
     out: dict[str, Any] = {}

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from energycore._util.select import pareto_indices
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -31,18 +33,6 @@ def _pyplot() -> Any:
             "matplotlib is not installed (pip install 'energycore[plot]')"
         ) from None
     return plt
-
-
-def _front(x: FloatArray, y: FloatArray) -> npt.NDArray[np.intp]:
-    """Indices of the non-dominated points (both minimised), sorted by x."""
-    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    order = ok[np.lexsort((y[ok], x[ok]))]
-    keep, best = [], np.inf
-    for i in order:
-        if y[i] < best:
-            keep.append(i)
-            best = y[i]
-    return np.array(keep, dtype=np.intp)
 
 
 def pareto_plot(
@@ -94,7 +84,7 @@ def pareto_plot(
     try:
         lat, en = np.asarray(latency_s, float), np.asarray(energy_j, float)
         ax.scatter(lat, en, s=12, c="0.75", label=f"configurations ({reference_label})", zorder=1)
-        f = _front(lat, en)
+        f = pareto_indices(lat, en)
         ax.plot(
             lat[f],
             en[f],
@@ -107,7 +97,7 @@ def pareto_plot(
         if predicted_latency_s is not None and predicted_energy_j is not None:
             pl = np.asarray(predicted_latency_s, float)
             pe = np.asarray(predicted_energy_j, float)
-            fp = _front(pl, pe)
+            fp = pareto_indices(pl, pe)
             ax.plot(pl[fp], pe[fp], "--", c="tab:blue", lw=1.5, label="predicted Pareto front")
         if measured_latency_s is not None and measured_energy_j is not None:
             ax.scatter(
