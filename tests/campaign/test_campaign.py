@@ -20,7 +20,11 @@ from energycore.campaign.journal import config_key
 from energycore.measure import GPULostError, Measurement
 from energycore.simulate import Workload
 
-pd = pytest.importorskip("pandas")
+try:
+    import pandas as pd
+except ImportError:  # the tests that need it are marked
+    pd = None
+needs_pandas = pytest.mark.skipif(pd is None, reason="needs pandas (to_frame, DataFrame input)")
 
 SPACE = ConfigSpace(
     {
@@ -85,6 +89,7 @@ def test_d_optimal_identifies_all_twelve_coefficients() -> None:
     assert _plans.log_det_information(d_opt) > max(dets) + 5  # e^5 times more information
 
 
+@needs_pandas
 def test_d_optimal_prior_and_missing_features() -> None:
     model = EnergyModel()
     info = model.template_info()
@@ -152,6 +157,7 @@ def test_bad_inputs() -> None:
         Campaign(ConfigSpace({"tp": [2, 4]}, constraints=["tp > 8"]), sim())
 
 
+@needs_pandas
 def test_list_of_configs_and_plan_all() -> None:
     cfgs = [{"tp": 8, "pp": 1, "batch": b, "input_len": 256, "output_len": 64} for b in (1, 4, 16)]
     c = Campaign(cfgs, sim(), plan="all", n=None, progress=False).run()
@@ -161,6 +167,7 @@ def test_list_of_configs_and_plan_all() -> None:
 
 
 # ------------------------------------------------------------------ running and the journal
+@needs_pandas
 def test_run_gives_a_frame_the_energy_model_fits(tmp_path: Path) -> None:
     c = Campaign(SPACE, sim(), plan="d_optimal", n=50, journal=tmp_path / "j.jsonl").run()
     assert c.done
@@ -170,9 +177,10 @@ def test_run_gives_a_frame_the_energy_model_fits(tmp_path: Path) -> None:
         assert col in f.columns
     model = EnergyModel().fit(f, "energy_j")
     pred = model.predict(f)
-    assert np.median(np.abs(np.log(pred / f["energy_j"]))) < 0.2
+    assert np.median(np.abs(np.log(pred / f["energy_j"]))) < 0.06  # measured 0.028
 
 
+@needs_pandas
 def test_journal_format(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     c = Campaign(SMALL, sim(), n=5, seed=2, journal=path).run()
@@ -248,6 +256,7 @@ def test_damaged_journal_is_an_error(tmp_path: Path) -> None:
     assert read_journal(tmp_path / "missing.jsonl") == (None, [])
 
 
+@needs_pandas
 def test_a_failing_configuration_is_recorded_and_the_campaign_goes_on(tmp_path: Path) -> None:
     w = Counting(fail_tp=2)
     c = Campaign(SMALL, w, n=None, journal=tmp_path / "j.jsonl").run()
@@ -273,6 +282,7 @@ def test_warmup_cooldown_and_progress(capsys: pytest.CaptureFixture[str]) -> Non
     assert "3/3" in capsys.readouterr().err
 
 
+@needs_pandas
 def test_export_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     c = Campaign(SMALL, sim(), n=4).run()
     c.to_csv(tmp_path / "r.csv")
@@ -293,6 +303,7 @@ def test_export_csv_and_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 # ------------------------------------------------------------------ real meters (fake NVML)
+@needs_pandas
 def test_meter_workload_with_windows(fake_nvml: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_nvml.setenv("FAKE_NVML_DEVICES", "2")
     fake_nvml.setenv("FAKE_NVML_POWER_W", "200,100")

@@ -327,4 +327,5 @@ def test_windows_from_several_threads(fake_nvml: pytest.MonkeyPatch) -> None:
             assert meter.open_windows == ()
     assert not errors and len(results) == 240
     for m in results:
-        assert m.total_energy_j == pytest.approx(50 * m.wall_s, rel=0.05, abs=0.03)
+        # measured: at most 0.001 J apart (windows of ~0.03 J) on a loaded 2-core machine
+        assert m.total_energy_j == pytest.approx(50 * m.wall_s, rel=0.05, abs=0.0025)

@@ -181,8 +181,8 @@ def test_the_simulator_is_not_the_closed_form() -> None:
     model = EnergyModel().fit({k: v[train] for k, v in data.items()}, y[train])
     test = {k: v[~train] for k, v in data.items()}
     s = model.score(test, y[~train])
-    assert s["mape"] < 0.2  # it describes the physics...
-    assert s["rmse_log"] > 0.005  # ...but is not it
+    assert s["mape"] < 0.10  # it describes the physics (measured 0.050)...
+    assert s["rmse_log"] > 0.03  # ...but is not it (measured 0.064)
 
 
 # --------------------------------------------------------------------------- validity

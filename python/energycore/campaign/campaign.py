@@ -38,6 +38,7 @@ from energycore._version import __version__
 from energycore.campaign import journal as _journal
 from energycore.campaign import plans as _plans
 from energycore.campaign.run import run_one
+from energycore.data import records_to_columns, write_csv
 
 __all__ = ["EXECUTORS", "PLANS", "Campaign", "read_journal", "run_one"]
 
@@ -324,6 +325,21 @@ class Campaign:
         """Whether every planned configuration has a record."""
         return len({r["key"] for r in self.records}) == len(self.configs)
 
+    def _rows(self, include_failed: bool) -> list[dict[str, Any]]:
+        """One row per journalled configuration: its configuration, then its results."""
+        rows = []
+        for rec in sorted(self.records, key=lambda r: r.get("index", 0)):
+            if rec["status"] != "ok" and not include_failed:
+                continue
+            row = dict(rec["config"])
+            for k, v in rec.get("result", {}).items():
+                row.setdefault(k, v)
+            if include_failed:
+                row["status"] = rec["status"]
+                row["error"] = rec.get("error")
+            rows.append(row)
+        return rows
+
     def to_frame(self, include_failed: bool = False) -> Any:
         """The results as a pandas DataFrame, one row per measured configuration, in plan order.
 
@@ -339,22 +355,11 @@ class Campaign:
                 "Campaign.to_frame needs pandas (pip install pandas); records are available "
                 "as Campaign.records"
             ) from None
-        rows = []
-        for rec in sorted(self.records, key=lambda r: r.get("index", 0)):
-            if rec["status"] != "ok" and not include_failed:
-                continue
-            row = dict(rec["config"])
-            for k, v in rec.get("result", {}).items():
-                row.setdefault(k, v)
-            if include_failed:
-                row["status"] = rec["status"]
-                row["error"] = rec.get("error")
-            rows.append(row)
-        return pd.DataFrame(rows)
+        return pd.DataFrame(self._rows(include_failed))
 
     def to_csv(self, path: str | Path, include_failed: bool = False) -> None:
-        """Write :meth:`to_frame` as CSV."""
-        self.to_frame(include_failed).to_csv(path, index=False)
+        """Write :meth:`to_frame`'s table as CSV (no pandas needed)."""
+        write_csv(path, records_to_columns(self._rows(include_failed)))
 
     def to_parquet(self, path: str | Path, include_failed: bool = False) -> None:
         """Write :meth:`to_frame` as Parquet (needs pyarrow: ``pip install energycore[parquet]``)."""
