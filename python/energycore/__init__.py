@@ -41,6 +41,8 @@ _LAZY: dict[str, str] = {
     "ConfigSpace": "energycore.space",
     "Selection": "energycore.space",
     "Selector": "energycore.space",
+    "VariantSelector": "energycore.space",
+    "VariantChoice": "energycore.space",
     "GradientBoosting": "energycore.learn",
     "ValidityScorer": "energycore.learn",
     "PerformanceScorer": "energycore.learn",
@@ -75,7 +77,7 @@ if TYPE_CHECKING:
     )
     from energycore.learn import GradientBoosting, PerformanceScorer, ValidityScorer
     from energycore.measure import EnergyMeter, Measurement
-    from energycore.space import ConfigSpace, Selection, Selector
+    from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
 
 __all__ = [
     "BootstrapResult",
@@ -95,6 +97,8 @@ __all__ = [
     "TpotModel",
     "TtftModel",
     "ValidityScorer",
+    "VariantChoice",
+    "VariantSelector",
     "__version__",
     "campaign",
     "data",

@@ -3,6 +3,7 @@
 - :class:`ConfigSpace`: axes, constraint expressions, enumeration, ``argmin`` / ``pareto_front``;
 - :class:`Selector`: the same queries answered in microseconds for schedulers;
 - :class:`Selection`: the answer of a query;
+- :class:`VariantSelector`: run-time choice of a model variant under a latency budget;
 - :class:`Axis` and :mod:`~energycore.space.constraints`: the vocabulary of a space.
 """
 
@@ -12,5 +13,15 @@ from energycore.space.axes import Axis
 from energycore.space.configspace import MONOTONE_IN_LENGTHS, OBJECTIVES, ConfigSpace
 from energycore.space.selection import Selection
 from energycore.space.selector import Selector
+from energycore.space.variants import VariantChoice, VariantSelector
 
-__all__ = ["MONOTONE_IN_LENGTHS", "OBJECTIVES", "Axis", "ConfigSpace", "Selection", "Selector"]
+__all__ = [
+    "MONOTONE_IN_LENGTHS",
+    "OBJECTIVES",
+    "Axis",
+    "ConfigSpace",
+    "Selection",
+    "Selector",
+    "VariantChoice",
+    "VariantSelector",
+]
