@@ -24,6 +24,7 @@ from energycore.profile import Campaign
 from energycore.scorers import PerformanceScorer, ValidityScorer
 from energycore.selector import Selector
 from energycore.space import ConfigSpace, Selection
+from energycore.tune import Tuner
 
 __all__ = [
     "BootstrapResult",
@@ -42,6 +43,7 @@ __all__ = [
     "Selector",
     "TpotModel",
     "TtftModel",
+    "Tuner",
     "ValidityScorer",
     "__version__",
     "measure",

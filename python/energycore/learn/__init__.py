@@ -1,0 +1,1 @@
+"""Learning to tune: the :class:`~energycore.learn.tuner.Tuner` and replayable measurements."""
