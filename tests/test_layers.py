@@ -3,7 +3,8 @@
 Every ``import`` of every module (at the top, inside functions, under ``TYPE_CHECKING``) is parsed
 and checked against the layer order of docs/architecture.md:
 
-    _util, errors, _version, _core  <-  fit, measure, simulate, data  <-  space  <-  learn, campaign  <-  app
+    _util, errors, _version, _core  <-  fit, measure, simulate, data  <-  space  <-  campaign
+    <-  learn  <-  app, integrations, tune (the public namespace of the tuner)
 
 A module may import its own package and any lower layer, never a sibling package of the same
 layer nor a higher one. The root ``energycore/__init__.py`` (lazy public names) and the alias
@@ -30,9 +31,11 @@ LAYERS: dict[str, int] = {
     "simulate": 1,
     "data": 1,
     "space": 2,
-    "learn": 3,
     "campaign": 3,
-    "app": 4,
+    "learn": 4,
+    "tune": 5,
+    "app": 5,
+    "integrations": 5,
 }
 EXEMPT = {"__init__", "_aliases"}
 

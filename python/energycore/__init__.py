@@ -7,7 +7,9 @@ The package is grouped by capability, bottom layer first (a test keeps imports o
 
 - :mod:`energycore.fit`: ``EnergyModel``, ``TtftModel``, ``TpotModel``, ``LatencyModel``;
 - :mod:`energycore.space`: ``ConfigSpace``, ``Selector``, ``Selection``;
-- :mod:`energycore.learn`: ``GradientBoosting``, ``ValidityScorer``, ``PerformanceScorer``;
+- :mod:`energycore.learn`: ``GradientBoosting``, ``ValidityScorer``, ``PerformanceScorer``,
+  ``Tuner``, ``CacheReplay`` (also as :mod:`energycore.tune`);
+- :mod:`energycore.integrations`: Kernel Tuner strategy;
 - :mod:`energycore.measure`: ``EnergyMeter``, ``Measurement`` (NVML, CUDA events);
 - :mod:`energycore.campaign`: ``Campaign`` (plans, journal, resume, Ray);
 - :mod:`energycore.data`: reading and writing measurements (CSV, Parquet, JSONL, ML.ENERGY);
@@ -46,12 +48,26 @@ _LAZY: dict[str, str] = {
     "GradientBoosting": "energycore.learn",
     "ValidityScorer": "energycore.learn",
     "PerformanceScorer": "energycore.learn",
+    "Tuner": "energycore.learn",
+    "CacheReplay": "energycore.learn",
     "EnergyMeter": "energycore.measure",
     "Measurement": "energycore.measure",
     "Campaign": "energycore.campaign",
 }
 #: subpackages reachable as attributes (``energycore.simulate``) without an explicit import
-_SUBMODULES = ("app", "campaign", "data", "errors", "fit", "learn", "measure", "simulate", "space")
+_SUBMODULES = (
+    "app",
+    "campaign",
+    "data",
+    "errors",
+    "fit",
+    "integrations",
+    "learn",
+    "measure",
+    "simulate",
+    "space",
+    "tune",
+)
 
 if TYPE_CHECKING:
     from energycore import (  # noqa: F401  (subpackages, for type checkers)
@@ -75,12 +91,19 @@ if TYPE_CHECKING:
         TpotModel,
         TtftModel,
     )
-    from energycore.learn import GradientBoosting, PerformanceScorer, ValidityScorer
+    from energycore.learn import (
+        CacheReplay,
+        GradientBoosting,
+        PerformanceScorer,
+        Tuner,
+        ValidityScorer,
+    )
     from energycore.measure import EnergyMeter, Measurement
     from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
 
 __all__ = [
     "BootstrapResult",
+    "CacheReplay",
     "Campaign",
     "ConfigSpace",
     "EnergyMeter",
@@ -96,6 +119,7 @@ __all__ = [
     "Selector",
     "TpotModel",
     "TtftModel",
+    "Tuner",
     "ValidityScorer",
     "VariantChoice",
     "VariantSelector",

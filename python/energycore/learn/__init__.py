@@ -2,14 +2,18 @@
 
 - :class:`GradientBoosting`: histogram GBDT (regression, classification, pairwise ranking);
 - :class:`ValidityScorer`: which configurations fail; :class:`PerformanceScorer`: how fast the
-  valid ones run. Both scikit-learn compatible.
+  valid ones run. Both scikit-learn compatible;
+- :class:`Tuner`: the validity -> performance -> measure loop (ask/tell, journal, resume);
+  :class:`CacheReplay`: Kernel Tuner cache files as replayable measurements.
 
 Importing this package imports scikit-learn (the estimator base classes).
 """
 
 from __future__ import annotations
 
+from energycore.learn.cache import CacheReplay
 from energycore.learn.gbdt import GradientBoosting
 from energycore.learn.scorers import PerformanceScorer, ValidityScorer
+from energycore.learn.tuner import Tuner
 
-__all__ = ["GradientBoosting", "PerformanceScorer", "ValidityScorer"]
+__all__ = ["CacheReplay", "GradientBoosting", "PerformanceScorer", "Tuner", "ValidityScorer"]

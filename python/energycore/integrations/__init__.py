@@ -1,0 +1,1 @@
+"""Bridges to other tools (imported on demand; their packages are optional)."""

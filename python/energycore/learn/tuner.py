@@ -1,0 +1,789 @@
+"""The Tuner: validity model -> performance model -> measure, with ask/tell (ML²Tuner's loop).
+
+Each round the tuner refits two cheap gradient-boosted models on everything measured so far
+and scores every unmeasured configuration of the space:
+
+1. a **validity model** (:class:`~energycore.ValidityScorer`) learns which configurations fail
+   (failed measurements and failed prechecks are its negative labels). Its probability is a
+   *soft penalty*, ``validity_weight * log P(valid)``, added to the ranking score, never a hard
+   filter: a configuration the model doubts can still win if it ranks high enough.
+2. a **performance model** (:class:`~energycore.PerformanceScorer` with the pairwise objective by
+   default) learns to *order* the valid configurations by the objective (log-transformed when
+   positive). Only the order matters to a tuner, and a rank objective is robust to the heavy
+   tails of run times. Scores are standardised over the candidates, so the validity penalty is
+   in units of the ranking spread.
+3. an optional **precheck** (ML²Tuner's model A): a cheap stage run on the short list before
+   measuring (compile, read register counts). Its features feed a second performance model that
+   re-ranks the short list; a precheck that fails is a validity label and the configuration is
+   never measured.
+4. the batch is chosen greedily from the short list with a **diversity** penalty (similarity to
+   configurations already in the batch: the share of equal parameter values), and a share of it,
+   decaying linearly to zero over the budget, is **explored**: drawn at random, weighted by
+   P(valid).
+
+The first ``n_init`` measurements are a seeded random sample. Refits are fresh every round (the
+C++ trees train in milliseconds on a few hundred rows) with a per-round seed, so two runs with
+the same seed ask the same configurations.
+
+Results go to an append-only JSONL journal in the format of :class:`~energycore.Campaign`
+(``energycore._journal``); a tuner given an existing journal resumes it: everything told before a
+crash (even SIGKILL) is read back and never asked again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import numbers
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energycore._version import __version__
+from energycore.campaign import journal as _journal
+from energycore.learn.scorers import PerformanceScorer, ValidityScorer
+
+__all__ = ["Tuner"]
+
+_AUTO = "auto"
+_OK, _FAILED, _FREE, _PENDING = 2, 3, 0, 1
+
+
+def default_validity(seed: int = 0) -> ValidityScorer:
+    """The tuner's validity model: small logistic trees (few labels, refit every round)."""
+    return ValidityScorer(
+        n_estimators=40, max_depth=4, learning_rate=0.2, min_child_samples=2, random_state=seed
+    )
+
+
+def default_performance(seed: int = 0) -> PerformanceScorer:
+    """The tuner's performance model: pairwise ranking trees with row subsampling."""
+    return PerformanceScorer(
+        "pairwise", n_estimators=100, max_depth=6, subsample=0.8, random_state=seed
+    )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _clone(est: Any, seed: int) -> Any:
+    params = est.get_params()
+    if "random_state" in params:
+        params["random_state"] = seed
+    return type(est)(**params)
+
+
+def _columns_of(space: Any) -> dict[str, list[Any]]:
+    """The candidate configurations of ``space`` as named columns of plain values."""
+    from energycore.learn.cache import CacheReplay
+    from energycore.space import ConfigSpace
+
+    if isinstance(space, ConfigSpace):
+        names = [a.name for a in space.axes]
+        data = space.to_frame(limit=None, as_frame=False)
+        return {n: np.asarray(data[n]).tolist() for n in names}
+    if isinstance(space, CacheReplay):
+        return {k: v.tolist() for k, v in space.to_columns().items()}
+    if isinstance(space, Sequence) and not isinstance(space, str):
+        rows = list(space)
+        if not rows:
+            return {}
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise ValueError("space: a sequence of configurations must hold mappings")
+        names = list(rows[0])
+        for i, r in enumerate(rows):
+            if list(r) != names:
+                raise ValueError(f"space: configuration {i} has columns {list(r)}, not {names}")
+        return {n: [r[n] for r in rows] for n in names}
+    if hasattr(space, "keys") and hasattr(space, "__getitem__"):  # mapping or DataFrame
+        cols = {str(k): np.asarray(space[k]).tolist() for k in list(space.keys())}
+        lengths = {len(v) for v in cols.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"space: columns of different lengths {sorted(lengths)}")
+        return cols
+    raise ValueError(
+        "space: expected a ConfigSpace, a CacheReplay, a mapping of columns, a DataFrame or a "
+        f"list of configurations, got {type(space).__name__}"
+    )
+
+
+class Tuner:
+    """Ask/tell auto-tuner over a finite configuration space.
+
+    Parameters
+    ----------
+    space : ConfigSpace, CacheReplay, DataFrame, mapping of columns or list of dicts
+        The candidate configurations (a ``ConfigSpace`` is enumerated: every point that passes
+        its constraints). Text columns are categorical.
+    objective : str
+        The result column to optimise (``"time"`` for Kernel Tuner, ``"energy"``, any column).
+        A result may also be a bare number: the objective's value.
+    direction : {"minimize", "maximize"}
+    time_limit : float, optional
+        Optimise ``objective`` among configurations whose ``time_column`` is at most this
+        (e.g. energy under a time limit); slower ones count as valid but rank below every
+        feasible one.
+    time_column : str
+        The column ``time_limit`` applies to.
+    validity : ValidityScorer, "auto" or None
+        Validity model (refit each round, its ``random_state`` set per round); ``"auto"``: small
+        trees (:func:`default_validity`); ``None``: no validity model (failures are only
+        never asked again).
+    performance : PerformanceScorer or "auto"
+        Performance model; ``"auto"``: pairwise ranking trees (:func:`default_performance`).
+        With a regression objective, lower predictions of the (log) objective rank higher.
+    budget : int
+        Measurements to make in all (failures count; prechecks do not).
+    batch : int
+        Configurations asked per round by :meth:`run`.
+    seed : int
+        Seed of every random choice and of the models' subsampling.
+    journal : path, optional
+        JSONL journal; an existing one (same space and objective) is resumed.
+    precheck : callable, optional
+        ``precheck(config) -> mapping of numbers`` (hidden features such as register counts),
+        run on the short list before measuring; raising, returning ``None`` or ``False`` marks
+        the configuration invalid without measuring it.
+    n_init : int, optional
+        Random measurements before the models are used (default: ``batch``).
+    explore : float
+        Share of a batch drawn at random at the start; decays linearly to 0 over the budget.
+    diversity : float
+        Penalty (in standard deviations of the ranking score) for a candidate equal in every
+        parameter to one already in the batch; proportional to the share of equal values.
+    validity_weight : float
+        Weight of ``log P(valid)`` in the utility (0: the validity model is ignored).
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        objective: str = "time",
+        *,
+        direction: str = "minimize",
+        time_limit: float | None = None,
+        time_column: str = "time",
+        validity: Any = _AUTO,
+        performance: Any = _AUTO,
+        budget: int = 400,
+        batch: int = 16,
+        seed: int = 0,
+        journal: str | Path | None = None,
+        precheck: Callable[[dict[str, Any]], Any] | None = None,
+        n_init: int | None = None,
+        explore: float = 0.2,
+        diversity: float = 0.5,
+        validity_weight: float = 1.0,
+    ) -> None:
+        self.objective = self._name(objective, "objective")
+        if direction not in ("minimize", "maximize"):
+            raise ValueError(f"direction: expected 'minimize' or 'maximize', got {direction!r}")
+        self.direction = direction
+        if time_limit is not None:
+            if not isinstance(time_limit, numbers.Real) or not float(time_limit) > 0:
+                raise ValueError(f"time_limit: expected a positive number, got {time_limit!r}")
+            time_limit = float(time_limit)
+        self.time_limit = time_limit
+        self.time_column = self._name(time_column, "time_column")
+        self.budget = self._count(budget, "budget")
+        self.batch = self._count(batch, "batch")
+        self.seed = self._count(seed, "seed", minimum=0)
+        self.n_init = self.batch if n_init is None else self._count(n_init, "n_init", minimum=0)
+        for name, v in (("explore", explore), ("diversity", diversity),
+                        ("validity_weight", validity_weight)):  # fmt: skip
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+            if v < 0:
+                raise ValueError(f"{name}: must be >= 0, got {v!r}")
+        if explore > 1:
+            raise ValueError(f"explore: must be in [0, 1], got {explore!r}")
+        self.explore, self.diversity = float(explore), float(diversity)
+        self.validity_weight = float(validity_weight)
+        if validity == _AUTO:
+            validity = default_validity(self.seed)
+        if validity is not None and not hasattr(validity, "predict_proba"):
+            raise ValueError("validity: expected a ValidityScorer (predict_proba), 'auto' or None")
+        if performance == _AUTO:
+            performance = default_performance(self.seed)
+        if performance is None or not hasattr(performance, "predict"):
+            raise ValueError("performance: expected a PerformanceScorer or 'auto'")
+        self.validity, self.performance = validity, performance
+        if precheck is not None and not callable(precheck):
+            raise ValueError("precheck: expected a callable (config -> mapping of numbers)")
+        self.precheck = precheck
+
+        cols = _columns_of(space)
+        if not cols:
+            raise ValueError("space: no configurations (an empty space, no parameters)")
+        self.params: list[str] = [self._name(k, "space column") for k in cols]
+        n = len(cols[self.params[0]])
+        if n == 0:
+            raise ValueError("space: no configurations (empty, or every point fails a constraint)")
+        self._values = {k: [_plain(v) for v in cols[k]] for k in self.params}
+        self.features_ = self._encode(self._values)
+        self._lookup: dict[tuple[Any, ...], int] = {}
+        for i, row in enumerate(zip(*(self._values[k] for k in self.params))):
+            if row in self._lookup:
+                raise ValueError(f"space: configuration {dict(zip(self.params, row))} repeats")
+            self._lookup[row] = i
+        self.n_configs = n
+
+        self._state = np.full(n, _FREE, dtype=np.int8)
+        self._value = np.full(n, np.nan)  # objective of measured configurations
+        self._time = np.full(n, np.nan)  # time_column, for the time limit
+        self._hidden: dict[int, np.ndarray] = {}
+        self._hidden_names: list[str] | None = None
+        self.records_: list[dict[str, Any]] = []
+        self.p_valid_: np.ndarray | None = None
+        self.validity_model_: Any = None
+        self.performance_model_: Any = None
+        self.round_ = 0
+        self.n_resumed_ = 0
+        self.round_seconds_: list[float] = []
+        self.journal = None if journal is None else Path(journal)
+        self._writer: _journal.Writer | None = None
+        if self.journal is not None:
+            self._open_journal()
+
+    # ---- validation helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _name(v: Any, what: str) -> str:
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"{what}: expected a non-empty string, got {v!r}")
+        return v
+
+    @staticmethod
+    def _count(v: Any, what: str, minimum: int = 1) -> int:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+            raise ValueError(f"{what}: expected an integer >= {minimum}, got {v!r}")
+        return int(v)
+
+    def _encode(self, values: Mapping[str, list[Any]]) -> np.ndarray:
+        """Numeric feature matrix; text columns coded by their sorted distinct values."""
+        out = np.empty((len(values[self.params[0]]), len(self.params)))
+        self.categories_: dict[str, list[Any]] = {}
+        for j, k in enumerate(self.params):
+            col = values[k]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in col) or all(
+                isinstance(v, bool) for v in col
+            ):
+                out[:, j] = np.asarray(col, dtype=np.float64)
+            else:
+                cats = sorted({str(v) for v in col})
+                code = {c: i for i, c in enumerate(cats)}
+                self.categories_[k] = cats
+                out[:, j] = [code[str(v)] for v in col]
+        if not np.isfinite(out).all():
+            raise ValueError("space: parameter values must be finite numbers or text")
+        return out
+
+    def config(self, i: int) -> dict[str, Any]:
+        """The ``i``-th candidate configuration."""
+        return {k: self._values[k][i] for k in self.params}
+
+    def index_of(self, config: Mapping[str, Any]) -> int:
+        """Position of ``config`` in the space; ``ValueError`` for unknown parameters/points."""
+        if not isinstance(config, Mapping):
+            raise ValueError(f"config: expected a mapping, got {type(config).__name__}")
+        unknown = sorted(set(config) - set(self.params))
+        if unknown:
+            raise ValueError(
+                f"config: unknown parameter(s) {unknown} (the space has {self.params})"
+            )
+        missing = [k for k in self.params if k not in config]
+        if missing:
+            raise ValueError(f"config: missing parameter(s) {missing}")
+        key = tuple(_plain(config[k]) for k in self.params)
+        i = self._lookup.get(key)
+        if i is None:
+            raise ValueError(f"config: {dict(zip(self.params, key))} is not in the space")
+        return i
+
+    # ---- journal ---------------------------------------------------------------------------
+
+    def _space_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(repr(self.params).encode())
+        for k in self.params:
+            h.update(repr(self._values[k]).encode())
+        return h.hexdigest()
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "type": "header",
+            "format": _journal.FORMAT,
+            "format_version": _journal.FORMAT_VERSION,
+            "campaign_id": uuid.uuid4().hex,
+            "created": time.time(),
+            "energycore": __version__,
+            "plan": "tuner",
+            "n": self.n_configs,
+            "seed": self.seed,
+            "objective": self.objective,
+            "direction": self.direction,
+            "time_limit": self.time_limit,
+            "budget": self.budget,
+            "batch": self.batch,
+            "params": self.params,
+            "plan_hash": self._space_hash(),
+        }
+
+    def _open_journal(self) -> None:
+        assert self.journal is not None
+        writer = _journal.Writer(self.journal)  # lock first, then read
+        try:
+            header, records = _journal.read(self.journal)
+            if header is not None:
+                if header.get("plan") != "tuner" or header.get("plan_hash") != self._space_hash():
+                    raise ValueError(
+                        f"journal {self.journal} was written for a different space or by a "
+                        "campaign; use the same space or a new journal"
+                    )
+                for field in ("objective", "direction", "time_limit"):
+                    if header.get(field) != getattr(self, field):
+                        raise ValueError(
+                            f"journal {self.journal}: {field} was {header.get(field)!r}, now "
+                            f"{getattr(self, field)!r}; use a new journal"
+                        )
+            else:
+                writer.append(self._header())
+            for rec in records:
+                self._restore(rec)
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+        self.n_resumed_ = len(self.records_)
+        if self.records_:
+            self.round_ = max(int(r.get("round", 0)) for r in self.records_) + 1
+
+    def _restore(self, rec: dict[str, Any]) -> None:
+        try:
+            i = self.index_of(rec["config"])
+        except (KeyError, ValueError) as e:
+            raise ValueError(
+                f"journal {self.journal}: bad result record {rec.get('key')!r} ({e})"
+            ) from None
+        if self._state[i] in (_OK, _FAILED):
+            return  # a duplicate line: the first one counts
+        self._apply(i, rec)
+
+    def close(self) -> None:
+        """Release the journal (also done when the tuner is garbage collected)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> Tuner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
+    # ---- results ---------------------------------------------------------------------------
+
+    @property
+    def n_measured(self) -> int:
+        """Measurements told so far (failures included; failed prechecks not)."""
+        return sum(1 for r in self.records_ if r.get("stage", "measure") == "measure")
+
+    @property
+    def n_failed(self) -> int:
+        """Failed measurements (failed prechecks not included)."""
+        return sum(
+            1
+            for r in self.records_
+            if r.get("stage", "measure") == "measure" and r["status"] != "ok"
+        )
+
+    @property
+    def done(self) -> bool:
+        """True when the budget is spent or every configuration is measured."""
+        return self.n_measured >= self.budget or not (self._state == _FREE).any()
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.direction == "minimize" else a > b
+
+    def _feasible(self, i: int) -> bool:
+        return self.time_limit is None or (
+            math.isfinite(self._time[i]) and self._time[i] <= self.time_limit
+        )
+
+    @property
+    def best_index_(self) -> int | None:
+        """Index of the best feasible measured configuration (None before any)."""
+        best: int | None = None
+        for i in np.flatnonzero(self._state == _OK):
+            if self._feasible(int(i)) and (
+                best is None or self._better(self._value[i], self._value[best])
+            ):
+                best = int(i)
+        return best
+
+    @property
+    def best_config_(self) -> dict[str, Any] | None:
+        i = self.best_index_
+        return None if i is None else self.config(i)
+
+    @property
+    def best_value_(self) -> float:
+        i = self.best_index_
+        return math.nan if i is None else float(self._value[i])
+
+    def trace(self) -> np.ndarray:
+        """Best feasible objective after each measurement, in the order told (NaN before the
+        first valid one)."""
+        out, best = [], math.nan
+        for r in self.records_:
+            if r.get("stage", "measure") != "measure":
+                continue
+            if r["status"] == "ok":
+                i = self.index_of(r["config"])
+                v = self._value[i]
+                if self._feasible(i) and (math.isnan(best) or self._better(v, best)):
+                    best = float(v)
+            out.append(best)
+        return np.asarray(out)
+
+    def to_frame(self) -> Any:
+        """The records as a pandas DataFrame: parameters, status, stage, round, result columns."""
+        import pandas as pd
+
+        rows = []
+        for r in self.records_:
+            row = dict(r["config"])
+            row.update(status=r["status"], stage=r.get("stage", "measure"), round=r.get("round"))
+            row.update(r.get("result") or {})
+            row["error"] = r.get("error")
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    # ---- tell ------------------------------------------------------------------------------
+
+    def _classify(self, result: Any) -> tuple[str, dict[str, Any], str | None]:
+        """(status, result columns, error) of one reported result."""
+        if isinstance(result, BaseException):
+            return "failed", {}, f"{type(result).__name__}: {result}"
+        if result is None or result is False:
+            return "failed", {}, "no result"
+        if isinstance(result, numbers.Real) and not isinstance(result, bool):
+            cols: dict[str, Any] = {self.objective: float(result)}
+        elif isinstance(result, Mapping):
+            cols = {}
+            for k, v in result.items():
+                if not isinstance(k, str):
+                    return "failed", {}, f"result column names must be strings, got {k!r}"
+                if isinstance(v, np.generic):
+                    v = v.item()
+                if isinstance(v, float | int | str | bool) or v is None:
+                    cols[k] = v
+                elif isinstance(v, list | tuple) and len(v) <= 1024:
+                    cols[k] = list(v)
+                else:
+                    cols[k] = repr(v)
+            status = cols.pop("status", "ok")
+            error = cols.pop("__error__", None)
+            if error is not None or (status not in ("ok", None)):
+                return "failed", cols, str(error if error is not None else status)
+        else:
+            return "failed", {}, f"unsupported result type {type(result).__name__}"
+        v = cols.get(self.objective)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return "failed", cols, f"result has no numeric {self.objective!r} (got {v!r})"
+        if not math.isfinite(v):
+            return "failed", cols, f"{self.objective!r} is {v} (not finite)"
+        if self.time_limit is not None:
+            t = cols.get(self.time_column)
+            if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+                return "failed", cols, f"result has no finite {self.time_column!r} for time_limit"
+        return "ok", cols, None
+
+    def _apply(self, i: int, rec: dict[str, Any]) -> None:
+        self.records_.append(rec)
+        if rec["status"] == "ok":
+            self._state[i] = _OK
+            res = rec["result"]
+            self._value[i] = float(res[self.objective])
+            if self.time_limit is not None:
+                self._time[i] = float(res[self.time_column])
+        else:
+            self._state[i] = _FAILED
+        feats = rec.get("features")
+        if isinstance(feats, Mapping) and feats:
+            self._set_hidden(i, feats)
+
+    def _set_hidden(self, i: int, feats: Mapping[str, Any]) -> None:
+        if self._hidden_names is None:
+            self._hidden_names = sorted(feats)
+        row = np.full(len(self._hidden_names), np.nan)
+        for j, k in enumerate(self._hidden_names):
+            v = feats.get(k)
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                row[j] = float(v)
+        self._hidden[i] = row
+
+    def _record(self, i: int, status: str, result: dict[str, Any], error: str | None,
+                stage: str, round_: int) -> dict[str, Any]:  # fmt: skip
+        config = self.config(i)
+        rec: dict[str, Any] = {
+            "type": "result",
+            "key": _journal.config_key(config),
+            "index": i,
+            "config": config,
+            "status": status,
+            "result": result,
+            "error": error,
+            "stage": stage,
+            "round": round_,
+            "finished": time.time(),
+        }
+        if i in self._hidden and self._hidden_names is not None:
+            rec["features"] = {
+                k: (None if math.isnan(v) else float(v))
+                for k, v in zip(self._hidden_names, self._hidden[i])
+            }
+        return rec
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.append(rec)
+
+    def tell(self, configs: Sequence[Mapping[str, Any]], results: Sequence[Any]) -> None:
+        """Report measurements: one result per configuration.
+
+        A result is a mapping of result columns (with the ``objective`` column), or a bare
+        number (the objective). A failure is a result too: ``None``, an exception instance, a
+        mapping whose ``status`` is not ``"ok"`` (Kernel Tuner's error names) or with an
+        ``__error__``, or a missing/NaN objective; it is recorded and trains the validity model.
+        Each record is journaled (fsynced) before the next. Telling a configuration twice, or
+        one not in the space, raises ``ValueError`` before anything is recorded.
+        """
+        if isinstance(configs, Mapping):
+            raise ValueError("configs: expected a sequence of configurations, got one mapping")
+        configs, results = list(configs), list(results)
+        if len(configs) != len(results):
+            raise ValueError(
+                f"results: expected one per configuration ({len(configs)}), got {len(results)}"
+            )
+        idx = [self.index_of(c) for c in configs]
+        if len(set(idx)) != len(idx):
+            raise ValueError("configs: the same configuration appears twice")
+        for i in idx:
+            if self._state[i] in (_OK, _FAILED):
+                raise ValueError(
+                    f"configs: {self.config(i)} was already told (never measured twice)"
+                )
+        round_ = max(self.round_ - 1, 0)
+        for i, res in zip(idx, results):
+            status, cols, error = self._classify(res)
+            rec = self._record(i, status, cols, error, "measure", round_)
+            self._write(rec)
+            self._apply(i, rec)
+
+    # ---- ask -------------------------------------------------------------------------------
+
+    def ask(self, n: int | None = None) -> list[dict[str, Any]]:
+        """The next ``n`` configurations to measure (default ``batch``; fewer when the budget
+        or the space runs out, ``[]`` when done). Asked but untold configurations are not
+        asked again until told, nor after a restart unless the journal lacks them."""
+        n = self.batch if n is None else self._count(n, "n")
+        pending = int((self._state == _PENDING).sum())
+        n = min(n, self.budget - self.n_measured - pending)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([self.seed, self.round_])
+        self.round_ += 1
+        free = np.flatnonzero(self._state == _FREE)
+        n = min(n, free.size)
+        if n <= 0:
+            return []
+        n_valid = int((self._state == _OK).sum())
+        if n_valid < max(self.n_init, 2):
+            picks = rng.choice(free, size=n, replace=False)
+        else:
+            picks = self._model_picks(free, n, rng)
+        self._state[picks] = _PENDING
+        self.round_seconds_.append(time.perf_counter() - t0)
+        return [self.config(int(i)) for i in picks]
+
+    def _targets(self, ok: np.ndarray) -> np.ndarray:
+        """Higher-is-better training targets of the measured valid configurations."""
+        v = self._value[ok]
+        if (v > 0).all():
+            v = np.log(v)
+        y = -v if self.direction == "minimize" else v
+        if self.time_limit is not None:
+            t = self._time[ok]
+            slow = ~(t <= self.time_limit)
+            if slow.any():
+                floor = y[~slow].min() if (~slow).any() else 0.0
+                spread = max(float(np.ptp(y)), 1.0)
+                y = y.copy()
+                y[slow] = floor - spread * (1.0 + np.log(t[slow] / self.time_limit))
+        return y
+
+    def _fit_rank(self, est: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        model = _clone(est, seed)
+        regress = getattr(model, "objective", "pairwise") != "pairwise"
+        model.fit(X, -y if regress else y)
+        model._ec_sign = -1.0 if regress else 1.0
+        return model
+
+    @staticmethod
+    def _z(s: np.ndarray) -> np.ndarray:
+        sd = float(s.std())
+        return (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
+
+    def _model_picks(self, free: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        X = self.features_
+        ok = np.flatnonzero(self._state == _OK)
+        failed = np.flatnonzero(self._state == _FAILED)
+        seeds = rng.integers(0, 2**31 - 1, size=3)
+        # 1. validity: P(valid) of every candidate (a soft penalty on the utility)
+        p = np.ones(free.size)
+        self.validity_model_ = None
+        if self.validity is not None and failed.size and ok.size:
+            rows = np.concatenate([ok, failed])
+            labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
+            vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
+            p = vm.predict_proba(X[free])[:, 1]
+            self.validity_model_ = vm
+        p_all = np.ones(self.n_configs)
+        p_all[free] = p
+        self.p_valid_ = p_all
+        # 2. performance: a ranking score of every candidate
+        pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
+        self.performance_model_ = pm
+        score = self._z(pm._ec_sign * pm.predict(X[free]))
+        logp = np.log(np.clip(p, 0.02, 1.0))
+        util = score + self.validity_weight * logp
+        # 3. the short list, optionally re-ranked after a precheck
+        k = min(free.size, max(4 * n, n + 8))
+        top = np.argpartition(-util, k - 1)[:k] if k < free.size else np.arange(free.size)
+        top = top[np.argsort(-util[top], kind="stable")]
+        if self.precheck is not None:
+            top, util = self._precheck_rerank(free, top, util, score, logp, int(seeds[2]))
+        # 4. exploration share, decaying over the budget, then a diverse greedy batch
+        frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
+        n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
+        picks = self._diverse(free, top, util, n - n_explore)
+        if n_explore:
+            rest = np.setdiff1d(np.arange(free.size), picks, assume_unique=False)
+            if rest.size:
+                w = p[rest] / p[rest].sum()
+                m = min(n_explore, rest.size)
+                picks = np.concatenate([picks, rng.choice(rest, size=m, replace=False, p=w)])
+        return free[picks]
+
+    def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+        """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
+        parameter values equal to a configuration already chosen."""
+        if m <= 0 or top.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        F = self.features_[free[top]]
+        u = util[top].astype(np.float64)
+        sim = np.zeros(top.size)
+        chosen: list[int] = []
+        avail = np.ones(top.size, dtype=bool)
+        for _ in range(min(m, top.size)):
+            adj = np.where(avail, u - self.diversity * sim, -np.inf)
+            j = int(np.argmax(adj))
+            chosen.append(j)
+            avail[j] = False
+            sim = np.maximum(sim, (F[j] == F).mean(axis=1))
+        return top[np.asarray(chosen, dtype=np.intp)]
+
+    def _precheck_rerank(
+        self,
+        free: np.ndarray,
+        top: np.ndarray,
+        util: np.ndarray,
+        score: np.ndarray,
+        logp: np.ndarray,
+        seed: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the precheck on the short list; failures are recorded (validity labels) and
+        dropped; with enough hidden features measured, a second model re-ranks the list."""
+        assert self.precheck is not None
+        keep = []
+        for j in top:
+            i = int(free[j])
+            if i not in self._hidden:
+                try:
+                    out = self.precheck(self.config(i))
+                except Exception as e:  # a failing precheck is a validity label
+                    out, err = None, f"{type(e).__name__}: {e}"
+                else:
+                    err = "precheck returned no features"
+                if out is None or out is False or not isinstance(out, Mapping):
+                    rec = self._record(i, "failed", {}, err, "precheck", self.round_ - 1)
+                    self._write(rec)
+                    self._apply(i, rec)
+                    continue
+                self._set_hidden(i, out)
+            keep.append(j)
+        top = np.asarray(keep, dtype=np.intp)
+        ok = np.array([i for i in np.flatnonzero(self._state == _OK) if i in self._hidden])
+        if top.size and ok.size >= max(self.n_init, 4) and self._hidden_names:
+            H = np.stack([self._hidden[int(i)] for i in ok])
+            Xb = np.hstack([self.features_[ok], H])
+            mb = self._fit_rank(self.performance, Xb, self._targets(ok), seed)
+            Ht = np.stack([self._hidden[int(free[j])] for j in top])
+            sb = self._z(mb._ec_sign * mb.predict(np.hstack([self.features_[free[top]], Ht])))
+            util = util.copy()
+            util[top] = 0.5 * (self._z(score[top]) + sb) + self.validity_weight * logp[top]
+            top = top[np.argsort(-util[top], kind="stable")]
+        return top, util
+
+    # ---- run -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        measure: Callable[[dict[str, Any]], Any],
+        *,
+        callback: Callable[[Tuner], None] | None = None,
+    ) -> Tuner:
+        """Ask, measure and tell in rounds of ``batch`` until the budget or the space is spent.
+
+        ``measure(config)`` returns a result (see :meth:`tell`); an exception it raises is a
+        failed measurement (recorded with its message), not the end of the run. ``callback``
+        is called with the tuner after each round. Returns self.
+        """
+        if not callable(measure):
+            raise ValueError("measure: expected a callable (config -> result)")
+        while not self.done:
+            configs = self.ask(self.batch)
+            if not configs:
+                break
+            results: list[Any] = []
+            for c in configs:
+                try:
+                    results.append(measure(dict(c)))
+                except Exception as e:  # a failing configuration is a result
+                    results.append(e)
+            self.tell(configs, results)
+            if callback is not None:
+                callback(self)
+        return self
+
+    def __repr__(self) -> str:
+        best = "none" if self.best_index_ is None else f"{self.best_value_:.6g}"
+        return (
+            f"Tuner({self.n_configs} configurations, objective={self.objective!r} "
+            f"({self.direction}), measured {self.n_measured}/{self.budget}, "
+            f"failed {self.n_failed}, best {best})"
+        )
