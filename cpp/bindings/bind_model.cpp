@@ -7,6 +7,7 @@
 #include <string>
 
 #include "energycore/energy_model.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::bindings {
 
@@ -218,7 +219,7 @@ void bind_model(py::module_& m) {
         std::vector<lm::Result> results(k);
         {
           py::gil_scoped_release release;
-          lm::parallel_for(static_cast<Index>(k), resolve_threads(n_threads), [&](Index g) {
+          parallel_for(static_cast<Index>(k), resolve_threads(n_threads), [&](Index g) {
             const auto gi = static_cast<size_t>(g);
             results[gi] = model::fit(t, X[gi], y[gi], w[gi], specs[gi]);
           });

@@ -1,4 +1,5 @@
 #include "energycore/energy_model.hpp"
+#include "energycore/parallel.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/QR>
@@ -386,7 +387,7 @@ void evaluate(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
   const Index n = X.rows();
   constexpr Index kChunk = 4096;
   const Index n_chunks = (n + kChunk - 1) / kChunk;
-  lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? n_threads : 1, [&](Index c) {
     const Index end = std::min(n, (c + 1) * kChunk);
     for (Index i = c * kChunk; i < end; ++i) out[i] = t.value(X.row(i).data(), theta.data());
   });
@@ -582,7 +583,7 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
   const Index p = t.n_params();
   Matrix out(n_boot, p);
   const lm::Bounds bounds = bounds_of(t, spec);
-  lm::parallel_for(n_boot, spec.n_threads, [&](Index b) {
+  parallel_for(n_boot, spec.n_threads, [&](Index b) {
     std::mt19937_64 rng(splitmix64(seed ^ splitmix64(static_cast<std::uint64_t>(b) + 1)));
     std::uniform_int_distribution<Index> pick(0, n - 1);
     FeatureTable Xb(n, kFeatures);

@@ -8,6 +8,7 @@
 
 #include "energycore/gbdt.hpp"
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::gbdt {
 
@@ -146,7 +147,7 @@ void Model::predict_raw(const double* X, Index n, double* out, int n_threads) co
   const Index n_chunks = (n + kChunk - 1) / kChunk;
   const Index p = n_features_;
   const Node* walk = walk_.data();
-  lm::parallel_for(n_chunks, n_chunks > 1 ? resolve_threads(n_threads) : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? resolve_threads(n_threads) : 1, [&](Index c) {
     const Index end = std::min(n, (c + 1) * kChunk);
     for (Index b0 = c * kChunk; b0 < end; b0 += kBlock) {
       const Index b1 = std::min(end, b0 + kBlock);

@@ -41,7 +41,6 @@ void Params::validate(Index n_features) const {
 namespace {
 
 using detail::Binned;
-using detail::Pool;
 
 struct GH {
   double g = 0.0, h = 0.0;
@@ -86,7 +85,7 @@ inline double sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 class TreeBuilder {
  public:
   /// `hessian` > 0: every row's hessian is this constant (h sums are then counts times it).
-  TreeBuilder(const Binned& b, const Params& p, Pool& pool, double hessian)
+  TreeBuilder(const Binned& b, const Params& p, const Workers& pool, double hessian)
       : b_(b),
         p_(p),
         pool_(pool),
@@ -402,7 +401,7 @@ class TreeBuilder {
 
   const Binned& b_;
   const Params& p_;
-  Pool& pool_;
+  const Workers& pool_;
   std::vector<Index> offset_;
   bool const_hessian_ = false;
   double hessian_ = 0.0;
@@ -576,7 +575,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   // Threads pay off only on enough work: below about 10k rows x 20 features the nodes are so
   // small that handing them to another thread costs more than it saves (measured).
   const int n_threads = n * F > 200000 ? resolve_threads(p.n_threads) : 1;
-  Pool pool(n_threads);
+  const Workers pool(n_threads);
   const Binned bins = detail::bin_features(d.X, d.w, n, F, p.max_bin, p.seed, pool);
   const auto groups = p.objective == Objective::pairwise ? make_groups(d.group, n)
                                                           : std::vector<std::vector<Index>>{};

@@ -1,14 +1,12 @@
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
 namespace energycore::lm {
 
@@ -414,33 +412,6 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
     }
   }
   return res;
-}
-
-void parallel_for(Index n, int n_threads, const std::function<void(Index)>& task) {
-  const int nt = static_cast<int>(std::min<Index>(std::max(1, n_threads), std::max<Index>(n, 1)));
-  if (nt <= 1) {
-    for (Index i = 0; i < n; ++i) task(i);
-    return;
-  }
-  std::exception_ptr error;
-  std::mutex mu;
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) {
-    threads.emplace_back([&, t] {
-      for (Index i = t; i < n; i += nt) {
-        try {
-          task(i);
-        } catch (...) {
-          const std::lock_guard<std::mutex> lock(mu);
-          if (!error) error = std::current_exception();
-          return;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  if (error) std::rethrow_exception(error);
 }
 
 Result solve_multistart(const Problem& problem, const std::vector<Vector>& starts,

@@ -13,6 +13,7 @@
 
 #include "energycore/lm.hpp"
 #include "energycore/space.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::space {
 
@@ -264,7 +265,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
 Index Engine::count_valid(const Program& where) const {
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<Index> counts(static_cast<size_t>(n_chunks), 0);
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     Index k = 0;
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
          [&k](Index, const double*) { ++k; });
@@ -282,7 +283,7 @@ std::vector<Index> Engine::valid_indices(Index limit, const Program& where) cons
   for (Index c0 = 0; c0 < n_chunks && static_cast<Index>(out.size()) < limit; c0 += round) {
     const Index c1 = std::min(n_chunks, c0 + round);
     std::vector<std::vector<Index>> parts(static_cast<size_t>(c1 - c0));
-    lm::parallel_for(c1 - c0, n_threads_, [&](Index j) {
+    parallel_for(c1 - c0, n_threads_, [&](Index j) {
       auto& part = parts[static_cast<size_t>(j)];
       const Index c = c0 + j;
       walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
@@ -303,7 +304,7 @@ RowMatrix Engine::rows(const std::vector<Index>& indices, const double* params) 
     if (i < 0 || i >= size_)
       throw std::out_of_range("index: " + std::to_string(i) + " is outside the space of " +
                               std::to_string(size_) + " points");
-  lm::parallel_for(static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
+  parallel_for(static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
                    [&](Index r) {
                      evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true);
                    });
@@ -316,7 +317,7 @@ std::vector<Index> Engine::top_k(int slot, bool maximize, Index k, const Program
   using Item = std::pair<double, Index>;
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<std::vector<Item>> heaps(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     auto& h = heaps[static_cast<size_t>(c)];  // max-heap of the k best so far
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
       const double v = s[slot];
@@ -407,7 +408,7 @@ Selection Engine::argmin(int slot, bool maximize, const std::vector<Limit>& limi
       throw std::out_of_range("subject_to: bad limit");
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<Tally> tallies(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     Tally& t = tallies[static_cast<size_t>(c)];
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
          [&](Index i, const double* s) { t.offer(limits, slot, maximize, i, s); });
@@ -498,7 +499,7 @@ std::vector<Index> Engine::pareto(const std::vector<int>& slots, const std::vect
     if (s < 0 || s >= n_slots_) throw std::out_of_range("objectives: slot out of range");
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<FrontPart> parts(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     FrontPart raw;
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
       for (size_t j = 0; j < m; ++j)

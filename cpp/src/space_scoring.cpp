@@ -9,6 +9,7 @@
 
 #include "energycore/lm.hpp"
 #include "energycore/space.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::space {
 
@@ -49,7 +50,7 @@ void Engine::build_table() {
   }
   table_.assign(static_cast<size_t>(3 * T), kNaN);
   const Index n_chunks = (T + kChunk - 1) / kChunk;
-  lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
     const Index begin = c * kChunk;
     const Index end = std::min(T, (c + 1) * kChunk);
     const size_t n = static_cast<size_t>(end - begin), ns = static_cast<size_t>(n_slots_);

@@ -11,6 +11,7 @@
 
 #include "energycore/lm.hpp"
 #include "energycore/space.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::space {
 
@@ -73,7 +74,7 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   const Index size = E.size();
   const Index n_chunks = (size + kChunk - 1) / kChunk;
   std::vector<std::vector<Index>> parts(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, resolve_threads(0), [&](Index c) {
+  parallel_for(n_chunks, resolve_threads(0), [&](Index c) {
     std::vector<double> s(static_cast<size_t>(E.n_slots()));
     auto& part = parts[static_cast<size_t>(c)];
     for (Index i = c * kChunk; i < std::min(size, (c + 1) * kChunk); ++i) {
@@ -109,7 +110,7 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   const int e_slot = E.objective_slot(kEnergyJ);
   const int l_slot = E.objective_slot(kLatencyS);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  lm::parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
+  parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
     const size_t ci = static_cast<size_t>(cell) / (lout_edges_.size() - 1);
     const size_t cj = static_cast<size_t>(cell) % (lout_edges_.size() - 1);
     std::vector<double> lo(static_cast<size_t>(E.n_slots())), hi(lo.size());

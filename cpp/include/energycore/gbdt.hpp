@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "energycore/parallel.hpp"
 #include "energycore/types.hpp"
 
 namespace energycore::gbdt {
@@ -190,29 +191,10 @@ struct Binned {
   }
 };
 
-class Pool;
-
 /// Cut points from (up to 200 000 sampled) rows of positive weight (w may be null: all), then
 /// every row binned. Feature-parallel.
 Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
-                    int max_bin, std::uint64_t seed, Pool& pool);
-
-/// A fixed set of worker threads for the many small parallel loops of one fit.
-class Pool {
- public:
-  explicit Pool(int n_threads);
-  ~Pool();
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
-  int size() const noexcept;
-  /// Runs task(i) for i in [0, n) on the workers and the calling thread; returns when all are
-  /// done. Tasks must not throw.
-  void run(Index n, const std::function<void(Index)>& task);
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
+                    int max_bin, std::uint64_t seed, const Workers& pool);
 
 }  // namespace detail
 

@@ -89,8 +89,4 @@ Result solve_multistart(const Problem& problem, const std::vector<Vector>& start
                         const Bounds& bounds, const std::vector<bool>& fixed,
                         const Vector& weights, const Options& options, int n_threads = 1);
 
-/// Runs `task(i)` for i in [0, n) on up to `n_threads` threads (static interleaved schedule).
-/// The first exception thrown by a task is re-thrown after all threads join.
-void parallel_for(Index n, int n_threads, const std::function<void(Index)>& task);
-
 }  // namespace energycore::lm
