@@ -74,6 +74,7 @@ void bind_lm(py::module_& m) {
          const Vector& upper, const std::vector<bool>& fixed, const Vector& weights, Index m_res,
          const std::string& loss, double f_scale, double ftol, double xtol, double gtol,
          int max_iter) {
+        if (m_res < 0) throw std::invalid_argument("m: the number of residuals must be >= 0");
         const PyProblem problem(std::move(fun), std::move(jac), m_res, x0.size());
         const auto o = make_options(loss, f_scale, ftol, xtol, gtol, max_iter);
         return result_to_dict(lm::solve(problem, x0, lm::Bounds{lower, upper}, fixed, weights, o));

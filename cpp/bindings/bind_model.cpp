@@ -16,9 +16,9 @@ namespace {
 using model::FitSpec;
 using model::ModelTemplate;
 
-void check_theta(const ModelTemplate& t, const Vector& theta) {
+void check_theta(const ModelTemplate& t, const Vector& theta, const char* what = "theta") {
   if (theta.size() != t.n_params())
-    throw std::invalid_argument("theta: template '" + std::string(t.name()) + "' has " +
+    throw std::invalid_argument(std::string(what) + ": template '" + std::string(t.name()) + "' has " +
                                 std::to_string(t.n_params()) + " coefficients, got " +
                                 std::to_string(theta.size()));
 }
@@ -123,8 +123,8 @@ void bind_model(py::module_& m) {
          double ftol, double xtol, double gtol, int max_iter, int n_starts, std::uint64_t seed,
          int n_threads, const Vector& x0) {
         const ModelTemplate& t = model::get_template(name);
-        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
-        if (w.size() && w.size() != X.rows()) throw std::invalid_argument("w: length differs from X");
+        model::check_data(X, y, w);
+        if (x0.size()) check_theta(t, x0, "x0");
         const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
                                        make_options(loss, f_scale, ftol, xtol, gtol, max_iter),
                                        n_starts, seed, n_threads);
@@ -133,7 +133,6 @@ void bind_model(py::module_& m) {
         {
           py::gil_scoped_release release;
           if (x0.size()) {
-            check_theta(t, x0);
             const model::LogRatioProblem problem(t, X, y);
             Vector lo(t.n_params()), hi(t.n_params());
             for (Index j = 0; j < t.n_params(); ++j) {
@@ -167,7 +166,7 @@ void bind_model(py::module_& m) {
         const ModelTemplate& t = model::get_template(name);
         check_theta(t, theta0);
         if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
-        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
+        model::check_data(X, y, w);
         const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
                                        make_options(loss, f_scale, ftol, xtol, gtol, max_iter), 1,
                                        seed, n_threads);
@@ -206,6 +205,9 @@ void bind_model(py::module_& m) {
           const auto& a = Xs[g];
           if (a.ndim() != 2 || a.shape(1) != kFeatures)
             throw std::invalid_argument("Xs[" + std::to_string(g) + "]: expected shape (n, 5)");
+          if (a.shape(0) < 1) throw std::invalid_argument("Xs[" + std::to_string(g) + "]: no rows");
+          if (ws[g].ndim() != 1 || fixed_values[g].ndim() != 1)
+            throw std::invalid_argument("ws, fixed_values[" + std::to_string(g) + "]: must be 1-D");
           if (ys[g].ndim() != 1 || ys[g].shape(0) != a.shape(0))
             throw std::invalid_argument("ys[" + std::to_string(g) + "]: length differs from X");
           X.emplace_back(a.data(), a.shape(0), kFeatures);

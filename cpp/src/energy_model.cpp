@@ -353,6 +353,11 @@ std::uint64_t splitmix64(std::uint64_t x) noexcept {
 
 lm::Bounds bounds_of(const ModelTemplate& t, const FitSpec& spec) {
   const Index p = t.n_params();
+  const auto sz = static_cast<size_t>(p);
+  if (!spec.fixed.empty() && (spec.fixed.size() != sz || spec.fixed_values.size() != p))
+    throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags and values");
+  if ((spec.lower.size() && spec.lower.size() != p) || (spec.upper.size() && spec.upper.size() != p))
+    throw std::invalid_argument("bounds: expected " + std::to_string(p) + " values each");
   lm::Bounds b{Vector(p), Vector(p)};
   for (Index j = 0; j < p; ++j) {
     b.lower[j] = spec.lower.size() ? spec.lower[j] : t.params()[static_cast<size_t>(j)].lower;
@@ -569,8 +574,19 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
   return starts;
 }
 
+void check_data(FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w) {
+  if (X.rows() < 1) throw std::invalid_argument("X: no rows to fit");
+  if (y.size() != X.rows())
+    throw std::invalid_argument("y: " + std::to_string(y.size()) + " values for " +
+                                std::to_string(X.rows()) + " rows of X");
+  if (w.size() != 0 && w.size() != X.rows())
+    throw std::invalid_argument("w: " + std::to_string(w.size()) + " weights for " +
+                                std::to_string(X.rows()) + " rows of X");
+}
+
 lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                const FitSpec& spec) {
+  check_data(X, y, w);
   const LogRatioProblem problem(t, X, y);
   const auto starts = starting_points(t, X, y, w, spec);
   return lm::solve_multistart(problem, starts, bounds_of(t, spec), spec.fixed, w, spec.lm,
@@ -579,6 +595,11 @@ lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
 
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                  const Vector& theta0, const FitSpec& spec, int n_boot, std::uint64_t seed) {
+  check_data(X, y, w);
+  if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
+  if (theta0.size() != t.n_params())
+    throw std::invalid_argument("theta0: expected " + std::to_string(t.n_params()) +
+                                " coefficients, got " + std::to_string(theta0.size()));
   const Index n = X.rows();
   const Index p = t.n_params();
   Matrix out(n_boot, p);

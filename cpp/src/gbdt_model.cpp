@@ -37,7 +37,9 @@ const char* growth_name(Growth g) noexcept { return kGrowths[static_cast<int>(g)
 Model::Model(const ModelState& s) {
   auto bad = [](const std::string& what) { throw std::invalid_argument("model: " + what); };
   if (static_cast<int>(s.objective) < 0 || static_cast<int>(s.objective) > 3) bad("bad objective");
-  if (s.n_features < 1 || s.n_features > 0x7fffffff) bad("n_features must be positive");
+  if (s.n_features < 1 || s.n_features > kMaxFeatures)
+    bad("n_features must be in [1, " + std::to_string(kMaxFeatures) + "], got " +
+        std::to_string(s.n_features));
   if (!std::isfinite(s.base_score)) bad("base_score is not finite");
   const size_t n = s.feature.size();
   if (s.value.size() != n || s.left.size() != n || s.default_left.size() != n ||
@@ -186,6 +188,12 @@ std::vector<double> Model::importance(const std::string& kind) const {
 
 double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group,
                          Index n) {
+  // A NaN would break the sort's ordering and the scan over blocks of equal score.
+  for (Index i = 0; i < n; ++i) {
+    if (std::isnan(score[i]))
+      throw std::invalid_argument("score: NaN at row " + std::to_string(i));
+    if (std::isnan(y[i])) throw std::invalid_argument("y: NaN at row " + std::to_string(i));
+  }
   std::vector<Index> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), Index{0});
   // Rows by group, then by score.

@@ -556,6 +556,9 @@ double walk(const std::vector<TreeNode>& t, const double* x) noexcept {
 void check_view(const DataView& d, const char* what) {
   if (d.n_rows < 1) throw std::invalid_argument(std::string(what) + ": no rows");
   if (d.n_features < 1) throw std::invalid_argument(std::string(what) + ": no features");
+  if (d.n_features > kMaxFeatures)
+    throw std::invalid_argument(std::string(what) + ": more than " + std::to_string(kMaxFeatures) +
+                                " features");
   if (!d.X || !d.y) throw std::invalid_argument(std::string(what) + ": missing X or y");
 }
 

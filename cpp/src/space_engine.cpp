@@ -42,8 +42,14 @@ void check_model(const ModelSet& m, const Spec& spec, const char* what) {
   if (m.theta.size() > 1) {
     if (spec.key_axis < 0)
       throw std::invalid_argument(std::string(what) + ": several models but no key axis");
-    if (m.theta.size() != spec.axes[static_cast<size_t>(spec.key_axis)].size())
+    const auto& key = spec.axes[static_cast<size_t>(spec.key_axis)];
+    if (m.theta.size() != key.size())
       throw std::invalid_argument(std::string(what) + ": one model per value of the key axis needed");
+    // The key axis holds codes 0, 1, ...: each selects m.theta[code] (space_scoring.cpp).
+    for (const double code : key)
+      if (!(code >= 0 && code < static_cast<double>(m.theta.size()) && code == std::floor(code)))
+        throw std::invalid_argument(std::string(what) + ": key axis value " + std::to_string(code) +
+                                    " is not a code in [0, " + std::to_string(m.theta.size()) + ")");
   }
 }
 
@@ -64,6 +70,11 @@ Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(re
   n_slots_ = obj0_ + kObjectives;
   for (int f = 0; f < kFeatures; ++f) {
     const int s = spec_.feature_slot[static_cast<size_t>(f)];
+    // Read by derive() for every point, with or without models.
+    if (s < -1 || s >= A + P)
+      throw std::invalid_argument("feature_slot: feature " + std::to_string(f) + " maps to slot " +
+                                  std::to_string(s) + ", not -1 or an axis or param slot (< " +
+                                  std::to_string(A + P) + ")");
     if ((spec_.energy.present() || spec_.ttft.present() || spec_.tpot.present()) &&
         (s < 0 || s >= A + P))
       throw std::invalid_argument("models: feature " + std::to_string(f) +

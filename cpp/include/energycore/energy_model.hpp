@@ -91,7 +91,10 @@ struct FitSpec {
 std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
                                     const Vector& w, const FitSpec& spec);
 
-/// Fits with multi-start LM. `w` may be empty.
+/// Throws std::invalid_argument unless X has rows, y one value per row and w none or one per row.
+void check_data(FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w);
+
+/// Fits with multi-start LM. `w` may be empty. Validates the data (check_data).
 lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                const FitSpec& spec);
 

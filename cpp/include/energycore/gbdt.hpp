@@ -84,6 +84,10 @@ struct Node {
   }
 };
 
+/// Most features a model may have: its importance vectors hold one double per feature, so a
+/// file cannot make them allocate more than 8 MiB.
+inline constexpr Index kMaxFeatures = Index(1) << 20;
+
 /// Everything a model is made of, as plain arrays (what the JSON file stores).
 struct ModelState {
   Objective objective = Objective::squared_error;
@@ -171,6 +175,7 @@ Model train(const DataView& data, const DataView* valid, const Params& params,
 
 /// Fraction of correctly ordered pairs (ties in score count one half) over all pairs of rows in
 /// the same query group with different labels; NaN when there are no such pairs. O(n log n).
+/// A NaN score or label throws std::invalid_argument.
 double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group,
                          Index n);
 
