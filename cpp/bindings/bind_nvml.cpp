@@ -84,7 +84,16 @@ void bind_nvml(py::module_& m) {
       .def("start", &PowerSampler::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &PowerSampler::stop, py::call_guard<py::gil_scoped_release>())
       .def("sample_now", &PowerSampler::sample_now, py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("running", &PowerSampler::running)
+      .def_property_readonly("running", &PowerSampler::running,
+                             "Whether the thread is sampling (false once stopped or failed).")
+      .def_property_readonly(
+          "error",
+          [](const PowerSampler& s) -> py::object {
+            if (!s.failed()) return py::none();
+            const nvml::Error e = s.error();
+            return py::make_tuple(e.code(), e.function(), std::string(e.what()));
+          },
+          "None, or (code, function, message) of the error that stopped sampling.")
       .def_property_readonly("period_s", &PowerSampler::period_s)
       .def_property_readonly("n_gpus", &PowerSampler::n_gpus)
       .def("size", &PowerSampler::size)

@@ -12,6 +12,8 @@ PowerSampler::PowerSampler(std::shared_ptr<const Session> session, std::vector<i
     : session_(std::move(session)), physical_(std::move(physical)), period_(period_s) {
   if (!session_) throw std::invalid_argument("PowerSampler: no NVML session");
   if (physical_.empty()) throw std::invalid_argument("PowerSampler: no GPU to sample");
+  for (const int g : physical_)
+    if (g < 0) throw std::invalid_argument("physical: GPU index " + std::to_string(g) + " is negative");
   if (!(period_s >= 1e-4 && period_s <= 60.0))
     throw std::invalid_argument("period_s: must be between 0.0001 and 60 seconds, got " +
                                 std::to_string(period_s));
@@ -20,14 +22,26 @@ PowerSampler::PowerSampler(std::shared_ptr<const Session> session, std::vector<i
 PowerSampler::~PowerSampler() { stop(); }
 
 void PowerSampler::start() {
+  const std::lock_guard<std::mutex> control(control_mu_);
   if (running_.load()) return;
-  sample_now();  // the first sample, on the caller's thread, so errors surface here
+  join_locked();  // a thread that died of an error is still joinable
+  sample_now();   // the first sample, on the caller's thread, so errors surface here
   stop_.store(false);
   running_.store(true);
-  thread_ = std::thread([this] { loop(); });
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (...) {
+    running_.store(false);
+    throw;
+  }
 }
 
 void PowerSampler::stop() {
+  const std::lock_guard<std::mutex> control(control_mu_);
+  join_locked();
+}
+
+void PowerSampler::join_locked() {
   {
     std::lock_guard<std::mutex> lk(wake_mu_);
     stop_.store(true);
@@ -35,6 +49,27 @@ void PowerSampler::stop() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   running_.store(false);
+}
+
+void PowerSampler::fail(int code, std::string function, std::string message) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!failed_) {
+    failed_ = true;
+    error_code_ = code;
+    error_function_ = std::move(function);
+    error_message_ = std::move(message);
+  }
+}
+
+bool PowerSampler::failed() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return failed_;
+}
+
+Error PowerSampler::error() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!failed_) throw std::logic_error("error: the sampler has not failed");
+  return Error(error_code_, error_function_, error_message_);
 }
 
 void PowerSampler::append(double t, const std::vector<double>& p) {
@@ -51,13 +86,7 @@ void PowerSampler::sample_now() {
     for (std::size_t g = 0; g < physical_.size(); ++g)
       p[g] = 1e-3 * static_cast<double>(session_->power_mw(physical_[g]));
   } catch (const Error& e) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!failed_) {
-      failed_ = true;
-      error_code_ = e.code();
-      error_function_ = e.function();
-      error_message_ = e.what();
-    }
+    fail(e.code(), e.function(), e.what());
     throw;
   }
   append(0.5 * (before + monotonic_s()), p);
@@ -76,12 +105,16 @@ void PowerSampler::loop() {
     try {
       sample_now();
     } catch (const Error&) {
-      break;  // kept in error_*; reported by integrate() and timeline()
+      break;  // kept in error_*; reported by integrate(), timeline() and error()
+    } catch (const std::exception& e) {  // e.g. std::bad_alloc growing the timeline
+      fail(-1, "PowerSampler", e.what());
+      break;
     }
     next += period;
     const auto now = clock::now();
     if (next < now) next = now;  // fell behind (a slow read): do not burst to catch up
   }
+  running_.store(false);  // the thread ends: by stop() or by an error
 }
 
 void PowerSampler::throw_if_failed() const {

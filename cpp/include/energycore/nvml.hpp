@@ -103,7 +103,9 @@ struct Timeline {
 
 /// A thread that reads the power of some GPUs every `period_s` seconds into a timeline.
 /// The thread is owned by the object: stop() or the destructor joins it. If a read fails
-/// (GPU lost, ...), sampling stops and the error is kept; integrate() and timeline() then throw it.
+/// (GPU lost, ...) or the thread dies of any other error, sampling stops, `running()` turns false
+/// and the error is kept; integrate() and timeline() then throw it, and `error()` returns it.
+/// start() and stop() may be called from any thread, concurrently.
 class PowerSampler {
  public:
   PowerSampler(std::shared_ptr<const Session> session, std::vector<int> physical,
@@ -112,8 +114,10 @@ class PowerSampler {
   PowerSampler(const PowerSampler&) = delete;
   PowerSampler& operator=(const PowerSampler&) = delete;
 
-  void start();           ///< start the thread (one sample is taken before it returns)
-  void stop();            ///< stop and join; idempotent
+  /// Start the thread (one sample is taken before it returns). A thread that cannot be created
+  /// throws std::system_error and leaves the sampler stopped.
+  void start();
+  void stop();            ///< stop and join; idempotent; never throws the sampling error
   bool running() const noexcept { return running_.load(); }
   double period_s() const noexcept { return period_; }
   int n_gpus() const noexcept { return static_cast<int>(physical_.size()); }
@@ -128,15 +132,21 @@ class PowerSampler {
   void discard_before(double t);
   /// Number of samples in [t0, t1].
   std::size_t count(double t0, double t1) const;
+  /// Whether sampling failed, and with what: (code, function, message) of the error.
+  bool failed() const;
+  Error error() const;  ///< the kept error; std::logic_error when none
 
  private:
   void loop();
   void append(double t, const std::vector<double>& p);
   void throw_if_failed() const;
+  void fail(int code, std::string function, std::string message);
+  void join_locked();  // with control_mu_ held
 
   std::shared_ptr<const Session> session_;
   std::vector<int> physical_;
   double period_;
+  std::mutex control_mu_;  // serialises start() and stop(), which own thread_
   std::atomic<bool> stop_{false};
   std::mutex wake_mu_;  // with wake_, lets stop() interrupt the wait between samples
   std::condition_variable wake_;
