@@ -1,5 +1,5 @@
-// Bindings of the configuration-space engine and the Selector (space.hpp): conversion and GIL
-// only. Programs arrive as lists of (op, arg, value) triples compiled by energycore.constraints.
+// Bindings of the configuration-space engine and the Selector (space.hpp, selector.hpp):
+// conversion and GIL only. Programs arrive as lists of (op, arg, value) triples compiled by energycore.constraints.
 // The GIL is released around every walk over the space: the engine and selector are immutable
 // C++ objects held by shared_ptr (kept alive by the Python wrapper for the whole call), all
 // arguments are converted to C++ values before the release, and no Python object is touched.
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "energycore/energy_model.hpp"
+#include "energycore/selector.hpp"
 #include "energycore/space.hpp"
 
 namespace energycore::bindings {

@@ -2,6 +2,7 @@
 // inputs, model values of single rows and of batches (all through ModelTemplate::batch, so that
 // every path gives identical doubles), the derived objectives, and tabulated constraints.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -20,6 +21,8 @@ constexpr Index kChunk = Index(1) << 15;
 
 const Vector& theta_for(const ModelSet& m, double key) noexcept {
   if (m.theta.size() == 1) return m.theta.front();
+  // The engine's constructor checked that every key-axis value is a code of m.theta.
+  assert(key >= 0 && key < static_cast<double>(m.theta.size()));
   return m.theta[static_cast<size_t>(key)];
 }
 
@@ -148,6 +151,7 @@ void Engine::derive(double* slots) const noexcept {
   double* o = slots + obj0_;
   const int sb = spec_.feature_slot[kBatch];
   const int so = spec_.feature_slot[kOutputLen];
+  assert(sb < n_slots_ && so < n_slots_);  // checked by the constructor
   o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
   o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
   o[kPowerW] = o[kEnergyJ] / o[kLatencyS];

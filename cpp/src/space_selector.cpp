@@ -1,4 +1,4 @@
-// The Selector of space.hpp: per-cell candidate orderings over the (input_len, output_len)
+// The Selector of selector.hpp: per-cell candidate orderings over the (input_len, output_len)
 // plane, built once, and queries that scan them with exact scoring and a bound-based stop.
 #include <algorithm>
 #include <cfloat>
@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "energycore/lm.hpp"
+#include "energycore/selector.hpp"
 #include "energycore/space.hpp"
 #include "energycore/parallel.hpp"
 
