@@ -19,7 +19,8 @@ class PyProblem final : public lm::Problem {
   Index n_params() const noexcept override { return n_; }
   void evaluate(const Vector& x, Vector& r, Matrix* J) const override {
     r = fun_(x).cast<Vector>();
-    if (r.size() != m_) throw std::invalid_argument("fun: returned a residual vector of the wrong length");
+    if (r.size() != m_)
+      throw std::invalid_argument("fun: returned a residual vector of the wrong length");
     if (J != nullptr) {
       *J = jac_(x).cast<Matrix>();
       if (J->rows() != m_ || J->cols() != n_)

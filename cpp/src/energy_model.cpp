@@ -28,8 +28,14 @@ ParamInfo nonlin(const char* name, const char* unit, const char* desc, double lo
 struct Row {
   double tp, pp, b, lin, lout, log_tp, log_pp, ar;  // ar = 1 - 1/tp
   explicit Row(const double* x) noexcept
-      : tp(x[kTp]), pp(x[kPp]), b(x[kBatch]), lin(x[kInputLen]), lout(x[kOutputLen]),
-        log_tp(std::log(x[kTp])), log_pp(std::log(x[kPp])), ar(1.0 - 1.0 / x[kTp]) {}
+      : tp(x[kTp]),
+        pp(x[kPp]),
+        b(x[kBatch]),
+        lin(x[kInputLen]),
+        lout(x[kOutputLen]),
+        log_tp(std::log(x[kTp])),
+        log_pp(std::log(x[kPp])),
+        ar(1.0 - 1.0 / x[kTp]) {}
 };
 
 /// x^e1 and x^e2 for the few distinct values x of a column, computed once each (linear search
@@ -77,19 +83,25 @@ class EnergyTemplate final : public ModelTemplate {
         params_{
             lin("t1", "J/token", "prefill work per prompt token (weight GEMMs)", 1e-3),
             lin("t2", "J/token^2", "prefill attention per token of context", 1e-8),
-            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0, 2.0),
+            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0,
+                   2.0),
             nonlin("t4", "1", "pipeline overhead per extra stage, prefill", 0.0, kInf, 0.1, 1.0),
-            lin("t5", "J/token", kind == AllReduce::kAllGpus
-                                     ? "prefill all-reduce energy per token per extra tensor-parallel GPU"
-                                     : "prefill all-reduce energy per token", 1e-4),
+            lin("t5", "J/token",
+                kind == AllReduce::kAllGpus
+                    ? "prefill all-reduce energy per token per extra tensor-parallel GPU"
+                    : "prefill all-reduce energy per token",
+                1e-4),
             lin("t6", "J/step", "decode energy per step independent of batch", 1.0),
             lin("t7", "J/token", "decode work per generated token", 1e-2),
             lin("t8", "J/token^2", "KV-cache read energy per cached token per step", 1e-6),
-            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0, 2.0),
+            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0,
+                   2.0),
             nonlin("t10", "1", "pipeline overhead per extra stage, decode", 0.0, kInf, 0.1, 1.0),
-            lin("t11", "J/token", kind == AllReduce::kAllGpus
-                                      ? "decode all-reduce energy per token per extra tensor-parallel GPU"
-                                      : "decode all-reduce energy per token", 1e-3),
+            lin("t11", "J/token",
+                kind == AllReduce::kAllGpus
+                    ? "decode all-reduce energy per token per extra tensor-parallel GPU"
+                    : "decode all-reduce energy per token",
+                1e-3),
             lin("t12", "J/GPU", "fixed energy per GPU per batch (launch, idle tail)", 1.0),
         },
         phases_{"prefill", "decode", "fixed"} {}
@@ -148,7 +160,8 @@ class EnergyTemplate final : public ModelTemplate {
     const Index n = X.rows();
     for (Index i = 0; i < n; ++i) {
       const double* x = X.row(i).data();
-      const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen], lout = x[kOutputLen];
+      const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen],
+                   lout = x[kOutputLen];
       const PowCache::Entry& e = cache.get(tp);
       const double ar = share(tp);
       const double bl = b * lin;
@@ -200,8 +213,10 @@ class TtftV1 final : public ModelTemplate {
       : params_{
             lin("a1", "s/token", "prefill compute time per prompt token", 1e-5),
             lin("a2", "s/token^2", "prefill attention time per token of context", 1e-10),
-            nonlin("a3", "exponent", "tensor-parallel scaling of prefill time", -2.0, 1.0, -1.0, 0.0),
-            nonlin("a4", "exponent", "pipeline-parallel scaling of prefill time", -2.0, 2.0, 0.0, 1.0),
+            nonlin("a3", "exponent", "tensor-parallel scaling of prefill time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("a4", "exponent", "pipeline-parallel scaling of prefill time", -2.0, 2.0, 0.0,
+                   1.0),
             lin("a5", "s/token", "prefill all-reduce time per prompt token", 1e-6),
             lin("a6", "s", "fixed time to first token (scheduling, launch)", 1e-2),
         },
@@ -274,8 +289,10 @@ class TpotV1 final : public ModelTemplate {
             lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
             lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
             lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
-            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0, 0.0),
-            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0, 1.0),
+            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
+                   1.0),
             lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
         },
         phases_{"compute", "allreduce"} {}
@@ -356,7 +373,8 @@ lm::Bounds bounds_of(const ModelTemplate& t, const FitSpec& spec) {
   const auto sz = static_cast<size_t>(p);
   if (!spec.fixed.empty() && (spec.fixed.size() != sz || spec.fixed_values.size() != p))
     throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags and values");
-  if ((spec.lower.size() && spec.lower.size() != p) || (spec.upper.size() && spec.upper.size() != p))
+  if ((spec.lower.size() && spec.lower.size() != p) ||
+      (spec.upper.size() && spec.upper.size() != p))
     throw std::invalid_argument("bounds: expected " + std::to_string(p) + " values each");
   lm::Bounds b{Vector(p), Vector(p)};
   for (Index j = 0; j < p; ++j) {
@@ -376,7 +394,8 @@ const ModelTemplate& get_template(std::string_view name) {
   for (const ModelTemplate* t : kTemplates)
     if (t->name() == name) return *t;
   std::string known;
-  for (const ModelTemplate* t : kTemplates) known += (known.empty() ? "" : ", ") + std::string(t->name());
+  for (const ModelTemplate* t : kTemplates)
+    known += (known.empty() ? "" : ", ") + std::string(t->name());
   throw std::invalid_argument("template: unknown model template '" + std::string(name) +
                               "' (known: " + known + ")");
 }
@@ -488,7 +507,8 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
       if (feasible) break;
       double alpha = 1.0;
       for (Index j = 0; j < n; ++j)
-        if (passive[static_cast<size_t>(j)] && z[j] <= 0) alpha = std::min(alpha, x[j] / (x[j] - z[j]));
+        if (passive[static_cast<size_t>(j)] && z[j] <= 0)
+          alpha = std::min(alpha, x[j] / (x[j] - z[j]));
       x += alpha * (z - x);
       for (Index j = 0; j < n; ++j)
         if (passive[static_cast<size_t>(j)] && x[j] <= tol) {
@@ -501,8 +521,9 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
   return x.cwiseQuotient(s);
 }
 
-std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
-                                    const Vector& w, const FitSpec& spec) {
+std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
+                                    Eigen::Ref<const Vector> y, const Vector& w,
+                                    const FitSpec& spec) {
   const Index p = t.n_params();
   const Index n = X.rows();
   const auto& info = t.params();
@@ -540,7 +561,8 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
       } else {
         const double lo = bounds.lower[j];
         const double hi = std::min(bounds.upper[j], std::max(pi.start_hi, lo + 1e-3));
-        const double u = (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
+        const double u =
+            (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
         theta[j] = lo + (hi - lo) * u;
       }
       theta[j] = std::clamp(theta[j], bounds.lower[j], bounds.upper[j]);

@@ -57,8 +57,8 @@ inline size_t count_below(const std::vector<double>& cuts, double x) noexcept {
 
 }  // namespace
 
-Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
-                    int max_bin, std::uint64_t seed, const Workers& pool) {
+Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features, int max_bin,
+                    std::uint64_t seed, const Workers& pool) {
   Binned b;
   b.n_rows = n_rows;
   b.n_features = n_features;

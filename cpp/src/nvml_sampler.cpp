@@ -13,7 +13,8 @@ PowerSampler::PowerSampler(std::shared_ptr<const Session> session, std::vector<i
   if (!session_) throw std::invalid_argument("PowerSampler: no NVML session");
   if (physical_.empty()) throw std::invalid_argument("PowerSampler: no GPU to sample");
   for (const int g : physical_)
-    if (g < 0) throw std::invalid_argument("physical: GPU index " + std::to_string(g) + " is negative");
+    if (g < 0)
+      throw std::invalid_argument("physical: GPU index " + std::to_string(g) + " is negative");
   if (!(period_s >= 1e-4 && period_s <= 60.0))
     throw std::invalid_argument("period_s: must be between 0.0001 and 60 seconds, got " +
                                 std::to_string(period_s));
@@ -94,8 +95,8 @@ void PowerSampler::sample_now() {
 
 void PowerSampler::loop() {
   using clock = std::chrono::steady_clock;
-  const auto period = std::chrono::duration_cast<clock::duration>(
-      std::chrono::duration<double>(period_));
+  const auto period =
+      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(period_));
   auto next = clock::now() + period;
   while (!stop_.load()) {
     {
@@ -147,7 +148,8 @@ std::vector<double> PowerSampler::integrate(double t0, double t1) const {
   auto power_at = [&](double x, std::size_t g) {
     if (x <= t[0]) return p[g];
     if (x >= t[n - 1]) return p[(n - 1) * G + g];
-    const std::size_t k = static_cast<std::size_t>(std::upper_bound(t, t + n, x) - t);  // t[k-1] <= x < t[k]
+    const std::size_t k =
+        static_cast<std::size_t>(std::upper_bound(t, t + n, x) - t);  // t[k-1] <= x < t[k]
     const double w = (x - t[k - 1]) / (t[k] - t[k - 1]);
     return (1 - w) * p[(k - 1) * G + g] + w * p[k * G + g];
   };

@@ -105,10 +105,8 @@ class Pool {
       for (int h = 0; h < helpers; ++h) queue_.push_back(job);
       pending_.fetch_add(helpers);
     }
-    if (helpers == 1)
-      wake_.notify_one();
-    else
-      wake_.notify_all();
+    if (helpers == 1) wake_.notify_one();
+    else wake_.notify_all();
   }
 
  private:

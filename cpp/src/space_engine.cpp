@@ -12,8 +12,8 @@
 #include <utility>
 
 #include "energycore/lm.hpp"
-#include "energycore/space.hpp"
 #include "energycore/parallel.hpp"
+#include "energycore/space.hpp"
 
 namespace energycore::space {
 
@@ -44,18 +44,21 @@ void check_model(const ModelSet& m, const Spec& spec, const char* what) {
       throw std::invalid_argument(std::string(what) + ": several models but no key axis");
     const auto& key = spec.axes[static_cast<size_t>(spec.key_axis)];
     if (m.theta.size() != key.size())
-      throw std::invalid_argument(std::string(what) + ": one model per value of the key axis needed");
+      throw std::invalid_argument(std::string(what) +
+                                  ": one model per value of the key axis needed");
     // The key axis holds codes 0, 1, ...: each selects m.theta[code] (space_scoring.cpp).
     for (const double code : key)
       if (!(code >= 0 && code < static_cast<double>(m.theta.size()) && code == std::floor(code)))
         throw std::invalid_argument(std::string(what) + ": key axis value " + std::to_string(code) +
-                                    " is not a code in [0, " + std::to_string(m.theta.size()) + ")");
+                                    " is not a code in [0, " + std::to_string(m.theta.size()) +
+                                    ")");
   }
 }
 
 }  // namespace
 
-Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(resolve_threads(n_threads)) {
+Engine::Engine(Spec spec, int n_threads)
+    : spec_(std::move(spec)), n_threads_(resolve_threads(n_threads)) {
   const int A = static_cast<int>(spec_.axes.size());
   for (int a = 0; a < A; ++a) {
     const auto& ax = spec_.axes[static_cast<size_t>(a)];
@@ -157,7 +160,8 @@ void Engine::build_levels() {
   block_.assign(static_cast<size_t>(A), 1);
   for (int a = A - 2; a >= 0; --a)
     block_[static_cast<size_t>(a)] =
-        block_[static_cast<size_t>(a + 1)] * static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
+        block_[static_cast<size_t>(a + 1)] *
+        static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
 }
 
 int Engine::level_of(const Program& p) const {
@@ -191,8 +195,8 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
   double* s = slots.data();
   const size_t n_c = spec_.constraints.size();
   std::vector<char> ok(n_c, 1);
-  int changed = -1;          // lowest axis position changed since the last point (-1: all)
-  bool model_stale = true;   // the objectives do not belong to the current model inputs
+  int changed = -1;         // lowest axis position changed since the last point (-1: all)
+  bool model_stale = true;  // the objectives do not belong to the current model inputs
   // Without a model table, valid points are scored in batches (ModelTemplate::batch shares
   // work between rows) and visited, in order, after their batch is scored.
   const bool defer = models && table_.empty();
@@ -278,8 +282,7 @@ Index Engine::count_valid(const Program& where) const {
   std::vector<Index> counts(static_cast<size_t>(n_chunks), 0);
   parallel_for(n_chunks, n_threads_, [&](Index c) {
     Index k = 0;
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
-         [&k](Index, const double*) { ++k; });
+    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&k](Index, const double*) { ++k; });
     counts[static_cast<size_t>(c)] = k;
   });
   return std::accumulate(counts.begin(), counts.end(), Index(0));
@@ -315,10 +318,9 @@ RowMatrix Engine::rows(const std::vector<Index>& indices, const double* params) 
     if (i < 0 || i >= size_)
       throw std::out_of_range("index: " + std::to_string(i) + " is outside the space of " +
                               std::to_string(size_) + " points");
-  parallel_for(static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
-                   [&](Index r) {
-                     evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true);
-                   });
+  parallel_for(
+      static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
+      [&](Index r) { evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true); });
   return out;
 }
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "energycore/lm.hpp"
-#include "energycore/space.hpp"
 #include "energycore/parallel.hpp"
+#include "energycore/space.hpp"
 
 namespace energycore::space {
 
@@ -29,7 +29,6 @@ const Vector& theta_for(const ModelSet& m, double key) noexcept {
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
 }  // namespace
-
 
 void Engine::build_table() {
   const int A = n_axes();
@@ -111,7 +110,8 @@ void Engine::score_rows(double* rows, size_t n) const {
   for (size_t r = 0; r < n; ++r)
     for (int f = 0; f < kFeatures; ++f) {
       const int s = spec_.feature_slot[static_cast<size_t>(f)];
-      X[r * kFeatures + static_cast<size_t>(f)] = s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
+      X[r * kFeatures + static_cast<size_t>(f)] =
+          s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
     }
   auto run = [&](const ModelSet& m, int objective) {
     const size_t col = static_cast<size_t>(obj0_ + objective);
@@ -134,8 +134,9 @@ void Engine::score_rows(double* rows, size_t n) const {
         subv.resize(pick.size());
         for (size_t j = 0; j < pick.size(); ++j)
           std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
-        m.tmpl->batch(Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
-                      m.theta[k].data(), subv.data(), nullptr);
+        m.tmpl->batch(
+            Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
+            m.theta[k].data(), subv.data(), nullptr);
         for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
       }
     }
@@ -198,7 +199,8 @@ void Engine::build_constraint_tables() {
     for (Index t = 0; t < T; ++t) {
       for (const auto& [a, st] : strides) {
         const auto& ax = spec_.axes[static_cast<size_t>(a)];
-        s[static_cast<size_t>(a)] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+        s[static_cast<size_t>(a)] =
+            ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
       }
       // Derived columns the constraint reads depend only on these axes (and params).
       for (size_t k = 0; k < spec_.derived.size(); ++k)

@@ -49,12 +49,12 @@ double monotonic_s();
 
 /// One device visible to the process. A MIG device is measured through its parent GPU.
 struct DeviceInfo {
-  int index = 0;             ///< position in the visible list (the CUDA ordinal)
-  std::string uuid;          ///< UUID of the visible device (GPU-... or MIG-...)
-  std::string name;          ///< product name of the physical GPU
-  bool is_mig = false;       ///< the visible device is a MIG instance
-  int physical = 0;          ///< NVML index of the physical GPU that is measured
-  std::string physical_uuid; ///< UUID of that physical GPU
+  int index = 0;              ///< position in the visible list (the CUDA ordinal)
+  std::string uuid;           ///< UUID of the visible device (GPU-... or MIG-...)
+  std::string name;           ///< product name of the physical GPU
+  bool is_mig = false;        ///< the visible device is a MIG instance
+  int physical = 0;           ///< NVML index of the physical GPU that is measured
+  std::string physical_uuid;  ///< UUID of that physical GPU
 };
 
 class Library;  // the dlopen handle and the resolved entry points (nvml.cpp)
@@ -108,8 +108,7 @@ struct Timeline {
 /// start() and stop() may be called from any thread, concurrently.
 class PowerSampler {
  public:
-  PowerSampler(std::shared_ptr<const Session> session, std::vector<int> physical,
-               double period_s);
+  PowerSampler(std::shared_ptr<const Session> session, std::vector<int> physical, double period_s);
   ~PowerSampler();
   PowerSampler(const PowerSampler&) = delete;
   PowerSampler& operator=(const PowerSampler&) = delete;
@@ -117,12 +116,12 @@ class PowerSampler {
   /// Start the thread (one sample is taken before it returns). A thread that cannot be created
   /// throws std::system_error and leaves the sampler stopped.
   void start();
-  void stop();            ///< stop and join; idempotent; never throws the sampling error
+  void stop();  ///< stop and join; idempotent; never throws the sampling error
   bool running() const noexcept { return running_.load(); }
   double period_s() const noexcept { return period_; }
   int n_gpus() const noexcept { return static_cast<int>(physical_.size()); }
-  std::size_t size() const;         ///< samples held
-  void sample_now();                ///< take one sample on the calling thread
+  std::size_t size() const;  ///< samples held
+  void sample_now();         ///< take one sample on the calling thread
   /// Energy per GPU (J) between t0 and t1: trapezoids over the samples, the power at t0 and t1
   /// interpolated (held constant outside the sampled range). Throws the sampling error if any.
   std::vector<double> integrate(double t0, double t1) const;
@@ -151,10 +150,10 @@ class PowerSampler {
   std::mutex wake_mu_;  // with wake_, lets stop() interrupt the wait between samples
   std::condition_variable wake_;
   std::atomic<bool> running_{false};
-  mutable std::mutex mu_;        // guards the timeline and the error
-  std::vector<double> t_;        // sample times
-  std::vector<double> p_;        // power, row-major samples x gpus
-  std::size_t first_ = 0;        // first live sample (discard_before moves it)
+  mutable std::mutex mu_;  // guards the timeline and the error
+  std::vector<double> t_;  // sample times
+  std::vector<double> p_;  // power, row-major samples x gpus
+  std::size_t first_ = 0;  // first live sample (discard_before moves it)
   bool failed_ = false;
   int error_code_ = 0;
   std::string error_function_, error_message_;

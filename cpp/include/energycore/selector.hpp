@@ -24,8 +24,9 @@ class Selector {
   /// (energy at the lower corner over latency at the upper corner), so that candidates surely
   /// over a latency limit or a power cap are skipped without scoring; when nothing is feasible
   /// the query rescans everything for the nearest point.
-  Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize, bool monotone, int lin_slot,
-           int lout_slot, std::vector<double> lin_edges, std::vector<double> lout_edges);
+  Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize, bool monotone,
+           int lin_slot, int lout_slot, std::vector<double> lin_edges,
+           std::vector<double> lout_edges);
 
   /// Same answer as engine.argmin(slot, maximize, limits, {}) with input_len and output_len set;
   /// n_valid and n_feasible are not counted (-1).
@@ -38,9 +39,9 @@ class Selector {
   bool maximize_;
   int lin_slot_, lout_slot_;
   std::vector<double> lin_edges_, lout_edges_;
-  std::vector<double> params_;              ///< the engine's params (overridden per query)
-  std::vector<Index> cand_index_;           ///< candidate point indices (ascending)
-  std::vector<Index> cand_digits_;          ///< n_cand x n_axes
+  std::vector<double> params_;      ///< the engine's params (overridden per query)
+  std::vector<Index> cand_index_;   ///< candidate point indices (ascending)
+  std::vector<Index> cand_digits_;  ///< n_cand x n_axes
   struct Entry {
     float bound;       ///< lower bound of the (sign-adjusted) objective, rounded down
     float latency_lb;  ///< lower bound of latency_s (-inf: unknown)

@@ -80,12 +80,12 @@ class Program {
 
 /// The objective columns every point carries after scoring (NaN where no model gives them).
 enum Objective : int {
-  kEnergyJ = 0,           ///< energy of one batch over all GPUs, J
-  kEnergyPerRequestJ = 1, ///< energy_j / batch
-  kTtftS = 2,             ///< time to first token of the batch, s
-  kTpotS = 3,             ///< time per output token, s
-  kLatencyS = 4,          ///< ttft_s + output_len * tpot_s
-  kPowerW = 5,            ///< energy_j / latency_s: average power of the deployment
+  kEnergyJ = 0,            ///< energy of one batch over all GPUs, J
+  kEnergyPerRequestJ = 1,  ///< energy_j / batch
+  kTtftS = 2,              ///< time to first token of the batch, s
+  kTpotS = 3,              ///< time per output token, s
+  kLatencyS = 4,           ///< ttft_s + output_len * tpot_s
+  kPowerW = 5,             ///< energy_j / latency_s: average power of the deployment
   kObjectives = 6,
 };
 
