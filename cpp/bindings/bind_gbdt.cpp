@@ -153,8 +153,7 @@ const double* row_pointer(const Model& m, py::handle row, double* buf, DoubleArr
     throw std::invalid_argument("row: expected a sequence of numbers");
   }
   if (keep.ndim() != 1 || keep.shape(0) != p)
-    throw std::invalid_argument("row: expected a 1-D sequence of " + std::to_string(p) +
-                                " values");
+    throw std::invalid_argument("row: expected a 1-D sequence of " + std::to_string(p) + " values");
   return keep.data();
 }
 
@@ -166,8 +165,8 @@ void bind_gbdt(py::module_& m) {
       .def_property_readonly("n_trees", &Model::n_trees)
       .def_property_readonly("n_nodes", &Model::n_nodes)
       .def_property_readonly("base_score", &Model::base_score)
-      .def_property_readonly("objective",
-                             [](const Model& self) { return gbdt::objective_name(self.objective()); })
+      .def_property_readonly(
+          "objective", [](const Model& self) { return gbdt::objective_name(self.objective()); })
       .def(
           "predict",
           [](const Model& self, const DoubleArray& X, bool raw, int n_threads) {
@@ -236,9 +235,9 @@ void bind_gbdt(py::module_& m) {
         return py::make_tuple(std::move(model), curve);
       },
       py::arg("X"), py::arg("y"), py::arg("sample_weight") = py::none(),
-      py::arg("group") = py::none(), py::arg("params") = py::dict(),
-      py::arg("X_val") = py::none(), py::arg("y_val") = py::none(),
-      py::arg("w_val") = py::none(), py::arg("group_val") = py::none(),
+      py::arg("group") = py::none(), py::arg("params") = py::dict(), py::arg("X_val") = py::none(),
+      py::arg("y_val") = py::none(), py::arg("w_val") = py::none(),
+      py::arg("group_val") = py::none(),
       "Train gradient-boosted trees; returns (model, validation metric per round).");
   m.def(
       "gbdt_pairwise_accuracy",

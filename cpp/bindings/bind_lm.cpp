@@ -19,7 +19,8 @@ class PyProblem final : public lm::Problem {
   Index n_params() const noexcept override { return n_; }
   void evaluate(const Vector& x, Vector& r, Matrix* J) const override {
     r = fun_(x).cast<Vector>();
-    if (r.size() != m_) throw std::invalid_argument("fun: returned a residual vector of the wrong length");
+    if (r.size() != m_)
+      throw std::invalid_argument("fun: returned a residual vector of the wrong length");
     if (J != nullptr) {
       *J = jac_(x).cast<Matrix>();
       if (J->rows() != m_ || J->cols() != n_)
@@ -74,6 +75,7 @@ void bind_lm(py::module_& m) {
          const Vector& upper, const std::vector<bool>& fixed, const Vector& weights, Index m_res,
          const std::string& loss, double f_scale, double ftol, double xtol, double gtol,
          int max_iter) {
+        if (m_res < 0) throw std::invalid_argument("m: the number of residuals must be >= 0");
         const PyProblem problem(std::move(fun), std::move(jac), m_res, x0.size());
         const auto o = make_options(loss, f_scale, ftol, xtol, gtol, max_iter);
         return result_to_dict(lm::solve(problem, x0, lm::Bounds{lower, upper}, fixed, weights, o));

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "energycore/energy_model.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::bindings {
 
@@ -15,16 +16,16 @@ namespace {
 using model::FitSpec;
 using model::ModelTemplate;
 
-void check_theta(const ModelTemplate& t, const Vector& theta) {
+void check_theta(const ModelTemplate& t, const Vector& theta, const char* what = "theta") {
   if (theta.size() != t.n_params())
-    throw std::invalid_argument("theta: template '" + std::string(t.name()) + "' has " +
-                                std::to_string(t.n_params()) + " coefficients, got " +
+    throw std::invalid_argument(std::string(what) + ": template '" + std::string(t.name()) +
+                                "' has " + std::to_string(t.n_params()) + " coefficients, got " +
                                 std::to_string(theta.size()));
 }
 
-FitSpec make_spec(const ModelTemplate& t, const std::vector<bool>& fixed, const Vector& fixed_values,
-                  const Vector& lower, const Vector& upper, const lm::Options& o, int n_starts,
-                  std::uint64_t seed, int n_threads) {
+FitSpec make_spec(const ModelTemplate& t, const std::vector<bool>& fixed,
+                  const Vector& fixed_values, const Vector& lower, const Vector& upper,
+                  const lm::Options& o, int n_starts, std::uint64_t seed, int n_threads) {
   const Index p = t.n_params();
   if (!fixed.empty() && static_cast<Index>(fixed.size()) != p)
     throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags");
@@ -122,8 +123,8 @@ void bind_model(py::module_& m) {
          double ftol, double xtol, double gtol, int max_iter, int n_starts, std::uint64_t seed,
          int n_threads, const Vector& x0) {
         const ModelTemplate& t = model::get_template(name);
-        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
-        if (w.size() && w.size() != X.rows()) throw std::invalid_argument("w: length differs from X");
+        model::check_data(X, y, w);
+        if (x0.size()) check_theta(t, x0, "x0");
         const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
                                        make_options(loss, f_scale, ftol, xtol, gtol, max_iter),
                                        n_starts, seed, n_threads);
@@ -132,7 +133,6 @@ void bind_model(py::module_& m) {
         {
           py::gil_scoped_release release;
           if (x0.size()) {
-            check_theta(t, x0);
             const model::LogRatioProblem problem(t, X, y);
             Vector lo(t.n_params()), hi(t.n_params());
             for (Index j = 0; j < t.n_params(); ++j) {
@@ -165,11 +165,12 @@ void bind_model(py::module_& m) {
          int max_iter, int n_boot, std::uint64_t seed, int n_threads) {
         const ModelTemplate& t = model::get_template(name);
         check_theta(t, theta0);
-        if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
-        if (y.size() != X.rows()) throw std::invalid_argument("y: length differs from X");
-        const FitSpec spec = make_spec(t, fixed, fixed_values, lower, upper,
-                                       make_options(loss, f_scale, ftol, xtol, gtol, max_iter), 1,
-                                       seed, n_threads);
+        if (n_boot < 1)
+          throw std::invalid_argument("n: at least one bootstrap replicate is needed");
+        model::check_data(X, y, w);
+        const FitSpec spec =
+            make_spec(t, fixed, fixed_values, lower, upper,
+                      make_options(loss, f_scale, ftol, xtol, gtol, max_iter), 1, seed, n_threads);
         Matrix out;
         {
           py::gil_scoped_release release;
@@ -182,14 +183,15 @@ void bind_model(py::module_& m) {
       py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1, py::arg("ftol") = 1e-8,
       py::arg("xtol") = 1e-8, py::arg("gtol") = 1e-8, py::arg("max_iter") = 200,
       py::arg("n") = 1000, py::arg("seed") = 0, py::arg("n_threads") = 0,
-      "n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).");
+      "n refits on resampled rows, all in one call across threads (n x n_params; NaN rows "
+      "failed).");
   m.def(
       "fit_template_batch",
-      [](const std::string& name, const std::vector<DoubleArray>& Xs, const std::vector<DoubleArray>& ys,
-         const std::vector<DoubleArray>& ws, const std::vector<std::vector<bool>>& fixed,
-         const std::vector<DoubleArray>& fixed_values, const std::string& loss, double f_scale,
-         double ftol, double xtol, double gtol, int max_iter, int n_starts, std::uint64_t seed,
-         int n_threads) {
+      [](const std::string& name, const std::vector<DoubleArray>& Xs,
+         const std::vector<DoubleArray>& ys, const std::vector<DoubleArray>& ws,
+         const std::vector<std::vector<bool>>& fixed, const std::vector<DoubleArray>& fixed_values,
+         const std::string& loss, double f_scale, double ftol, double xtol, double gtol,
+         int max_iter, int n_starts, std::uint64_t seed, int n_threads) {
         const ModelTemplate& t = model::get_template(name);
         const size_t k = Xs.size();
         if (ys.size() != k || ws.size() != k || fixed.size() != k || fixed_values.size() != k)
@@ -205,6 +207,9 @@ void bind_model(py::module_& m) {
           const auto& a = Xs[g];
           if (a.ndim() != 2 || a.shape(1) != kFeatures)
             throw std::invalid_argument("Xs[" + std::to_string(g) + "]: expected shape (n, 5)");
+          if (a.shape(0) < 1) throw std::invalid_argument("Xs[" + std::to_string(g) + "]: no rows");
+          if (ws[g].ndim() != 1 || fixed_values[g].ndim() != 1)
+            throw std::invalid_argument("ws, fixed_values[" + std::to_string(g) + "]: must be 1-D");
           if (ys[g].ndim() != 1 || ys[g].shape(0) != a.shape(0))
             throw std::invalid_argument("ys[" + std::to_string(g) + "]: length differs from X");
           X.emplace_back(a.data(), a.shape(0), kFeatures);
@@ -213,12 +218,13 @@ void bind_model(py::module_& m) {
           fv.emplace_back(Eigen::Map<const Vector>(fixed_values[g].data(), fixed_values[g].size()));
           if (w.back().size() && w.back().size() != a.shape(0))
             throw std::invalid_argument("ws[" + std::to_string(g) + "]: length differs from X");
-          specs.push_back(make_spec(t, fixed[g], fv.back(), Vector(), Vector(), o, n_starts, seed, 1));
+          specs.push_back(
+              make_spec(t, fixed[g], fv.back(), Vector(), Vector(), o, n_starts, seed, 1));
         }
         std::vector<lm::Result> results(k);
         {
           py::gil_scoped_release release;
-          lm::parallel_for(static_cast<Index>(k), resolve_threads(n_threads), [&](Index g) {
+          parallel_for(static_cast<Index>(k), resolve_threads(n_threads), [&](Index g) {
             const auto gi = static_cast<size_t>(g);
             results[gi] = model::fit(t, X[gi], y[gi], w[gi], specs[gi]);
           });

@@ -42,8 +42,7 @@ void bind_nvml(py::module_& m) {
            }),
            py::arg("path") = "")
       .def_property_readonly("path", &Session::path)
-      .def("physical_count", &Session::physical_count,
-           py::call_guard<py::gil_scoped_release>())
+      .def("physical_count", &Session::physical_count, py::call_guard<py::gil_scoped_release>())
       .def(
           "devices",
           [](const Session& s, std::optional<std::string> visible) {
@@ -79,12 +78,21 @@ void bind_nvml(py::module_& m) {
 
   py::class_<PowerSampler, std::shared_ptr<PowerSampler>>(
       m, "PowerSampler", "A thread sampling the power of some GPUs into a timeline.")
-      .def(py::init<std::shared_ptr<const Session>, std::vector<int>, double>(),
-           py::arg("session"), py::arg("physical"), py::arg("period_s"))
+      .def(py::init<std::shared_ptr<const Session>, std::vector<int>, double>(), py::arg("session"),
+           py::arg("physical"), py::arg("period_s"))
       .def("start", &PowerSampler::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &PowerSampler::stop, py::call_guard<py::gil_scoped_release>())
       .def("sample_now", &PowerSampler::sample_now, py::call_guard<py::gil_scoped_release>())
-      .def_property_readonly("running", &PowerSampler::running)
+      .def_property_readonly("running", &PowerSampler::running,
+                             "Whether the thread is sampling (false once stopped or failed).")
+      .def_property_readonly(
+          "error",
+          [](const PowerSampler& s) -> py::object {
+            if (!s.failed()) return py::none();
+            const nvml::Error e = s.error();
+            return py::make_tuple(e.code(), e.function(), std::string(e.what()));
+          },
+          "None, or (code, function, message) of the error that stopped sampling.")
       .def_property_readonly("period_s", &PowerSampler::period_s)
       .def_property_readonly("n_gpus", &PowerSampler::n_gpus)
       .def("size", &PowerSampler::size)
@@ -108,8 +116,8 @@ void bind_nvml(py::module_& m) {
               py::gil_scoped_release release;
               tl = s.timeline(t0, t1);
             }
-            py::array_t<double> p({static_cast<py::ssize_t>(tl.t.size()),
-                                   static_cast<py::ssize_t>(tl.n_gpus)});
+            py::array_t<double> p(
+                {static_cast<py::ssize_t>(tl.t.size()), static_cast<py::ssize_t>(tl.n_gpus)});
             std::copy(tl.power_w.begin(), tl.power_w.end(), p.mutable_data());
             return py::make_tuple(to_array(tl.t), p);
           },

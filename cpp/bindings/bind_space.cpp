@@ -1,8 +1,9 @@
-// Bindings of the configuration-space engine and the Selector (space.hpp): conversion and GIL
-// only. Programs arrive as lists of (op, arg, value) triples compiled by energycore.constraints.
-// The GIL is released around every walk over the space: the engine and selector are immutable
-// C++ objects held by shared_ptr (kept alive by the Python wrapper for the whole call), all
-// arguments are converted to C++ values before the release, and no Python object is touched.
+// Bindings of the configuration-space engine and the Selector (space.hpp, selector.hpp):
+// conversion and GIL only. Programs arrive as lists of (op, arg, value) triples compiled by
+// energycore.constraints. The GIL is released around every walk over the space: the engine and
+// selector are immutable C++ objects held by shared_ptr (kept alive by the Python wrapper for the
+// whole call), all arguments are converted to C++ values before the release, and no Python object
+// is touched.
 #include "common.hpp"
 
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "energycore/energy_model.hpp"
+#include "energycore/selector.hpp"
 #include "energycore/space.hpp"
 
 namespace energycore::bindings {
@@ -133,12 +135,13 @@ void bind_space(py::module_& m) {
           "Indices of the first `limit` valid points, in enumeration order.")
       .def(
           "rows",
-          [](const Engine& e, const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& idx,
+          [](const Engine& e,
+             const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& idx,
              const std::optional<std::vector<double>>& params) {
             if (idx.ndim() != 1) throw std::invalid_argument("indices: must be one-dimensional");
             if (params && params->size() != e.spec().params.size())
-              throw std::invalid_argument("params: expected " + std::to_string(e.spec().params.size()) +
-                                          " values");
+              throw std::invalid_argument("params: expected " +
+                                          std::to_string(e.spec().params.size()) + " values");
             const std::vector<Index> v(idx.data(), idx.data() + idx.size());
             RowMatrix out;
             {
@@ -204,8 +207,7 @@ void bind_space(py::module_& m) {
                                                std::move(lout_edges));
            }),
            py::arg("engine"), py::arg("slot"), py::arg("maximize"), py::arg("monotone"),
-           py::arg("lin_slot"), py::arg("lout_slot"), py::arg("lin_edges"),
-           py::arg("lout_edges"))
+           py::arg("lin_slot"), py::arg("lout_slot"), py::arg("lin_edges"), py::arg("lout_edges"))
       .def_property_readonly("n_candidates", &Selector::n_candidates)
       .def(
           "best",

@@ -54,8 +54,8 @@ class Driver {
   template <class F>
   void resolve(F*& f, const char* name) {
     if (!lib_.resolve(f, name))
-      throw Error(-1, "dlsym", "'" + lib_.path() + "' is not a usable CUDA driver: " + name +
-                                   " is missing");
+      throw Error(-1, "dlsym",
+                  "'" + lib_.path() + "' is not a usable CUDA driver: " + name + " is missing");
   }
   SharedLibrary lib_;
 };

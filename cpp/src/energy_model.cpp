@@ -1,4 +1,5 @@
 #include "energycore/energy_model.hpp"
+#include "energycore/parallel.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/QR>
@@ -27,8 +28,14 @@ ParamInfo nonlin(const char* name, const char* unit, const char* desc, double lo
 struct Row {
   double tp, pp, b, lin, lout, log_tp, log_pp, ar;  // ar = 1 - 1/tp
   explicit Row(const double* x) noexcept
-      : tp(x[kTp]), pp(x[kPp]), b(x[kBatch]), lin(x[kInputLen]), lout(x[kOutputLen]),
-        log_tp(std::log(x[kTp])), log_pp(std::log(x[kPp])), ar(1.0 - 1.0 / x[kTp]) {}
+      : tp(x[kTp]),
+        pp(x[kPp]),
+        b(x[kBatch]),
+        lin(x[kInputLen]),
+        lout(x[kOutputLen]),
+        log_tp(std::log(x[kTp])),
+        log_pp(std::log(x[kPp])),
+        ar(1.0 - 1.0 / x[kTp]) {}
 };
 
 /// x^e1 and x^e2 for the few distinct values x of a column, computed once each (linear search
@@ -76,19 +83,25 @@ class EnergyTemplate final : public ModelTemplate {
         params_{
             lin("t1", "J/token", "prefill work per prompt token (weight GEMMs)", 1e-3),
             lin("t2", "J/token^2", "prefill attention per token of context", 1e-8),
-            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0, 2.0),
+            nonlin("t3", "exponent", "tensor-parallel scaling of prefill energy", -1.0, 2.0, 0.0,
+                   2.0),
             nonlin("t4", "1", "pipeline overhead per extra stage, prefill", 0.0, kInf, 0.1, 1.0),
-            lin("t5", "J/token", kind == AllReduce::kAllGpus
-                                     ? "prefill all-reduce energy per token per extra tensor-parallel GPU"
-                                     : "prefill all-reduce energy per token", 1e-4),
+            lin("t5", "J/token",
+                kind == AllReduce::kAllGpus
+                    ? "prefill all-reduce energy per token per extra tensor-parallel GPU"
+                    : "prefill all-reduce energy per token",
+                1e-4),
             lin("t6", "J/step", "decode energy per step independent of batch", 1.0),
             lin("t7", "J/token", "decode work per generated token", 1e-2),
             lin("t8", "J/token^2", "KV-cache read energy per cached token per step", 1e-6),
-            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0, 2.0),
+            nonlin("t9", "exponent", "tensor-parallel scaling of decode energy", -1.0, 2.0, 0.0,
+                   2.0),
             nonlin("t10", "1", "pipeline overhead per extra stage, decode", 0.0, kInf, 0.1, 1.0),
-            lin("t11", "J/token", kind == AllReduce::kAllGpus
-                                      ? "decode all-reduce energy per token per extra tensor-parallel GPU"
-                                      : "decode all-reduce energy per token", 1e-3),
+            lin("t11", "J/token",
+                kind == AllReduce::kAllGpus
+                    ? "decode all-reduce energy per token per extra tensor-parallel GPU"
+                    : "decode all-reduce energy per token",
+                1e-3),
             lin("t12", "J/GPU", "fixed energy per GPU per batch (launch, idle tail)", 1.0),
         },
         phases_{"prefill", "decode", "fixed"} {}
@@ -147,7 +160,8 @@ class EnergyTemplate final : public ModelTemplate {
     const Index n = X.rows();
     for (Index i = 0; i < n; ++i) {
       const double* x = X.row(i).data();
-      const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen], lout = x[kOutputLen];
+      const double tp = x[kTp], pp = x[kPp], b = x[kBatch], lin = x[kInputLen],
+                   lout = x[kOutputLen];
       const PowCache::Entry& e = cache.get(tp);
       const double ar = share(tp);
       const double bl = b * lin;
@@ -199,8 +213,10 @@ class TtftV1 final : public ModelTemplate {
       : params_{
             lin("a1", "s/token", "prefill compute time per prompt token", 1e-5),
             lin("a2", "s/token^2", "prefill attention time per token of context", 1e-10),
-            nonlin("a3", "exponent", "tensor-parallel scaling of prefill time", -2.0, 1.0, -1.0, 0.0),
-            nonlin("a4", "exponent", "pipeline-parallel scaling of prefill time", -2.0, 2.0, 0.0, 1.0),
+            nonlin("a3", "exponent", "tensor-parallel scaling of prefill time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("a4", "exponent", "pipeline-parallel scaling of prefill time", -2.0, 2.0, 0.0,
+                   1.0),
             lin("a5", "s/token", "prefill all-reduce time per prompt token", 1e-6),
             lin("a6", "s", "fixed time to first token (scheduling, launch)", 1e-2),
         },
@@ -273,8 +289,10 @@ class TpotV1 final : public ModelTemplate {
             lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
             lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
             lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
-            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0, 0.0),
-            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0, 1.0),
+            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
+                   1.0),
             lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
         },
         phases_{"compute", "allreduce"} {}
@@ -352,6 +370,12 @@ std::uint64_t splitmix64(std::uint64_t x) noexcept {
 
 lm::Bounds bounds_of(const ModelTemplate& t, const FitSpec& spec) {
   const Index p = t.n_params();
+  const auto sz = static_cast<size_t>(p);
+  if (!spec.fixed.empty() && (spec.fixed.size() != sz || spec.fixed_values.size() != p))
+    throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags and values");
+  if ((spec.lower.size() && spec.lower.size() != p) ||
+      (spec.upper.size() && spec.upper.size() != p))
+    throw std::invalid_argument("bounds: expected " + std::to_string(p) + " values each");
   lm::Bounds b{Vector(p), Vector(p)};
   for (Index j = 0; j < p; ++j) {
     b.lower[j] = spec.lower.size() ? spec.lower[j] : t.params()[static_cast<size_t>(j)].lower;
@@ -370,7 +394,8 @@ const ModelTemplate& get_template(std::string_view name) {
   for (const ModelTemplate* t : kTemplates)
     if (t->name() == name) return *t;
   std::string known;
-  for (const ModelTemplate* t : kTemplates) known += (known.empty() ? "" : ", ") + std::string(t->name());
+  for (const ModelTemplate* t : kTemplates)
+    known += (known.empty() ? "" : ", ") + std::string(t->name());
   throw std::invalid_argument("template: unknown model template '" + std::string(name) +
                               "' (known: " + known + ")");
 }
@@ -386,7 +411,7 @@ void evaluate(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
   const Index n = X.rows();
   constexpr Index kChunk = 4096;
   const Index n_chunks = (n + kChunk - 1) / kChunk;
-  lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? n_threads : 1, [&](Index c) {
     const Index end = std::min(n, (c + 1) * kChunk);
     for (Index i = c * kChunk; i < end; ++i) out[i] = t.value(X.row(i).data(), theta.data());
   });
@@ -482,7 +507,8 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
       if (feasible) break;
       double alpha = 1.0;
       for (Index j = 0; j < n; ++j)
-        if (passive[static_cast<size_t>(j)] && z[j] <= 0) alpha = std::min(alpha, x[j] / (x[j] - z[j]));
+        if (passive[static_cast<size_t>(j)] && z[j] <= 0)
+          alpha = std::min(alpha, x[j] / (x[j] - z[j]));
       x += alpha * (z - x);
       for (Index j = 0; j < n; ++j)
         if (passive[static_cast<size_t>(j)] && x[j] <= tol) {
@@ -495,8 +521,9 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
   return x.cwiseQuotient(s);
 }
 
-std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
-                                    const Vector& w, const FitSpec& spec) {
+std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
+                                    Eigen::Ref<const Vector> y, const Vector& w,
+                                    const FitSpec& spec) {
   const Index p = t.n_params();
   const Index n = X.rows();
   const auto& info = t.params();
@@ -534,7 +561,8 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
       } else {
         const double lo = bounds.lower[j];
         const double hi = std::min(bounds.upper[j], std::max(pi.start_hi, lo + 1e-3));
-        const double u = (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
+        const double u =
+            (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
         theta[j] = lo + (hi - lo) * u;
       }
       theta[j] = std::clamp(theta[j], bounds.lower[j], bounds.upper[j]);
@@ -568,8 +596,19 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen:
   return starts;
 }
 
+void check_data(FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w) {
+  if (X.rows() < 1) throw std::invalid_argument("X: no rows to fit");
+  if (y.size() != X.rows())
+    throw std::invalid_argument("y: " + std::to_string(y.size()) + " values for " +
+                                std::to_string(X.rows()) + " rows of X");
+  if (w.size() != 0 && w.size() != X.rows())
+    throw std::invalid_argument("w: " + std::to_string(w.size()) + " weights for " +
+                                std::to_string(X.rows()) + " rows of X");
+}
+
 lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                const FitSpec& spec) {
+  check_data(X, y, w);
   const LogRatioProblem problem(t, X, y);
   const auto starts = starting_points(t, X, y, w, spec);
   return lm::solve_multistart(problem, starts, bounds_of(t, spec), spec.fixed, w, spec.lm,
@@ -578,11 +617,16 @@ lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
 
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                  const Vector& theta0, const FitSpec& spec, int n_boot, std::uint64_t seed) {
+  check_data(X, y, w);
+  if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
+  if (theta0.size() != t.n_params())
+    throw std::invalid_argument("theta0: expected " + std::to_string(t.n_params()) +
+                                " coefficients, got " + std::to_string(theta0.size()));
   const Index n = X.rows();
   const Index p = t.n_params();
   Matrix out(n_boot, p);
   const lm::Bounds bounds = bounds_of(t, spec);
-  lm::parallel_for(n_boot, spec.n_threads, [&](Index b) {
+  parallel_for(n_boot, spec.n_threads, [&](Index b) {
     std::mt19937_64 rng(splitmix64(seed ^ splitmix64(static_cast<std::uint64_t>(b) + 1)));
     std::uniform_int_distribution<Index> pick(0, n - 1);
     FeatureTable Xb(n, kFeatures);

@@ -1,95 +1,12 @@
-// Quantile binning of the features and the worker pool of one fit (gbdt.hpp).
+// Quantile binning of the features (gbdt.hpp).
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cmath>
-#include <mutex>
 #include <numeric>
 #include <random>
-#include <thread>
 
 #include "energycore/gbdt.hpp"
 
 namespace energycore::gbdt::detail {
-
-// ---- Pool ---------------------------------------------------------------------------------
-
-struct Pool::Impl {
-  // A run is published by bumping `generation`; workers spin a little before sleeping (runs
-  // follow each other within microseconds during a fit, and a sleeping thread takes much
-  // longer to wake), and so does the caller while waiting for the last worker.
-  static constexpr int kSpin = 1024;
-  std::vector<std::thread> workers;
-  std::mutex mu;
-  std::condition_variable wake, done;
-  const std::function<void(Index)>* task = nullptr;
-  Index n = 0;
-  std::atomic<Index> next{0};
-  std::atomic<std::uint64_t> generation{0};
-  std::atomic<int> busy{0};
-  std::atomic<bool> stop{false};
-
-  void work() {
-    for (Index i = next.fetch_add(1); i < n; i = next.fetch_add(1)) (*task)(i);
-  }
-  void loop() {
-    std::uint64_t seen = 0;
-    for (;;) {
-      for (int s = 0; s < kSpin && generation.load() == seen && !stop.load(); ++s)
-        std::this_thread::yield();
-      if (generation.load() == seen && !stop.load()) {
-        std::unique_lock<std::mutex> lock(mu);
-        wake.wait(lock, [&] { return stop.load() || generation.load() != seen; });
-      }
-      if (stop.load()) return;
-      seen = generation.load();
-      work();
-      if (busy.fetch_sub(1) == 1) {
-        const std::lock_guard<std::mutex> lock(mu);
-        done.notify_one();
-      }
-    }
-  }
-};
-
-Pool::Pool(int n_threads) : impl_(std::make_unique<Impl>()) {
-  for (int t = 1; t < n_threads; ++t) impl_->workers.emplace_back([this] { impl_->loop(); });
-}
-
-Pool::~Pool() {
-  {
-    const std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stop.store(true);
-  }
-  impl_->wake.notify_all();
-  for (auto& w : impl_->workers) w.join();
-}
-
-int Pool::size() const noexcept { return static_cast<int>(impl_->workers.size()) + 1; }
-
-void Pool::run(Index n, const std::function<void(Index)>& task) {
-  Impl& p = *impl_;
-  if (p.workers.empty() || n <= 1) {
-    for (Index i = 0; i < n; ++i) task(i);
-    return;
-  }
-  p.task = &task;
-  p.n = n;
-  p.next.store(0);
-  p.busy.store(static_cast<int>(p.workers.size()));
-  {
-    const std::lock_guard<std::mutex> lock(p.mu);
-    p.generation.fetch_add(1);
-  }
-  p.wake.notify_all();
-  p.work();
-  for (int s = 0; s < Impl::kSpin && p.busy.load() != 0; ++s) std::this_thread::yield();
-  if (p.busy.load() != 0) {
-    std::unique_lock<std::mutex> lock(p.mu);
-    p.done.wait(lock, [&] { return p.busy.load() == 0; });
-  }
-  p.task = nullptr;
-}
 
 // ---- bins ---------------------------------------------------------------------------------
 
@@ -140,8 +57,8 @@ inline size_t count_below(const std::vector<double>& cuts, double x) noexcept {
 
 }  // namespace
 
-Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
-                    int max_bin, std::uint64_t seed, Pool& pool) {
+Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features, int max_bin,
+                    std::uint64_t seed, const Workers& pool) {
   Binned b;
   b.n_rows = n_rows;
   b.n_features = n_features;

@@ -8,6 +8,7 @@
 
 #include "energycore/gbdt.hpp"
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 
 namespace energycore::gbdt {
 
@@ -19,8 +20,10 @@ constexpr const char* kGrowths[] = {"depthwise", "leafwise"};
 Objective parse_objective(const std::string& name) {
   for (int i = 0; i < 4; ++i)
     if (name == kObjectives[i]) return static_cast<Objective>(i);
-  throw std::invalid_argument("objective: expected one of squared_error, huber, logistic, "
-                              "pairwise, got '" + name + "'");
+  throw std::invalid_argument(
+      "objective: expected one of squared_error, huber, logistic, "
+      "pairwise, got '" +
+      name + "'");
 }
 
 const char* objective_name(Objective o) noexcept { return kObjectives[static_cast<int>(o)]; }
@@ -36,7 +39,9 @@ const char* growth_name(Growth g) noexcept { return kGrowths[static_cast<int>(g)
 Model::Model(const ModelState& s) {
   auto bad = [](const std::string& what) { throw std::invalid_argument("model: " + what); };
   if (static_cast<int>(s.objective) < 0 || static_cast<int>(s.objective) > 3) bad("bad objective");
-  if (s.n_features < 1 || s.n_features > 0x7fffffff) bad("n_features must be positive");
+  if (s.n_features < 1 || s.n_features > kMaxFeatures)
+    bad("n_features must be in [1, " + std::to_string(kMaxFeatures) + "], got " +
+        std::to_string(s.n_features));
   if (!std::isfinite(s.base_score)) bad("base_score is not finite");
   const size_t n = s.feature.size();
   if (s.value.size() != n || s.left.size() != n || s.default_left.size() != n ||
@@ -46,8 +51,7 @@ Model::Model(const ModelState& s) {
   if (s.roots.empty() && n != 0) bad("nodes without trees");
   for (size_t t = 0; t < s.roots.size(); ++t) {
     const std::int64_t begin = s.roots[t];
-    const std::int64_t end =
-        t + 1 < s.roots.size() ? s.roots[t + 1] : static_cast<std::int64_t>(n);
+    const std::int64_t end = t + 1 < s.roots.size() ? s.roots[t + 1] : static_cast<std::int64_t>(n);
     if (t == 0 && begin != 0) bad("tree 0 must start at node 0");
     if (begin < 0 || end <= begin || end > static_cast<std::int64_t>(n))
       bad("tree " + std::to_string(t) + " has a bad node range");
@@ -57,7 +61,8 @@ Model::Model(const ModelState& s) {
     reached[0] = 1;
     for (std::int64_t i = begin; i < end; ++i) {
       const auto k = static_cast<size_t>(i);
-      if (!reached[static_cast<size_t>(i - begin)]) bad("node " + std::to_string(i) + " is unreachable");
+      if (!reached[static_cast<size_t>(i - begin)])
+        bad("node " + std::to_string(i) + " is unreachable");
       if (!std::isfinite(s.value[k]) || !std::isfinite(s.gain[k]) || !std::isfinite(s.cover[k]))
         bad("node " + std::to_string(i) + " has a non-finite value");
       if (s.feature[k] < 0) {
@@ -84,8 +89,8 @@ Model::Model(const ModelState& s) {
     d.value = s.value[i];
     if (s.feature[i] >= 0) {
       d.left = static_cast<std::uint32_t>(s.left[i]);
-      d.feature = static_cast<std::uint32_t>(s.feature[i]) |
-                  (s.default_left[i] ? Node::kDefaultLeft : 0u);
+      d.feature =
+          static_cast<std::uint32_t>(s.feature[i]) | (s.default_left[i] ? Node::kDefaultLeft : 0u);
     }
   }
   gain_ = s.gain;
@@ -146,7 +151,7 @@ void Model::predict_raw(const double* X, Index n, double* out, int n_threads) co
   const Index n_chunks = (n + kChunk - 1) / kChunk;
   const Index p = n_features_;
   const Node* walk = walk_.data();
-  lm::parallel_for(n_chunks, n_chunks > 1 ? resolve_threads(n_threads) : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? resolve_threads(n_threads) : 1, [&](Index c) {
     const Index end = std::min(n, (c + 1) * kChunk);
     for (Index b0 = c * kChunk; b0 < end; b0 += kBlock) {
       const Index b1 = std::min(end, b0 + kBlock);
@@ -158,7 +163,8 @@ void Model::predict_raw(const double* X, Index n, double* out, int n_threads) co
         for (int d = 0; d < t.depth; ++d) {
           for (Index i = 0; i < m; ++i) {  // independent walks: they overlap in the pipeline
             const Node& nd = walk[at[i]];
-            at[i] = nd.left + 1u - nd.goes_left(X[(b0 + i) * p + (nd.feature & ~Node::kDefaultLeft)]);
+            at[i] =
+                nd.left + 1u - nd.goes_left(X[(b0 + i) * p + (nd.feature & ~Node::kDefaultLeft)]);
           }
         }
         for (Index i = 0; i < m; ++i) out[b0 + i] += leaf_value_[at[i]];
@@ -183,8 +189,12 @@ std::vector<double> Model::importance(const std::string& kind) const {
   return out;
 }
 
-double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group,
-                         Index n) {
+double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group, Index n) {
+  // A NaN would break the sort's ordering and the scan over blocks of equal score.
+  for (Index i = 0; i < n; ++i) {
+    if (std::isnan(score[i])) throw std::invalid_argument("score: NaN at row " + std::to_string(i));
+    if (std::isnan(y[i])) throw std::invalid_argument("y: NaN at row " + std::to_string(i));
+  }
   std::vector<Index> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), Index{0});
   // Rows by group, then by score.
@@ -227,8 +237,8 @@ double pairwise_accuracy(const double* score, const double* y, const std::int64_
       while (b1 < g1 && score[order[b1]] == score[order[b0]]) ++b1;
       for (size_t k = b0; k < b1; ++k) {
         const size_t r = rank(y[order[k]]);
-        const double lower = below(r);                 // earlier, lower score, lower label
-        const double equal = below(r + 1) - lower;     // earlier, same label
+        const double lower = below(r);              // earlier, lower score, lower label
+        const double equal = below(r + 1) - lower;  // earlier, same label
         good += lower;
         pairs += seen - equal;
       }

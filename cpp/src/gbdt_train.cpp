@@ -41,7 +41,6 @@ void Params::validate(Index n_features) const {
 namespace {
 
 using detail::Binned;
-using detail::Pool;
 
 struct GH {
   double g = 0.0, h = 0.0;
@@ -86,7 +85,7 @@ inline double sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 class TreeBuilder {
  public:
   /// `hessian` > 0: every row's hessian is this constant (h sums are then counts times it).
-  TreeBuilder(const Binned& b, const Params& p, Pool& pool, double hessian)
+  TreeBuilder(const Binned& b, const Params& p, const Workers& pool, double hessian)
       : b_(b),
         p_(p),
         pool_(pool),
@@ -128,10 +127,8 @@ class TreeBuilder {
       find_splits(search, k);
       for (Leaf* leaf : both) {
         if (!leaf) continue;
-        if (leaf->best.feature >= 0)
-          pending.push_back(std::move(*leaf));
-        else
-          finish(*leaf, leaves);
+        if (leaf->best.feature >= 0) pending.push_back(std::move(*leaf));
+        else finish(*leaf, leaves);
       }
     };
     if (can_split(root)) build_hist(root);
@@ -185,10 +182,8 @@ class TreeBuilder {
       spare_.pop_back();
     }
     // Zeroed here, or (constant hessian) overwritten from the (g, count) sums below.
-    if (const_hessian_)
-      leaf.hist.resize(static_cast<size_t>(offset_.back()));
-    else
-      leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
+    if (const_hessian_) leaf.hist.resize(static_cast<size_t>(offset_.back()));
+    else leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
     const Index m = leaf.end - leaf.begin;
     const Index* rows = idx_->data() + leaf.begin;
     const GH* gh = gh_->data();
@@ -211,14 +206,10 @@ class TreeBuilder {
     GC* gc = gc_.data();
     auto block = [&](Index bl) {
       const Index j0 = nf * bl / n_blocks, j1 = nf * (bl + 1) / n_blocks;
-      if (const_hessian_ && all)
-        hist_rows<GC, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
-      else if (const_hessian_)
-        hist_rows<GC, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
-      else if (all)
-        hist_rows<Bin, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
-      else
-        hist_rows<Bin, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+      if (const_hessian_ && all) hist_rows<GC, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
+      else if (const_hessian_) hist_rows<GC, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
+      else if (all) hist_rows<Bin, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+      else hist_rows<Bin, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
     };
     pool_.run(n_blocks, block);
     if (const_hessian_)
@@ -232,8 +223,8 @@ class TreeBuilder {
   };
 
   template <class B, bool kAll>
-  static void hist_rows(const Index* rows, Index m, const GH* gh, const std::uint8_t* bins,
-                        Index F, const Index* foff, const Index* fidx, Index j0, Index j1,
+  static void hist_rows(const Index* rows, Index m, const GH* gh, const std::uint8_t* bins, Index F,
+                        const Index* foff, const Index* fidx, Index j0, Index j1,
                         B* hist) noexcept {
     for (Index k = 0; k < m; ++k) {
       const Index r = rows[k];
@@ -281,7 +272,8 @@ class TreeBuilder {
     const auto nf = static_cast<Index>(features_->size());
     Index bins = 0;
     for (const Index f : *features_) bins += b_.n_bins(f);
-    const Index n_blocks = pool_.size() > 1 && bins * k >= 1024 ? std::min<Index>(nf, pool_.size()) : 1;
+    const Index n_blocks =
+        pool_.size() > 1 && bins * k >= 1024 ? std::min<Index>(nf, pool_.size()) : 1;
     parts_.assign(static_cast<size_t>(k * n_blocks), Split{});
     pool_.run(k * n_blocks, [&](Index t) {
       const Index blk = t % n_blocks;
@@ -321,8 +313,7 @@ class TreeBuilder {
         if (bin < nb - 2) {
           consider(leaf, f, bin, false, gl, hl, cl, parent_score, best);
           if (miss.c > 0)
-            consider(leaf, f, bin, true, gl + miss.g, hl + miss.h, cl + miss.c, parent_score,
-                     best);
+            consider(leaf, f, bin, true, gl + miss.g, hl + miss.h, cl + miss.c, parent_score, best);
         } else if (miss.c > 0) {  // all values left, NaN right
           consider(leaf, f, bin, false, gl, hl, cl, parent_score, best);
         }
@@ -402,11 +393,11 @@ class TreeBuilder {
 
   const Binned& b_;
   const Params& p_;
-  Pool& pool_;
+  const Workers& pool_;
   std::vector<Index> offset_;
   bool const_hessian_ = false;
   double hessian_ = 0.0;
-  bool bounded_ = false;  ///< monotone constraints: leaf values clamped to bounds
+  bool bounded_ = false;                 ///< monotone constraints: leaf values clamped to bounds
   std::vector<std::vector<Bin>> spare_;  ///< histogram buffers to reuse
   std::vector<Index>* idx_ = nullptr;
   const std::vector<GH>* gh_ = nullptr;
@@ -423,7 +414,8 @@ std::vector<std::vector<Index>> make_groups(const std::int64_t* group, Index n) 
   std::vector<Index> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), Index{0});
   if (group)
-    std::stable_sort(order.begin(), order.end(), [&](Index a, Index b) { return group[a] < group[b]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](Index a, Index b) { return group[a] < group[b]; });
   std::vector<std::vector<Index>> out;
   for (size_t k = 0; k < order.size(); ++k) {
     if (k == 0 || (group && group[order[k]] != group[order[k - 1]])) out.emplace_back();
@@ -557,6 +549,9 @@ double walk(const std::vector<TreeNode>& t, const double* x) noexcept {
 void check_view(const DataView& d, const char* what) {
   if (d.n_rows < 1) throw std::invalid_argument(std::string(what) + ": no rows");
   if (d.n_features < 1) throw std::invalid_argument(std::string(what) + ": no features");
+  if (d.n_features > kMaxFeatures)
+    throw std::invalid_argument(std::string(what) + ": more than " + std::to_string(kMaxFeatures) +
+                                " features");
   if (!d.X || !d.y) throw std::invalid_argument(std::string(what) + ": missing X or y");
 }
 
@@ -576,10 +571,10 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   // Threads pay off only on enough work: below about 10k rows x 20 features the nodes are so
   // small that handing them to another thread costs more than it saves (measured).
   const int n_threads = n * F > 200000 ? resolve_threads(p.n_threads) : 1;
-  Pool pool(n_threads);
+  const Workers pool(n_threads);
   const Binned bins = detail::bin_features(d.X, d.w, n, F, p.max_bin, p.seed, pool);
   const auto groups = p.objective == Objective::pairwise ? make_groups(d.group, n)
-                                                          : std::vector<std::vector<Index>>{};
+                                                         : std::vector<std::vector<Index>>{};
 
   ModelState state;
   state.objective = p.objective;
@@ -596,8 +591,8 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   std::vector<Index> idx, unsampled, features(static_cast<size_t>(F));
   std::vector<std::pair<int, std::pair<Index, Index>>> leaves;
   std::iota(features.begin(), features.end(), Index{0});
-  const auto n_cols = std::max<Index>(
-      1, static_cast<Index>(std::lround(p.colsample * static_cast<double>(F))));
+  const auto n_cols =
+      std::max<Index>(1, static_cast<Index>(std::lround(p.colsample * static_cast<double>(F))));
   double best_metric = std::numeric_limits<double>::infinity();
   size_t best_nodes = 0, best_trees = 0;
   int since_best = 0;
@@ -627,15 +622,17 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
     // Training predictions: sampled rows by leaf range, the others by a walk over bins.
     for (const auto& [node, range] : leaves) {
       const double v = tree[static_cast<size_t>(node)].value;
-      for (Index k = range.first; k < range.second; ++k) pred[static_cast<size_t>(idx[static_cast<size_t>(k)])] += v;
+      for (Index k = range.first; k < range.second; ++k)
+        pred[static_cast<size_t>(idx[static_cast<size_t>(k)])] += v;
     }
     for (const Index r : unsampled) {
       int i = 0;
       while (tree[static_cast<size_t>(i)].feature >= 0) {
         const TreeNode& t = tree[static_cast<size_t>(i)];
         const std::uint8_t v = bins.bins[static_cast<size_t>(r * F + t.feature)];
-        const bool go_left =
-            v == static_cast<std::uint8_t>(bins.n_bins(t.feature) - 1) ? t.default_left : v <= t.bin;
+        const bool go_left = v == static_cast<std::uint8_t>(bins.n_bins(t.feature) - 1)
+                                 ? t.default_left
+                                 : v <= t.bin;
         i = t.left + (go_left ? 0 : 1);
       }
       pred[static_cast<size_t>(r)] += tree[static_cast<size_t>(i)].value;
@@ -653,7 +650,8 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
     }
     if (valid) {
       const Index vf = valid->n_features;
-      for (Index i = 0; i < valid->n_rows; ++i) vpred[static_cast<size_t>(i)] += walk(tree, valid->X + i * vf);
+      for (Index i = 0; i < valid->n_rows; ++i)
+        vpred[static_cast<size_t>(i)] += walk(tree, valid->X + i * vf);
       const double m = metric(p, *valid, vpred);
       if (valid_curve) valid_curve->push_back(m);
       if (m < best_metric) {

@@ -1,14 +1,12 @@
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 
 namespace energycore::lm {
 
@@ -104,11 +102,16 @@ Loss parse_loss(const std::string& name) {
 
 const char* loss_name(Loss loss) noexcept {
   switch (loss) {
-    case Loss::linear: return "linear";
-    case Loss::huber: return "huber";
-    case Loss::soft_l1: return "soft_l1";
-    case Loss::cauchy: return "cauchy";
-    case Loss::arctan: return "arctan";
+    case Loss::linear:
+      return "linear";
+    case Loss::huber:
+      return "huber";
+    case Loss::soft_l1:
+      return "soft_l1";
+    case Loss::cauchy:
+      return "cauchy";
+    case Loss::arctan:
+      return "arctan";
   }
   return "unknown";
 }
@@ -162,11 +165,16 @@ void loss_terms(Loss loss, double z, double& rho, double& d1, double& d2) noexce
 
 const char* status_message(Status s) noexcept {
   switch (s) {
-    case Status::max_iterations: return "the maximum number of iterations was reached";
-    case Status::gtol: return "gtol: the projected gradient is below tolerance";
-    case Status::ftol: return "ftol: the relative reduction of the cost is below tolerance";
-    case Status::xtol: return "xtol: the relative step is below tolerance";
-    case Status::failed: return "failed: the model gave non-finite values at the starting point";
+    case Status::max_iterations:
+      return "the maximum number of iterations was reached";
+    case Status::gtol:
+      return "gtol: the projected gradient is below tolerance";
+    case Status::ftol:
+      return "ftol: the relative reduction of the cost is below tolerance";
+    case Status::xtol:
+      return "xtol: the relative step is below tolerance";
+    case Status::failed:
+      return "failed: the model gave non-finite values at the starting point";
   }
   return "unknown";
 }
@@ -274,7 +282,8 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
     if (radius < 0) {
       // Trust radius in the column-scaled space, started as scipy's trf does: |D x0|, or 1.
       radius = 0.0;
-      for (Index a = 0; a < nf; ++a) radius += std::pow(D[a] * res.x[freeidx[static_cast<size_t>(a)]], 2);
+      for (Index a = 0; a < nf; ++a)
+        radius += std::pow(D[a] * res.x[freeidx[static_cast<size_t>(a)]], 2);
       radius = radius > 0 ? std::sqrt(radius) : 1.0;
     }
 
@@ -396,11 +405,12 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
       const bool null_dir = !(ev[k] > thresh);
       inv[k] = null_dir ? std::numeric_limits<double>::infinity() : 1.0 / ev[k];
       if (null_dir)
-        for (Index a = 0; a < nc; ++a) res.null_weight[cov_idx[static_cast<size_t>(a)]] += V(a, k) * V(a, k);
+        for (Index a = 0; a < nc; ++a)
+          res.null_weight[cov_idx[static_cast<size_t>(a)]] += V(a, k) * V(a, k);
     }
     const Index dof = m - nc;
-    const double s2 = dof > 0 ? 2.0 * cost / static_cast<double>(dof)
-                              : std::numeric_limits<double>::quiet_NaN();
+    const double s2 =
+        dof > 0 ? 2.0 * cost / static_cast<double>(dof) : std::numeric_limits<double>::quiet_NaN();
     for (Index a = 0; a < nc; ++a) {
       for (Index b = 0; b < nc; ++b) {
         double v = 0.0;
@@ -416,36 +426,9 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
   return res;
 }
 
-void parallel_for(Index n, int n_threads, const std::function<void(Index)>& task) {
-  const int nt = static_cast<int>(std::min<Index>(std::max(1, n_threads), std::max<Index>(n, 1)));
-  if (nt <= 1) {
-    for (Index i = 0; i < n; ++i) task(i);
-    return;
-  }
-  std::exception_ptr error;
-  std::mutex mu;
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) {
-    threads.emplace_back([&, t] {
-      for (Index i = t; i < n; i += nt) {
-        try {
-          task(i);
-        } catch (...) {
-          const std::lock_guard<std::mutex> lock(mu);
-          if (!error) error = std::current_exception();
-          return;
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  if (error) std::rethrow_exception(error);
-}
-
 Result solve_multistart(const Problem& problem, const std::vector<Vector>& starts,
-                        const Bounds& bounds, const std::vector<bool>& fixed,
-                        const Vector& weights, const Options& options, int n_threads) {
+                        const Bounds& bounds, const std::vector<bool>& fixed, const Vector& weights,
+                        const Options& options, int n_threads) {
   if (starts.empty()) throw std::invalid_argument("starts: at least one starting point is needed");
   std::vector<Result> results(starts.size());
   parallel_for(static_cast<Index>(starts.size()), n_threads, [&](Index i) {
@@ -456,8 +439,8 @@ Result solve_multistart(const Problem& problem, const std::vector<Vector>& start
   size_t best = 0;
   for (size_t i = 1; i < results.size(); ++i) {
     const bool better_ok = results[i].success() && !results[best].success();
-    const bool lower = results[i].success() == results[best].success() &&
-                       results[i].cost < results[best].cost;
+    const bool lower =
+        results[i].success() == results[best].success() && results[i].cost < results[best].cost;
     if (better_ok || lower) best = i;
   }
   return std::move(results[best]);

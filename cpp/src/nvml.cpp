@@ -38,14 +38,22 @@ constexpr unsigned kNameLength = 96;          // NVML_DEVICE_NAME_V2_BUFFER_SIZE
 
 double value_as_double(const FieldValue& f) {
   switch (f.valueType) {
-    case 0: return f.value.dVal;
-    case 1: return static_cast<double>(f.value.uiVal);
-    case 2: return static_cast<double>(f.value.ulVal);
-    case 3: return static_cast<double>(f.value.ullVal);
-    case 4: return static_cast<double>(f.value.sllVal);
-    case 5: return static_cast<double>(f.value.siVal);
-    case 6: return static_cast<double>(f.value.usVal);
-    default: return -1.0;
+    case 0:
+      return f.value.dVal;
+    case 1:
+      return static_cast<double>(f.value.uiVal);
+    case 2:
+      return static_cast<double>(f.value.ulVal);
+    case 3:
+      return static_cast<double>(f.value.ullVal);
+    case 4:
+      return static_cast<double>(f.value.sllVal);
+    case 5:
+      return static_cast<double>(f.value.siVal);
+    case 6:
+      return static_cast<double>(f.value.usVal);
+    default:
+      return -1.0;
   }
 }
 
@@ -146,8 +154,7 @@ int Session::physical_count() const {
 
 void* Session::handle(int physical) const {
   nvmlDevice_t h = nullptr;
-  lib_->check(lib_->by_index(static_cast<unsigned>(physical), &h),
-              "nvmlDeviceGetHandleByIndex_v2");
+  lib_->check(lib_->by_index(static_cast<unsigned>(physical), &h), "nvmlDeviceGetHandleByIndex_v2");
   return h;
 }
 

@@ -12,6 +12,9 @@ PowerSampler::PowerSampler(std::shared_ptr<const Session> session, std::vector<i
     : session_(std::move(session)), physical_(std::move(physical)), period_(period_s) {
   if (!session_) throw std::invalid_argument("PowerSampler: no NVML session");
   if (physical_.empty()) throw std::invalid_argument("PowerSampler: no GPU to sample");
+  for (const int g : physical_)
+    if (g < 0)
+      throw std::invalid_argument("physical: GPU index " + std::to_string(g) + " is negative");
   if (!(period_s >= 1e-4 && period_s <= 60.0))
     throw std::invalid_argument("period_s: must be between 0.0001 and 60 seconds, got " +
                                 std::to_string(period_s));
@@ -20,14 +23,26 @@ PowerSampler::PowerSampler(std::shared_ptr<const Session> session, std::vector<i
 PowerSampler::~PowerSampler() { stop(); }
 
 void PowerSampler::start() {
+  const std::lock_guard<std::mutex> control(control_mu_);
   if (running_.load()) return;
-  sample_now();  // the first sample, on the caller's thread, so errors surface here
+  join_locked();  // a thread that died of an error is still joinable
+  sample_now();   // the first sample, on the caller's thread, so errors surface here
   stop_.store(false);
   running_.store(true);
-  thread_ = std::thread([this] { loop(); });
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (...) {
+    running_.store(false);
+    throw;
+  }
 }
 
 void PowerSampler::stop() {
+  const std::lock_guard<std::mutex> control(control_mu_);
+  join_locked();
+}
+
+void PowerSampler::join_locked() {
   {
     std::lock_guard<std::mutex> lk(wake_mu_);
     stop_.store(true);
@@ -35,6 +50,27 @@ void PowerSampler::stop() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   running_.store(false);
+}
+
+void PowerSampler::fail(int code, std::string function, std::string message) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!failed_) {
+    failed_ = true;
+    error_code_ = code;
+    error_function_ = std::move(function);
+    error_message_ = std::move(message);
+  }
+}
+
+bool PowerSampler::failed() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return failed_;
+}
+
+Error PowerSampler::error() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (!failed_) throw std::logic_error("error: the sampler has not failed");
+  return Error(error_code_, error_function_, error_message_);
 }
 
 void PowerSampler::append(double t, const std::vector<double>& p) {
@@ -51,13 +87,7 @@ void PowerSampler::sample_now() {
     for (std::size_t g = 0; g < physical_.size(); ++g)
       p[g] = 1e-3 * static_cast<double>(session_->power_mw(physical_[g]));
   } catch (const Error& e) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (!failed_) {
-      failed_ = true;
-      error_code_ = e.code();
-      error_function_ = e.function();
-      error_message_ = e.what();
-    }
+    fail(e.code(), e.function(), e.what());
     throw;
   }
   append(0.5 * (before + monotonic_s()), p);
@@ -65,8 +95,8 @@ void PowerSampler::sample_now() {
 
 void PowerSampler::loop() {
   using clock = std::chrono::steady_clock;
-  const auto period = std::chrono::duration_cast<clock::duration>(
-      std::chrono::duration<double>(period_));
+  const auto period =
+      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(period_));
   auto next = clock::now() + period;
   while (!stop_.load()) {
     {
@@ -76,12 +106,16 @@ void PowerSampler::loop() {
     try {
       sample_now();
     } catch (const Error&) {
-      break;  // kept in error_*; reported by integrate() and timeline()
+      break;  // kept in error_*; reported by integrate(), timeline() and error()
+    } catch (const std::exception& e) {  // e.g. std::bad_alloc growing the timeline
+      fail(-1, "PowerSampler", e.what());
+      break;
     }
     next += period;
     const auto now = clock::now();
     if (next < now) next = now;  // fell behind (a slow read): do not burst to catch up
   }
+  running_.store(false);  // the thread ends: by stop() or by an error
 }
 
 void PowerSampler::throw_if_failed() const {
@@ -114,7 +148,8 @@ std::vector<double> PowerSampler::integrate(double t0, double t1) const {
   auto power_at = [&](double x, std::size_t g) {
     if (x <= t[0]) return p[g];
     if (x >= t[n - 1]) return p[(n - 1) * G + g];
-    const std::size_t k = static_cast<std::size_t>(std::upper_bound(t, t + n, x) - t);  // t[k-1] <= x < t[k]
+    const std::size_t k =
+        static_cast<std::size_t>(std::upper_bound(t, t + n, x) - t);  // t[k-1] <= x < t[k]
     const double w = (x - t[k - 1]) / (t[k] - t[k - 1]);
     return (1 - w) * p[(k - 1) * G + g] + w * p[k * G + g];
   };

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 #include "energycore/space.hpp"
 
 namespace energycore::space {
@@ -41,14 +42,23 @@ void check_model(const ModelSet& m, const Spec& spec, const char* what) {
   if (m.theta.size() > 1) {
     if (spec.key_axis < 0)
       throw std::invalid_argument(std::string(what) + ": several models but no key axis");
-    if (m.theta.size() != spec.axes[static_cast<size_t>(spec.key_axis)].size())
-      throw std::invalid_argument(std::string(what) + ": one model per value of the key axis needed");
+    const auto& key = spec.axes[static_cast<size_t>(spec.key_axis)];
+    if (m.theta.size() != key.size())
+      throw std::invalid_argument(std::string(what) +
+                                  ": one model per value of the key axis needed");
+    // The key axis holds codes 0, 1, ...: each selects m.theta[code] (space_scoring.cpp).
+    for (const double code : key)
+      if (!(code >= 0 && code < static_cast<double>(m.theta.size()) && code == std::floor(code)))
+        throw std::invalid_argument(std::string(what) + ": key axis value " + std::to_string(code) +
+                                    " is not a code in [0, " + std::to_string(m.theta.size()) +
+                                    ")");
   }
 }
 
 }  // namespace
 
-Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(resolve_threads(n_threads)) {
+Engine::Engine(Spec spec, int n_threads)
+    : spec_(std::move(spec)), n_threads_(resolve_threads(n_threads)) {
   const int A = static_cast<int>(spec_.axes.size());
   for (int a = 0; a < A; ++a) {
     const auto& ax = spec_.axes[static_cast<size_t>(a)];
@@ -63,6 +73,11 @@ Engine::Engine(Spec spec, int n_threads) : spec_(std::move(spec)), n_threads_(re
   n_slots_ = obj0_ + kObjectives;
   for (int f = 0; f < kFeatures; ++f) {
     const int s = spec_.feature_slot[static_cast<size_t>(f)];
+    // Read by derive() for every point, with or without models.
+    if (s < -1 || s >= A + P)
+      throw std::invalid_argument("feature_slot: feature " + std::to_string(f) + " maps to slot " +
+                                  std::to_string(s) + ", not -1 or an axis or param slot (< " +
+                                  std::to_string(A + P) + ")");
     if ((spec_.energy.present() || spec_.ttft.present() || spec_.tpot.present()) &&
         (s < 0 || s >= A + P))
       throw std::invalid_argument("models: feature " + std::to_string(f) +
@@ -145,7 +160,8 @@ void Engine::build_levels() {
   block_.assign(static_cast<size_t>(A), 1);
   for (int a = A - 2; a >= 0; --a)
     block_[static_cast<size_t>(a)] =
-        block_[static_cast<size_t>(a + 1)] * static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
+        block_[static_cast<size_t>(a + 1)] *
+        static_cast<Index>(spec_.axes[static_cast<size_t>(a + 1)].size());
 }
 
 int Engine::level_of(const Program& p) const {
@@ -179,8 +195,8 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
   double* s = slots.data();
   const size_t n_c = spec_.constraints.size();
   std::vector<char> ok(n_c, 1);
-  int changed = -1;          // lowest axis position changed since the last point (-1: all)
-  bool model_stale = true;   // the objectives do not belong to the current model inputs
+  int changed = -1;         // lowest axis position changed since the last point (-1: all)
+  bool model_stale = true;  // the objectives do not belong to the current model inputs
   // Without a model table, valid points are scored in batches (ModelTemplate::batch shares
   // work between rows) and visited, in order, after their batch is scored.
   const bool defer = models && table_.empty();
@@ -264,10 +280,9 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
 Index Engine::count_valid(const Program& where) const {
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<Index> counts(static_cast<size_t>(n_chunks), 0);
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     Index k = 0;
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
-         [&k](Index, const double*) { ++k; });
+    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&k](Index, const double*) { ++k; });
     counts[static_cast<size_t>(c)] = k;
   });
   return std::accumulate(counts.begin(), counts.end(), Index(0));
@@ -282,7 +297,7 @@ std::vector<Index> Engine::valid_indices(Index limit, const Program& where) cons
   for (Index c0 = 0; c0 < n_chunks && static_cast<Index>(out.size()) < limit; c0 += round) {
     const Index c1 = std::min(n_chunks, c0 + round);
     std::vector<std::vector<Index>> parts(static_cast<size_t>(c1 - c0));
-    lm::parallel_for(c1 - c0, n_threads_, [&](Index j) {
+    parallel_for(c1 - c0, n_threads_, [&](Index j) {
       auto& part = parts[static_cast<size_t>(j)];
       const Index c = c0 + j;
       walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
@@ -303,10 +318,9 @@ RowMatrix Engine::rows(const std::vector<Index>& indices, const double* params) 
     if (i < 0 || i >= size_)
       throw std::out_of_range("index: " + std::to_string(i) + " is outside the space of " +
                               std::to_string(size_) + " points");
-  lm::parallel_for(static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
-                   [&](Index r) {
-                     evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true);
-                   });
+  parallel_for(
+      static_cast<Index>(indices.size()), indices.size() > 4096 ? n_threads_ : 1,
+      [&](Index r) { evaluate(indices[static_cast<size_t>(r)], params, out.row(r).data(), true); });
   return out;
 }
 
@@ -316,7 +330,7 @@ std::vector<Index> Engine::top_k(int slot, bool maximize, Index k, const Program
   using Item = std::pair<double, Index>;
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<std::vector<Item>> heaps(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     auto& h = heaps[static_cast<size_t>(c)];  // max-heap of the k best so far
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
       const double v = s[slot];
@@ -407,7 +421,7 @@ Selection Engine::argmin(int slot, bool maximize, const std::vector<Limit>& limi
       throw std::out_of_range("subject_to: bad limit");
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<Tally> tallies(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     Tally& t = tallies[static_cast<size_t>(c)];
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
          [&](Index i, const double* s) { t.offer(limits, slot, maximize, i, s); });
@@ -498,7 +512,7 @@ std::vector<Index> Engine::pareto(const std::vector<int>& slots, const std::vect
     if (s < 0 || s >= n_slots_) throw std::out_of_range("objectives: slot out of range");
   const Index n_chunks = (size_ + kChunk - 1) / kChunk;
   std::vector<FrontPart> parts(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, n_threads_, [&](Index c) {
+  parallel_for(n_chunks, n_threads_, [&](Index c) {
     FrontPart raw;
     walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
       for (size_t j = 0; j < m; ++j)

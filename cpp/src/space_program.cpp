@@ -176,22 +176,54 @@ double Program::eval(const double* slots) const noexcept {
         const double a = st[sp - 1];
         double r = 0.0;
         switch (in.op) {
-          case Op::Add: r = a + b; break;
-          case Op::Sub: r = a - b; break;
-          case Op::Mul: r = a * b; break;
-          case Op::Div: r = b == 0.0 ? kNaN : a / b; break;
-          case Op::FloorDiv: r = py_floordiv(a, b); break;
-          case Op::Mod: r = py_mod(a, b); break;
-          case Op::Pow: r = std::pow(a, b); break;
-          case Op::Lt: r = a < b ? 1.0 : 0.0; break;
-          case Op::Le: r = a <= b ? 1.0 : 0.0; break;
-          case Op::Gt: r = a > b ? 1.0 : 0.0; break;
-          case Op::Ge: r = a >= b ? 1.0 : 0.0; break;
-          case Op::Eq: r = a == b ? 1.0 : 0.0; break;
-          case Op::Ne: r = a != b ? 1.0 : 0.0; break;
-          case Op::And: r = (a != 0.0 && b != 0.0) ? 1.0 : 0.0; break;
-          case Op::Or: r = (a != 0.0 || b != 0.0) ? 1.0 : 0.0; break;
-          default: r = kNaN; break;
+          case Op::Add:
+            r = a + b;
+            break;
+          case Op::Sub:
+            r = a - b;
+            break;
+          case Op::Mul:
+            r = a * b;
+            break;
+          case Op::Div:
+            r = b == 0.0 ? kNaN : a / b;
+            break;
+          case Op::FloorDiv:
+            r = py_floordiv(a, b);
+            break;
+          case Op::Mod:
+            r = py_mod(a, b);
+            break;
+          case Op::Pow:
+            r = std::pow(a, b);
+            break;
+          case Op::Lt:
+            r = a < b ? 1.0 : 0.0;
+            break;
+          case Op::Le:
+            r = a <= b ? 1.0 : 0.0;
+            break;
+          case Op::Gt:
+            r = a > b ? 1.0 : 0.0;
+            break;
+          case Op::Ge:
+            r = a >= b ? 1.0 : 0.0;
+            break;
+          case Op::Eq:
+            r = a == b ? 1.0 : 0.0;
+            break;
+          case Op::Ne:
+            r = a != b ? 1.0 : 0.0;
+            break;
+          case Op::And:
+            r = (a != 0.0 && b != 0.0) ? 1.0 : 0.0;
+            break;
+          case Op::Or:
+            r = (a != 0.0 || b != 0.0) ? 1.0 : 0.0;
+            break;
+          default:
+            r = kNaN;
+            break;
         }
         st[sp - 1] = r;
         break;
@@ -203,12 +235,18 @@ double Program::eval(const double* slots) const noexcept {
 
 bool Limit::holds(double v) const noexcept {
   switch (op) {
-    case 0: return v <= value;
-    case 1: return v < value;
-    case 2: return v >= value;
-    case 3: return v > value;
-    case 4: return v == value;
-    default: return false;
+    case 0:
+      return v <= value;
+    case 1:
+      return v < value;
+    case 2:
+      return v >= value;
+    case 3:
+      return v > value;
+    case 4:
+      return v == value;
+    default:
+      return false;
   }
 }
 
@@ -217,10 +255,13 @@ double Limit::violation(double v) const noexcept {
   const double scale = std::max(std::fabs(value), 1e-12);
   switch (op) {
     case 0:
-    case 1: return std::max(0.0, v - value) / scale;
+    case 1:
+      return std::max(0.0, v - value) / scale;
     case 2:
-    case 3: return std::max(0.0, value - v) / scale;
-    default: return std::fabs(v - value) / scale;
+    case 3:
+      return std::max(0.0, value - v) / scale;
+    default:
+      return std::fabs(v - value) / scale;
   }
 }
 

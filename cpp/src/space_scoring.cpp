@@ -2,12 +2,14 @@
 // inputs, model values of single rows and of batches (all through ModelTemplate::batch, so that
 // every path gives identical doubles), the derived objectives, and tabulated constraints.
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 #include <utility>
 #include <vector>
 
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
 #include "energycore/space.hpp"
 
 namespace energycore::space {
@@ -19,13 +21,14 @@ constexpr Index kChunk = Index(1) << 15;
 
 const Vector& theta_for(const ModelSet& m, double key) noexcept {
   if (m.theta.size() == 1) return m.theta.front();
+  // The engine's constructor checked that every key-axis value is a code of m.theta.
+  assert(key >= 0 && key < static_cast<double>(m.theta.size()));
   return m.theta[static_cast<size_t>(key)];
 }
 
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
 }  // namespace
-
 
 void Engine::build_table() {
   const int A = n_axes();
@@ -49,7 +52,7 @@ void Engine::build_table() {
   }
   table_.assign(static_cast<size_t>(3 * T), kNaN);
   const Index n_chunks = (T + kChunk - 1) / kChunk;
-  lm::parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
+  parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
     const Index begin = c * kChunk;
     const Index end = std::min(T, (c + 1) * kChunk);
     const size_t n = static_cast<size_t>(end - begin), ns = static_cast<size_t>(n_slots_);
@@ -107,7 +110,8 @@ void Engine::score_rows(double* rows, size_t n) const {
   for (size_t r = 0; r < n; ++r)
     for (int f = 0; f < kFeatures; ++f) {
       const int s = spec_.feature_slot[static_cast<size_t>(f)];
-      X[r * kFeatures + static_cast<size_t>(f)] = s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
+      X[r * kFeatures + static_cast<size_t>(f)] =
+          s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
     }
   auto run = [&](const ModelSet& m, int objective) {
     const size_t col = static_cast<size_t>(obj0_ + objective);
@@ -130,8 +134,9 @@ void Engine::score_rows(double* rows, size_t n) const {
         subv.resize(pick.size());
         for (size_t j = 0; j < pick.size(); ++j)
           std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
-        m.tmpl->batch(Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
-                      m.theta[k].data(), subv.data(), nullptr);
+        m.tmpl->batch(
+            Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
+            m.theta[k].data(), subv.data(), nullptr);
         for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
       }
     }
@@ -147,6 +152,7 @@ void Engine::derive(double* slots) const noexcept {
   double* o = slots + obj0_;
   const int sb = spec_.feature_slot[kBatch];
   const int so = spec_.feature_slot[kOutputLen];
+  assert(sb < n_slots_ && so < n_slots_);  // checked by the constructor
   o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
   o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
   o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
@@ -193,7 +199,8 @@ void Engine::build_constraint_tables() {
     for (Index t = 0; t < T; ++t) {
       for (const auto& [a, st] : strides) {
         const auto& ax = spec_.axes[static_cast<size_t>(a)];
-        s[static_cast<size_t>(a)] = ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
+        s[static_cast<size_t>(a)] =
+            ax[static_cast<size_t>((t / st) % static_cast<Index>(ax.size()))];
       }
       // Derived columns the constraint reads depend only on these axes (and params).
       for (size_t k = 0; k < spec_.derived.size(); ++k)

@@ -1,4 +1,4 @@
-// The Selector of space.hpp: per-cell candidate orderings over the (input_len, output_len)
+// The Selector of selector.hpp: per-cell candidate orderings over the (input_len, output_len)
 // plane, built once, and queries that scan them with exact scoring and a bound-based stop.
 #include <algorithm>
 #include <cfloat>
@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "energycore/lm.hpp"
+#include "energycore/parallel.hpp"
+#include "energycore/selector.hpp"
 #include "energycore/space.hpp"
 
 namespace energycore::space {
@@ -20,7 +22,8 @@ constexpr Index kChunk = Index(1) << 15;
 
 /// A float not above x: a lower bound stored in half the memory. NaN gives -inf (no pruning).
 float round_down(double x) noexcept {
-  if (std::isnan(x) || x < -static_cast<double>(FLT_MAX)) return -std::numeric_limits<float>::infinity();
+  if (std::isnan(x) || x < -static_cast<double>(FLT_MAX))
+    return -std::numeric_limits<float>::infinity();
   if (x > static_cast<double>(FLT_MAX)) return FLT_MAX;
   float f = static_cast<float>(x);
   if (static_cast<double>(f) > x) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
@@ -42,8 +45,13 @@ void check_edges(const std::vector<double>& e, const char* what) {
 Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize, bool monotone,
                    int lin_slot, int lout_slot, std::vector<double> lin_edges,
                    std::vector<double> lout_edges)
-    : engine_(std::move(engine)), slot_(slot), maximize_(maximize), lin_slot_(lin_slot),
-      lout_slot_(lout_slot), lin_edges_(std::move(lin_edges)), lout_edges_(std::move(lout_edges)) {
+    : engine_(std::move(engine)),
+      slot_(slot),
+      maximize_(maximize),
+      lin_slot_(lin_slot),
+      lout_slot_(lout_slot),
+      lin_edges_(std::move(lin_edges)),
+      lout_edges_(std::move(lout_edges)) {
   if (!engine_) throw std::invalid_argument("selector: no engine");
   const Engine& E = *engine_;
   const Spec& spec = E.spec();
@@ -73,7 +81,7 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   const Index size = E.size();
   const Index n_chunks = (size + kChunk - 1) / kChunk;
   std::vector<std::vector<Index>> parts(static_cast<size_t>(n_chunks));
-  lm::parallel_for(n_chunks, resolve_threads(0), [&](Index c) {
+  parallel_for(n_chunks, resolve_threads(0), [&](Index c) {
     std::vector<double> s(static_cast<size_t>(E.n_slots()));
     auto& part = parts[static_cast<size_t>(c)];
     for (Index i = c * kChunk; i < std::min(size, (c + 1) * kChunk); ++i) {
@@ -109,7 +117,7 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   const int e_slot = E.objective_slot(kEnergyJ);
   const int l_slot = E.objective_slot(kLatencyS);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  lm::parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
+  parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
     const size_t ci = static_cast<size_t>(cell) / (lout_edges_.size() - 1);
     const size_t cj = static_cast<size_t>(cell) % (lout_edges_.size() - 1);
     std::vector<double> lo(static_cast<size_t>(E.n_slots())), hi(lo.size());
@@ -138,8 +146,7 @@ void Selector::load(size_t c, double lin, double lout, double* s) const noexcept
   const Spec& spec = engine_->spec();
   const int A = engine_->n_axes();
   const Index* d = &cand_digits_[c * static_cast<size_t>(A)];
-  for (int a = 0; a < A; ++a)
-    s[a] = spec.axes[static_cast<size_t>(a)][static_cast<size_t>(d[a])];
+  for (int a = 0; a < A; ++a) s[a] = spec.axes[static_cast<size_t>(a)][static_cast<size_t>(d[a])];
   std::copy(params_.begin(), params_.end(), s + A);
   s[lin_slot_] = lin;
   s[lout_slot_] = lout;

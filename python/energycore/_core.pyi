@@ -121,6 +121,11 @@ class PowerSampler:
         Samples in [t0, t1]: (times, power W per GPU).
         """
     @property
+    def error(self) -> typing.Any:
+        """
+        None, or (code, function, message) of the error that stopped sampling.
+        """
+    @property
     def n_gpus(self) -> int:
         ...
     @property
@@ -128,7 +133,9 @@ class PowerSampler:
         ...
     @property
     def running(self) -> bool:
-        ...
+        """
+        Whether the thread is sampling (false once stopped or failed).
+        """
 class CudaError(RuntimeError):
     pass
 class CudaRuntime:

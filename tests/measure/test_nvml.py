@@ -200,3 +200,56 @@ def test_cuda_events_on_fake_driver(
         _core.CudaRuntime()
     assert e.value.args[:2] == (100, "cuInit")
     assert "no CUDA-capable device" in e.value.args[2]
+
+
+def test_sampler_thread_death_turns_running_false(fake_nvml: pytest.MonkeyPatch) -> None:
+    s = session(fake_nvml, lost_after=5, no_field=1)
+    sampler = _core.PowerSampler(s, [0], 0.001)
+    assert sampler.error is None
+    sampler.start()
+    assert sampler.running
+    deadline = time.monotonic() + 10
+    while sampler.running and time.monotonic() < deadline:  # the thread hits the 6th read
+        time.sleep(0.005)
+    assert not sampler.running
+    code, function, message = sampler.error
+    assert code == 15 and function and message
+    with pytest.raises(_core.NvmlError):  # reads report it
+        sampler.timeline(0.0, _core.monotonic_s())
+    with pytest.raises(_core.NvmlError):  # a restart takes its first sample: the GPU is still lost
+        sampler.start()
+    assert not sampler.running
+    sampler.stop()  # stopping a dead sampler is quiet, and idempotent
+    sampler.stop()
+    assert sampler.error[0] == 15
+
+
+def test_sampler_start_stop_from_many_threads(fake_nvml: pytest.MonkeyPatch) -> None:
+    import threading
+
+    s = session(fake_nvml, power_w=50)
+    sampler = _core.PowerSampler(s, [0], 0.0005)
+    errors: list[BaseException] = []
+
+    def flip(k: int) -> None:
+        try:
+            for i in range(40):
+                sampler.start() if (i + k) % 2 == 0 else sampler.stop()
+        except BaseException as e:  # any error fails the test below
+            errors.append(e)
+
+    threads = [threading.Thread(target=flip, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sampler.stop()
+    assert errors == []
+    assert not sampler.running and sampler.error is None
+    assert sampler.size() >= 1
+    np.testing.assert_allclose(sampler.timeline(0.0, 1e12)[1], 50.0)
+
+
+def test_sampler_rejects_a_negative_gpu_index(fake_nvml: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="physical"):
+        _core.PowerSampler(session(fake_nvml), [0, -1], 0.01)

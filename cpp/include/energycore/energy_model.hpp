@@ -56,10 +56,12 @@ const ModelTemplate& get_template(std::string_view name);  // throws std::invali
 std::vector<std::string> template_names();
 
 /// Vectorised helpers over a feature table (multi-threaded above a few thousand rows).
-void evaluate(const ModelTemplate& t, const FeatureRef& X, const Vector& theta, Eigen::Ref<Vector> out,
-              int n_threads = 1);
-void jacobian(const ModelTemplate& t, const FeatureRef& X, const Vector& theta, Eigen::Ref<Matrix> out);
-void phases(const ModelTemplate& t, const FeatureRef& X, const Vector& theta, Eigen::Ref<Matrix> out);
+void evaluate(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
+              Eigen::Ref<Vector> out, int n_threads = 1);
+void jacobian(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
+              Eigen::Ref<Matrix> out);
+void phases(const ModelTemplate& t, const FeatureRef& X, const Vector& theta,
+            Eigen::Ref<Matrix> out);
 
 /// The residual functor of a fit: r_i = log(f(x_i; theta) / y_i).
 class LogRatioProblem final : public lm::Problem {
@@ -76,9 +78,9 @@ class LogRatioProblem final : public lm::Problem {
 };
 
 struct FitSpec {
-  std::vector<bool> fixed;      ///< per coefficient; empty means none fixed
-  Vector fixed_values;          ///< values of the fixed coefficients (size n_params when used)
-  Vector lower, upper;          ///< bounds; empty means the template's
+  std::vector<bool> fixed;  ///< per coefficient; empty means none fixed
+  Vector fixed_values;      ///< values of the fixed coefficients (size n_params when used)
+  Vector lower, upper;      ///< bounds; empty means the template's
   lm::Options lm;
   int n_starts = 8;
   std::uint64_t seed = 0;
@@ -86,12 +88,16 @@ struct FitSpec {
 };
 
 /// The starting points multi-start uses: nonlinear coefficients at their typical values (start 0)
-/// or drawn in [lower, start_hi] by a seeded Latin hypercube, and the linear ones from a non-negative
-/// least-squares fit of the relative error with the nonlinear ones held.
-std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
-                                    const Vector& w, const FitSpec& spec);
+/// or drawn in [lower, start_hi] by a seeded Latin hypercube, and the linear ones from a
+/// non-negative least-squares fit of the relative error with the nonlinear ones held.
+std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
+                                    Eigen::Ref<const Vector> y, const Vector& w,
+                                    const FitSpec& spec);
 
-/// Fits with multi-start LM. `w` may be empty.
+/// Throws std::invalid_argument unless X has rows, y one value per row and w none or one per row.
+void check_data(FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w);
+
+/// Fits with multi-start LM. `w` may be empty. Validates the data (check_data).
 lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                const FitSpec& spec);
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "energycore/parallel.hpp"
 #include "energycore/types.hpp"
 
 namespace energycore::gbdt {
@@ -36,21 +37,21 @@ struct Params {
   Growth growth = Growth::depthwise;
   int n_estimators = 100;
   double learning_rate = 0.1;
-  int max_depth = 6;           ///< <= 0: unlimited
-  int num_leaves = 0;          ///< <= 0: unlimited (leaf-wise growth needs >= 2)
-  double lambda_l2 = 1.0;      ///< L2 penalty on leaf values
+  int max_depth = 6;              ///< <= 0: unlimited
+  int num_leaves = 0;             ///< <= 0: unlimited (leaf-wise growth needs >= 2)
+  double lambda_l2 = 1.0;         ///< L2 penalty on leaf values
   double min_child_weight = 1.0;  ///< minimum hessian sum in a child
-  int min_child_samples = 1;   ///< minimum (sampled) rows in a child
+  int min_child_samples = 1;      ///< minimum (sampled) rows in a child
   double min_split_gain = 0.0;
-  double subsample = 1.0;      ///< fraction of rows per tree (Bernoulli, seeded)
-  double colsample = 1.0;      ///< fraction of features per tree (seeded)
-  int max_bin = 255;           ///< value bins per feature, 2..255 (NaN has a bin of its own)
+  double subsample = 1.0;  ///< fraction of rows per tree (Bernoulli, seeded)
+  double colsample = 1.0;  ///< fraction of features per tree (seeded)
+  int max_bin = 255;       ///< value bins per feature, 2..255 (NaN has a bin of its own)
   double huber_delta = 1.0;
-  int pairs_per_sample = 8;    ///< pairwise objective: partners drawn per row and iteration
+  int pairs_per_sample = 8;       ///< pairwise objective: partners drawn per row and iteration
   int early_stopping_rounds = 0;  ///< > 0 with a validation set: stop after so many rounds
-  std::vector<int> monotone;   ///< empty, or one of -1, 0, +1 per feature
+  std::vector<int> monotone;      ///< empty, or one of -1, 0, +1 per feature
   std::uint64_t seed = 0;
-  int n_threads = 0;           ///< <= 0: all hardware threads
+  int n_threads = 0;  ///< <= 0: all hardware threads
 
   /// Throws std::invalid_argument naming the first bad field.
   void validate(Index n_features) const;
@@ -83,18 +84,22 @@ struct Node {
   }
 };
 
+/// Most features a model may have: its importance vectors hold one double per feature, so a
+/// file cannot make them allocate more than 8 MiB.
+inline constexpr Index kMaxFeatures = Index(1) << 20;
+
 /// Everything a model is made of, as plain arrays (what the JSON file stores).
 struct ModelState {
   Objective objective = Objective::squared_error;
   Index n_features = 0;
   double base_score = 0.0;
-  std::vector<std::int64_t> roots;      ///< first node of each tree; trees are contiguous
-  std::vector<std::int64_t> feature;    ///< -1 for a leaf
-  std::vector<double> value;            ///< threshold (split) or leaf value
-  std::vector<std::int64_t> left;       ///< left child (right = left + 1); -1 for a leaf
+  std::vector<std::int64_t> roots;    ///< first node of each tree; trees are contiguous
+  std::vector<std::int64_t> feature;  ///< -1 for a leaf
+  std::vector<double> value;          ///< threshold (split) or leaf value
+  std::vector<std::int64_t> left;     ///< left child (right = left + 1); -1 for a leaf
   std::vector<std::uint8_t> default_left;
-  std::vector<double> gain;             ///< loss reduction of each split (0 for leaves)
-  std::vector<double> cover;            ///< hessian sum of the training rows in each node
+  std::vector<double> gain;   ///< loss reduction of each split (0 for leaves)
+  std::vector<double> cover;  ///< hessian sum of the training rows in each node
 };
 
 class Model {
@@ -170,8 +175,8 @@ Model train(const DataView& data, const DataView* valid, const Params& params,
 
 /// Fraction of correctly ordered pairs (ties in score count one half) over all pairs of rows in
 /// the same query group with different labels; NaN when there are no such pairs. O(n log n).
-double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group,
-                         Index n);
+/// A NaN score or label throws std::invalid_argument.
+double pairwise_accuracy(const double* score, const double* y, const std::int64_t* group, Index n);
 
 // ---- internals shared by the gbdt source files -------------------------------------------
 
@@ -190,29 +195,10 @@ struct Binned {
   }
 };
 
-class Pool;
-
 /// Cut points from (up to 200 000 sampled) rows of positive weight (w may be null: all), then
 /// every row binned. Feature-parallel.
-Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features,
-                    int max_bin, std::uint64_t seed, Pool& pool);
-
-/// A fixed set of worker threads for the many small parallel loops of one fit.
-class Pool {
- public:
-  explicit Pool(int n_threads);
-  ~Pool();
-  Pool(const Pool&) = delete;
-  Pool& operator=(const Pool&) = delete;
-  int size() const noexcept;
-  /// Runs task(i) for i in [0, n) on the workers and the calling thread; returns when all are
-  /// done. Tasks must not throw.
-  void run(Index n, const std::function<void(Index)>& task);
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
+Binned bin_features(const double* X, const double* w, Index n_rows, Index n_features, int max_bin,
+                    std::uint64_t seed, const Workers& pool);
 
 }  // namespace detail
 

@@ -42,9 +42,9 @@ struct Options {
   double ftol = 1e-10;
   double xtol = 1e-10;
   double gtol = 1e-10;
-  int max_iter = 200;        ///< maximum number of LM iterations (Jacobian evaluations)
+  int max_iter = 200;  ///< maximum number of LM iterations (Jacobian evaluations)
   double initial_damping = 1e-3;
-  bool covariance = true;    ///< compute the covariance and null directions at the solution
+  bool covariance = true;  ///< compute the covariance and null directions at the solution
 };
 
 enum class Status : int {
@@ -58,17 +58,17 @@ const char* status_message(Status s) noexcept;
 
 struct Result {
   Vector x;
-  Vector residuals;           ///< raw residuals at x (unweighted, no loss)
-  double cost = 0.0;          ///< robust, weighted cost at x
-  double optimality = 0.0;    ///< inf-norm of the projected, column-scaled gradient
+  Vector residuals;         ///< raw residuals at x (unweighted, no loss)
+  double cost = 0.0;        ///< robust, weighted cost at x
+  double optimality = 0.0;  ///< inf-norm of the projected, column-scaled gradient
   Status status = Status::failed;
   int iterations = 0;
   int n_fev = 0;
   int n_jev = 0;
-  int start_index = 0;        ///< which starting point produced this result (multi-start)
-  std::vector<int> active;    ///< -1 at lower bound, +1 at upper bound, 0 free, 2 fixed
-  Matrix covariance;          ///< (J~^T J~)^+ * s^2 over the free coordinates, zeros elsewhere
-  Vector null_weight;         ///< per coordinate: weight in directions the data do not determine
+  int start_index = 0;      ///< which starting point produced this result (multi-start)
+  std::vector<int> active;  ///< -1 at lower bound, +1 at upper bound, 0 free, 2 fixed
+  Matrix covariance;        ///< (J~^T J~)^+ * s^2 over the free coordinates, zeros elsewhere
+  Vector null_weight;       ///< per coordinate: weight in directions the data do not determine
   bool success() const noexcept { return status != Status::failed; }
 };
 
@@ -86,11 +86,7 @@ Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
 /// earliest start). Starts are run on up to `n_threads` threads; the answer does not depend on
 /// the thread count.
 Result solve_multistart(const Problem& problem, const std::vector<Vector>& starts,
-                        const Bounds& bounds, const std::vector<bool>& fixed,
-                        const Vector& weights, const Options& options, int n_threads = 1);
-
-/// Runs `task(i)` for i in [0, n) on up to `n_threads` threads (static interleaved schedule).
-/// The first exception thrown by a task is re-thrown after all threads join.
-void parallel_for(Index n, int n_threads, const std::function<void(Index)>& task);
+                        const Bounds& bounds, const std::vector<bool>& fixed, const Vector& weights,
+                        const Options& options, int n_threads = 1);
 
 }  // namespace energycore::lm

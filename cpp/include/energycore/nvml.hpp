@@ -49,12 +49,12 @@ double monotonic_s();
 
 /// One device visible to the process. A MIG device is measured through its parent GPU.
 struct DeviceInfo {
-  int index = 0;             ///< position in the visible list (the CUDA ordinal)
-  std::string uuid;          ///< UUID of the visible device (GPU-... or MIG-...)
-  std::string name;          ///< product name of the physical GPU
-  bool is_mig = false;       ///< the visible device is a MIG instance
-  int physical = 0;          ///< NVML index of the physical GPU that is measured
-  std::string physical_uuid; ///< UUID of that physical GPU
+  int index = 0;              ///< position in the visible list (the CUDA ordinal)
+  std::string uuid;           ///< UUID of the visible device (GPU-... or MIG-...)
+  std::string name;           ///< product name of the physical GPU
+  bool is_mig = false;        ///< the visible device is a MIG instance
+  int physical = 0;           ///< NVML index of the physical GPU that is measured
+  std::string physical_uuid;  ///< UUID of that physical GPU
 };
 
 class Library;  // the dlopen handle and the resolved entry points (nvml.cpp)
@@ -103,22 +103,25 @@ struct Timeline {
 
 /// A thread that reads the power of some GPUs every `period_s` seconds into a timeline.
 /// The thread is owned by the object: stop() or the destructor joins it. If a read fails
-/// (GPU lost, ...), sampling stops and the error is kept; integrate() and timeline() then throw it.
+/// (GPU lost, ...) or the thread dies of any other error, sampling stops, `running()` turns false
+/// and the error is kept; integrate() and timeline() then throw it, and `error()` returns it.
+/// start() and stop() may be called from any thread, concurrently.
 class PowerSampler {
  public:
-  PowerSampler(std::shared_ptr<const Session> session, std::vector<int> physical,
-               double period_s);
+  PowerSampler(std::shared_ptr<const Session> session, std::vector<int> physical, double period_s);
   ~PowerSampler();
   PowerSampler(const PowerSampler&) = delete;
   PowerSampler& operator=(const PowerSampler&) = delete;
 
-  void start();           ///< start the thread (one sample is taken before it returns)
-  void stop();            ///< stop and join; idempotent
+  /// Start the thread (one sample is taken before it returns). A thread that cannot be created
+  /// throws std::system_error and leaves the sampler stopped.
+  void start();
+  void stop();  ///< stop and join; idempotent; never throws the sampling error
   bool running() const noexcept { return running_.load(); }
   double period_s() const noexcept { return period_; }
   int n_gpus() const noexcept { return static_cast<int>(physical_.size()); }
-  std::size_t size() const;         ///< samples held
-  void sample_now();                ///< take one sample on the calling thread
+  std::size_t size() const;  ///< samples held
+  void sample_now();         ///< take one sample on the calling thread
   /// Energy per GPU (J) between t0 and t1: trapezoids over the samples, the power at t0 and t1
   /// interpolated (held constant outside the sampled range). Throws the sampling error if any.
   std::vector<double> integrate(double t0, double t1) const;
@@ -128,23 +131,29 @@ class PowerSampler {
   void discard_before(double t);
   /// Number of samples in [t0, t1].
   std::size_t count(double t0, double t1) const;
+  /// Whether sampling failed, and with what: (code, function, message) of the error.
+  bool failed() const;
+  Error error() const;  ///< the kept error; std::logic_error when none
 
  private:
   void loop();
   void append(double t, const std::vector<double>& p);
   void throw_if_failed() const;
+  void fail(int code, std::string function, std::string message);
+  void join_locked();  // with control_mu_ held
 
   std::shared_ptr<const Session> session_;
   std::vector<int> physical_;
   double period_;
+  std::mutex control_mu_;  // serialises start() and stop(), which own thread_
   std::atomic<bool> stop_{false};
   std::mutex wake_mu_;  // with wake_, lets stop() interrupt the wait between samples
   std::condition_variable wake_;
   std::atomic<bool> running_{false};
-  mutable std::mutex mu_;        // guards the timeline and the error
-  std::vector<double> t_;        // sample times
-  std::vector<double> p_;        // power, row-major samples x gpus
-  std::size_t first_ = 0;        // first live sample (discard_before moves it)
+  mutable std::mutex mu_;  // guards the timeline and the error
+  std::vector<double> t_;  // sample times
+  std::vector<double> p_;  // power, row-major samples x gpus
+  std::size_t first_ = 0;  // first live sample (discard_before moves it)
   bool failed_ = false;
   int error_code_ = 0;
   std::string error_function_, error_message_;

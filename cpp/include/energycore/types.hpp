@@ -20,7 +20,4 @@ enum Feature : int { kTp = 0, kPp = 1, kBatch = 2, kInputLen = 3, kOutputLen = 4
 using FeatureTable = Eigen::Matrix<double, Eigen::Dynamic, kFeatures, Eigen::RowMajor>;
 using FeatureRef = Eigen::Ref<const FeatureTable>;
 
-/// Number of worker threads to use for `requested` (<= 0 means all hardware threads).
-int resolve_threads(int requested) noexcept;
-
 }  // namespace energycore
