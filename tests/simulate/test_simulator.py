@@ -195,7 +195,7 @@ def test_invalid_configurations_get_a_reason_and_no_number() -> None:
     )  # fmt: skip
     assert list(r["valid"]) == [False, False, False, True, False]
     assert "tp=3 does not divide the 64 attention heads" in r["reason"][0]
-    assert "does not fit in memory" in r["reason"][1]
+    assert "does not fit in memory" in r["reason"][1]  # 141 GB of weights on one 80 GB GPU
     assert "exceeds the node's 8 GPUs" in r["reason"][2]
     assert r["reason"][3] == ""
     for k in ("energy_j", "latency_s", "ttft_s", "tpot_s", "avg_power_w"):
@@ -207,10 +207,45 @@ def test_invalid_configurations_get_a_reason_and_no_number() -> None:
     assert "pp=3 does not divide the 80 layers" in r["reason"][0]
 
 
-def test_kv_cache_makes_large_batches_invalid() -> None:
+def test_a_batch_beyond_the_kv_cache_queues_instead_of_failing() -> None:
+    """vLLM's paged cache: a batch larger than the cache holds runs in waves, it is not refused."""
     node = Node("H100", "llama-3.1-70b", noise=0.0)
-    r = node.run({"tp": 8, "pp": 1, "batch": [64, 4096], "input_len": 4096, "output_len": 1024})
-    assert list(r["valid"]) == [True, False]
+    r = node.run({"tp": 8, "pp": 1, "batch": [64, 4096, 8192], "input_len": 4096,
+                  "output_len": 1024}, noise=False)  # fmt: skip
+    assert r["valid"].all()
+    cap = r["running_batch"][1]
+    assert r["running_batch"][0] == 64 and 64 < cap < 4096
+    assert r["running_batch"][2] == cap  # the cache holds no more however many wait
+    # Queued requests wait: the batch takes about twice as long for twice the requests, at
+    # the same time per output token and the same energy per request.
+    assert r["latency_s"][2] == pytest.approx(2 * r["latency_s"][1], rel=1e-9)
+    assert r["tpot_s"][2] == pytest.approx(r["tpot_s"][1], rel=1e-9)
+    assert r["energy_per_request_j"][2] == pytest.approx(r["energy_per_request_j"][1], rel=1e-9)
+    assert r["ttft_s"][2] > r["ttft_s"][1] > r["ttft_s"][0]
+    # The reported memory is that of the running batch and stays within the engine's share.
+    assert r["mem_per_gpu_gb"][1] <= 80 * 0.9 + 1e-9
+
+
+def test_the_kv_capacity_follows_gpu_memory_utilization() -> None:
+    base = {"tp": 4, "pp": 1, "batch": 100_000, "input_len": 400, "output_len": 400}
+    big = Node("H100", "llama-3.1-70b", noise=0.0).run(base, noise=False)["running_batch"][0]
+    small = Node(
+        "H100", "llama-3.1-70b", noise=0.0, efficiency=Efficiency(memory_fraction=0.6)
+    ).run(base, noise=False)["running_batch"][0]
+    assert small < 0.6 * big
+    # Hand check: (0.9 * 80 GB - weights/4 - workspace) / KV of prompt + half the output.
+    m = get_model("llama-3.1-70b")
+    free = 72e9 - m.weight_bytes / 4 - 1e9 - 8 * 16384 * m.hidden * 2 / 4
+    assert big == np.floor(free / (m.kv_bytes_per_token * 600 / 4))
+
+
+def test_only_weights_that_do_not_fit_are_refused_with_the_reason() -> None:
+    r = Node("B200", "llama-3.1-405b", n_gpus=8, noise=0.0).run(
+        {"tp": [4, 8], "pp": 1, "batch": 512, "input_len": 512, "output_len": 256}, noise=False
+    )
+    assert list(r["valid"]) == [False, True]
+    assert "does not fit in memory: the weights and one sequence need" in r["reason"][0]
+    assert "162.0 GB usable on B200" in r["reason"][0]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from energycore.simulate.catalog import GPU, ModelSpec
-from energycore.simulate.node import PREFILL_CHUNK
+from energycore.simulate.node import memory_constraint
 from energycore.space.configspace import ConfigSpace
 
 FloatArray = npt.NDArray[np.float64]
@@ -28,19 +28,10 @@ def node_constraints(gpu: GPU, model: ModelSpec, n_gpus: int, memory_fraction: f
         ConfigSpace.gpu_count(n_gpus),
         ConfigSpace.divisible(heads=model.heads, layers=model.layers),
     ]
-    img = model.image_tokens
     if model.kv_heads:
         kv = model.kv_heads
         cons.append(f"{kv} % tp == 0 or tp % {kv} == 0")
-        cache = (
-            f"{model.kv_bytes_per_token / 1e9!r} * batch * (input_len + {img} + output_len)"
-            f" / (pp * min(tp, {kv}))"
-        )
-    else:
-        cache = f"{model.ssm_state_bytes / 1e9!r} * batch / (pp * tp)"
-    act = f"1 + {8.0 * model.hidden * 2.0 / 1e9!r} * min(batch * (input_len + {img}), {PREFILL_CHUNK!r}) / tp"
-    weights = f"{model.weight_bytes / 1e9!r} / (tp * pp)"
-    cons.append(f"{weights} + {cache} + {act} <= {gpu.hbm_gb * memory_fraction!r}")
+    cons.append(memory_constraint(gpu, model, memory_fraction))
     return cons
 
 

@@ -35,6 +35,9 @@ class GPU:
         Power of an idle GPU with a model loaded, W (an estimate; no vendor figure).
     description : str
         Full product name.
+    fp8_tflops : float
+        Peak dense FP8 tensor throughput, TFLOP/s; 0 for a GPU without FP8 tensor cores (an
+        FP8 checkpoint then computes at the BF16 rate, weights dequantised on the fly).
     """
 
     name: str
@@ -45,16 +48,27 @@ class GPU:
     tdp_w: float
     idle_w: float
     description: str = ""
+    fp8_tflops: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("tflops", "hbm_gb", "hbm_tbps", "link_gbps", "tdp_w"):
             v = getattr(self, f)
             if not (isinstance(v, (int, float)) and v > 0 and v == v and v != float("inf")):
                 raise ValueError(f"GPU '{self.name}': '{f}' must be a positive number, got {v!r}")
+        if not (self.fp8_tflops >= 0 and self.fp8_tflops == self.fp8_tflops):
+            raise ValueError(
+                f"GPU '{self.name}': 'fp8_tflops' must be >= 0, got {self.fp8_tflops!r}"
+            )
         if not (0 <= self.idle_w < self.tdp_w):
             raise ValueError(
                 f"GPU '{self.name}': 'idle_w' must lie in [0, tdp_w), got {self.idle_w!r}"
             )
+
+    def peak_tflops(self, compute_dtype: str) -> float:
+        """Peak dense tensor TFLOP/s for ``"bf16"`` or ``"fp8"`` matrix products."""
+        if compute_dtype == "fp8" and self.fp8_tflops > 0:
+            return self.fp8_tflops
+        return self.tflops
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a plain dict."""
@@ -86,7 +100,19 @@ class ModelSpec:
     vision_params_b : float
         Parameters of the vision encoder, billions, run once per image token in prefill.
     bytes_per_param : float
-        2 for bf16 weights, 1 for fp8.
+        2 for bf16 weights, 1 for fp8, the checkpoint's average for mixed formats (mxfp4).
+    attention_layers : int or None
+        Layers with a KV cache; ``None`` means every layer (a transformer) or none (a model
+        without KV heads). A hybrid (Mamba-Transformer) has a few attention layers and a
+        recurrent state (``ssm_state_bytes``) for the others.
+    window : int
+        Sliding-window (local-attention) span in tokens of the ``window_layers`` (0: none).
+        Those layers keep and read at most ``window`` tokens of KV cache per sequence.
+    window_layers : int
+        How many of the attention layers are local (sliding-window or chunked attention).
+    compute_dtype : str
+        ``"bf16"`` or ``"fp8"``: the precision of the matrix products (fp8 checkpoints served
+        W8A8 use the GPU's FP8 tensor rate, see :meth:`GPU.peak_tflops`).
     source : str
         Where the shape comes from.
     """
@@ -106,6 +132,10 @@ class ModelSpec:
     image_tokens: int = 0
     vision_params_b: float = 0.0
     bytes_per_param: float = 2.0
+    attention_layers: int | None = None
+    window: int = 0
+    window_layers: int = 0
+    compute_dtype: str = "bf16"
     source: str = ""
     aliases: tuple[str, ...] = field(default=())
 
@@ -130,6 +160,23 @@ class ModelSpec:
             )
         if self.expert_params_b > self.params_b:
             raise ValueError(f"model '{self.name}': 'expert_params_b' exceeds 'params_b'")
+        if self.attention_layers is not None and not (0 <= self.attention_layers <= self.layers):
+            raise ValueError(
+                f"model '{self.name}': 'attention_layers' must lie in [0, layers], "
+                f"got {self.attention_layers}"
+            )
+        if self.window < 0 or not (0 <= self.window_layers <= self.n_attention_layers):
+            raise ValueError(
+                f"model '{self.name}': 'window' must be >= 0 and 'window_layers' lie in "
+                f"[0, attention layers], got {self.window}, {self.window_layers}"
+            )
+        if self.window_layers and not self.window:
+            raise ValueError(f"model '{self.name}': 'window_layers' needs a 'window' > 0")
+        if self.compute_dtype not in ("bf16", "fp8"):
+            raise ValueError(
+                f"model '{self.name}': 'compute_dtype' must be 'bf16' or 'fp8', "
+                f"got {self.compute_dtype!r}"
+            )
 
     @property
     def active_b(self) -> float:
@@ -142,9 +189,31 @@ class ModelSpec:
         return self.params_b * 1e9 * self.bytes_per_param
 
     @property
+    def n_attention_layers(self) -> int:
+        """Layers that keep a KV cache."""
+        if self.attention_layers is not None:
+            return self.attention_layers
+        return self.layers if self.kv_heads else 0
+
+    @property
+    def kv_bytes_per_token_layer(self) -> float:
+        """KV-cache bytes per token of context in one attention layer (bf16 cache)."""
+        return 2.0 * self.kv_heads * self.head_dim * 2.0
+
+    @property
     def kv_bytes_per_token(self) -> float:
-        """KV-cache bytes per token of context over all layers (bf16 cache)."""
-        return 2.0 * self.layers * self.kv_heads * self.head_dim * 2.0
+        """KV-cache bytes per token of context over the full-attention layers (bf16 cache);
+        the local layers add at most ``window`` tokens each (see :meth:`kv_bytes`)."""
+        return (self.n_attention_layers - self.window_layers) * self.kv_bytes_per_token_layer
+
+    def kv_bytes(self, context: Any) -> Any:
+        """Bytes one sequence holds at ``context`` tokens: KV cache of the full and the local
+        attention layers plus the recurrent state (works on numpy arrays)."""
+        full = self.kv_bytes_per_token * context
+        if self.window_layers:
+            local = self.window_layers * self.kv_bytes_per_token_layer
+            full = full + local * (context - (context - self.window) * (context > self.window))
+        return full + self.ssm_state_bytes
 
     def to_dict(self) -> dict[str, Any]:
         """The shape as a plain dict."""
@@ -219,14 +288,46 @@ def models() -> list[ModelSpec]:
     return list(_MODELS.values())
 
 
-# --- GPUs: dense BF16 tensor TFLOP/s (no sparsity), HBM, per-direction link bandwidth, TDP.
+# --- GPUs: dense BF16 tensor TFLOP/s (no sparsity), HBM, per-direction link bandwidth, TDP, idle
+# (estimate), description, dense FP8 TFLOP/s. Sources per figure in docs/simulator.md.
 for _g in (
-    GPU("A100", 312.0, 80.0, 2.039, 300.0, 400.0, 55.0, "NVIDIA A100 80GB SXM"),
-    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 75.0, "NVIDIA H100 SXM5 80GB"),
-    GPU("H200", 989.0, 141.0, 4.8, 450.0, 700.0, 75.0, "NVIDIA H200 SXM 141GB"),
-    GPU("B200", 2250.0, 180.0, 8.0, 900.0, 1000.0, 140.0, "NVIDIA B200 (HGX/DGX B200, 180GB)"),
-    GPU("L40S", 362.0, 48.0, 0.864, 32.0, 350.0, 35.0, "NVIDIA L40S (PCIe Gen4 x16, no NVLink)"),
-    GPU("MI300X", 1307.0, 192.0, 5.3, 448.0, 750.0, 90.0, "AMD Instinct MI300X OAM"),
+    GPU("A100", 312.0, 80.0, 2.039, 300.0, 400.0, 55.0, "NVIDIA A100 80GB SXM4"),
+    GPU("A100-40GB", 312.0, 40.0, 1.555, 300.0, 400.0, 50.0, "NVIDIA A100 40GB SXM4 (HBM2)"),
+    GPU(
+        "A100-PCIe",
+        312.0,
+        80.0,
+        1.935,
+        32.0,
+        300.0,
+        45.0,
+        "NVIDIA A100 80GB PCIe (no NVLink bridge: PCIe Gen4 x16 between GPUs)",
+    ),
+    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 75.0, "NVIDIA H100 SXM5 80GB", 1979.0),
+    GPU("H200", 989.0, 141.0, 4.8, 450.0, 700.0, 75.0, "NVIDIA H200 SXM 141GB", 1979.0),
+    GPU(
+        "B200",
+        2250.0,
+        180.0,
+        8.0,
+        900.0,
+        1000.0,
+        140.0,
+        "NVIDIA B200 (HGX/DGX B200, 180GB)",
+        4500.0,
+    ),
+    GPU(
+        "L40S",
+        362.0,
+        48.0,
+        0.864,
+        32.0,
+        350.0,
+        35.0,
+        "NVIDIA L40S (PCIe Gen4 x16, no NVLink)",
+        733.0,
+    ),
+    GPU("MI300X", 1307.0, 192.0, 5.3, 448.0, 750.0, 90.0, "AMD Instinct MI300X OAM", 2615.0),
 ):
     register_gpu(_g)
 
@@ -309,6 +410,209 @@ for _m in (
         vision_params_b=0.30,
         source="liuhaotian/llava-v1.5-7b config.json; CLIP ViT-L/14-336",
         aliases=("llava",),
+    ),
+    ModelSpec(
+        "llama-3.1-405b-fp8",
+        405.9,
+        126,
+        16384,
+        128,
+        8,
+        128,
+        bytes_per_param=1.0,
+        compute_dtype="fp8",
+        source="meta-llama/Llama-3.1-405B-Instruct-FP8 config.json (same shape, FP8 W8A8)",
+        aliases=("405b-fp8",),
+    ),
+    # --- Qwen3 dense (Qwen/Qwen3-*/config.json: num_hidden_layers, hidden_size,
+    # num_attention_heads, num_key_value_heads, head_dim 128; totals from the model cards).
+    ModelSpec("qwen3-8b", 8.19, 36, 4096, 32, 8, 128, source="Qwen/Qwen3-8B config.json"),
+    ModelSpec("qwen3-14b", 14.8, 40, 5120, 40, 8, 128, source="Qwen/Qwen3-14B config.json"),
+    ModelSpec("qwen3-32b", 32.8, 64, 5120, 64, 8, 128, source="Qwen/Qwen3-32B config.json"),
+    # --- Gemma 3 (google/gemma-3-*-it config.json, text_config): sliding window 1024 on five
+    # of every six layers (sliding_window_pattern 6). Weights include the 0.4 B SigLIP encoder.
+    ModelSpec(
+        "gemma-3-12b",
+        12.2,
+        48,
+        3840,
+        16,
+        8,
+        256,
+        window=1024,
+        window_layers=40,
+        source="google/gemma-3-12b-it config.json (48 layers, 8 global)",
+    ),
+    ModelSpec(
+        "gemma-3-27b",
+        27.4,
+        62,
+        5376,
+        32,
+        16,
+        128,
+        window=1024,
+        window_layers=52,
+        source="google/gemma-3-27b-it config.json (62 layers, 10 global)",
+    ),
+    # --- Qwen3 MoE (config.json: num_experts, num_experts_per_tok, moe_intermediate_size;
+    # expert parameters = layers * experts * 3 * hidden * moe_intermediate_size).
+    ModelSpec(
+        "qwen3-30b-a3b",
+        30.5,
+        48,
+        2048,
+        32,
+        4,
+        128,
+        active_params_b=3.3,
+        experts=128,
+        experts_per_token=8,
+        expert_params_b=48 * 128 * 3 * 2048 * 768 / 1e9,
+        source="Qwen/Qwen3-30B-A3B-Instruct-2507 config.json (also -Thinking-2507, Coder-30B-A3B)",
+        aliases=("qwen3-coder-30b-a3b",),
+    ),
+    ModelSpec(
+        "qwen3-235b-a22b",
+        235.1,
+        94,
+        4096,
+        64,
+        4,
+        128,
+        active_params_b=22.2,
+        experts=128,
+        experts_per_token=8,
+        expert_params_b=94 * 128 * 3 * 4096 * 1536 / 1e9,
+        source="Qwen/Qwen3-235B-A22B-Instruct-2507 config.json (also -Thinking-2507)",
+    ),
+    ModelSpec(
+        "qwen3-235b-a22b-fp8",
+        235.1,
+        94,
+        4096,
+        64,
+        4,
+        128,
+        active_params_b=22.2,
+        experts=128,
+        experts_per_token=8,
+        expert_params_b=94 * 128 * 3 * 4096 * 1536 / 1e9,
+        bytes_per_param=1.0,
+        compute_dtype="fp8",
+        source="Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 config.json (block-wise FP8)",
+    ),
+    ModelSpec(
+        "qwen3-coder-480b-a35b",
+        480.2,
+        62,
+        6144,
+        96,
+        8,
+        128,
+        active_params_b=35.0,
+        experts=160,
+        experts_per_token=8,
+        expert_params_b=62 * 160 * 3 * 6144 * 2560 / 1e9,
+        source="Qwen/Qwen3-Coder-480B-A35B-Instruct config.json",
+    ),
+    ModelSpec(
+        "qwen3-coder-480b-a35b-fp8",
+        480.2,
+        62,
+        6144,
+        96,
+        8,
+        128,
+        active_params_b=35.0,
+        experts=160,
+        experts_per_token=8,
+        expert_params_b=62 * 160 * 3 * 6144 * 2560 / 1e9,
+        bytes_per_param=1.0,
+        compute_dtype="fp8",
+        source="Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8 config.json",
+    ),
+    # --- Llama 4 Scout: 16 routed experts (top-1) plus a shared expert in all 48 layers;
+    # chunked local attention (8192) on three of every four layers.
+    ModelSpec(
+        "llama-4-scout-17b-16e",
+        109.0,
+        48,
+        5120,
+        40,
+        8,
+        128,
+        active_params_b=17.0,
+        experts=16,
+        experts_per_token=1,
+        expert_params_b=48 * 16 * 3 * 5120 * 8192 / 1e9,
+        window=8192,
+        window_layers=36,
+        source="meta-llama/Llama-4-Scout-17B-16E-Instruct config.json (text_config)",
+        aliases=("llama-4-scout",),
+    ),
+    # --- GPT-OSS: MoE with MXFP4 experts (bytes_per_param is the checkpoint average: 65 GB
+    # for 116.8 B, 12.8 GB for 20.9 B), alternating 128-token sliding-window layers.
+    ModelSpec(
+        "gpt-oss-120b",
+        116.8,
+        36,
+        2880,
+        64,
+        8,
+        64,
+        active_params_b=5.1,
+        experts=128,
+        experts_per_token=4,
+        expert_params_b=36 * 128 * 3 * 2880 * 2880 / 1e9,
+        bytes_per_param=65.0 / 116.8,
+        window=128,
+        window_layers=18,
+        source="openai/gpt-oss-120b config.json and model card",
+    ),
+    ModelSpec(
+        "gpt-oss-20b",
+        20.9,
+        24,
+        2880,
+        64,
+        8,
+        64,
+        active_params_b=3.6,
+        experts=32,
+        experts_per_token=4,
+        expert_params_b=24 * 32 * 3 * 2880 * 2880 / 1e9,
+        bytes_per_param=12.8 / 20.9,
+        window=128,
+        window_layers=12,
+        source="openai/gpt-oss-20b config.json and model card",
+    ),
+    # --- Nemotron Nano v2: Mamba-2 / attention hybrids (hybrid_override_pattern: 4 of 56,
+    # 6 of 62 layers attention). Recurrent state per Mamba layer: mamba_num_heads 128 x
+    # mamba_head_dim 80 x ssm_state_size 128, plus the conv state, bf16.
+    ModelSpec(
+        "nemotron-nano-9b-v2",
+        8.9,
+        56,
+        4480,
+        40,
+        8,
+        128,
+        attention_layers=4,
+        ssm_state_bytes=27 * (128 * 80 * 128 + (10240 + 2 * 8 * 128) * 3) * 2.0,
+        source="nvidia/NVIDIA-Nemotron-Nano-9B-v2 config.json",
+    ),
+    ModelSpec(
+        "nemotron-nano-12b-v2",
+        12.3,
+        62,
+        5120,
+        40,
+        8,
+        128,
+        attention_layers=6,
+        ssm_state_bytes=28 * (128 * 80 * 128 + (10240 + 2 * 8 * 128) * 3) * 2.0,
+        source="nvidia/NVIDIA-Nemotron-Nano-12B-v2 config.json",
     ),
 ):
     register_model(_m)

@@ -3,8 +3,10 @@
 Everything is vectorised in numpy over arrays of configurations (``tp``, ``pp``, ``batch``,
 ``input_len``, ``output_len``); one GPU type and one model per call. The structure is a soft
 roofline with micro-batched pipelines, MoE expert coverage, a KV cache read at every decode step
-(integrated over the growing context by quadrature) and a utilisation-driven power curve capped at
-TDP. It is deliberately NOT the closed form of the energy model, so that fitting it is a test.
+(integrated over the growing context by quadrature), a vLLM-style paged KV cache whose capacity
+limits the running batch (the rest queue), and a power curve in which memory traffic and compute
+utilisation draw separately (so power rises with the batch, as measured), capped at TDP. It is
+deliberately NOT the closed form of the energy model, so that fitting it is a test.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "throughput_tok_s",
     "n_gpus",
     "mem_per_gpu_gb",
+    "running_batch",
 )
 
 
@@ -70,29 +73,33 @@ class Efficiency:
     allreduce_latency_s, p2p_latency_s : float
         Latency of one all-reduce / one point-to-point transfer.
     power_compute, power_memory : float
-        Weights of compute and memory utilisation in the dynamic power draw.
+        Dynamic power per unit of compute utilisation (achieved / peak FLOP/s, raised to
+        ``power_exponent``) and per unit of memory utilisation (achieved / peak bandwidth), as
+        fractions of the dynamic range ``TDP - idle``.
     power_exponent : float
-        Curvature of dynamic power in utilisation (1 = linear).
+        Curvature of dynamic power in compute utilisation (< 1: the first tensor-core work
+        costs most, clocks and SMs wake up before they are busy).
     wait_power : float
         Fraction of the dynamic range drawn while waiting (communication, bubbles, host time).
     memory_fraction : float
-        Fraction of GPU memory usable for weights, KV cache and activations.
+        Fraction of GPU memory the engine may use for weights, KV cache and activations
+        (vLLM's ``gpu_memory_utilization``, default 0.9).
     """
 
-    compute: float = 0.88
+    compute: float = 1.0
     gemm_half_tokens: float = 48.0
-    bandwidth: float = 0.87
+    bandwidth: float = 0.84
     link: float = 0.7
     roofline_sharpness: float = 3.0
     layer_overhead_s: float = 10e-6
-    step_overhead_s: float = 1.33e-3
-    host_s_per_seq: float = 62e-6
+    step_overhead_s: float = 2.6e-3
+    host_s_per_seq: float = 57e-6
     allreduce_latency_s: float = 8e-6
     p2p_latency_s: float = 12e-6
-    power_compute: float = 4.1
-    power_memory: float = 5.5
-    power_exponent: float = 1.0
-    wait_power: float = 0.47
+    power_compute: float = 1.23
+    power_memory: float = 0.51
+    power_exponent: float = 0.46
+    wait_power: float = 0.63
     memory_fraction: float = 0.9
 
     def __post_init__(self) -> None:
@@ -117,6 +124,58 @@ def _broadcast(**cols: Any) -> dict[str, FloatArray]:
     return {k: np.ascontiguousarray(a).reshape(-1) for k, a in zip(cols, arrays, strict=True)}
 
 
+def _per_gpu_seq_bytes(model: ModelSpec, ctx: Any, tp: Any, pp: Any) -> Any:
+    """Bytes one sequence holds on one GPU at ``ctx`` tokens: the KV cache split over the
+    pipeline stages and ``min(tp, kv_heads)`` (KV heads are replicated beyond that), the
+    recurrent state of a state-space / hybrid model split over ``tp * pp``."""
+    state = model.ssm_state_bytes / (tp * pp)
+    if not model.n_attention_layers:
+        return state + 0.0 * ctx
+    kv = model.kv_bytes(ctx) - model.ssm_state_bytes
+    return kv / (pp * np.minimum(tp, model.kv_heads)) + state
+
+
+def _fixed_bytes(model: ModelSpec, tp: Any, pp: Any) -> Any:
+    """Bytes per GPU that do not depend on the batch: the weight shard and the activation
+    workspace the engine reserves for one prefill chunk of :data:`PREFILL_CHUNK` tokens (a few
+    hidden-size buffers per token), plus 1 GB (CUDA context, graphs)."""
+    return model.weight_bytes / (tp * pp) + 1e9 + 8.0 * PREFILL_CHUNK * model.hidden * 2.0 / tp
+
+
+def kv_capacity(
+    gpu: GPU,
+    model: ModelSpec,
+    tp: FloatArray,
+    pp: FloatArray,
+    input_len: FloatArray,
+    output_len: FloatArray,
+    eff: Efficiency,
+) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
+    """The paged-KV-cache memory rule of a serving engine (vLLM).
+
+    The engine takes ``memory_fraction`` of the GPU, loads the weight shard, reserves the
+    activation workspace and gives the rest to the KV cache in pages. A sequence holds the
+    pages of the tokens it has so far; under continuous batching it holds on average its prompt
+    plus half its output. Returns ``(fits, max_running, free_bytes)``: ``fits`` is whether one
+    sequence of full length (prompt + output) fits next to the weights (else the engine refuses
+    to start), ``max_running`` how many sequences the cache holds at once (a larger batch
+    queues: it runs in waves of ``max_running``), ``free_bytes`` the cache per GPU.
+    """
+    prompt = input_len + model.image_tokens
+    free = gpu.hbm_gb * 1e9 * eff.memory_fraction - _fixed_bytes(model, tp, pp)
+    full = _per_gpu_seq_bytes(model, prompt + output_len, tp, pp)
+    live = _per_gpu_seq_bytes(model, prompt + 0.5 * output_len, tp, pp)
+    fits = free >= full
+    max_running = np.maximum(np.floor(np.maximum(free, 0.0) / live), 1.0)
+    return fits, max_running, free
+
+
+def _texts(values: FloatArray, fmt: Any) -> npt.NDArray[np.object_]:
+    """``fmt(v)`` for every value, formatting each distinct value once (100k rows stay fast)."""
+    uniq, inv = np.unique(values, return_inverse=True)
+    return np.array([fmt(v) for v in uniq], dtype=object)[inv.reshape(-1)]
+
+
 def check_validity(
     gpu: GPU,
     model: ModelSpec,
@@ -127,28 +186,35 @@ def check_validity(
     input_len: FloatArray,
     output_len: FloatArray,
     eff: Efficiency,
+    ep: FloatArray | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.object_], FloatArray]:
     """Which configurations the node can run, the reason for each that it cannot, memory/GPU.
 
+    Memory follows :func:`kv_capacity`: a configuration is refused only when the weights and
+    one full-length sequence do not fit; a batch larger than the cache holds queues.
     Returns ``(valid, reason, mem_per_gpu_gb)``; ``reason`` is ``""`` for valid rows.
     """
     n = len(tp)
     reason = np.full(n, "", dtype=object)
+    taken = np.zeros(n, dtype=bool)
 
     def flag(mask: npt.NDArray[np.bool_], text: Any) -> None:
-        free = mask & (reason == "")
+        free = mask & ~taken
         if free.any():
             texts = text(free) if callable(text) else np.full(int(free.sum()), text, dtype=object)
             reason[free] = texts
+            taken[free] = True
 
     n_par = tp * pp
     flag(
         n_par > n_gpus,
-        lambda m: [f"tp*pp={int(v)} exceeds the node's {n_gpus} GPUs" for v in n_par[m]],
+        lambda m: _texts(n_par[m], lambda v: f"tp*pp={int(v)} exceeds the node's {n_gpus} GPUs"),
     )
     flag(
         np.mod(model.heads, tp) != 0,
-        lambda m: [f"tp={int(v)} does not divide the {model.heads} attention heads" for v in tp[m]],
+        lambda m: _texts(
+            tp[m], lambda v: f"tp={int(v)} does not divide the {model.heads} attention heads"
+        ),
     )
     if model.kv_heads:
         kv_ok = (np.mod(model.kv_heads, tp) == 0) | (np.mod(tp, model.kv_heads) == 0)
@@ -163,17 +229,65 @@ def check_validity(
         np.mod(model.layers, pp) != 0,
         lambda m: [f"pp={int(v)} does not divide the {model.layers} layers" for v in pp[m]],
     )
-    mem = memory_per_gpu(model, tp, pp, batch, input_len, output_len)
+    if ep is not None:
+        flag(
+            (ep > 1) & (model.experts == 0),
+            lambda m: [f"ep={int(v)}: '{model.name}' has no experts" for v in ep[m]],
+        )
+        flag(
+            (ep > 1) & (ep != tp),
+            lambda m: [
+                f"ep={int(e)} must equal tp={int(t)} (experts spread over the attention's "
+                "tensor-parallel group)"
+                for e, t in zip(ep[m], tp[m], strict=True)
+            ],
+        )
+        if model.experts:
+            flag(
+                (ep > 1) & (np.mod(model.experts, ep) != 0),
+                lambda m: [
+                    f"ep={int(v)} does not divide the {model.experts} experts" for v in ep[m]
+                ],
+            )
+    fits, max_running, _ = kv_capacity(gpu, model, tp, pp, input_len, output_len, eff)
+    fixed = _fixed_bytes(model, tp, pp)
+    prompt = input_len + model.image_tokens
+    need = fixed + _per_gpu_seq_bytes(model, prompt + output_len, tp, pp)
     cap = gpu.hbm_gb * 1e9 * eff.memory_fraction
     flag(
-        mem > cap,
-        lambda m: [
-            f"does not fit in memory: needs {v / 1e9:.1f} GB per GPU, "
-            f"{cap / 1e9:.1f} GB usable on {gpu.name}"
-            for v in mem[m]
-        ],
+        ~fits,
+        lambda m: _texts(
+            np.round(need[m] / 1e8),
+            lambda v: (
+                f"does not fit in memory: the weights and one sequence need {v / 10:.1f} "
+                f"GB per GPU, {cap / 1e9:.1f} GB usable on {gpu.name}"
+            ),
+        ),
     )
-    return reason == "", reason, mem / 1e9
+    running = np.minimum(batch, max_running)
+    mem = fixed + running * _per_gpu_seq_bytes(model, prompt + 0.5 * output_len, tp, pp)
+    return ~taken, reason, mem / 1e9
+
+
+def memory_constraint(gpu: GPU, model: ModelSpec, memory_fraction: float) -> str:
+    """The memory rule of :func:`kv_capacity` as one ``ConfigSpace`` constraint expression in
+    GB over ``tp``, ``pp``, ``input_len`` and ``output_len`` (numbers from the catalogue), so an
+    engine can enumerate exactly what the node runs."""
+    img = model.image_tokens
+    ctx = f"(input_len + {img} + output_len)"
+    terms = [f"{model.weight_bytes / 1e9!r} / (tp * pp)"]
+    terms.append(f"1 + {8.0 * PREFILL_CHUNK * model.hidden * 2.0 / 1e9!r} / tp")
+    if model.n_attention_layers:
+        kv = model.kv_heads
+        split = f"(pp * min(tp, {kv}))"
+        if model.kv_bytes_per_token:
+            terms.append(f"{model.kv_bytes_per_token / 1e9!r} * {ctx} / {split}")
+        if model.window_layers:
+            local = model.window_layers * model.kv_bytes_per_token_layer / 1e9
+            terms.append(f"{local!r} * min({ctx}, {model.window}) / {split}")
+    if model.ssm_state_bytes:
+        terms.append(f"{model.ssm_state_bytes / 1e9!r} / (pp * tp)")
+    return " + ".join(terms) + f" <= {gpu.hbm_gb * memory_fraction!r}"
 
 
 def memory_per_gpu(
@@ -184,18 +298,20 @@ def memory_per_gpu(
     input_len: FloatArray,
     output_len: FloatArray,
 ) -> FloatArray:
-    """Bytes per GPU: weight shard, the batch's full KV cache (or recurrent state), activations."""
+    """Bytes per GPU of ``batch`` running sequences at their mean live context (prompt + half
+    the output), next to the weight shard and the activation workspace."""
     prompt = input_len + model.image_tokens
-    weights = model.weight_bytes / (tp * pp)
-    if model.kv_heads:
-        kv_split = np.minimum(tp, model.kv_heads)
-        cache = batch * (prompt + output_len) * model.kv_bytes_per_token / (pp * kv_split)
-    else:
-        cache = batch * model.ssm_state_bytes / (pp * tp)
-    # Activation workspace: a few hidden-size buffers per token of a prefill chunk (prefill
-    # runs in chunks of at most PREFILL_CHUNK tokens as far as memory goes), plus 1 GB.
-    act = 1e9 + 8.0 * np.minimum(batch * prompt, PREFILL_CHUNK) * model.hidden * 2.0 / tp
-    return weights + cache + act
+    live = _per_gpu_seq_bytes(model, prompt + 0.5 * output_len, tp, pp)
+    return _fixed_bytes(model, tp, pp) + batch * live
+
+
+def _attn_span(model: ModelSpec, ctx: Any) -> Any:
+    """Context tokens attended per token, summed over the attention layers (local layers
+    see at most ``window`` tokens)."""
+    full = (model.n_attention_layers - model.window_layers) * ctx
+    if model.window_layers:
+        full = full + model.window_layers * np.minimum(ctx, model.window)
+    return full
 
 
 def _stage_pass(
@@ -211,12 +327,15 @@ def _stage_pass(
     """(work time, communication time) of one micro-batch through one pipeline stage on one GPU."""
     m = np.maximum(tokens, 1.0)  # an empty prompt does no work but must not divide by zero
     gemm_eff = eff.compute * m / (m + eff.gemm_half_tokens)
-    t_c = flops / (gpu.tflops * 1e12 * gemm_eff)
+    t_c = flops / (gpu.peak_tflops(model.compute_dtype) * 1e12 * gemm_eff)
     t_m = nbytes / (gpu.hbm_tbps * 1e12 * eff.bandwidth)
     p = eff.roofline_sharpness
-    scale = np.maximum(t_c, t_m)
-    safe = np.where(scale > 0, scale, 1.0)
-    t_work = safe * ((t_c / safe) ** p + (t_m / safe) ** p) ** (1.0 / p)
+    if p == 3.0:  # the default: cube and cube root are much faster than a general power
+        t_work = np.cbrt(t_c * t_c * t_c + t_m * t_m * t_m)
+    else:
+        scale = np.maximum(t_c, t_m)
+        safe = np.where(scale > 0, scale, 1.0)
+        t_work = safe * ((t_c / safe) ** p + (t_m / safe) ** p) ** (1.0 / p)
     layers = model.layers / pp
     t_work = t_work + layers * eff.layer_overhead_s
     # Two all-reduces per layer (after attention and after the MLP), ring algorithm.
@@ -231,14 +350,25 @@ def _p2p(gpu: GPU, model: ModelSpec, eff: Efficiency, tokens: FloatArray) -> Flo
 
 
 def _power(
-    gpu: GPU, eff: Efficiency, flops: FloatArray, nbytes: FloatArray, work: FloatArray
+    gpu: GPU,
+    model: ModelSpec,
+    eff: Efficiency,
+    flops: FloatArray,
+    nbytes: FloatArray,
+    work: FloatArray,
 ) -> FloatArray:
-    """Power of one GPU while it works: idle + dynamic by utilisation, capped at TDP."""
+    """Power of one GPU while it works, W.
+
+    ``idle + (TDP - idle) * min(1, power_memory * u_m + power_compute * u_c ** power_exponent)``
+    with ``u_c`` the achieved fraction of peak FLOP/s and ``u_m`` of peak bandwidth over the
+    working time. Memory traffic and tensor-core work draw separately, so a memory-bound decode
+    step (small batch) draws less than a step that also computes (large batch, prefill).
+    """
     w = np.maximum(work, 1e-30)
-    u_c = flops / (gpu.tflops * 1e12) / w
+    u_c = flops / (gpu.peak_tflops(model.compute_dtype) * 1e12) / w
     u_m = nbytes / (gpu.hbm_tbps * 1e12) / w
-    load = np.minimum(1.0, eff.power_compute * u_c + eff.power_memory * u_m)
-    return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * load**eff.power_exponent
+    load = eff.power_memory * u_m + eff.power_compute * np.minimum(u_c, 1.0) ** eff.power_exponent
+    return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * np.minimum(1.0, load)
 
 
 def _prefill(
@@ -254,21 +384,23 @@ def _prefill(
     n = tp * pp
     m = np.minimum(b, pp)  # micro-batches: whole requests, at most one per stage
     tok = b * prompt / m
-    attn = 2.0 * model.layers * model.heads * model.head_dim * prompt**2 * (b / m)
+    head = 2.0 * model.heads * model.head_dim
+    attn = head * prompt * _attn_span(model, prompt) * (b / m)
     vision = 2.0 * model.vision_params_b * 1e9 * model.image_tokens * (b / m)
     flops = (tok * 2.0 * model.active_b * 1e9 + attn + vision) / n
-    kv_write = tok * model.kv_bytes_per_token if model.kv_heads else (b / m) * model.ssm_state_bytes
+    kv_write = (b / m) * model.kv_bytes(prompt)
     nbytes = model.weight_bytes / n + kv_write / n
     t_work, t_comm = _stage_pass(gpu, model, eff, tp, pp, tok, flops, nbytes)
     t_stage = t_work + t_comm
     wall = (m + pp - 1.0) * t_stage + (pp - 1.0) * _p2p(gpu, model, eff, tok) + eff.step_overhead_s
     busy = m * t_work  # each GPU works on every micro-batch once
-    energy = _energy(gpu, eff, n, wall, busy, m * flops, m * nbytes)
+    energy = _energy(gpu, model, eff, n, wall, busy, m * flops, m * nbytes)
     return wall, energy
 
 
 def _energy(
     gpu: GPU,
+    model: ModelSpec,
     eff: Efficiency,
     n: FloatArray,
     wall: FloatArray,
@@ -278,7 +410,7 @@ def _energy(
 ) -> FloatArray:
     """Joules over all GPUs: working time at utilisation power, the rest (communication,
     pipeline bubbles, host time) at the waiting power."""
-    p_work = _power(gpu, eff, flops, nbytes, busy)
+    p_work = _power(gpu, model, eff, flops, nbytes, busy)
     p_wait = gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * eff.wait_power
     wait = np.maximum(wall - busy, 0.0)
     return n * (p_work * busy + p_wait * wait)
@@ -306,22 +438,19 @@ def _decode(
     else:
         w_read = np.full_like(seqs, model.weight_bytes)
     lin_flops = seqs * 2.0 * model.active_b * 1e9
+    head = 4.0 * model.heads * model.head_dim
     wall = np.zeros_like(b)
     energy = np.zeros_like(b)
     p2p = _p2p(gpu, model, eff, seqs)
+    rounds = np.maximum(m, pp)  # a micro-batch needs all stages before its next token
     for x in _DECODE_NODES:  # quadrature over the growing context
         ctx = prompt + x * out
-        if model.kv_heads:
-            kv_split = np.minimum(tp, model.kv_heads)
-            cache = seqs * ctx * model.kv_bytes_per_token / (pp * kv_split)
-            attn = seqs * 4.0 * model.layers * model.heads * model.head_dim * ctx / n
-        else:
-            cache = seqs * 2.0 * model.ssm_state_bytes / (pp * tp)  # read and write the state
-            attn = seqs * 10.0 * model.ssm_state_bytes / 2.0 / n  # a few flops per state element
+        # KV cache read (and recurrent state read and written) per micro-batch step per GPU.
+        cache = seqs * (_per_gpu_seq_bytes(model, ctx, tp, pp) + model.ssm_state_bytes / (tp * pp))
+        attn = seqs * (head * _attn_span(model, ctx) + 5.0 * model.ssm_state_bytes) / n
         flops = lin_flops / n + attn
         nbytes = w_read / n + cache
         t_work, t_comm = _stage_pass(gpu, model, eff, tp, pp, seqs, flops, nbytes)
-        rounds = np.maximum(m, pp)  # a micro-batch needs all stages before its next token
         step = (
             rounds * (t_work + t_comm)
             + np.where(pp > 1, pp * p2p, 0.0)
@@ -330,7 +459,7 @@ def _decode(
         )
         busy = m * t_work
         wall += step
-        energy += _energy(gpu, eff, n, step, busy, m * flops, m * nbytes)
+        energy += _energy(gpu, model, eff, n, step, busy, m * flops, m * nbytes)
     scale = out / len(_DECODE_NODES)
     return wall * scale, energy * scale
 
@@ -347,38 +476,55 @@ def run_physics(
     n_gpus: int,
     eff: Efficiency,
     check_memory: bool = True,
+    ep: Any = None,
 ) -> dict[str, Any]:
     """Noise-free simulation of validated, broadcast arrays; invalid rows hold NaN.
 
     Inputs are assumed already validated (finite, positive integers where required);
-    :class:`energycore.simulate.Node` does that at the public boundary.
+    :class:`energycore.simulate.Node` does that at the public boundary. A batch larger than
+    the paged KV cache holds (:func:`kv_capacity`) runs in waves of the running batch
+    (``running_batch``): energy and latency add up over the waves, ``tpot_s`` is that of the
+    running batch and ``ttft_s`` includes the time the last wave queued. ``ep`` (expert
+    parallelism, 1 or ``tp``) changes validity only: spread over the same GPUs, experts cost
+    the same bytes and FLOPs per GPU on average as sharded ones. ``check_memory=False``
+    ignores the memory rule (nothing is refused or queued).
     """
     c = _broadcast(tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len)
     tp_, pp_, b = c["tp"], c["pp"], c["batch"]
+    ep_ = None if ep is None else np.broadcast_to(np.asarray(ep, dtype=np.float64), b.shape)
     valid, reason, mem = check_validity(
-        gpu, model, n_gpus, tp_, pp_, b, c["input_len"], c["output_len"], eff
+        gpu, model, n_gpus, tp_, pp_, b, c["input_len"], c["output_len"], eff, ep_
     )
-    if not check_memory:
+    if check_memory:
+        _, max_running, _ = kv_capacity(gpu, model, tp_, pp_, c["input_len"], c["output_len"], eff)
+        run = np.minimum(b, max_running)
+    else:
         mem_bad = np.array([str(r).startswith("does not fit") for r in reason], dtype=bool)
         reason = np.where(mem_bad, "", reason).astype(object)
         valid = reason == ""
+        run = b
+        mem = memory_per_gpu(model, tp_, pp_, b, c["input_len"], c["output_len"]) / 1e9
+    waves = b / run
     prompt = c["input_len"] + model.image_tokens
     out_len = c["output_len"]
-    t_pf, e_pf = _prefill(gpu, model, eff, tp_, pp_, b, prompt)
-    t_dec, e_dec = _decode(gpu, model, eff, tp_, pp_, b, prompt, out_len)
+    t_pf, e_pf = _prefill(gpu, model, eff, tp_, pp_, run, prompt)
+    t_dec, e_dec = _decode(gpu, model, eff, tp_, pp_, run, prompt, out_len)
+    tpot = t_dec / np.maximum(out_len, 1.0)
+    latency = waves * (t_pf + t_dec)
     res: dict[str, Any] = {
-        "energy_prefill_j": e_pf,
-        "energy_decode_j": e_dec,
-        "energy_j": e_pf + e_dec,
-        "ttft_s": t_pf,
-        "tpot_s": t_dec / np.maximum(out_len, 1.0),
-        "latency_s": t_pf + t_dec,
+        "energy_prefill_j": waves * e_pf,
+        "energy_decode_j": waves * e_dec,
+        "energy_j": waves * (e_pf + e_dec),
+        "ttft_s": latency - t_dec,
+        "tpot_s": tpot,
+        "latency_s": latency,
         "n_gpus": tp_ * pp_,
         "mem_per_gpu_gb": mem,
+        "running_batch": run,
     }
     _derive(res, b, out_len)
     for k in OUTPUT_COLUMNS:
-        if k not in ("n_gpus", "mem_per_gpu_gb"):
+        if k not in ("n_gpus", "mem_per_gpu_gb", "running_batch"):
             res[k] = np.where(valid, res[k], np.nan)
     res["valid"] = valid
     res["reason"] = reason

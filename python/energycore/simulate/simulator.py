@@ -85,11 +85,16 @@ class Node:
         Parameters
         ----------
         configs : DataFrame, dict of arrays or structured array
-            Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` (others ignored).
+            Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``; optionally ``ep``
+            (expert parallelism of an MoE: 1, or ``tp`` to spread whole experts over the
+            attention's tensor-parallel group as vLLM's ``--enable-expert-parallel`` does);
+            other columns are ignored. ``batch`` is the number of requests in flight; beyond
+            what the paged KV cache holds they queue (``running_batch``).
         noise : bool, default True
             Add the node's measurement noise (``False`` gives the true, noise-free values).
         check_memory : bool, default True
-            Report configurations that do not fit in GPU memory as invalid.
+            Apply the memory rule: refuse configurations whose weights and one full-length
+            sequence do not fit, queue batches beyond the KV cache's capacity.
         rng : numpy Generator, optional
             Source of the noise for this call (default: the node's own seeded stream).
 
@@ -102,6 +107,7 @@ class Node:
             ``source = "simulated"``.
         """
         cols = _features(configs)
+        ep = _expert_parallel(configs, len(cols["tp"]))
         res = run_physics(
             self.gpu,
             self.model,
@@ -109,12 +115,15 @@ class Node:
             n_gpus=self.n_gpus,
             eff=self.efficiency,
             check_memory=check_memory,
+            ep=ep,
         )
         if noise and self.noise > 0:
             gen = self._rng if rng is None else rng
             apply_noise(res, cols["batch"], cols["output_len"], self.noise, gen)
         n = len(cols["tp"])
         out: dict[str, Any] = {k: cols[k] for k in FEATURES}
+        if ep is not None:
+            out["ep"] = ep
         out.update({k: res[k] for k in ("valid", "reason", *OUTPUT_COLUMNS)})
         out["gpu"] = np.full(n, self.gpu.name, dtype=object)
         out["model"] = np.full(n, self.model.name, dtype=object)
@@ -128,6 +137,26 @@ class Node:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise RuntimeError("Node.frame needs pandas: pip install 'energycore[plot]'") from exc
         return pd.DataFrame(self.run(configs, **kwargs))
+
+
+def _expert_parallel(configs: Any, n: int) -> np.ndarray | None:
+    """The optional ``ep`` column as floats (None when absent), validated like ``tp``."""
+    if "ep" not in column_names(configs):
+        return None
+    if isinstance(configs, dict) and np.ndim(configs["ep"]) == 0:
+        raw = np.atleast_1d(np.asarray(configs["ep"]))
+    else:
+        raw = get_column(configs, "ep", what="configs")
+    a = as_float(raw, "ep", what="configs")
+    if len(a) == 1 and n > 1:
+        a = np.full(n, a[0])
+    if len(a) != n:
+        raise ValueError(f"configs: column 'ep' has {len(a)} rows, the others {n}")
+    bad = (a != np.round(a)) | (a < 1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"configs: 'ep' must be a positive integer, got {a[i]} at row {i}")
+    return a
 
 
 def _features(configs: Any) -> dict[str, np.ndarray]:
