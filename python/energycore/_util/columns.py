@@ -189,15 +189,18 @@ def as_model_features(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArr
     templates' ``tp`` column is replaced by the GPUs per pipeline stage ``n_gpus / pp``, so every
     per-GPU term (fixed energy per GPU, the GPU-count scaling and the communication terms) sees
     the GPUs that draw power. ``n_gpus`` must be a positive integer, a multiple of ``pp`` and at
-    least ``tp * pp``.
+    least ``tp * pp``; an empty (NaN) cell means ``tp * pp``.
     """
     table = as_feature_table(X, what=what, min_rows=min_rows)
     if N_GPUS not in column_names(X):
         return table
-    g = as_float(get_column(X, N_GPUS, what=what), N_GPUS, what=what)
-    if len(g) != len(table):
-        raise ValueError(f"{what}: column '{N_GPUS}' has {len(g)} values, the others {len(table)}")
+    raw = get_column(X, N_GPUS, what=what)
+    if len(raw) != len(table):
+        raise ValueError(f"{what}: column '{N_GPUS}' has {len(raw)} values, the others {len(table)}")
     tp, pp = table[:, 0], table[:, 1]
+    g = np.array(raw, dtype=np.float64) if raw.dtype.kind in "biuf" else as_float(raw, N_GPUS)
+    g = np.where(np.isnan(g), tp * pp, g)  # an empty cell: the GPUs are tp * pp
+    g = as_float(g, N_GPUS, what=what)
     for bad, rule in (
         ((g != np.floor(g)) | (g <= 0), "must be a positive integer"),
         (np.mod(g, pp) != 0, "must be a multiple of 'pp'"),

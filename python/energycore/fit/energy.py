@@ -138,7 +138,8 @@ class SolverParams:
         effect on any row (an axis that never varies), or that the rows cannot tell apart from
         others (collinear columns), are set to their neutral value (the one that removes the
         term); then nested reductions of the template that fit the number of rows are fitted
-        and the one of least AICc (log-ratio residuals) is kept. What was reduced and why is in
+        and the one of least AICc (a Huber deviance of the log-ratio residuals on the
+        largest model's robust scale) is kept. What was reduced and why is in
         ``reduced_``. ``False``: fit every coefficient not in ``fixed`` (terms with no effect on
         any row are still held, with an :class:`IdentifiabilityWarning`).
     """
@@ -410,16 +411,39 @@ class TemplateModel(SolverParams):
         )  # fmt: skip
         n = prep.n_rows
         w = prep.w if len(prep.w) else np.ones(len(prep.y))
+        w = w / w[w > 0].mean()
+        resid = [
+            np.log(
+                np.maximum(_core.template_value(self.template_name, prep.X, np.asarray(r["x"])), 1e-300)
+                / prep.y
+            )
+            if r["success"]
+            else None
+            for r in results
+        ]
+        # Scale of the residuals from the largest model that converged (a robust MAD with a
+        # degrees-of-freedom correction); every candidate is then scored on the same scale,
+        # a Huber deviance with the AICc penalty, so outliers the loss discounts do not
+        # decide the choice.
+        sigma = 1e-6
+        for flags, r in zip(cands, resid):
+            if r is not None:
+                k = len(flags) - sum(flags)
+                mad = 1.4826 * float(np.median(np.abs(r[w > 0] - np.median(r[w > 0]))))
+                sigma = max(sigma, mad * math.sqrt(n / max(n - k, 1)))
+                break
         best, best_score = -1, math.inf
-        for c, (flags, res) in enumerate(zip(cands, results)):
-            if not res["success"]:
+        for c, (flags, res, r) in enumerate(zip(cands, results, resid)):
+            if r is None:
                 continue
             k = len(flags) - sum(flags)
-            theta = np.asarray(res["x"], dtype=np.float64)
-            pred = _core.template_value(self.template_name, prep.X, theta)
-            r = np.log(np.maximum(pred, 1e-300) / prep.y)
-            rss = max(float(np.sum(w * r * r) / w.mean()), n * 1e-24)
-            aicc = n * math.log(rss / n) + 2 * k
+            z = np.abs(r) / sigma
+            if self.loss == "linear":
+                dev = float(np.sum(w * z * z))
+            else:
+                h = 2.0
+                dev = float(np.sum(w * np.where(z <= h, z * z, 2 * h * z - h * h)))
+            aicc = dev + 2 * k
             aicc += 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else 1e6 * k
             nw = np.asarray(res["null_weight"])
             if len(nw) == len(flags) and any(

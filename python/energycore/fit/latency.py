@@ -154,6 +154,8 @@ class LatencyModel(SolverParams):
 
     def predict(self, X: Any) -> FloatArray:
         """Predicted end-to-end latency of each row's batch: ``ttft_s + output_len * tpot_s``."""
+        self._half("ttft")
+        self._half("tpot")
         return self.predict_all(X)["latency_s"]
 
     def predict_all(self, X: Any) -> dict[str, FloatArray]:
