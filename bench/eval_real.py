@@ -110,9 +110,7 @@ def pick(score: np.ndarray, feasible: np.ndarray, fallback: np.ndarray) -> int:
     return int(np.argmin(fallback))
 
 
-def run(
-    tasks: str, seeds: int, confidence: float | None, methods: list[str]
-) -> dict[str, Any]:
+def run(tasks: str, seeds: int, confidence: float | None, methods: list[str]) -> dict[str, Any]:
     cols = read_mlenergy(DATA / CSV)
     gs = groups(cols, tasks)
     # results[method] = list of (group, seed, limit, top1, regret, broke) and fails
@@ -182,7 +180,7 @@ def predict_method(
                 return e, true_lat
             tm = TpotModel().fit(tr, "tpot_s")
             if m.startswith("default, predicted latency, confidence"):
-                lo, hi = tm.predict_interval(te, level=2 * float(confidence) - 1)
+                _, hi = tm.predict_interval(te, level=2 * float(confidence) - 1)
                 return e, hi
             return e, tm.predict(te)
     if m == "NNLS":

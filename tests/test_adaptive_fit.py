@@ -131,7 +131,7 @@ def test_float_batch_is_accepted_and_tp_still_must_be_an_integer() -> None:
     y = energy(X, draw_theta(np.random.default_rng(7)))
     m = _fit_quietly(EnergyModel(), X, y)
     assert np.isfinite(m.predict(X)).all()
-    with pytest.raises(ValueError, match="'tp' must be an integer, got 1.5 at row 0"):
+    with pytest.raises(ValueError, match=r"'tp' must be an integer, got 1\.5 at row 0"):
         m.predict({**X, "tp": np.full(len(X["tp"]), 1.5)})
     with pytest.raises(ValueError, match="'batch' must be positive"):
         m.predict({**X, "batch": np.zeros(len(X["tp"]))})

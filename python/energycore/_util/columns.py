@@ -196,7 +196,9 @@ def as_model_features(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArr
         return table
     raw = get_column(X, N_GPUS, what=what)
     if len(raw) != len(table):
-        raise ValueError(f"{what}: column '{N_GPUS}' has {len(raw)} values, the others {len(table)}")
+        raise ValueError(
+            f"{what}: column '{N_GPUS}' has {len(raw)} values, the others {len(table)}"
+        )
     tp, pp = table[:, 0], table[:, 1]
     g = np.array(raw, dtype=np.float64) if raw.dtype.kind in "biuf" else as_float(raw, N_GPUS)
     g = np.where(np.isnan(g), tp * pp, g)  # an empty cell: the GPUs are tp * pp

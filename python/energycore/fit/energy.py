@@ -414,7 +414,9 @@ class TemplateModel(SolverParams):
         w = w / w[w > 0].mean()
         resid = [
             np.log(
-                np.maximum(_core.template_value(self.template_name, prep.X, np.asarray(r["x"])), 1e-300)
+                np.maximum(
+                    _core.template_value(self.template_name, prep.X, np.asarray(r["x"])), 1e-300
+                )
                 / prep.y
             )
             if r["success"]
@@ -896,7 +898,7 @@ class TemplateModel(SolverParams):
         model.unidentified_ = tuple(fit.get("unidentified", ()))
         reduced = fit.get("reduced") or {}
         if not isinstance(reduced, dict) or not set(reduced) <= set(names):
-            raise ValueError(f"model file: 'reduced' must map coefficient names to reasons")
+            raise ValueError("model file: 'reduced' must map coefficient names to reasons")
         model.reduced_ = {str(k): str(v) for k, v in reduced.items()}
         ranges = fit.get("ranges")
         model.ranges_ = (

@@ -261,4 +261,3 @@ class LatencyModel(SolverParams):
             )
             + "</div>"
         )
-
