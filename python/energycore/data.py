@@ -8,7 +8,8 @@ form every estimator of energycore takes as ``X``.
 - :func:`read_parquet` / :func:`write_parquet` (need pyarrow: ``pip install energycore[parquet]``);
 - :func:`read_journal`: the header and records of a campaign journal;
   :func:`journal_columns`: its successful results as a table;
-- :func:`read_table` / :func:`write_table`: any of those, chosen by the file's suffix.
+- :func:`read_table` / :func:`write_table`: any of those, chosen by the file's suffix;
+- :func:`read_mlenergy`: ML.ENERGY leaderboard (v3) records mapped to energycore's columns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "journal_columns",
     "read_csv",
     "read_journal",
+    "read_mlenergy",
     "read_parquet",
     "read_table",
     "records_to_columns",
@@ -241,3 +243,126 @@ def write_table(path: str | Path, cols: Mapping[str, Any]) -> None:
         raise ValueError(
             f"{path}: unknown file type {path.suffix!r} (expected '.csv' or '.parquet')"
         )
+
+
+#: ML.ENERGY v3 fields :func:`read_mlenergy` needs, each with the energycore column it feeds.
+MLENERGY_FIELDS: dict[str, str] = {
+    "tensor_parallel": "tp",
+    "num_gpus": "n_gpus",
+    "avg_batch_size": "batch",
+    "avg_output_len": "output_len",
+    "energy_per_request_joules": "energy_per_request_j",
+    "median_itl_ms": "tpot_s",
+}
+
+
+def _mlenergy_records(path: Path) -> list[dict[str, Any]]:
+    if path.suffix.lower() == ".csv":
+        cols = read_csv(path)
+        n = len(next(iter(cols.values())))
+        return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+    recs = doc.get("configurations") if isinstance(doc, dict) else doc
+    if not isinstance(recs, list) or not all(isinstance(r, dict) for r in recs):
+        raise ValueError(f"{path}: expected a list of records or a 'configurations' list")
+    task = doc.get("task", path.stem) if isinstance(doc, dict) else path.stem
+    out = []
+    for r in recs:
+        flat = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+        flat.setdefault("task", task)
+        out.append(flat)
+    return out
+
+
+def read_mlenergy(path: str | Path, input_len: float = 0.0) -> dict[str, np.ndarray]:
+    """ML.ENERGY leaderboard (v3) configurations as energycore's columns, with units.
+
+    Reads the leaderboard's per-task JSON (a ``configurations`` list, or a list of records;
+    the task is the file name unless a record says) or a CSV of the same records, one row per
+    configuration (``shared/data/mlenergy-leaderboard-v3-llm/llm_configs.csv``). Every source
+    field is kept; these columns are added:
+
+    ==========================  ==========================================================
+    ``tp``                      ``tensor_parallel``
+    ``pp``                      1 (the benchmark has no pipeline parallelism)
+    ``n_gpus``                  ``num_gpus`` (expert- and data-parallel runs use more GPUs
+                                than ``tp``; the models' per-GPU terms use it)
+    ``batch``                   ``avg_batch_size``: the time-averaged running batch (float)
+    ``input_len``               ``input_len`` argument (prompt lengths are not published;
+                                within one task they are the task's prompt set, a constant)
+    ``output_len``              ``avg_output_len``, tokens
+    ``energy_j``                J per batch over all GPUs: ``energy_per_request_joules *
+                                avg_batch_size`` (the EnergyModel target)
+    ``energy_per_request_j``    ``energy_per_request_joules``
+    ``energy_per_token_j``      ``energy_per_token_joules``
+    ``power_w``                 ``avg_power_watts``, summed over the GPUs
+    ``throughput_tok_s``        ``output_throughput_tokens_per_sec``
+    ``tpot_s``                  ``median_itl_ms / 1000``: time per output token, s (the
+                                TpotModel target)
+    ``gpu``                     ``gpu_model``
+    ``group``                   ``"task|model_id|gpu_model"``, one deployment
+    ==========================  ==========================================================
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.json`` or ``.csv`` file.
+    input_len : float
+        The prompt length to record in ``input_len`` (default 0: prefill is not separated
+        from decode, whose terms then carry its energy).
+
+    Returns
+    -------
+    dict of str to ndarray
+        Named columns, numeric as float, others as object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if not (isinstance(input_len, (int, float)) and math.isfinite(input_len) and input_len >= 0):
+        raise ValueError(f"input_len: must be a finite non-negative number, got {input_len!r}")
+    recs = _mlenergy_records(path)
+    if not recs:
+        raise ValueError(f"{path}: no configurations")
+    for i, r in enumerate(recs):
+        for field in (*MLENERGY_FIELDS, "avg_power_watts", "output_throughput_tokens_per_sec"):
+            v = r.get(field)
+            try:
+                x = float(v)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                x = math.nan
+            if not (math.isfinite(x) and x > 0):
+                raise ValueError(
+                    f"{path}: field '{field}' must be a positive number, got {v!r} at row {i}"
+                )
+    cols = records_to_columns(recs)
+    out: dict[str, np.ndarray] = {}
+    for k, v in cols.items():
+        try:
+            out[k] = np.array([math.nan if x in ("", None) else float(x) for x in v])
+        except (TypeError, ValueError):
+            out[k] = np.array([("" if x is None else str(x)) for x in v], dtype=object)
+    f = {k: out[k].astype(np.float64) for k in (*MLENERGY_FIELDS, "avg_power_watts")}
+    n = len(f["num_gpus"])
+    out["tp"] = f["tensor_parallel"]
+    out["pp"] = np.ones(n)
+    out["n_gpus"] = f["num_gpus"]
+    out["batch"] = f["avg_batch_size"]
+    out["input_len"] = np.full(n, float(input_len))
+    out["output_len"] = f["avg_output_len"]
+    out["energy_per_request_j"] = f["energy_per_request_joules"]
+    out["energy_j"] = f["energy_per_request_joules"] * f["avg_batch_size"]
+    if "energy_per_token_joules" in out:
+        out["energy_per_token_j"] = out["energy_per_token_joules"]
+    out["power_w"] = f["avg_power_watts"]
+    out["throughput_tok_s"] = out["output_throughput_tokens_per_sec"].astype(np.float64)
+    out["tpot_s"] = f["median_itl_ms"] / 1000.0
+    gpu = out.get("gpu_model", np.array([""] * n, dtype=object))
+    out["gpu"] = np.array([str(g) for g in gpu], dtype=object)
+    task = out.get("task", np.array([path.stem] * n, dtype=object))
+    model = out.get("model_id", np.array([""] * n, dtype=object))
+    out["group"] = np.array([f"{t}|{m}|{g}" for t, m, g in zip(task, model, gpu)], dtype=object)
+    return out

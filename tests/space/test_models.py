@@ -91,8 +91,8 @@ def test_model_errors() -> None:
         space.argmin(
             "energy_j", models={"H100": em, "A100": em, "V100": em}, input_len=1, output_len=1
         )
-    with pytest.raises(ValueError, match="without the other"):
-        space.argmin("energy_j", models=[em, lm.ttft_model_], input_len=1, output_len=1)
+    with pytest.raises(ValueError, match="needs a fitted latency model"):
+        space.argmin("latency_s", models=[em, lm.ttft_model_], input_len=1, output_len=1)
     with pytest.raises(ValueError, match="two energy models"):
         space.argmin("energy_j", models=[em, em], input_len=1, output_len=1)
     with pytest.raises(ValueError, match="expected an EnergyModel"):

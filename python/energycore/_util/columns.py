@@ -17,7 +17,12 @@ import numpy.typing as npt
 #: The model feature columns, in the order the C++ core expects them.
 FEATURES: tuple[str, ...] = ("tp", "pp", "batch", "input_len", "output_len")
 #: Feature columns that must hold positive integers.
-POSITIVE_INT_FEATURES: tuple[str, ...] = ("tp", "pp", "batch")
+POSITIVE_INT_FEATURES: tuple[str, ...] = ("tp", "pp")
+#: Feature columns that must hold positive numbers (``batch`` may be a time-averaged running batch).
+POSITIVE_FEATURES: tuple[str, ...] = ("tp", "pp", "batch")
+#: Optional column: GPUs serving one configuration when they are not ``tp * pp`` (expert or
+#: data parallel); see :func:`as_model_features`.
+N_GPUS = "n_gpus"
 #: Feature columns that must hold non-negative numbers.
 NON_NEGATIVE_FEATURES: tuple[str, ...] = ("input_len", "output_len")
 
@@ -96,8 +101,9 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
     """The model features of ``X`` as a C-contiguous ``(n, 5)`` float64 table.
 
     Columns are taken by name (``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``); other
-    columns are ignored, so a frame of measurements can be passed as it is. ``tp``, ``pp`` and
-    ``batch`` must be positive integers, lengths non-negative, everything finite.
+    columns are ignored, so a frame of measurements can be passed as it is. ``tp`` and ``pp``
+    must be positive integers, ``batch`` positive (a time-averaged running batch such as 7.98
+    is fine), lengths non-negative, everything finite.
     """
     names = column_names(X)
     cols = []
@@ -125,11 +131,12 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
         raise ValueError(
             f"{what}: '{FEATURES[k]}' has a non-finite value ({table[i, k]}) at row {i}"
         )
-    ints = table[:, :3]
+    ints = table[:, :2]
     bad = ints != np.floor(ints)
     if bad.any():
         i, k = _first_bad(bad)
         raise ValueError(f"{what}: '{FEATURES[k]}' must be an integer, got {ints[i, k]} at row {i}")
+    ints = table[:, :3]
     bad = ints <= 0
     if bad.any():
         i, k = _first_bad(bad)
@@ -172,3 +179,37 @@ def as_weights(w: Any, n: int, name: str = "sample_weight") -> FloatArray:
     if not (a > 0).any():
         raise ValueError(f"{name}: all weights are zero")
     return a
+
+
+def as_model_features(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArray:
+    """The feature table the templates see: :func:`as_feature_table` plus the ``n_gpus`` column.
+
+    Without an ``n_gpus`` column this is :func:`as_feature_table`. With one (GPUs serving the
+    configuration, e.g. expert- or data-parallel serving where they are not ``tp * pp``), the
+    templates' ``tp`` column is replaced by the GPUs per pipeline stage ``n_gpus / pp``, so every
+    per-GPU term (fixed energy per GPU, the GPU-count scaling and the communication terms) sees
+    the GPUs that draw power. ``n_gpus`` must be a positive integer, a multiple of ``pp`` and at
+    least ``tp * pp``; an empty (NaN) cell means ``tp * pp``.
+    """
+    table = as_feature_table(X, what=what, min_rows=min_rows)
+    if N_GPUS not in column_names(X):
+        return table
+    raw = get_column(X, N_GPUS, what=what)
+    if len(raw) != len(table):
+        raise ValueError(
+            f"{what}: column '{N_GPUS}' has {len(raw)} values, the others {len(table)}"
+        )
+    tp, pp = table[:, 0], table[:, 1]
+    g = np.array(raw, dtype=np.float64) if raw.dtype.kind in "biuf" else as_float(raw, N_GPUS)
+    g = np.where(np.isnan(g), tp * pp, g)  # an empty cell: the GPUs are tp * pp
+    g = as_float(g, N_GPUS, what=what)
+    for bad, rule in (
+        ((g != np.floor(g)) | (g <= 0), "must be a positive integer"),
+        (np.mod(g, pp) != 0, "must be a multiple of 'pp'"),
+        (g < tp * pp, "must be at least tp * pp"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{what}: '{N_GPUS}' {rule}, got {g[i]:g} at row {i}")
+    table[:, 0] = g / pp
+    return table

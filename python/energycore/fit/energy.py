@@ -14,6 +14,7 @@ import functools
 import html
 import json
 import math
+import sys
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,14 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from energycore import _core
-from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target, as_weights
+from energycore._util.columns import (
+    FEATURES,
+    FloatArray,
+    as_feature_table,
+    as_model_features,
+    as_target,
+    as_weights,
+)
 from energycore._util.persist import check_format, read_json
 from energycore.fit.results import (
     BootstrapResult,
@@ -44,7 +52,11 @@ __all__ = [
 ]
 
 #: Version of the JSON written by :meth:`TemplateModel.save`; older versions keep loading.
-FORMAT_VERSION = 1
+#: 2 added the ``reduce`` hyper-parameter and the fit's ``reduced`` and ``ranges``.
+FORMAT_VERSION = 2
+_PKG_DIR = str(Path(__file__).resolve().parents[1])
+#: Singular-value ratio below which columns of the scaled Jacobian count as collinear.
+_COLLINEAR_RTOL = 1e-7
 _LOSSES = ("linear", "huber", "soft_l1", "cauchy", "arctan")
 
 M = TypeVar("M", bound="TemplateModel")
@@ -56,9 +68,24 @@ def _template_info(name: str) -> dict[str, Any]:
     return _core.template_info(name)
 
 
+def user_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` made by the caller: the first frame outside energycore."""
+    f = sys._getframe(1)
+    level = 1
+    while f is not None and f.f_code.co_filename.startswith(_PKG_DIR):
+        f = f.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    """Validated fit input: features, target, weights, fixed flags/values, pinned indices."""
+    """Validated fit input: features, target, weights, fixed flags/values, pinned indices.
+
+    ``reduced`` maps the index of each coefficient the data cannot identify (set to its neutral
+    value in ``values`` and flagged in ``flags``) to the reason; ``n_rows`` counts rows of
+    positive weight.
+    """
 
     X: FloatArray
     y: FloatArray
@@ -67,6 +94,8 @@ class _Prepared:
     values: FloatArray
     pinned: list[int]
     n_free: int
+    reduced: dict[int, str]
+    n_rows: int
 
     @property
     def fixed_arg(self) -> list[bool]:
@@ -104,6 +133,15 @@ class SolverParams:
     tol : float
         Stopping tolerance on the relative cost reduction, the relative step and the scaled
         gradient (scipy's ``ftol``, ``xtol``, ``gtol``; 1e-8 as scipy's default).
+    reduce : bool
+        ``True`` (default): fit what the data can identify. Coefficients whose term has no
+        effect on any row (an axis that never varies), or that the rows cannot tell apart from
+        others (collinear columns), are set to their neutral value (the one that removes the
+        term); then nested reductions of the template that fit the number of rows are fitted
+        and the one of least AICc (a Huber deviance of the log-ratio residuals on the
+        largest model's robust scale) is kept. What was reduced and why is in
+        ``reduced_``. ``False``: fit every coefficient not in ``fixed`` (terms with no effect on
+        any row are still held, with an :class:`IdentifiabilityWarning`).
     """
 
     def __init__(
@@ -116,6 +154,7 @@ class SolverParams:
         max_iter: int = 200,
         n_threads: int = 0,
         tol: float = 1e-8,
+        reduce: bool = True,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -125,6 +164,7 @@ class SolverParams:
         self.max_iter = max_iter
         self.n_threads = n_threads
         self.tol = tol
+        self.reduce = reduce
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn convention)."""
@@ -138,6 +178,7 @@ class SolverParams:
             "max_iter": self.max_iter,
             "n_threads": self.n_threads,
             "tol": self.tol,
+            "reduce": self.reduce,
         }
 
     def set_params(self: P, **params: Any) -> P:
@@ -168,6 +209,8 @@ class SolverParams:
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
         if not (isinstance(self.n_threads, (int, np.integer)) and self.n_threads >= 0):
             raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
+        if not isinstance(self.reduce, (bool, np.bool_)):
+            raise ValueError(f"reduce: must be True or False, got {self.reduce!r}")
 
 
 class TemplateModel(SolverParams):
@@ -185,6 +228,13 @@ class TemplateModel(SolverParams):
     #: that lists them takes the choice as its ``template`` constructor parameter.
     templates: ClassVar[tuple[str, ...]] = ()
     target: ClassVar[str] = ""
+    #: Order in which the adaptive fit drops coefficients (first dropped first): refinements
+    #: before the terms that carry most of the target. The last one is the smallest model.
+    reduction_order: ClassVar[tuple[str, ...]] = ()
+    #: The smallest model the choice among reductions goes down to (the terms that carry the
+    #: target's main dependence, e.g. a batch-independent and a per-sequence part); only the
+    #: identifiability checks and the number of rows remove them.
+    core: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -242,28 +292,78 @@ class TemplateModel(SolverParams):
         scale = np.abs(J).max(axis=0)
         return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
+    def _collinear(
+        self, X: FloatArray, flags: list[bool], values: FloatArray, typical: FloatArray
+    ) -> dict[int, str]:
+        """Free coefficients to drop until the log-scaled Jacobian has full column rank.
+
+        The Jacobian of ``log f`` at typical coefficients (the user's fixed values kept),
+        columns normalised, is checked for a (near) null direction; of the coefficients in it,
+        a nonlinear one (an exponent or overhead on an axis that does not vary enough) goes
+        first, then the earliest in :attr:`reduction_order`.
+        """
+        names = self.param_names()
+        info = self.template_info()["params"]
+        theta = np.where(flags, values, typical)
+        J = _core.template_jacobian(self.template_name, X, theta)
+        f = np.abs(_core.template_value(self.template_name, X, theta))
+        G = J / np.maximum(f, 1e-300)[:, None]
+        order = {n: k for k, n in enumerate(self.reduction_order)}
+        free = [j for j in range(len(names)) if not flags[j]]
+        out: dict[int, str] = {}
+        while len(free) > 1:
+            A = G[:, free]
+            norm = np.linalg.norm(A, axis=0)
+            A = A / np.where(norm > 0, norm, 1.0)
+            if A.shape[0] < A.shape[1]:  # fewer rows than terms: the budget decides, not here
+                break
+            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            if sv[-1] > _COLLINEAR_RTOL * sv[0]:
+                break
+            v = np.abs(Vt[-1])
+            involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
+            drop = min(
+                involved,
+                key=lambda j: (info[j]["linear"], order.get(names[j], len(order)), -j),
+            )
+            others = [names[j] for j in involved if j != drop]
+            out[drop] = "not separable from " + ", ".join(others) + " on these rows"
+            free.remove(drop)
+        return out
+
     # ------------------------------------------------------------------ fitting
     def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
         """Fit the coefficients to measurements.
 
+        With ``reduce=True`` (the default) the fit first decides from the rows which terms
+        they can identify and fits the best nested reduction of the template (see
+        :class:`SolverParams`); ``reduced_`` says what was reduced and why.
+
         Parameters
         ----------
         X : DataFrame, dict of arrays or structured array
-            Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` (others ignored).
+            Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` and optionally
+            ``n_gpus`` (others ignored). ``batch`` may be fractional (a time-averaged batch).
         y : array-like or str
             The measured target (e.g. joules per batch), positive; or the name of a column of X.
         sample_weight : array-like, optional
             Non-negative weight of each row.
         x0 : dict of str to float or array-like, optional
             Start one LM run from these coefficients (all of them, by name or in template
-            order) instead of the multi-start; e.g. a warm start from an earlier fit.
+            order) instead of the multi-start; e.g. a warm start from an earlier fit. A warm
+            start fits the coefficients the data identify, with no choice among reductions.
 
         Returns
         -------
         self
         """
-        prep = self._prepare(X, y, sample_weight, stacklevel=3)
+        prep = self._prepare(X, y, sample_weight)
         start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        if self.reduce and not len(start):
+            return self._fit_adaptive(prep)
+        prep = self._budget(prep)
+        if len(start):
+            start = np.where(prep.flags, prep.values, start)
         empty = np.empty(0)
         res = _core.fit_template(
             self.template_name, prep.X, prep.y, prep.w, prep.fixed_arg, prep.fixed_values_arg,
@@ -271,6 +371,107 @@ class TemplateModel(SolverParams):
             n_threads=int(self.n_threads), **self._solver_kwargs(),
         )  # fmt: skip
         return self._finish(res, prep)
+
+    def _candidates(self, prep: _Prepared) -> list[list[bool]]:
+        """Fixed-flag vectors of the nested reductions worth fitting, largest first."""
+        names = self.param_names()
+        order = {n: k for k, n in enumerate(self.reduction_order)}
+        free = [j for j in range(len(names)) if not prep.flags[j]]
+        seq = sorted(free, key=lambda j: order.get(names[j], -1))  # drop order
+        n = prep.n_rows
+        if not seq:
+            return [list(prep.flags)]
+        k_core = max(1, sum(1 for j in seq if names[j] in self.core))
+        out = [
+            [j not in seq[m:] for j in range(len(names))]
+            for m in range(len(seq))
+            if k_core <= len(seq) - m <= max(n - 2, 0)
+        ]
+        if not out and n >= 1:  # so few rows that no larger model leaves a degree of freedom
+            m = max(len(seq) - min(k_core, n), 0)
+            out.append([j not in seq[m:] for j in range(len(names))])
+        if not out:
+            raise ValueError(
+                f"X: {n} row(s) cannot fit even the smallest {type(self).__name__} (one free "
+                "coefficient); measure at least 1 configuration"
+            )
+        return out
+
+    def _fit_adaptive(self: M, prep: _Prepared) -> M:
+        """Fit every candidate reduction in one threaded C++ call; keep the least AICc."""
+        names = self.param_names()
+        cands = self._candidates(prep)
+        # A coefficient a candidate drops is held at its neutral value 0 (its term removed).
+        vals = [np.where(np.array(c) & ~np.array(prep.flags), 0.0, prep.values) for c in cands]
+        results = _core.fit_template_batch(
+            self.template_name, [prep.X] * len(cands), [prep.y] * len(cands),
+            [prep.w] * len(cands), cands, vals,
+            n_starts=int(self.n_starts), seed=int(self.seed), n_threads=int(self.n_threads),
+            **self._solver_kwargs(),
+        )  # fmt: skip
+        n = prep.n_rows
+        w = prep.w if len(prep.w) else np.ones(len(prep.y))
+        w = w / w[w > 0].mean()
+        resid = [
+            np.log(
+                np.maximum(
+                    _core.template_value(self.template_name, prep.X, np.asarray(r["x"])), 1e-300
+                )
+                / prep.y
+            )
+            if r["success"]
+            else None
+            for r in results
+        ]
+        # Scale of the residuals from the largest model that converged (a robust MAD with a
+        # degrees-of-freedom correction); every candidate is then scored on the same scale,
+        # a Huber deviance with the AICc penalty, so outliers the loss discounts do not
+        # decide the choice.
+        sigma = 1e-6
+        for flags, r in zip(cands, resid):
+            if r is not None:
+                k = len(flags) - sum(flags)
+                mad = 1.4826 * float(np.median(np.abs(r[w > 0] - np.median(r[w > 0]))))
+                sigma = max(sigma, mad * math.sqrt(n / max(n - k, 1)))
+                break
+        best, best_score = -1, math.inf
+        for c, (flags, res, r) in enumerate(zip(cands, results, resid)):
+            if r is None:
+                continue
+            k = len(flags) - sum(flags)
+            z = np.abs(r) / sigma
+            if self.loss == "linear":
+                dev = float(np.sum(w * z * z))
+            else:
+                h = 2.0
+                dev = float(np.sum(w * np.where(z <= h, z * z, 2 * h * z - h * h)))
+            aicc = dev + 2 * k
+            aicc += 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else 1e6 * k
+            nw = np.asarray(res["null_weight"])
+            if len(nw) == len(flags) and any(
+                nw[j] > 0.05 and not flags[j] and res["active"][j] == 0 for j in range(len(flags))
+            ):
+                aicc += 1e3  # a direction the fit cannot pin down: prefer a smaller model
+            if aicc < best_score:
+                best, best_score = c, aicc
+        if best < 0:
+            best = len(cands) - 1
+        flags = cands[best]
+        reduced = dict(prep.reduced)
+        budget = n - 2
+        for j in range(len(names)):
+            if flags[j] and not prep.flags[j]:
+                k_full = len(flags) - sum(prep.flags)
+                reduced[j] = (
+                    f"too few rows ({n}) for {k_full} terms; AICc chose a smaller model"
+                    if k_full > budget and best == 0
+                    else "AICc prefers the model without it"
+                )
+        final = _Prepared(
+            prep.X, prep.y, prep.w, list(flags), vals[best], prep.pinned,
+            len(flags) - sum(flags), reduced, n,
+        )  # fmt: skip
+        return self._finish(results[best], final)
 
     def _solver_kwargs(self) -> dict[str, Any]:
         tol = float(self.tol)
@@ -283,36 +484,60 @@ class TemplateModel(SolverParams):
             "gtol": tol,
         }
 
-    def _prepare(self, X: Any, y: Any, sample_weight: Any, stacklevel: int) -> _Prepared:
-        """Validate the data, pin unidentifiable coefficients (with a warning), count rows."""
+    def _features(self, X: Any) -> FloatArray:
+        """The feature table the template sees (``n_gpus`` applied)."""
+        return as_model_features(X)
+
+    def _prepare(self, X: Any, y: Any, sample_weight: Any) -> _Prepared:
+        """Validate the data; set the coefficients the rows cannot identify to neutral values."""
         flags, values = self._check_hyper()
-        Xt = as_feature_table(X)
+        info = self.template_info()["params"]
+        typical = np.array([p["typical"] for p in info], dtype=np.float64)
+        Xt = self._features(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
         names = self.param_names()
-        pinned = self._unidentified(Xt, flags, values)
-        if pinned:
+        rows = w > 0 if len(w) else np.ones(n, dtype=bool)
+        n_rows = int(rows.sum())
+        pinned = self._unidentified(Xt[rows], flags, np.where(flags, values, typical))
+        reduced: dict[int, str] = {}
+        if pinned and not self.reduce:
             warnings.warn(
                 f"{type(self).__name__}: coefficients {', '.join(names[j] for j in pinned)} cannot "
                 "be identified from these data (they have no effect on any row, e.g. every row "
                 "has tp == 1 or pp == 1); they are held at "
                 + ", ".join(f"{names[j]}={values[j]:g}" for j in pinned)
                 + ". Predictions outside the measured range of tp/pp are unreliable; pass "
-                "fixed={...} to choose their values and silence this warning.",
+                "fixed={...} to choose their values, or reduce=True to let the fit decide.",
                 IdentifiabilityWarning,
-                stacklevel=stacklevel,
+                stacklevel=user_stacklevel(),
             )
-            for j in pinned:
+        constant = [
+            f"{f}={Xt[rows][0, k]:g}" for k, f in enumerate(FEATURES) if np.ptp(Xt[rows][:, k]) == 0
+        ]
+        why = "no effect on any row" + (f" (constant {', '.join(constant)})" if constant else "")
+        for j in pinned:
+            flags[j] = True
+            if self.reduce:
+                values[j] = 0.0  # the neutral value: it removes the term
+                reduced[j] = why
+        if self.reduce:
+            for j, reason in self._collinear(Xt[rows], flags, values, typical).items():
                 flags[j] = True
-        n_free = len(flags) - sum(flags)
-        n_rows = int((w > 0).sum()) if len(w) else n
-        if n_rows < n_free:
+                values[j] = 0.0
+                reduced[j] = reason
+        return _Prepared(Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows)
+
+    def _budget(self, prep: _Prepared) -> _Prepared:
+        """``ValueError`` unless the rows can determine the free coefficients (no reduction)."""
+        if prep.n_rows < prep.n_free:
             raise ValueError(
-                f"X: {n_rows} row(s) cannot determine {n_free} free coefficients; measure at "
-                f"least {n_free} configurations or fix some coefficients"
+                f"X: {prep.n_rows} row(s) cannot determine {prep.n_free} free coefficients; "
+                f"measure at least {prep.n_free} configurations, fix some coefficients or pass "
+                "reduce=True"
             )
-        return _Prepared(Xt, yt, w, flags, values, pinned, n_free)
+        return prep
 
     def _finish(self: M, res: dict[str, Any], prep: _Prepared) -> M:
         """Store a solver result as the fitted state of this model."""
@@ -339,6 +564,12 @@ class TemplateModel(SolverParams):
         self.covariance_: FloatArray = cov
         self.fixed_mask_: tuple[bool, ...] = tuple(flags)
         self.unidentified_: tuple[str, ...] = tuple(names[j] for j in prep.pinned)
+        self.reduced_: dict[str, str] = {names[j]: why for j, why in sorted(prep.reduced.items())}
+        rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
+        Xr = prep.X[rows]
+        self.ranges_: dict[str, tuple[float, float]] | None = {
+            f: (float(Xr[:, k].min()), float(Xr[:, k].max())) for k, f in enumerate(FEATURES)
+        }
         self.fit_result_ = FitResult(
             status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
             iterations=int(res["iterations"]), n_fev=int(res["n_fev"]), n_jev=int(res["n_jev"]),
@@ -348,7 +579,8 @@ class TemplateModel(SolverParams):
         self.residual_scale_: float = (
             float(np.sqrt(2 * res["cost"] / (n - prep.n_free))) if n > prep.n_free else float("nan")
         )
-        self._warn_degenerate(np.asarray(res["null_weight"]))
+        if not self.reduce:
+            self._warn_degenerate(np.asarray(res["null_weight"]))
         return self
 
     @classmethod
@@ -373,7 +605,7 @@ class TemplateModel(SolverParams):
         """
         from energycore._util.columns import get_column
 
-        Xt_all = as_feature_table(X)
+        Xt_all = as_model_features(X)
         n = len(Xt_all)
         labels = get_column(X, by) if isinstance(by, str) else np.asarray(by)
         if labels.shape != (n,):
@@ -387,13 +619,23 @@ class TemplateModel(SolverParams):
             m = cls(**params)
             sub = {name: Xt_all[rows, k] for k, name in enumerate(FEATURES)}
             try:
-                prep = m._prepare(sub, y_all[rows], w_all[rows] if len(w_all) else None, 4)
+                prep = m._prepare(sub, y_all[rows], w_all[rows] if len(w_all) else None)
+                if not m.reduce:
+                    prep = m._budget(prep)
             except ValueError as e:
                 raise ValueError(f"group {key!r}: {e}") from None
             models.append(m)
             preps.append(prep)
         if not models:
             raise ValueError("X: needs at least 1 row(s), got 0")
+        if models[0].reduce:  # one threaded C++ call per group, over its candidate reductions
+            out_r: dict[Any, M] = {}
+            for key, m, prep in zip(keys, models, preps):
+                try:
+                    out_r[key] = m._fit_adaptive(prep)
+                except ValueError as e:
+                    raise ValueError(f"group {key!r}: {e}") from None
+            return out_r
         first = models[0]
         results = _core.fit_template_batch(
             first.template_name, [p.X for p in preps], [p.y for p in preps], [p.w for p in preps],
@@ -449,7 +691,7 @@ class TemplateModel(SolverParams):
                 "individual values and standard errors are not meaningful, predictions on similar "
                 "rows still are. Pass fixed={...} for some of them to remove the ambiguity.",
                 IdentifiabilityWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
     # ------------------------------------------------------------------ prediction
@@ -457,13 +699,28 @@ class TemplateModel(SolverParams):
         """Predicted target for each row of ``X`` (e.g. joules per batch)."""
         self._check_fitted()
         return _core.template_value(
-            self.template_name, as_feature_table(X), self.coef_, self.n_threads
+            self.template_name, self._features(X), self.coef_, self.n_threads
         )
+
+    def outside_range(self, X: Any) -> np.ndarray:
+        """Which rows of ``X`` lie outside the range of some axis the model was fitted on.
+
+        A prediction there is an extrapolation: for an axis that never varied in the fit (its
+        terms reduced to neutral values) any other value is outside. Returns a boolean array
+        (all ``False`` for a model loaded from a file that did not record ranges).
+        """
+        self._check_fitted()
+        Xt = self._features(X)
+        out = np.zeros(len(Xt), dtype=bool)
+        for k, f in enumerate(FEATURES):
+            lo, hi = (self.ranges_ or {}).get(f, (-math.inf, math.inf))
+            out |= (Xt[:, k] < lo * (1 - 1e-9)) | (Xt[:, k] > hi * (1 + 1e-9))
+        return out
 
     def predict_phases(self, X: Any) -> dict[str, FloatArray]:
         """The prediction split into phases (e.g. prefill, decode, fixed); they sum to predict."""
         self._check_fitted()
-        P = _core.template_phases(self.template_name, as_feature_table(X), self.coef_)
+        P = _core.template_phases(self.template_name, self._features(X), self.coef_)
         return {name: np.ascontiguousarray(P[:, k]) for k, name in enumerate(self.phase_names())}
 
     def confidence_interval(self, level: float = 0.95) -> dict[str, tuple[float, float]]:
@@ -487,7 +744,7 @@ class TemplateModel(SolverParams):
         """
         self._check_fitted()
         check_level(level)
-        Xt = as_feature_table(X)
+        Xt = self._features(X)
         pred = _core.template_value(self.template_name, Xt, self.coef_)
         G = (
             _core.template_jacobian(self.template_name, Xt, self.coef_)
@@ -520,7 +777,7 @@ class TemplateModel(SolverParams):
         self._check_fitted()
         if not (isinstance(n, (int, np.integer)) and n >= 1):
             raise ValueError(f"n: must be a positive integer, got {n!r}")
-        Xt = as_feature_table(X)
+        Xt = self._features(X)
         yt = as_target(y, len(Xt), self.target or "y", X)
         w = as_weights(sample_weight, len(Xt))
         flags = list(self.fixed_mask_)
@@ -555,6 +812,10 @@ class TemplateModel(SolverParams):
                 ],
                 "fixed_mask": list(self.fixed_mask_),
                 "unidentified": list(self.unidentified_),
+                "reduced": dict(self.reduced_),
+                "ranges": None
+                if self.ranges_ is None
+                else {k: list(v) for k, v in self.ranges_.items()},
                 "residual_scale": self.residual_scale_
                 if math.isfinite(self.residual_scale_)
                 else None,
@@ -576,8 +837,12 @@ class TemplateModel(SolverParams):
 
     @classmethod
     def _from_dict(cls: type[M], d: Any) -> M:
-        check_format(d, "energycore.model", FORMAT_VERSION, "model file", "an energycore model")
+        version = check_format(
+            d, "energycore.model", FORMAT_VERSION, "model file", "an energycore model"
+        )
         template = d.get("template")
+        if version < 2:  # fitted before the adaptive fit: the full template, as it was
+            d = {**d, "hyper": {**d["hyper"], "reduce": False}}
         allowed = cls.templates or (cls.default_template,)
         if template not in allowed:
             raise ValueError(
@@ -624,6 +889,16 @@ class TemplateModel(SolverParams):
         if len(model.fixed_mask_) != len(names):
             raise ValueError("model file: fixed_mask has the wrong length")
         model.unidentified_ = tuple(fit.get("unidentified", ()))
+        reduced = fit.get("reduced") or {}
+        if not isinstance(reduced, dict) or not set(reduced) <= set(names):
+            raise ValueError("model file: 'reduced' must map coefficient names to reasons")
+        model.reduced_ = {str(k): str(v) for k, v in reduced.items()}
+        ranges = fit.get("ranges")
+        model.ranges_ = (
+            None
+            if ranges is None
+            else {str(k): (float(v[0]), float(v[1])) for k, v in dict(ranges).items()}
+        )
         rs = fit.get("residual_scale")
         model.residual_scale_ = float("nan") if rs is None else float(rs)
         model.fit_result_ = FitResult(**fit["result"])
@@ -641,7 +916,9 @@ class TemplateModel(SolverParams):
         bounds = self.fit_result_.at_bound
         for j, (name, v) in enumerate(self.params_.items()):
             note = "fixed" if self.fixed_mask_[j] else ""
-            if name in self.unidentified_:
+            if name in self.reduced_:
+                note = f"reduced: {self.reduced_[name]}"
+            elif name in self.unidentified_:
                 note = "unidentified"
             elif name in bounds:
                 note = f"at {bounds[name]} bound"
@@ -708,6 +985,10 @@ class EnergyModel(TemplateModel):
     default_template: ClassVar[str] = "energy_v2"
     templates: ClassVar[tuple[str, ...]] = ("energy_v2", "energy_v1")
     target: ClassVar[str] = "energy_j"
+    reduction_order: ClassVar[tuple[str, ...]] = (
+        "t2", "t8", "t4", "t10", "t5", "t11", "t3", "t9", "t1", "t12", "t6", "t7",
+    )  # fmt: skip
+    core: ClassVar[tuple[str, ...]] = ("t6", "t7")
 
     def __init__(
         self,
@@ -720,8 +1001,9 @@ class EnergyModel(TemplateModel):
         n_threads: int = 0,
         tol: float = 1e-8,
         template: str = "energy_v2",
+        reduce: bool = True,
     ) -> None:
-        super().__init__(loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol)
+        super().__init__(loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol, reduce)
         self.template = template
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -746,6 +1028,8 @@ class TtftModel(TemplateModel):
 
     default_template: ClassVar[str] = "ttft_v1"
     target: ClassVar[str] = "ttft_s"
+    reduction_order: ClassVar[tuple[str, ...]] = ("a2", "a4", "a5", "a3", "a1", "a6")
+    core: ClassVar[tuple[str, ...]] = ("a1", "a6")
 
 
 class TpotModel(TemplateModel):
@@ -753,3 +1037,5 @@ class TpotModel(TemplateModel):
 
     default_template: ClassVar[str] = "tpot_v1"
     target: ClassVar[str] = "tpot_s"
+    reduction_order: ClassVar[tuple[str, ...]] = ("c3", "c5", "c6", "c4", "c2", "c1")
+    core: ClassVar[tuple[str, ...]] = ("c1", "c2")

@@ -8,7 +8,10 @@ Levenberg-Marquardt on log ratios as :class:`~energycore.EnergyModel`. It predic
 - ``tpot_s``: seconds per output token during decode;
 - ``latency_s = ttft_s + output_len * tpot_s``: end-to-end time of the batch.
 
-The coefficients are documented in ``docs/model.md`` (section "LatencyModel").
+The coefficients are documented in ``docs/model.md`` (section "LatencyModel"). Real serving
+data often has inter-token latency and no time to first token: ``fit(X, tpot_s=...)`` fits the
+time-per-output-token half alone, which is enough for a ``tpot_s`` limit everywhere
+(``ConfigSpace``, ``Selector``, the CLI); ``latency_s`` then needs the other half.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from energycore._util.columns import FEATURES, FloatArray, as_feature_table, as_target
+from energycore._util.columns import (
+    FEATURES,
+    FloatArray,
+    as_model_features,
+    as_target,
+)
 from energycore._util.persist import check_format, read_json
 from energycore.fit.energy import SolverParams, TpotModel, TtftModel
 
@@ -45,10 +53,10 @@ class LatencyModel(SolverParams):
 
     Attributes
     ----------
-    ttft_model_, tpot_model_ : TtftModel, TpotModel
-        The fitted halves.
+    ttft_model_, tpot_model_ : TtftModel or None, TpotModel or None
+        The fitted halves (``None`` for a half fitted without its target).
     coef_ : ndarray
-        ``a1 .. a6`` then ``c1 .. c6``.
+        ``a1 .. a6`` then ``c1 .. c6`` (NaN for a half that was not fitted).
     params_, stderr_ : dict
         Coefficients and their standard errors by name.
 
@@ -79,16 +87,18 @@ class LatencyModel(SolverParams):
         return ttft, tpot
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, ttft_s: Any, tpot_s: Any, sample_weight: Any = None) -> LatencyModel:
-        """Fit both halves from one table of measurements.
+    def fit(
+        self, X: Any, ttft_s: Any = None, tpot_s: Any = None, sample_weight: Any = None
+    ) -> LatencyModel:
+        """Fit both halves, or the one whose target is given, from one table of measurements.
 
         Parameters
         ----------
         X : DataFrame, dict of arrays or structured array
             Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` (others ignored).
-        ttft_s, tpot_s : array-like or str
+        ttft_s, tpot_s : array-like or str, optional
             Measured time to first token and time per output token (seconds, positive), or the
-            names of columns of ``X``.
+            names of columns of ``X``. At least one; a half without its target is not fitted.
         sample_weight : array-like, optional
             Non-negative weight of each row, used by both fits.
 
@@ -97,22 +107,42 @@ class LatencyModel(SolverParams):
         self
         """
         self._check_solver_params()
-        n = len(as_feature_table(X))
+        if ttft_s is None and tpot_s is None:
+            raise ValueError("ttft_s, tpot_s: give at least one latency target")
+        n = len(as_model_features(X))
         # Validate both targets before fitting either, so a bad column costs no fit.
-        yt = as_target(ttft_s, n, "ttft_s", X)
-        yp = as_target(tpot_s, n, "tpot_s", X)
+        yt = None if ttft_s is None else as_target(ttft_s, n, "ttft_s", X)
+        yp = None if tpot_s is None else as_target(tpot_s, n, "tpot_s", X)
         ttft, tpot = self._halves()
-        ttft.fit(X, yt, sample_weight)
-        tpot.fit(X, yp, sample_weight)
-        self._set(ttft, tpot)
+        self._set(
+            None if yt is None else ttft.fit(X, yt, sample_weight),
+            None if yp is None else tpot.fit(X, yp, sample_weight),
+        )
         return self
 
-    def _set(self, ttft: TtftModel, tpot: TpotModel) -> None:
+    def _set(self, ttft: TtftModel | None, tpot: TpotModel | None) -> None:
         self.ttft_model_ = ttft
         self.tpot_model_ = tpot
-        self.coef_ = np.concatenate([ttft.coef_, tpot.coef_])
-        self.params_ = {**ttft.params_, **tpot.params_}
-        self.stderr_ = {**ttft.stderr_, **tpot.stderr_}
+        halves = [(ttft, TtftModel), (tpot, TpotModel)]
+        self.coef_ = np.concatenate(
+            [m.coef_ if m is not None else np.full(len(c.param_names()), np.nan) for m, c in halves]
+        )
+        self.params_ = {}
+        self.stderr_ = {}
+        for m, c in halves:
+            nan = dict.fromkeys(c.param_names(), float("nan"))
+            self.params_.update(m.params_ if m is not None else nan)
+            self.stderr_.update(m.stderr_ if m is not None else nan)
+
+    def _half(self, which: str) -> Any:
+        self._check_fitted()
+        m = self.ttft_model_ if which == "ttft" else self.tpot_model_
+        if m is None:
+            raise ValueError(
+                f"{which}_s: this LatencyModel was fitted without a {which}_s target; refit "
+                f"with {which}_s=... to predict it"
+            )
+        return m
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "ttft_model_"):
@@ -121,33 +151,51 @@ class LatencyModel(SolverParams):
     # ------------------------------------------------------------------ prediction
     def predict_ttft(self, X: Any) -> FloatArray:
         """Predicted time to first token of each row's batch, seconds."""
-        self._check_fitted()
-        return self.ttft_model_.predict(X)
+        return self._half("ttft").predict(X)
 
     def predict_tpot(self, X: Any) -> FloatArray:
         """Predicted time per output token, seconds."""
-        self._check_fitted()
-        return self.tpot_model_.predict(X)
+        return self._half("tpot").predict(X)
 
     def predict(self, X: Any) -> FloatArray:
         """Predicted end-to-end latency of each row's batch: ``ttft_s + output_len * tpot_s``."""
+        self._half("ttft")
+        self._half("tpot")
         return self.predict_all(X)["latency_s"]
 
     def predict_all(self, X: Any) -> dict[str, FloatArray]:
-        """``{"ttft_s": ..., "tpot_s": ..., "latency_s": ...}`` for each row."""
+        """``{"ttft_s": ..., "tpot_s": ..., "latency_s": ...}`` for each row.
+
+        A model fitted on one half gives that half only.
+        """
         self._check_fitted()
-        Xt = as_feature_table(X)
-        ttft = self.ttft_model_.predict(_feature_columns(Xt))
-        tpot = self.tpot_model_.predict(_feature_columns(Xt))
-        return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + Xt[:, _OUT] * tpot}
+        out: dict[str, FloatArray] = {}
+        if self.ttft_model_ is not None:
+            out["ttft_s"] = self.ttft_model_.predict(X)
+        if self.tpot_model_ is not None:
+            out["tpot_s"] = self.tpot_model_.predict(X)
+        if len(out) == 2:
+            lout = as_model_features(X)[:, _OUT]
+            out["latency_s"] = out["ttft_s"] + lout * out["tpot_s"]
+        return out
+
+    def predict_interval(
+        self, X: Any, level: float = 0.95, which: str = "tpot"
+    ) -> tuple[FloatArray, FloatArray]:
+        """Prediction interval of one half (``which`` = "ttft" or "tpot"), as the half's own."""
+        if which not in ("ttft", "tpot"):
+            raise ValueError(f"which: expected 'ttft' or 'tpot', got {which!r}")
+        return self._half(which).predict_interval(X, level)
 
     def score(self, X: Any, ttft_s: Any, tpot_s: Any) -> dict[str, dict[str, float]]:
         """Goodness of fit of each half on held-out data (see ``TemplateModel.score``)."""
         self._check_fitted()
-        return {
-            "ttft_s": self.ttft_model_.score(X, ttft_s),
-            "tpot_s": self.tpot_model_.score(X, tpot_s),
-        }
+        out = {}
+        if self.ttft_model_ is not None:
+            out["ttft_s"] = self.ttft_model_.score(X, ttft_s)
+        if self.tpot_model_ is not None:
+            out["tpot_s"] = self.tpot_model_.score(X, tpot_s)
+        return out
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
@@ -158,8 +206,10 @@ class LatencyModel(SolverParams):
             "hyper": self.get_params(),
         }
         if hasattr(self, "ttft_model_"):
-            d["ttft"] = self.ttft_model_.to_dict()
-            d["tpot"] = self.tpot_model_.to_dict()
+            if self.ttft_model_ is not None:
+                d["ttft"] = self.ttft_model_.to_dict()
+            if self.tpot_model_ is not None:
+                d["tpot"] = self.tpot_model_.to_dict()
         return d
 
     def save(self, path: str | Path) -> None:
@@ -180,13 +230,11 @@ class LatencyModel(SolverParams):
             model = cls(**d["hyper"])
         except TypeError as e:
             raise ValueError(f"model file: malformed hyper-parameters ({e})") from None
-        if ("ttft" in d) != ("tpot" in d):
-            raise ValueError("model file: needs both 'ttft' and 'tpot' or neither")
-        if "ttft" in d:
-            ttft = TtftModel.from_dict(d["ttft"])
-            tpot = TpotModel.from_dict(d["tpot"])
-            if not (hasattr(ttft, "coef_") and hasattr(tpot, "coef_")):
-                raise ValueError("model file: 'ttft' and 'tpot' must both be fitted")
+        if "ttft" in d or "tpot" in d:
+            ttft = TtftModel.from_dict(d["ttft"]) if "ttft" in d else None
+            tpot = TpotModel.from_dict(d["tpot"]) if "tpot" in d else None
+            if any(m is not None and not hasattr(m, "coef_") for m in (ttft, tpot)):
+                raise ValueError("model file: 'ttft' and 'tpot' must be fitted models")
             model._set(ttft, tpot)
         return model
 
@@ -201,7 +249,7 @@ class LatencyModel(SolverParams):
         head = f"LatencyModel({hyper})"
         if not hasattr(self, "ttft_model_"):
             return head + "  [not fitted]"
-        sub = [repr(self.ttft_model_), repr(self.tpot_model_)]
+        sub = [repr(m) for m in (self.ttft_model_, self.tpot_model_) if m is not None]
         body = "\n".join("  " + line for text in sub for line in text.splitlines())
         return f"{head}\n  latency_s = ttft_s + output_len * tpot_s\n{body}"
 
@@ -210,10 +258,8 @@ class LatencyModel(SolverParams):
             return f"<pre>{html.escape(repr(self))}</pre>"
         return (
             "<div><b>LatencyModel</b>: latency_s = ttft_s + output_len * tpot_s"
-            f"{self.ttft_model_._repr_html_()}{self.tpot_model_._repr_html_()}</div>"
+            + "".join(
+                m._repr_html_() for m in (self.ttft_model_, self.tpot_model_) if m is not None
+            )
+            + "</div>"
         )
-
-
-def _feature_columns(Xt: FloatArray) -> dict[str, FloatArray]:
-    """A validated feature table as the named columns the model classes take."""
-    return {name: Xt[:, j] for j, name in enumerate(FEATURES)}

@@ -69,10 +69,16 @@ OBJECTIVES: tuple[str, ...] = (
 _NEEDS: dict[str, tuple[str, ...]] = {
     "energy_j": ("energy",),
     "energy_per_request_j": ("energy",),
-    "ttft_s": ("latency",),
-    "tpot_s": ("latency",),
+    "ttft_s": ("ttft",),
+    "tpot_s": ("tpot",),
     "latency_s": ("latency",),
     "power_w": ("energy", "latency"),
+}
+_MODEL_OF = {
+    "energy": "EnergyModel",
+    "ttft": "TtftModel or LatencyModel",
+    "tpot": "TpotModel or LatencyModel",
+    "latency": "LatencyModel with both halves",
 }
 #: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
 MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
@@ -433,9 +439,7 @@ class ConfigSpace:
             constraints,
             feature_slot,
             key_axis,
-            mset.energy,
-            mset.ttft,
-            mset.tpot,
+            *mset.engine_parts(),
             self.n_threads,
         )
         q = _Query(engine, slots, params, mset)
@@ -488,7 +492,7 @@ class ConfigSpace:
             if kind not in q.models.kinds:
                 raise ValueError(
                     f"{what}: {name!r} needs a fitted {kind} model; pass models=... "
-                    f"(an {'EnergyModel' if kind == 'energy' else 'LatencyModel'})"
+                    f"(an {_MODEL_OF[kind]})"
                 )
         if name in self.axes_by_kind("category"):
             raise ValueError(f"{what}: {name!r} is categorical and cannot be ranked")

@@ -24,9 +24,27 @@ class ModelSet:
         out = set()
         if self.energy:
             out.add("energy")
+        if self.ttft:
+            out.add("ttft")
+        if self.tpot:
+            out.add("tpot")
         if self.ttft and self.tpot:
             out.add("latency")
         return out
+
+    def engine_parts(self) -> tuple[Any, Any, Any]:
+        """(energy, ttft, tpot) for the C++ engine, which takes latency models in pairs.
+
+        A time-per-output-token model alone (real serving data often has inter-token latency
+        and no time to first token) is paired with a ``ttft`` of all-zero coefficients, and
+        the other way round; :attr:`kinds` keeps ``latency_s`` unavailable then.
+        """
+        ttft, tpot = self.ttft, self.tpot
+        if tpot is not None and ttft is None:
+            ttft = ("ttft_v1", [np.zeros(6) for _ in tpot[1]])
+        if ttft is not None and tpot is None:
+            tpot = ("tpot_v1", [np.zeros(6) for _ in ttft[1]])
+        return self.energy, ttft, tpot
 
     def fingerprint(self) -> tuple[Any, ...]:
         def fp(x: tuple[str, list[np.ndarray]] | None) -> Any:
@@ -51,6 +69,8 @@ def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
                 "LatencyModel, a TtftModel or a TpotModel"
             )
         parts = [(kind, m)]
+    else:
+        parts = [(k, sub) for k, sub in parts if sub is not None]
     out = {}
     for kind, sub in parts:
         coef = getattr(sub, "coef_", None)
@@ -68,6 +88,4 @@ def collect(models: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
             if kind in out:
                 raise ValueError(f"models: two {kind} models {where}")
             out[kind] = part
-    if ("ttft" in out) != ("tpot" in out):
-        raise ValueError(f"models: {where} has a TtftModel or a TpotModel without the other")
     return out

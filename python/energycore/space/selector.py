@@ -108,6 +108,7 @@ class Selector:
         self._q = space._query(models, {**fixed, "input_len": 1.0, "output_len": 1.0})
         self._slot = space._objective(self._q, objective)
         self._lat = self._q.slots.slot["latency_s"] if "latency" in self._q.models.kinds else -1
+        self._tpot = self._q.slots.slot["tpot_s"] if "tpot" in self._q.models.kinds else -1
         self._pow = (
             self._q.slots.slot["power_w"] if self._q.models.kinds >= {"energy", "latency"} else -1
         )
@@ -185,19 +186,26 @@ class Selector:
         return int(self._core.n_candidates)
 
     def _limits(
-        self, latency_limit_s: float | None, power_cap_w: float | None
+        self,
+        latency_limit_s: float | None,
+        power_cap_w: float | None,
+        tpot_limit_s: float | None = None,
     ) -> list[tuple[int, int, float]]:
         out = []
+        needs = {
+            "latency_limit_s": "a latency model with both halves (ttft and tpot)",
+            "power_cap_w": "a latency model with both halves and an energy model",
+            "tpot_limit_s": "a TpotModel or a LatencyModel",
+        }
         for what, v, slot in (
             ("latency_limit_s", latency_limit_s, self._lat),
             ("power_cap_w", power_cap_w, self._pow),
+            ("tpot_limit_s", tpot_limit_s, self._tpot),
         ):
             if v is None:
                 continue
             if slot < 0:
-                raise ValueError(
-                    f"{what}: needs a latency model{' and an energy model' if what == 'power_cap_w' else ''}"
-                )
+                raise ValueError(f"{what}: needs {needs[what]}")
             if (
                 not isinstance(v, (int, float, np.integer, np.floating))
                 or isinstance(v, bool)
@@ -222,17 +230,20 @@ class Selector:
         output_len: float,
         latency_limit_s: float | None = None,
         power_cap_w: float | None = None,
+        tpot_limit_s: float | None = None,
     ) -> Selection:
         """The best configuration for a workload under a latency limit and a power cap.
 
         Equal to ``space.argmin(objective, subject_to={"latency_s": ("<=", latency_limit_s),
-        "power_w": ("<=", power_cap_w)}, models=..., input_len=..., output_len=...)``, with
-        ``n_valid`` and ``n_feasible`` not counted (-1). Infeasible limits give a Selection with
-        ``feasible=False`` and the nearest point.
+        "power_w": ("<=", power_cap_w), "tpot_s": ("<=", tpot_limit_s)}, models=...,
+        input_len=..., output_len=...)``, with ``n_valid`` and ``n_feasible`` not counted (-1).
+        Infeasible limits give a Selection with ``feasible=False`` and the nearest point. A
+        ``tpot_limit_s`` (time per output token, e.g. a median inter-token latency) needs only
+        a TpotModel.
         """
         lin = self._length(input_len, "input_len")
         lout = self._length(output_len, "output_len")
-        limits = self._limits(latency_limit_s, power_cap_w)
+        limits = self._limits(latency_limit_s, power_cap_w, tpot_limit_s)
         feasible, index, value, nearest, violation = self._core.best(lin, lout, limits)
         return Selection(
             feasible, self.objective, value, index, nearest, violation, -1, -1,

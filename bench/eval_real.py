@@ -1,0 +1,285 @@
+"""Selection on real measurements: ML.ENERGY leaderboard v3 (issue 11's protocol).
+
+For each (task, model, GPU) group with at least 6 configurations, and each seed: fit on a
+random half of the group's configurations, then pick the configuration of least energy per
+output token among *all* of the group's configurations under a limit on the median
+inter-token latency (the 25th, 50th and 75th percentile of the group's median ITL, and no
+limit). A pick is Top-1 when it is the true optimum among the configurations that meet the
+limit; its regret is its true energy per token over the optimum's, minus 1; it breaks the
+limit when its true median ITL exceeds the limit.
+
+Methods (all in the same run, same halves):
+
+- ``default, predicted latency``: ``EnergyModel()`` and ``TpotModel()`` as a user calls them;
+  the limit is judged by the fitted ``TpotModel``'s prediction (``--confidence`` also: its
+  upper prediction bound);
+- ``default, true latency``: the same energy model, the limit judged by the measured ITL;
+- ``NNLS``: ``a + b / avg_batch + c * n_gpus`` on energy per token (non-negative least
+  squares), true latency;
+- ``RandomForest``, ``LightGBM`` (if installed): log energy per token from
+  ``batch, n_gpus, tp, output_len``, true latency;
+- ``highest throughput (measured half)``: among the measured half that meets the limit.
+
+Run::
+
+    PYTHONPATH=python python bench/eval_real.py                 # LLM tasks, seeds 0-19
+    PYTHONPATH=python python bench/eval_real.py --tasks all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from energycore.data import read_mlenergy
+from energycore.fit.energy import EnergyModel, TpotModel
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+CSV = "mlenergy-leaderboard-v3-llm/llm_configs.csv"
+LLM_TASKS = ("gpqa", "lm-arena-chat", "sourcegraph-fim")
+LIMITS = (25, 50, 75, None)
+
+
+def groups(cols: dict[str, np.ndarray], tasks: str, min_rows: int = 6) -> list[np.ndarray]:
+    """Row indices of each group with at least ``min_rows`` configurations."""
+    keep = np.ones(len(cols["group"]), dtype=bool)
+    if tasks == "llm":
+        keep = np.isin(cols["task"], LLM_TASKS)
+    out = []
+    for g in sorted(set(cols["group"][keep].tolist())):
+        rows = np.flatnonzero((cols["group"] == g) & keep)
+        if len(rows) >= min_rows:
+            out.append(rows)
+    return out
+
+
+def sub(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[rows] for k, v in cols.items()}
+
+
+def per_token(cols: dict[str, np.ndarray]) -> np.ndarray:
+    return cols["energy_j"] / (cols["batch"] * cols["output_len"])
+
+
+def features(c: dict[str, np.ndarray]) -> np.ndarray:
+    return np.column_stack([c["batch"], c["n_gpus"], c["tp"], c["output_len"]])
+
+
+def nnls_predict(tr: dict[str, np.ndarray], te: dict[str, np.ndarray]) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    def design(c: dict[str, np.ndarray]) -> np.ndarray:
+        return np.column_stack([np.ones(len(c["batch"])), 1.0 / c["batch"], c["n_gpus"]])
+
+    coef, _ = nnls(design(tr), per_token(tr))
+    return design(te) @ coef
+
+
+def rf_predict(tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    from sklearn.ensemble import RandomForestRegressor
+
+    m = RandomForestRegressor(n_estimators=50, random_state=seed, min_samples_leaf=1)
+    m.fit(features(tr), np.log(per_token(tr)))
+    return np.exp(m.predict(features(te)))
+
+
+def lgb_predict(tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    import lightgbm as lgb
+
+    m = lgb.LGBMRegressor(
+        n_estimators=100, learning_rate=0.1, min_child_samples=1, min_data_in_bin=1,
+        random_state=seed, verbose=-1,
+    )  # fmt: skip
+    m.fit(features(tr), np.log(per_token(tr)))
+    return np.exp(m.predict(features(te)))
+
+
+def pick(score: np.ndarray, feasible: np.ndarray, fallback: np.ndarray) -> int:
+    """Least score among the feasible; when none, the least ``fallback`` (nearest to feasible)."""
+    if feasible.any():
+        idx = np.flatnonzero(feasible)
+        return int(idx[np.argmin(score[idx])])
+    return int(np.argmin(fallback))
+
+
+def run(tasks: str, seeds: int, confidence: float | None, methods: list[str]) -> dict[str, Any]:
+    cols = read_mlenergy(DATA / CSV)
+    gs = groups(cols, tasks)
+    # results[method] = list of (group, seed, limit, top1, regret, broke) and fails
+    res: dict[str, list[tuple[int, int, int, bool, float, bool]]] = {m: [] for m in methods}
+    fails = dict.fromkeys(methods, 0)
+    fits = 0
+    timing: dict[str, float] = dict.fromkeys(methods, 0.0)
+    for gi, rows in enumerate(gs):
+        g = sub(cols, rows)
+        n = len(rows)
+        e_true = per_token(g)
+        itl = g["tpot_s"]
+        limits = [None if p is None else float(np.percentile(itl, p)) for p in LIMITS]
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed * 1000 + gi)
+            half = np.sort(rng.choice(n, size=n // 2, replace=False))
+            tr = sub(g, half)
+            fits += 1
+            preds: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+            for m in methods:
+                t0 = time.perf_counter()
+                try:
+                    preds[m] = predict_method(m, tr, g, seed, confidence)
+                except ValueError as e:
+                    fails[m] += 1
+                    preds[m] = None
+                    if fails[m] <= 3:
+                        print(f"  fit failed: {m}, group {g['group'][0]}: {e}", file=sys.stderr)
+                timing[m] += time.perf_counter() - t0
+            for li, lim in enumerate(limits):
+                ok_true = np.ones(n, dtype=bool) if lim is None else itl <= lim
+                best = int(np.flatnonzero(ok_true)[np.argmin(e_true[ok_true])])
+                for m in methods:
+                    p = preds[m]
+                    if p is None:
+                        res[m].append((gi, seed, li, False, math.nan, False))
+                        continue
+                    e_hat, lat_hat = p
+                    feas = np.ones(n, dtype=bool) if lim is None else lat_hat <= lim
+                    if m == "highest throughput (measured half)":
+                        cand = np.zeros(n, dtype=bool)
+                        cand[half] = True
+                        feas = cand & (ok_true if lim is not None else True)
+                        if not feas.any():
+                            feas = cand
+                        k = pick(-g["throughput_tok_s"], feas, -g["throughput_tok_s"])
+                    else:
+                        k = pick(e_hat, feas, lat_hat)
+                    broke = lim is not None and itl[k] > lim
+                    regret = e_true[k] / e_true[best] - 1.0
+                    res[m].append((gi, seed, li, k == best, regret, bool(broke)))
+    return {"groups": len(gs), "fits": fits, "res": res, "fails": fails, "timing": timing}
+
+
+def predict_method(
+    m: str, tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int,
+    confidence: float | None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(predicted energy per token, latency used for the limit) of every configuration."""
+    true_lat = te["tpot_s"]
+    if m.startswith("default"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning on real data would be a finding
+            em = EnergyModel().fit(tr, "energy_j")
+            e = em.predict(te) / (te["batch"] * te["output_len"])
+            if m == "default, true latency":
+                return e, true_lat
+            tm = TpotModel().fit(tr, "tpot_s")
+            if m.startswith("default, predicted latency, confidence"):
+                _, hi = tm.predict_interval(te, level=2 * float(confidence) - 1)
+                return e, hi
+            return e, tm.predict(te)
+    if m == "NNLS":
+        return nnls_predict(tr, te), true_lat
+    if m == "RandomForest":
+        return rf_predict(tr, te, seed), true_lat
+    if m == "LightGBM":
+        return lgb_predict(tr, te, seed), true_lat
+    if m == "highest throughput (measured half)":
+        return np.zeros(len(true_lat)), true_lat
+    raise ValueError(f"unknown method {m}")
+
+
+def summarise(out: dict[str, Any], ref: str = "NNLS", boot: int = 2000) -> dict[str, Any]:
+    table = {}
+    rng = np.random.default_rng(0)
+    for m, rows in out["res"].items():
+        a = np.array([(g, s, li, t, r, b) for g, s, li, t, r, b in rows], dtype=np.float64)
+        limited = a[:, 2] < 3
+        reg = a[:, 4][np.isfinite(a[:, 4])]
+        row = {
+            "fit_fail_pct": 100.0 * out["fails"][m] / out["fits"],
+            "top1_all": float(a[:, 3].mean()),
+            "top1_nolimit": float(a[~limited, 3].mean()),
+            "mean_regret_pct": 100.0 * float(reg.mean()) if len(reg) else math.nan,
+            "p95_regret_pct": 100.0 * float(np.percentile(reg, 95)) if len(reg) else math.nan,
+            "breaks_pct": 100.0 * float(a[limited, 5].mean()),
+            "seconds": out["timing"][m],
+        }
+        table[m] = row
+    # Paired bootstrap over groups of Top-1 (all limits) minus the reference.
+    if ref in out["res"]:
+        ra = np.array(out["res"][ref], dtype=np.float64)
+        G = out["groups"]
+        ref_g = np.array([ra[ra[:, 0] == g, 3].mean() for g in range(G)])
+        for m, rows in out["res"].items():
+            if m == ref:
+                continue
+            a = np.array(rows, dtype=np.float64)
+            d = np.array([a[a[:, 0] == g, 3].mean() for g in range(G)]) - ref_g
+            idx = rng.integers(0, G, size=(boot, G))
+            bs = d[idx].mean(axis=1)
+            lo, hi = np.percentile(bs, [2.5, 97.5])
+            table[m]["top1_minus_ref"] = [float(d.mean()), float(lo), float(hi)]
+    return table
+
+
+def markdown(table: dict[str, Any], ref: str = "NNLS") -> str:
+    lines = [
+        "| method | fit fails | Top-1, 4 limits | Top-1, no limit | mean regret | p95 regret "
+        f"| breaks limit | Top-1 minus {ref} (95 % CI) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for m, r in table.items():
+        d = r.get("top1_minus_ref")
+        ci = "-" if d is None else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+        lines.append(
+            f"| {m} | {r['fit_fail_pct']:.1f} % | {r['top1_all']:.3f} | {r['top1_nolimit']:.3f} "
+            f"| {r['mean_regret_pct']:.2f} % | {r['p95_regret_pct']:.1f} % "
+            f"| {r['breaks_pct']:.1f} % | {ci} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", choices=("llm", "all"), default="llm")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument("--no-trees", action="store_true", help="skip RandomForest and LightGBM")
+    ap.add_argument("--json", type=Path, help="write the table as JSON here")
+    args = ap.parse_args()
+    if not (DATA / CSV).is_file():
+        sys.exit(f"no data at {DATA / CSV}")
+    methods = [
+        "default, predicted latency",
+        f"default, predicted latency, confidence {args.confidence:g}",
+        "default, true latency",
+        "NNLS",
+        "highest throughput (measured half)",
+    ]
+    if not args.no_trees:
+        for name, mod in (("RandomForest", "sklearn"), ("LightGBM", "lightgbm")):
+            try:
+                __import__(mod)
+                methods.append(name)
+            except ImportError:
+                print(f"{name}: {mod} not installed, skipped", file=sys.stderr)
+    t0 = time.perf_counter()
+    out = run(args.tasks, args.seeds, args.confidence, methods)
+    table = summarise(out)
+    print(
+        f"ML.ENERGY v3, {args.tasks} tasks: {out['groups']} groups x {args.seeds} seeds, "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    print(markdown(table))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
