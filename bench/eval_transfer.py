@@ -176,6 +176,10 @@ def evals_to(values: np.ndarray, thr: float) -> float:
     return float(hit[0] + 1) if hit.size else np.inf
 
 
+def _evals(x: float, budget: int) -> str:
+    return f"{x:.0f}" if np.isfinite(x) else f"> {budget}"
+
+
 def eval_tuner(seeds: int, budget: int) -> None:
     from energycore.learn.tuner import Tuner
     from energycore.tune import CacheReplay
@@ -212,18 +216,21 @@ def eval_tuner(seeds: int, budget: int) -> None:
                 rs.append(float(np.mean(t.round_seconds_)))
             out[mode] = (np.median(e1), np.median(e01), np.mean(np.isfinite(e01)), np.mean(rs))
 
-        def cell(m):
+        def cell(m, out=out):
             a, b, share, _ = out[m]
-            f = lambda x: f"{x:.0f}" if np.isfinite(x) else f"> {budget}"  # noqa: E731
-            return f"{f(a)} / {f(b)} ({share:.0%})"
+            return f"{_evals(a, budget)} / {_evals(b, budget)} ({share:.0%})"
 
         ratio = out["warm"][1] / out["cold"][1] if np.isfinite(out["cold"][1]) else np.nan
-        print(f"| {tg} | {cell('cold')} | {cell('warm')} | {ratio:.2f} | "
-              f"{out['cold'][3] * 1e3:.0f} / {out['warm'][3] * 1e3:.0f} ms |", flush=True)
+        print(
+            f"| {tg} | {cell('cold')} | {cell('warm')} | {ratio:.2f} | "
+            f"{out['cold'][3] * 1e3:.0f} / {out['warm'][3] * 1e3:.0f} ms |",
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------- energy model
 
+PRIOR_KW: dict = {}
 FALLBACK = {"t2": 0.0, "t3": 0.0, "t5": 0.0, "t8": 0.0, "t9": 0.0, "t11": 0.0}
 
 
@@ -250,7 +257,11 @@ def v3_groups():
         X = {"tp": g.num_gpus.to_numpy(float), "pp": np.ones(len(g)), "batch": b,
              "input_len": np.full(len(g), 400.0),
              "output_len": np.maximum(1.0, np.round(g.avg_output_len.to_numpy(float)))}  # fmt: skip
-        return X, g.energy_per_request_joules.to_numpy(float) * b, g.energy_per_token_joules.to_numpy(float)
+        return (
+            X,
+            g.energy_per_request_joules.to_numpy(float) * b,
+            g.energy_per_token_joules.to_numpy(float),
+        )
 
     for (task, model), grp in d.groupby(["task", "model_id"]):
         if set(grp.gpu_model) != {"H100", "B200"}:
@@ -277,7 +288,7 @@ def eval_energy(seeds: int) -> None:
     print(f"\n## Energy model: ML.ENERGY v3, H100 <-> B200 (same task and model), {seeds} seeds\n")
     res: dict[str, list[tuple[float, float]]] = {}
     n_groups = 0
-    for name, g in v3_groups():
+    for _name, g in v3_groups():
         for src, tgt in (("H100", "B200"), ("B200", "H100")):
             Xs, ys, _ = g[src]
             Xt, yt, ept = g[tgt]
@@ -303,7 +314,7 @@ def eval_energy(seeds: int) -> None:
                         continue
                     idx = perm[:k]
                     m = fit_with_prior(EnergyModel(n_threads=1, fixed={"t2": 0.0}),
-                                       sub(Xt, idx), yt[idx], prior)  # fmt: skip
+                                       sub(Xt, idx), yt[idx], prior, **PRIOR_KW)  # fmt: skip
                     res.setdefault(f"prior + {k} target rows", []).append(pick_eval(m, Xt, ept))
                     res.setdefault(f"target alone, {k} rows", []).append(
                         pick_eval(fit_alone(sub(Xt, idx), yt[idx]), Xt, ept))  # fmt: skip

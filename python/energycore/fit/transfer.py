@@ -20,8 +20,8 @@ t3, t4, t9, t10             exponents, pipeline overheads          1
 :func:`fit_with_prior` refits from a few target measurements with the transferred model as
 regularisation: the prior's predictions at the **neighbourhood** of the target rows (each row
 with its batch halved and doubled and its tensor-parallel degree halved and doubled) are added
-as pseudo-observations whose weights sum to ``strength`` rows (default: the number of
-coefficients), and the C++ solver starts from the prior's coefficients. With no target row
+as pseudo-observations whose weights sum to ``strength`` rows (default 4), after scaling the
+prior by the target rows' mean log ratio, and the C++ solver starts from the prior's coefficients. With no target row
 the result predicts exactly what the prior does; as target rows accumulate they outweigh it.
 Coefficients that no row (real or pseudo) can identify are held at the prior's values.
 
@@ -74,8 +74,10 @@ class GpuSpec:
     def __post_init__(self) -> None:
         for f in ("tflops", "hbm_tbps", "link_gbps", "tdp_w", "idle_w"):
             v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not (
-                math.isfinite(v) and v > 0
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not (math.isfinite(v) and v > 0)
             ):
                 raise ValueError(f"spec: '{f}' must be a positive finite number, got {v!r}")
 
@@ -207,7 +209,8 @@ def _neighbourhood(Xt: np.ndarray, spread: float) -> np.ndarray:
 
 
 def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any = None,
-                   strength: float | None = None, at: Any = None, spread: float = 2.0) -> M:  # fmt: skip
+                   strength: float | None = None, at: Any = None, spread: float = 2.0,
+                   rescale: bool = True) -> M:  # fmt: skip
     """Fit ``model`` to target rows with ``prior`` (e.g. :func:`transfer_model`'s) as regulariser.
 
     Parameters
@@ -219,13 +222,19 @@ def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any =
     prior : EnergyModel
         A fitted model of the same class.
     strength : float, optional
-        Total weight of the pseudo-observations, in rows (default: the number of coefficients,
-        12, so that the prior counts as much as a well-determined fit).
+        Total weight of the pseudo-observations, in rows (default: a third of the number of
+        coefficients, 4; with 12, ``prior + 10 target rows`` picked worse on ML.ENERGY v3,
+        see ``docs/transfer.md``).
     at : table, optional
         Rows where the prior is imposed instead of the neighbourhood of ``X`` (e.g. the
         configurations one will choose from).
     spread : float
         Factor by which the neighbourhood varies the batch (> 1).
+    rescale : bool
+        First scale the prior by the geometric mean of ``y / prior.predict(X)`` over the target
+        rows (one factor, identifiable from one row): the spec ratios get the hardware's
+        relative efficiency only roughly, and without this the robust loss treats target rows
+        that disagree with the prior's level as outliers.
 
     Returns
     -------
@@ -233,14 +242,14 @@ def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any =
     """
     _check_model(prior, "prior")
     if type(prior) is not type(model):
-        raise ValueError(
-            f"prior: expected a {type(model).__name__}, got {type(prior).__name__}"
-        )
+        raise ValueError(f"prior: expected a {type(model).__name__}, got {type(prior).__name__}")
     names = list(SCALING)
     if strength is None:
-        strength = float(len(names))
-    if isinstance(strength, bool) or not isinstance(strength, int | float) or not (
-        math.isfinite(strength) and strength > 0
+        strength = len(names) / 3.0
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, int | float)
+        or not (math.isfinite(strength) and strength > 0)
     ):
         raise ValueError(f"strength: must be a positive finite number, got {strength!r}")
     if isinstance(spread, bool) or not isinstance(spread, int | float) or not spread > 1:
@@ -257,6 +266,13 @@ def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any =
     if len(P) == 0:
         return _become(model, prior)
     yp = prior.predict({k: P[:, j] for j, k in enumerate(FEATURES)})
+    c = 1.0
+    if rescale and n:
+        pt = prior.predict({k: Xt[:, j] for j, k in enumerate(FEATURES)})
+        good = (w > 0) & (pt > 0)
+        if good.any():
+            c = float(np.exp(np.average(np.log(yt[good] / pt[good]), weights=w[good])))
+        yp = yp * c
     Xc = np.vstack([Xt, P]) if n else P
     yc = np.concatenate([yt, yp])
     wc = np.concatenate([w, np.full(len(P), strength / len(P))])
@@ -264,6 +280,8 @@ def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any =
     J = _core.template_jacobian(model.template_name, Xc, theta)  # type: ignore[attr-defined]
     dead = np.abs(J).max(axis=0) == 0.0
     user_fixed = dict(model.fixed or {})  # type: ignore[attr-defined]
+    lin = np.array([p["linear"] for p in model.template_info()["params"]])  # type: ignore[attr-defined]
+    theta = np.where(lin, theta * c, theta)  # every linear coefficient carries the scale
     fixed = {**{names[j]: float(theta[j]) for j in np.flatnonzero(dead)}, **user_fixed}
     tmp = type(model)(**{**model.get_params(), "fixed": fixed or None})  # type: ignore[attr-defined]
     x0 = theta.copy()
@@ -275,7 +293,7 @@ def fit_with_prior(model: M, X: Any, y: Any, prior: Any, *, sample_weight: Any =
     fitted = type(model).from_dict(state)  # type: ignore[attr-defined]
     fitted.fixed_mask_ = tmp.fixed_mask_
     model.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
-    model.prior_ = {"strength": float(strength), "n_target": n, "n_pseudo": len(P)}  # type: ignore[attr-defined]
+    model.prior_ = {"strength": float(strength), "n_target": n, "n_pseudo": len(P), "scale": c}  # type: ignore[attr-defined]
     return model
 
 

@@ -284,9 +284,7 @@ class TransferScorer:
                 )
             ys = np.asarray(data[1], dtype=np.float64).ravel()
             if ys.size != Xs.shape[0]:
-                raise ValueError(
-                    f"sources[{s!r}] y: expected {Xs.shape[0]} values, got {ys.size}"
-                )
+                raise ValueError(f"sources[{s!r}] y: expected {Xs.shape[0]} values, got {ys.size}")
             ok, g = self._goodness(ys, f"sources[{s!r}] y")
             if ok.sum() < 2:
                 raise ValueError(f"sources[{s!r}] y: needs at least 2 valid measurements")

@@ -401,7 +401,9 @@ class Tuner:
                     raise ValueError(f"{what}: {k} must hold numbers like the space") from None
         return out
 
-    def _prior_blend(self, free: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def _prior_blend(
+        self, free: np.ndarray, ok: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """(prior score z, prior P(valid), weight of the tuner's own models) for ``free``."""
         scorer = self.prior_
         v = self._value[ok]
