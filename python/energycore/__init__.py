@@ -49,6 +49,7 @@ _LAZY: dict[str, str] = {
     "ValidityScorer": "energycore.learn",
     "PerformanceScorer": "energycore.learn",
     "Tuner": "energycore.learn",
+    "TransferScorer": "energycore.learn",
     "CacheReplay": "energycore.learn",
     "EnergyMeter": "energycore.measure",
     "Measurement": "energycore.measure",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         CacheReplay,
         GradientBoosting,
         PerformanceScorer,
+        TransferScorer,
         Tuner,
         ValidityScorer,
     )
@@ -118,6 +120,7 @@ __all__ = [
     "Selection",
     "Selector",
     "TpotModel",
+    "TransferScorer",
     "TtftModel",
     "Tuner",
     "ValidityScorer",

@@ -163,6 +163,17 @@ class Tuner:
         parameter to one already in the batch; proportional to the share of equal values.
     validity_weight : float
         Weight of ``log P(valid)`` in the utility (0: the validity model is ignored).
+    prior : mapping or TransferScorer, optional
+        Measurements of the same space on other GPUs, to warm-start from: a mapping of source
+        name to a ``CacheReplay`` or to a table (DataFrame / mapping of columns) with the
+        space's parameters and the ``objective`` column (NaN or missing = failed), or a
+        :class:`~energycore.learn.transfer.TransferScorer` fitted on the space's parameters.
+        The first batch is then the top of the sources' consensus instead of a random sample,
+        and every round blends the transferred score (sources re-weighted by the target's
+        measurements) with the tuner's own models.
+    prior_rows : int
+        Valid target measurements at which the tuner's own models weigh as much as the prior
+        (weight ``n / (n + prior_rows)``).
     """
 
     def __init__(
@@ -184,6 +195,8 @@ class Tuner:
         explore: float = 0.2,
         diversity: float = 0.5,
         validity_weight: float = 1.0,
+        prior: Any = None,
+        prior_rows: int = 50,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -250,6 +263,8 @@ class Tuner:
         self.round_ = 0
         self.n_resumed_ = 0
         self.round_seconds_: list[float] = []
+        self.prior_rows = self._count(prior_rows, "prior_rows")
+        self.prior_: Any = None if prior is None else self._fit_prior(prior)
         self.journal = None if journal is None else Path(journal)
         self._writer: _journal.Writer | None = None
         if self.journal is not None:
@@ -309,6 +324,93 @@ class Tuner:
         if i is None:
             raise ValueError(f"config: {dict(zip(self.params, key))} is not in the space")
         return i
+
+    # ---- prior (transfer from other GPUs) ------------------------------------------------
+
+    def _fit_prior(self, prior: Any) -> Any:
+        """A TransferScorer on the space's encoded parameters, its scores of every candidate."""
+        from energycore.learn.cache import CacheReplay
+        from energycore.learn.transfer import TransferScorer
+
+        if isinstance(prior, TransferScorer):
+            scorer = prior
+            if list(scorer.features_) != self.params and getattr(scorer, "_named", False):
+                raise ValueError(
+                    f"prior: the TransferScorer's parameters {scorer.features_} are not the "
+                    f"space's {self.params}"
+                )
+        else:
+            if not isinstance(prior, Mapping) or not prior:
+                raise ValueError(
+                    "prior: expected a mapping of source name -> CacheReplay or table, or a "
+                    "TransferScorer"
+                )
+            sources = {}
+            for name, src in prior.items():
+                if isinstance(src, CacheReplay):
+                    cols = {k: v.tolist() for k, v in src.to_columns().items()}
+                    y = src.values(self.objective)
+                else:
+                    try:
+                        cols = {str(k): np.asarray(src[k]).tolist() for k in list(src.keys())}
+                    except (AttributeError, TypeError):
+                        raise ValueError(
+                            f"prior[{name!r}]: expected a CacheReplay or a table of columns, "
+                            f"got {type(src).__name__}"
+                        ) from None
+                    if self.objective not in cols:
+                        raise ValueError(
+                            f"prior[{name!r}]: no {self.objective!r} column (the objective)"
+                        )
+                    y = np.array(
+                        [v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                         for v in cols[self.objective]], dtype=np.float64,
+                    )  # fmt: skip
+                missing = [k for k in self.params if k not in cols]
+                if missing:
+                    raise ValueError(
+                        f"prior[{name!r}]: missing parameter(s) {missing} of the space "
+                        f"{self.params}"
+                    )
+                sources[str(name)] = (self._encode_rows(cols, f"prior[{name!r}]"), y)
+            scorer = TransferScorer(
+                direction=self.direction, log=all(
+                    (y[np.isfinite(y)] > 0).all() for _, y in sources.values()
+                ), random_state=self.seed,
+            ).fit_sources(sources)  # fmt: skip
+        self._prior_S = scorer._scores(self.features_)
+        self._prior_p = scorer.predict_valid(self.features_)
+        return scorer
+
+    def _encode_rows(self, cols: Mapping[str, list[Any]], what: str) -> np.ndarray:
+        """Source rows coded like the space (text values by the space's categories)."""
+        n = len(cols[self.params[0]])
+        out = np.empty((n, len(self.params)))
+        for j, k in enumerate(self.params):
+            vals = [_plain(v) for v in cols[k]]
+            if k in self.categories_:
+                code = {c: i for i, c in enumerate(self.categories_[k])}
+                bad = [v for v in vals if str(v) not in code]
+                if bad:
+                    raise ValueError(f"{what}: {k}={bad[0]!r} is not a value of the space")
+                out[:, j] = [code[str(v)] for v in vals]
+            else:
+                try:
+                    out[:, j] = np.asarray(vals, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{what}: {k} must hold numbers like the space") from None
+        return out
+
+    def _prior_blend(
+        self, free: np.ndarray, ok: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(prior score z, prior P(valid), weight of the tuner's own models) for ``free``."""
+        scorer = self.prior_
+        v = self._value[ok]
+        scorer.fit_target(self.features_[ok], v, scores=self._prior_S[ok])
+        s = scorer.predict(self.features_[free], scores=self._prior_S[free])
+        alpha = ok.size / (ok.size + self.prior_rows)
+        return self._z(s), self._prior_p[free], alpha
 
     # ---- journal ---------------------------------------------------------------------------
 
@@ -612,7 +714,7 @@ class Tuner:
         if n <= 0:
             return []
         n_valid = int((self._state == _OK).sum())
-        if n_valid < max(self.n_init, 2):
+        if n_valid < max(self.n_init, 2) and self.prior_ is None:
             picks = rng.choice(free, size=n, replace=False)
         else:
             picks = self._model_picks(free, n, rng)
@@ -662,13 +764,24 @@ class Tuner:
             vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
             p = vm.predict_proba(X[free])[:, 1]
             self.validity_model_ = vm
+        own = ok.size >= max(self.n_init, 2)
+        if self.prior_ is not None:
+            prior_score, prior_p, alpha = self._prior_blend(free, ok)
+            if not own:
+                alpha = 0.0
+            p = (1.0 - alpha) * prior_p + alpha * p
         p_all = np.ones(self.n_configs)
         p_all[free] = p
         self.p_valid_ = p_all
-        # 2. performance: a ranking score of every candidate
-        pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
-        self.performance_model_ = pm
-        score = self._z(pm._ec_sign * pm.predict(X[free]))
+        # 2. performance: a ranking score of every candidate (blended with the prior's)
+        if own:
+            pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
+            self.performance_model_ = pm
+            score = self._z(pm._ec_sign * pm.predict(X[free]))
+        else:
+            score = np.zeros(free.size)
+        if self.prior_ is not None:
+            score = self._z((1.0 - alpha) * prior_score + alpha * score)
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
         # 3. the short list, optionally re-ranked after a precheck
