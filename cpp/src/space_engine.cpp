@@ -22,6 +22,15 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr Index kChunk = Index(1) << 15;
+/// At most this many chunks: per-chunk partial results then take bounded memory however large
+/// the space (a space of 2^60 points with nothing valid needs no 2^45 result slots).
+constexpr Index kMaxChunks = Index(1) << 14;
+
+/// Points per chunk: kChunk, or more for spaces of more than kChunk * kMaxChunks points.
+Index chunk_of(Index size) noexcept {
+  const Index per = size / kMaxChunks + (size % kMaxChunks != 0);
+  return std::max(kChunk, per);
+}
 
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
@@ -278,11 +287,12 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
 }
 
 Index Engine::count_valid(const Program& where) const {
-  const Index n_chunks = (size_ + kChunk - 1) / kChunk;
+  const Index ck = chunk_of(size_);
+  const Index n_chunks = size_ / ck + (size_ % ck != 0);
   std::vector<Index> counts(static_cast<size_t>(n_chunks), 0);
   parallel_for(n_chunks, n_threads_, [&](Index c) {
     Index k = 0;
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&k](Index, const double*) { ++k; });
+    walk(c * ck, std::min(size_, (c + 1) * ck), where, [&k](Index, const double*) { ++k; });
     counts[static_cast<size_t>(c)] = k;
   });
   return std::accumulate(counts.begin(), counts.end(), Index(0));
@@ -292,7 +302,8 @@ std::vector<Index> Engine::valid_indices(Index limit, const Program& where) cons
   std::vector<Index> out;
   if (limit <= 0) return out;
   // Rounds of chunks in parallel until `limit` points are found; results stay in index order.
-  const Index n_chunks = (size_ + kChunk - 1) / kChunk;
+  const Index ck = chunk_of(size_);
+  const Index n_chunks = size_ / ck + (size_ % ck != 0);
   const Index round = std::max<Index>(1, n_threads_);
   for (Index c0 = 0; c0 < n_chunks && static_cast<Index>(out.size()) < limit; c0 += round) {
     const Index c1 = std::min(n_chunks, c0 + round);
@@ -300,7 +311,7 @@ std::vector<Index> Engine::valid_indices(Index limit, const Program& where) cons
     parallel_for(c1 - c0, n_threads_, [&](Index j) {
       auto& part = parts[static_cast<size_t>(j)];
       const Index c = c0 + j;
-      walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
+      walk(c * ck, std::min(size_, (c + 1) * ck), where,
            [&part, limit](Index i, const double*) {
              if (static_cast<Index>(part.size()) < limit) part.push_back(i);
            });
@@ -328,11 +339,12 @@ std::vector<Index> Engine::top_k(int slot, bool maximize, Index k, const Program
   if (slot < 0 || slot >= n_slots_) throw std::out_of_range("objective: slot out of range");
   if (k <= 0) return {};
   using Item = std::pair<double, Index>;
-  const Index n_chunks = (size_ + kChunk - 1) / kChunk;
+  const Index ck = chunk_of(size_);
+  const Index n_chunks = size_ / ck + (size_ % ck != 0);
   std::vector<std::vector<Item>> heaps(static_cast<size_t>(n_chunks));
   parallel_for(n_chunks, n_threads_, [&](Index c) {
     auto& h = heaps[static_cast<size_t>(c)];  // max-heap of the k best so far
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
+    walk(c * ck, std::min(size_, (c + 1) * ck), where, [&](Index i, const double* s) {
       const double v = s[slot];
       if (std::isnan(v)) return;
       const Item it{key_of(v, maximize), i};
@@ -419,11 +431,12 @@ Selection Engine::argmin(int slot, bool maximize, const std::vector<Limit>& limi
   for (const Limit& l : limits)
     if (l.slot < 0 || l.slot >= n_slots_ || l.op < 0 || l.op > 4)
       throw std::out_of_range("subject_to: bad limit");
-  const Index n_chunks = (size_ + kChunk - 1) / kChunk;
+  const Index ck = chunk_of(size_);
+  const Index n_chunks = size_ / ck + (size_ % ck != 0);
   std::vector<Tally> tallies(static_cast<size_t>(n_chunks));
   parallel_for(n_chunks, n_threads_, [&](Index c) {
     Tally& t = tallies[static_cast<size_t>(c)];
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where,
+    walk(c * ck, std::min(size_, (c + 1) * ck), where,
          [&](Index i, const double* s) { t.offer(limits, slot, maximize, i, s); });
   });
   Tally total;
@@ -510,11 +523,12 @@ std::vector<Index> Engine::pareto(const std::vector<int>& slots, const std::vect
   if (maximize.size() != m) throw std::invalid_argument("maximize: one flag per objective");
   for (int s : slots)
     if (s < 0 || s >= n_slots_) throw std::out_of_range("objectives: slot out of range");
-  const Index n_chunks = (size_ + kChunk - 1) / kChunk;
+  const Index ck = chunk_of(size_);
+  const Index n_chunks = size_ / ck + (size_ % ck != 0);
   std::vector<FrontPart> parts(static_cast<size_t>(n_chunks));
   parallel_for(n_chunks, n_threads_, [&](Index c) {
     FrontPart raw;
-    walk(c * kChunk, std::min(size_, (c + 1) * kChunk), where, [&](Index i, const double* s) {
+    walk(c * ck, std::min(size_, (c + 1) * ck), where, [&](Index i, const double* s) {
       for (size_t j = 0; j < m; ++j)
         if (std::isnan(s[slots[j]])) return;  // a point without a value takes no part
       for (size_t j = 0; j < m; ++j) raw.keys.push_back(key_of(s[slots[j]], maximize[j]));

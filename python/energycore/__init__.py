@@ -33,6 +33,7 @@ _aliases.install()
 
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
+    "JournalWarning": "energycore.data",
     "EnergyModel": "energycore.fit",
     "TtftModel": "energycore.fit",
     "TpotModel": "energycore.fit",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
         space,
     )
     from energycore.campaign import Campaign
+    from energycore.data import JournalWarning
     from energycore.fit import (
         BootstrapResult,
         EnergyModel,
@@ -113,6 +115,7 @@ __all__ = [
     "FitResult",
     "GradientBoosting",
     "IdentifiabilityWarning",
+    "JournalWarning",
     "LatencyModel",
     "Measurement",
     "NoGPUError",

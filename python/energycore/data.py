@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import numpy as np
 __all__ = [
     "JOURNAL_FORMAT",
     "JOURNAL_FORMAT_VERSION",
+    "JournalWarning",
     "journal_columns",
     "read_csv",
     "read_journal",
@@ -42,6 +44,34 @@ __all__ = [
 JOURNAL_FORMAT = "energycore.journal"
 #: The newest journal version this energycore writes; older ones keep loading.
 JOURNAL_FORMAT_VERSION = 1
+#: How a journal spells a non-finite number (strict JSON, RFC 8259, has none):
+#: ``{"__float__": "nan"}``, ``{"__float__": "inf"}``, ``{"__float__": "-inf"}``.
+FLOAT_TAG = "__float__"
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+class JournalWarning(UserWarning):
+    """A journal line was skipped: unreadable, or a record that breaks the schema."""
+
+
+def _decode_object(d: dict[str, Any]) -> Any:
+    """``json.loads`` object hook: ``{"__float__": "nan"}`` back to the float."""
+    if len(d) == 1 and FLOAT_TAG in d and d[FLOAT_TAG] in _NON_FINITE:
+        return _NON_FINITE[d[FLOAT_TAG]]
+    return d
+
+
+def _schema_problem(rec: dict[str, Any]) -> str | None:
+    """What is wrong with a result record, or None."""
+    if not isinstance(rec.get("key"), str):
+        return "result record without a key"
+    if not isinstance(rec.get("status"), str):
+        return "result record without a 'status'"
+    if not isinstance(rec.get("config"), dict):
+        return "result record without a 'config' mapping"
+    if rec.get("result") is not None and not isinstance(rec.get("result"), dict):
+        return "result record whose 'result' is not a mapping"
+    return None
 
 
 def read_csv(path: str | Path) -> dict[str, np.ndarray]:
@@ -147,8 +177,13 @@ def write_parquet(path: str | Path, cols: Mapping[str, Any]) -> None:
 def read_journal(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The header (None for a missing or empty journal) and the result records of a journal.
 
-    A trailing line without its newline (a write cut by a crash) is ignored. ``ValueError`` for
-    a file that is not a journal or has a damaged complete line.
+    A trailing line without its newline (a write cut by a crash) is ignored silently. Any
+    other line that cannot be read (not JSON, not UTF-8, not a record) or that breaks the
+    schema (a result without ``key``, ``status`` or ``config``; an unknown record type) is
+    skipped with a :class:`JournalWarning` naming the file and the line, so that one damaged
+    line never hides the rest. Non-finite numbers written as ``{"__float__": "nan"}`` are read
+    back as floats. ``ValueError`` for a file that is not a journal (its first readable
+    record is not a journal header) or is of a newer format version.
     """
     p = Path(path)
     if not p.exists():
@@ -159,18 +194,33 @@ def read_journal(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str
     end = data.rfind(b"\n") + 1  # everything after the last newline is a partial record
     header: dict[str, Any] | None = None
     records: list[dict[str, Any]] = []
+    skipped: list[int] = []
+
+    def skip(lineno: int, why: str) -> None:
+        skipped.append(lineno)
+        warnings.warn(f"journal {p}: line {lineno} skipped: {why}", JournalWarning, stacklevel=3)
+
     for lineno, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"journal {p}: line {lineno} is not valid JSON ({e})") from None
-        if not isinstance(rec, dict) or "type" not in rec:
-            raise ValueError(f"journal {p}: line {lineno} is not a journal record")
+            rec = json.loads(raw.decode("utf-8"), object_hook=_decode_object)
+        except UnicodeDecodeError as e:
+            skip(lineno, f"not UTF-8 text (byte {e.start})")
+            continue
+        except json.JSONDecodeError as e:
+            skip(lineno, f"not valid JSON ({e.msg})")
+            continue
+        except RecursionError:
+            skip(lineno, "nested too deeply to be a record")
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
+            skip(lineno, "not a journal record (a JSON object with a 'type')")
+            continue
         if header is None:
             if rec["type"] != "header" or rec.get("format") != JOURNAL_FORMAT:
-                raise ValueError(f"journal {p}: not an energycore journal (no header line)")
+                lost = f" (line {skipped[0]}, unreadable, may have been it)" if skipped else ""
+                raise ValueError(f"journal {p}: not an energycore journal (no header line{lost})")
             version = rec.get("format_version")
             if not isinstance(version, int) or version > JOURNAL_FORMAT_VERSION:
                 raise ValueError(
@@ -179,11 +229,13 @@ def read_journal(path: str | Path) -> tuple[dict[str, Any] | None, list[dict[str
                 )
             header = rec
         elif rec["type"] == "result":
-            if not isinstance(rec.get("key"), str):
-                raise ValueError(f"journal {p}: line {lineno}: result record without a key")
+            problem = _schema_problem(rec)
+            if problem is not None:
+                skip(lineno, problem)
+                continue
             records.append(rec)
         else:
-            raise ValueError(f"journal {p}: line {lineno}: unknown record type {rec['type']!r}")
+            skip(lineno, f"unknown record type {rec['type']!r}")
     return header, records
 
 

@@ -17,6 +17,7 @@ from energycore import ConfigSpace, EnergyModel, NoGPUError
 from energycore.campaign import plans as _plans
 from energycore.campaign.campaign import Campaign, read_journal
 from energycore.campaign.journal import config_key
+from energycore.data import JournalWarning
 from energycore.measure import GPULostError, Measurement
 from energycore.simulate import Workload
 
@@ -243,13 +244,14 @@ def test_partial_last_line_is_ignored_and_cut(tmp_path: Path) -> None:
     assert text.endswith("\n") and all(json.loads(x) for x in text.splitlines())
 
 
-def test_damaged_journal_is_an_error(tmp_path: Path) -> None:
+def test_damaged_journal_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     Campaign(SMALL, sim(), n=3, journal=path).run()
     lines = path.read_text().splitlines(keepends=True)
     path.write_text(lines[0] + "{broken\n" + "".join(lines[1:]))
-    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
-        read_journal(path)
+    with pytest.warns(JournalWarning, match=r"j\.jsonl: line 2 skipped: not valid JSON"):
+        _, recs = read_journal(path)
+    assert len(recs) == 3
     (tmp_path / "other.jsonl").write_text('{"type": "result", "key": "x"}\n')
     with pytest.raises(ValueError, match="not an energycore journal"):
         read_journal(tmp_path / "other.jsonl")

@@ -25,6 +25,26 @@ POSITIVE_FEATURES: tuple[str, ...] = ("tp", "pp", "batch")
 N_GPUS = "n_gpus"
 #: Feature columns that must hold non-negative numbers.
 NON_NEGATIVE_FEATURES: tuple[str, ...] = ("input_len", "output_len")
+#: The largest value each feature may take, from what the physics of serving allows (with a wide
+#: margin), so that every accepted input gives a finite prediction:
+#:
+#: - ``tp``, ``pp``: at most 65 536 GPUs along each parallel dimension (the largest clusters
+#:   hold about 10**5 GPUs in all);
+#: - ``batch``: at most 2**24 (16.7 million) sequences in one batch;
+#: - ``input_len``, ``output_len``: at most 2**31 (2.1 billion) tokens, a thousand times the
+#:   longest context windows.
+#:
+#: Larger values are refused with a ``ValueError`` naming the column and the row.
+FEATURE_MAX: dict[str, float] = {
+    "tp": 2.0**16,
+    "pp": 2.0**16,
+    "batch": 2.0**24,
+    "input_len": 2.0**31,
+    "output_len": 2.0**31,
+}
+#: Array kinds that look numeric to numpy but are not numbers of this domain: complex numbers
+#: (numpy would drop the imaginary part) and dates or durations (numpy would use their ticks).
+_NOT_NUMERIC = {"c": "complex", "M": "datetime64", "m": "timedelta64"}
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -68,6 +88,13 @@ def as_float(arr: Any, name: str, *, what: str = "X") -> FloatArray:
     a = np.asarray(arr)
     if a.ndim != 1:
         raise ValueError(f"{what}: '{name}' must be one-dimensional, got shape {a.shape}")
+    if a.dtype.kind in _NOT_NUMERIC:
+        raise ValueError(
+            f"{what}: column '{name}' must be real numbers, got {_NOT_NUMERIC[a.dtype.kind]} "
+            f"values (dtype {a.dtype})"
+        )
+    if a.dtype.kind == "O" and any(isinstance(v, (complex, np.complexfloating)) for v in a):
+        raise ValueError(f"{what}: column '{name}' must be real numbers, got complex values")
     if a.dtype.kind not in "biuf":
         try:
             a = a.astype(np.float64)
@@ -75,6 +102,9 @@ def as_float(arr: Any, name: str, *, what: str = "X") -> FloatArray:
             raise ValueError(
                 f"{what}: column '{name}' must be numeric, got dtype {a.dtype}"
             ) from None
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:  # long double: may overflow float64
+        with np.errstate(over="ignore"):
+            a = a.astype(np.float64)
     out = np.ascontiguousarray(a, dtype=np.float64)
     bad = ~np.isfinite(out)
     if bad.any():
@@ -103,7 +133,8 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
     Columns are taken by name (``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``); other
     columns are ignored, so a frame of measurements can be passed as it is. ``tp`` and ``pp``
     must be positive integers, ``batch`` positive (a time-averaged running batch such as 7.98
-    is fine), lengths non-negative, everything finite.
+    is fine), lengths non-negative, everything finite and at most :data:`FEATURE_MAX` (the
+    physical bounds).
     """
     names = column_names(X)
     cols = []
@@ -111,7 +142,7 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
         if name not in names:
             raise ValueError(_missing_message(name, names, what))
         a = get_column(X, name, what=what)
-        if a.dtype.kind not in "biuf":
+        if a.dtype.kind not in "biu" and not (a.dtype.kind == "f" and a.dtype.itemsize <= 8):
             a = as_float(a, name, what=what)  # converts numeric strings/objects or raises
         cols.append(a)
     lengths = {len(c) for c in cols}
@@ -146,6 +177,14 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
         i, k = _first_bad(bad)
         raise ValueError(
             f"{what}: '{FEATURES[3 + k]}' must be non-negative, got {table[i, 3 + k]} at row {i}"
+        )
+    limit = np.array([FEATURE_MAX[f] for f in FEATURES])
+    bad = table > limit
+    if bad.any():
+        i, k = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' is {table[i, k]:g} at row {i}, past the physical bound "
+            f"{limit[k]:g} (see energycore._util.columns.FEATURE_MAX)"
         )
     return table
 

@@ -9,19 +9,25 @@ from typing import Any
 
 def parse_json(text: str, what: str, source: str = "") -> Any:
     """``json.loads`` with a ``ValueError`` naming the file kind, the source and the position."""
+    where = f"{source} is " if source else ""
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        where = f"{source} is " if source else ""
         raise ValueError(f"{what}: {where}not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise ValueError(f"{what}: {where}nested too deeply to be a valid file") from None
 
 
 def read_json(path: str | Path, what: str) -> Any:
     """Read and parse a JSON file; unreadable or malformed files raise ``ValueError``."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{what}: {path} is not a text file (not UTF-8 at byte {e.start})"
+        ) from None
     return parse_json(text, what, str(path))
 
 

@@ -152,10 +152,14 @@ def _notes(notes: list[str]) -> None:
 Gpu = Annotated[str, typer.Option(help="Simulated GPU (catalogue name: H100, B200, ...).")]
 Model = Annotated[str, typer.Option(help="Simulated model (catalogue name).")]
 Gpus = Annotated[int, typer.Option("--gpus", min=1, max=1024, help="GPUs in the node.")]
-Seed = Annotated[int, typer.Option(help="Seed of the plan and of the measurement noise.")]
+Seed = Annotated[
+    int,
+    typer.Option(min=0, max=2**64 - 1, help="Seed of the plan and of the measurement noise."),
+]
 Noise = Annotated[float, typer.Option(min=0.0, max=0.5, help="Measurement noise (log sd).")]
-InputLen = Annotated[int, typer.Option(min=0, help="Prompt tokens per request.")]
-OutputLen = Annotated[int, typer.Option(min=1, help="Output tokens per request.")]
+# Upper bounds: the physical bounds of the models (energycore._util.columns.FEATURE_MAX).
+InputLen = Annotated[int, typer.Option(min=0, max=2**31, help="Prompt tokens per request.")]
+OutputLen = Annotated[int, typer.Option(min=1, max=2**31, help="Output tokens per request.")]
 
 
 @app.command()
@@ -440,7 +444,9 @@ def select(
     ] = None,
     input_len: InputLen = 512,
     output_len: OutputLen = 256,
-    max_batch: Annotated[int, typer.Option(min=1, help="Largest batch considered.")] = 512,
+    max_batch: Annotated[
+        int, typer.Option(min=1, max=2**24, help="Largest batch considered (at most 2**24).")
+    ] = 512,
     gpu: Annotated[
         str | None, typer.Option(help="GPU (catalogue name) for the memory-fit check.")
     ] = None,

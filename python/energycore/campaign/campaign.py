@@ -241,8 +241,8 @@ class Campaign:
             ]
 
             def record(rec: dict[str, Any]) -> None:
-                if writer is not None:
-                    writer.append(rec)
+                # Journalled first (as a failed record if it cannot be encoded), then kept.
+                rec = writer.append(rec) if writer is not None else _journal.journalable(rec)
                 self._records.append(rec)
 
             if not todo:
@@ -329,13 +329,13 @@ class Campaign:
         """One row per journalled configuration: its configuration, then its results."""
         rows = []
         for rec in sorted(self.records, key=lambda r: r.get("index", 0)):
-            if rec["status"] != "ok" and not include_failed:
+            if rec.get("status") != "ok" and not include_failed:
                 continue
-            row = dict(rec["config"])
-            for k, v in rec.get("result", {}).items():
+            row = dict(rec.get("config") or {})
+            for k, v in (rec.get("result") or {}).items():
                 row.setdefault(k, v)
             if include_failed:
-                row["status"] = rec["status"]
+                row["status"] = rec.get("status")
                 row["error"] = rec.get("error")
             rows.append(row)
         return rows

@@ -33,6 +33,7 @@ from energycore._util.columns import (
     as_weights,
 )
 from energycore._util.persist import check_format, read_json
+from energycore.fit._filecheck import check_fit_section
 from energycore.fit.results import (
     BootstrapResult,
     FitResult,
@@ -205,8 +206,12 @@ class SolverParams:
                 raise ValueError(f"{name}: must be a positive integer, got {v!r}")
         if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
             raise ValueError(f"tol: must lie in (0, 1), got {self.tol!r}")
-        if not (isinstance(self.seed, (int, np.integer)) and self.seed >= 0):
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not (
+            isinstance(self.seed, (int, np.integer))
+            and not isinstance(self.seed, bool)
+            and 0 <= self.seed < 2**64
+        ):
+            raise ValueError(f"seed: must be an integer in [0, 2**64), got {self.seed!r}")
         if not (isinstance(self.n_threads, (int, np.integer)) and self.n_threads >= 0):
             raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
         if not isinstance(self.reduce, (bool, np.bool_)):
@@ -698,9 +703,16 @@ class TemplateModel(SolverParams):
     def predict(self, X: Any) -> FloatArray:
         """Predicted target for each row of ``X`` (e.g. joules per batch)."""
         self._check_fitted()
-        return _core.template_value(
+        out = _core.template_value(
             self.template_name, self._features(X), self.coef_, self.n_threads
         )
+        bad = ~np.isfinite(out)
+        if bad.any():  # inputs are within physical bounds: only absurd coefficients get here
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"X: row {i} gives a non-finite prediction ({out[i]}) with these coefficients"
+            )
+        return out
 
     def outside_range(self, X: Any) -> np.ndarray:
         """Which rows of ``X`` lie outside the range of some axis the model was fitted on.
@@ -777,6 +789,10 @@ class TemplateModel(SolverParams):
         self._check_fitted()
         if not (isinstance(n, (int, np.integer)) and n >= 1):
             raise ValueError(f"n: must be a positive integer, got {n!r}")
+        if seed is not None and not (
+            isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**64
+        ):
+            raise ValueError(f"seed: must be an integer in [0, 2**64), got {seed!r}")
         Xt = self._features(X)
         yt = as_target(y, len(Xt), self.target or "y", X)
         w = as_weights(sample_weight, len(Xt))
@@ -863,6 +879,7 @@ class TemplateModel(SolverParams):
         if fit is None:
             return model
         names = cls.param_names()
+        check_fit_section(fit, names, _template_info(template)["params"])
         params = fit["params"]
         if set(params) != set(names):
             raise ValueError(

@@ -50,8 +50,8 @@ def _seed(random_state: Any) -> int:
     if random_state is None:
         return 0
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state: must be >= 0, got {random_state}")
+        if not 0 <= int(random_state) < 2**64:
+            raise ValueError(f"random_state: must be in [0, 2**64), got {random_state}")
         return int(random_state)
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
@@ -150,6 +150,17 @@ class BoostingBase(BaseEstimator):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral):
                 raise ValueError(f"{k}: expected an integer, got {v!r}")
             p[k] = int(v)
+        for k, lo, unset in (
+            ("n_estimators", 1, None),
+            ("max_depth", 1, "None for no limit"),
+            ("num_leaves", 2, "None for no limit"),
+            ("min_child_samples", 0, None),
+            ("max_bin", 2, None),
+        ):
+            v = getattr(self, k)
+            if v is not None and v < lo:
+                extra = f" ({unset})" if unset else ""
+                raise ValueError(f"{k}: must be at least {lo}{extra}, got {v!r}")
         return p
 
     def _monotone(self, n_features: int) -> list[int]:

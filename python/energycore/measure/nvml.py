@@ -279,6 +279,11 @@ class EnergyMeter:
         self._sampler: Any = None
         self._windows: dict[str, _Open] = {}
         self._lock = threading.Lock()  # windows may be begun and ended from several threads
+        # Operations in flight (thread id -> count): close() waits for them, so that no thread
+        # uses the sampler or the NVML session after close() has released them.
+        self._idle = threading.Condition(self._lock)
+        self._busy: dict[int, int] = {}
+        self._closed = False
         if method not in METHODS:
             raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
         if isinstance(period_s, bool) or not isinstance(period_s, (int, float)):
@@ -381,6 +386,36 @@ class EnergyMeter:
         with self._lock:
             return tuple(self._windows)
 
+    def _enter(self, op: str) -> None:
+        """Start an operation that uses the session or the sampler; the lock must be held.
+
+        ``ValueError`` when the meter is closed."""
+        if self._closed or self._session is None:
+            raise ValueError(f"{op}: the meter is closed (close() was called); open a new one")
+        me = threading.get_ident()
+        self._busy[me] = self._busy.get(me, 0) + 1
+
+    def _release(self) -> None:
+        """End an operation begun by :meth:`_enter`; the lock must be held."""
+        me = threading.get_ident()
+        self._busy[me] -= 1
+        if not self._busy[me]:
+            del self._busy[me]
+        self._idle.notify_all()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._release()
+
+    @contextlib.contextmanager
+    def _operation(self, op: str) -> Iterator[None]:
+        with self._lock:
+            self._enter(op)
+        try:
+            yield
+        finally:
+            self._leave()
+
     def _read(self) -> tuple[float, list[int] | None]:
         """(time, counters): after the sync callback; for the counter method the time and
         the counters are read together in one C++ call, so that no other Python thread can run
@@ -409,9 +444,9 @@ class EnergyMeter:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
         with self._lock:
-            if self._session is None:
-                raise ValueError("begin: the meter is closed")
+            self._enter("begin")
             if name in self._windows:
+                self._release()
                 raise ValueError(f"begin: window {name!r} is already open")
             self._windows[name] = _Open(math.nan, None, None, None)  # reserved
         try:
@@ -424,9 +459,12 @@ class EnergyMeter:
         except BaseException:
             with self._lock:
                 self._windows.pop(name, None)
+            self._leave()
             raise
         with self._lock:
-            self._windows[name] = _Open(t0, counters, timer, nvtx_id)
+            if not self._closed:
+                self._windows[name] = _Open(t0, counters, timer, nvtx_id)
+        self._leave()
 
     def end(self, name: str = "window") -> Measurement:
         """Close the window ``name`` and return its :class:`Measurement`.
@@ -435,18 +473,23 @@ class EnergyMeter:
         closes the window and propagates.
         """
         with self._lock:
+            self._enter("end")
             w = self._windows.pop(name, None) if isinstance(name, str) else None
             if w is None or math.isnan(w.t0):
                 if w is not None:  # being begun by another thread: leave it
                     self._windows[name] = w
                 open_ = ", ".join(repr(n) for n in self._windows) or "none"
+                self._release()
                 raise ValueError(f"end: window {name!r} was never begun (open windows: {open_})")
         try:
             return self._finish(name, w)
         finally:
-            if self._nvtx is not None:
-                self._nvtx.end_range(w.nvtx_id)
-            self._trim()
+            try:
+                if self._nvtx is not None:
+                    self._nvtx.end_range(w.nvtx_id)
+                self._trim()
+            finally:
+                self._leave()
 
     def _finish(self, name: str, w: _Open) -> Measurement:
         time_s = None
@@ -550,13 +593,21 @@ class EnergyMeter:
 
     def power_w(self) -> dict[int, float]:
         """Instant power of each GPU now, W."""
-        with _nvml_errors():
+        with self._operation("power_w"), _nvml_errors():
             return {g: 1e-3 * self._session.power_mw(p) for g, p in zip(self.gpus, self._physical)}
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Stop the sampler and release NVML; open windows are dropped. Idempotent."""
+        """Stop the sampler and release NVML; open windows are dropped. Idempotent.
+
+        Safe from any thread: waits for windows being begun or ended by other threads to
+        finish; afterwards every operation raises ``ValueError`` ("the meter is closed").
+        """
         with self._lock:
+            self._closed = True
+            me = threading.get_ident()
+            # (not for this thread's own operations: close() from inside a sync callback)
+            self._idle.wait_for(lambda: not any(t != me for t in self._busy))
             sampler, self._sampler = self._sampler, None
             self._windows.clear()
             self._session = None

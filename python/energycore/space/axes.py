@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import keyword
 import math
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RESERVED", "Axis", "check_name"]
+__all__ = ["MAX_EXACT_INT", "RESERVED", "Axis", "check_name"]
+
+#: The largest integer magnitude an axis may hold: the engine computes in float64, which is
+#: exact for integers up to 2**53 only (2**53 + 1 would silently become 2**53).
+MAX_EXACT_INT = 2**53
 
 #: Names no axis, fixed value or derived column may take: scores and built-ins.
 RESERVED = frozenset(
@@ -51,11 +56,23 @@ class Axis:
             kind = "category"
         elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
             kind, vals = "int", [int(v) for v in vals]
+            bad = [i for i, v in enumerate(vals) if abs(v) > MAX_EXACT_INT]
+            if bad:
+                raise ValueError(
+                    f"axes: axis {name!r} value {vals[bad[0]]} (at position {bad[0]}) is past "
+                    "2**53 in magnitude, where the engine's float64 numbers stop being exact "
+                    "integers"
+                )
         elif all(
             isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
             for v in vals
         ):
-            kind, vals = "float", [float(v) for v in vals]
+            try:
+                kind, vals = "float", [float(v) for v in vals]
+            except OverflowError:
+                raise ValueError(
+                    f"axes: axis {name!r} has a value too large for a float64 number"
+                ) from None
             bad = [i for i, v in enumerate(vals) if not math.isfinite(v)]
             if bad:
                 raise ValueError(
@@ -101,6 +118,12 @@ class Axis:
 def check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise ValueError(f"{what}: {name!r} is not a valid column name (a Python identifier)")
+    norm = unicodedata.normalize("NFKC", name)
+    if norm != name:
+        raise ValueError(
+            f"{what}: {name!r} is not in NFKC normal form: expressions read it as {norm!r} "
+            f"(Python normalises identifiers), so name it {norm!r}"
+        )
     if name in RESERVED:
         raise ValueError(f"{what}: {name!r} is reserved (an objective or built-in name)")
     return name

@@ -47,10 +47,10 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore._util.columns import FEATURES
+from energycore._util.columns import FEATURE_MAX, FEATURES
 from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
-from energycore.space.axes import Axis, check_name
+from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
 from energycore.space.modelset import ModelSet, collect
 from energycore.space.selection import Selection
@@ -212,6 +212,11 @@ class ConfigSpace:
     def _number(v: Any, what: str) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
             raise ValueError(f"{what} must be a number, got {v!r}")
+        if isinstance(v, (int, np.integer)) and abs(int(v)) > MAX_EXACT_INT:
+            raise ValueError(
+                f"{what} is {int(v)}, past 2**53 in magnitude, where float64 numbers stop "
+                "being exact integers"
+            )
         x = float(v)
         if not math.isfinite(x):
             raise ValueError(f"{what} must be finite, got {x}")
@@ -465,6 +470,11 @@ class ConfigSpace:
                 if (f in ("tp", "pp", "batch") and not v > 0) or v < 0:
                     need = "positive" if f in ("tp", "pp", "batch") else "non-negative"
                     raise ValueError(f"{f}: the models need {need} values, got {v}")
+                if v > FEATURE_MAX[f]:
+                    raise ValueError(
+                        f"{f}: {v:g} is past the physical bound {FEATURE_MAX[f]:g} of the "
+                        "models (energycore._util.columns.FEATURE_MAX)"
+                    )
 
     def _check_params(
         self, params: Mapping[str, float], slots: Slots, codes: Sequence[Code]

@@ -15,16 +15,32 @@ column slots (:meth:`Expression.compile`). The language:
 
 Semantics follow Python on floats, with two exceptions: division (or ``%``, ``//``) by zero gives
 NaN instead of raising, and a NaN condition is false; ``and``/``or``/``not`` give 1 or 0.
+
+Categorical axes are text: they compare with their values (``gpu == "H100"``), with ``in``, or
+with another categorical axis (``gpu == gpu2`` compares the texts, whatever the order of the two
+axes' values); ordering (``<``), numbers (``gpu < 1``) and arithmetic on them are refused.
+Integer constants are exact up to 2**53 and refused past it. Identifiers must be in NFKC normal
+form (Python would read ``ℌ`` as ``H``). An expression is at most :data:`MAX_LENGTH` characters,
+:data:`MAX_NODES` syntax nodes and :data:`MAX_DEPTH` levels of nesting.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import io
+import tokenize
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["OP", "Code", "Expression", "Slots"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "MAX_NODES", "OP", "Code", "Expression", "Slots"]
+
+#: Limits of one expression: characters, syntax-tree nodes, nesting depth.
+MAX_LENGTH = 10_000
+MAX_NODES = 5_000
+MAX_DEPTH = 100
+_MAX_EXACT_INT = 2**53
 
 #: Opcodes of the C++ bytecode (space.hpp, ``enum class Op``).
 OP: dict[str, int] = {
@@ -120,14 +136,62 @@ class Expression:
         self.what = what
         if not source.strip():
             raise ValueError(f"{what}: empty expression")
+        if len(source) > MAX_LENGTH:
+            raise ValueError(
+                f"{what}: expression too long ({len(source)} characters; the limit is {MAX_LENGTH})"
+            )
+        self._check_identifiers(source.strip())
         try:
             tree = ast.parse(source.strip(), mode="eval")
         except SyntaxError as e:
             col = (e.offset or 1) - 1
             raise ValueError(self._point(f"malformed expression ({e.msg})", col, col + 1)) from None
+        except (RecursionError, MemoryError):
+            raise ValueError(self._too_complex("the parser ran out of room")) from None
         self._src = source.strip()
         self.tree = tree.body
+        self._check_size(self.tree)
         self.names: frozenset[str] = frozenset(self._check(self.tree))
+
+    def _too_complex(self, detail: str) -> str:
+        return (
+            f"{self.what}: expression too complex ({detail}; the limits are {MAX_DEPTH} levels "
+            f"of nesting and {MAX_NODES} terms)"
+        )
+
+    def _check_identifiers(self, src: str) -> None:
+        """Refuse identifiers that Python would NFKC-normalise into another name."""
+        if src.isascii():
+            return
+        try:
+            for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+                if tok.type == tokenize.NAME:
+                    norm = unicodedata.normalize("NFKC", tok.string)
+                    if norm != tok.string:
+                        start = len(src.splitlines()[0][: tok.start[1]]) if tok.start[0] == 1 else 0
+                        raise ValueError(
+                            self._point(
+                                f"identifier {tok.string!r} is not in NFKC normal form; Python "
+                                f"reads it as {norm!r} (write {norm!r})",
+                                start,
+                                start + len(tok.string),
+                            )
+                        )
+        except (tokenize.TokenError, SyntaxError):
+            return  # ast.parse reports malformed text
+
+    def _check_size(self, tree: ast.AST) -> None:
+        """Depth and size limits, checked without recursion."""
+        stack = [(tree, 1)]
+        nodes = 0
+        while stack:
+            node, depth = stack.pop()
+            nodes += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(self._too_complex(f"more than {MAX_DEPTH} levels of nesting"))
+            if nodes > MAX_NODES:
+                raise ValueError(self._too_complex(f"more than {MAX_NODES} terms"))
+            stack.extend((c, depth + 1) for c in ast.iter_child_nodes(node))
 
     # ------------------------------------------------------------------ errors
     def _point(self, msg: str, start: int, end: int) -> str:
@@ -148,6 +212,10 @@ class Expression:
         if isinstance(node, ast.Name):
             return {node.id}
         if isinstance(node, ast.Constant):
+            if isinstance(node.value, int) and abs(node.value) > _MAX_EXACT_INT:
+                raise self.error(
+                    node, "integer past 2**53: float64 numbers are not exact integers there"
+                )
             if isinstance(node.value, (bool, int, float, str)):
                 return set()
             raise self.error(node, f"unsupported constant {node.value!r}")
@@ -261,6 +329,8 @@ class Expression:
         self, node: ast.AST, slots: Slots, code: Code, against: ast.AST | None = None
     ) -> None:
         if isinstance(node, ast.Name):
+            if slots.categorical(node.id):
+                raise self.error(node, self._text_only(node.id))
             code.append((OP["load"], int(slots.slot[node.id]), 0.0))
         elif isinstance(node, ast.Constant):
             code.append((OP["const"], 0, self._const(node, slots, against)))
@@ -298,19 +368,79 @@ class Expression:
         else:  # pragma: no cover - _check rejects everything else
             raise self.error(node, "unsupported syntax")
 
+    @staticmethod
+    def _text_only(name: str) -> str:
+        return (
+            f"{name!r} is a categorical (text) axis; categories compare with == or != only, "
+            f'against their values ({name} == "...", {name} in (...)) or another '
+            "categorical axis (no order, numbers or arithmetic)"
+        )
+
+    def _category(self, node: ast.AST, slots: Slots) -> bool:
+        return isinstance(node, ast.Name) and slots.categorical(node.id)
+
+    def _compare_text(
+        self, left: ast.AST, op: ast.cmpop, right: ast.AST, slots: Slots, code: Code
+    ) -> None:
+        """A comparison with a categorical axis on one side, compared as text."""
+        cat = left if self._category(left, slots) else right
+        other = right if cat is left else left
+        assert isinstance(cat, ast.Name)
+        if type(op) not in (ast.Eq, ast.NotEq):
+            raise self.error(cat, self._text_only(cat.id))
+        if isinstance(other, ast.Constant) and isinstance(other.value, str):
+            code.append((OP["load"], int(slots.slot[cat.id]), 0.0))
+            code.append((OP["const"], 0, self._const(other, slots, cat)))
+        elif self._category(other, slots):
+            assert isinstance(other, ast.Name)
+            a, b = list(slots.values[cat.id]), list(slots.values[other.id])
+            if a == b:  # same values in the same order: equal codes are equal texts
+                code.append((OP["load"], int(slots.slot[cat.id]), 0.0))
+                code.append((OP["load"], int(slots.slot[other.id]), 0.0))
+            else:  # text equality: some shared value v with cat == v and other == v
+                shared = [v for v in a if v in b]
+                for k, v in enumerate(shared):
+                    code.append((OP["load"], int(slots.slot[cat.id]), 0.0))
+                    code.append((OP["const"], 0, float(a.index(v))))
+                    code.append((OP["eq"], 0, 0.0))
+                    code.append((OP["load"], int(slots.slot[other.id]), 0.0))
+                    code.append((OP["const"], 0, float(b.index(v))))
+                    code.append((OP["eq"], 0, 0.0))
+                    code.append((OP["and"], 0, 0.0))
+                    if k:
+                        code.append((OP["or"], 0, 0.0))
+                if not shared:
+                    code.append((OP["const"], 0, 0.0))
+                code.append((OP["const"], 0, 1.0))  # (match) == 1
+        else:
+            raise self.error(cat, self._text_only(cat.id))
+        code.append((OP[_CMPOPS[type(op)]], 0, 0.0))
+
     def _compare(
         self, left: ast.AST, op: ast.cmpop, right: ast.AST, slots: Slots, code: Code
     ) -> None:
         if isinstance(op, (ast.In, ast.NotIn)):
             assert isinstance(right, (ast.Tuple, ast.List, ast.Set))
+            cat = self._category(left, slots)
             for k, elt in enumerate(right.elts):
-                self._emit(left, slots, code)
+                assert isinstance(elt, ast.Constant)
+                if cat and not isinstance(elt.value, str):
+                    assert isinstance(left, ast.Name)
+                    raise self.error(elt, self._text_only(left.id))
+                if cat:
+                    assert isinstance(left, ast.Name)
+                    code.append((OP["load"], int(slots.slot[left.id]), 0.0))
+                else:
+                    self._emit(left, slots, code)
                 code.append((OP["const"], 0, self._const(elt, slots, left)))
                 code.append((OP["eq"], 0, 0.0))
                 if k:
                     code.append((OP["or"], 0, 0.0))
             if isinstance(op, ast.NotIn):
                 code.append((OP["not"], 0, 0.0))
+            return
+        if self._category(left, slots) or self._category(right, slots):
+            self._compare_text(left, op, right, slots, code)
             return
         strings = [isinstance(x, ast.Constant) and isinstance(x.value, str) for x in (left, right)]
         if any(strings) and type(op) not in (ast.Eq, ast.NotEq):
