@@ -50,3 +50,11 @@ class CUDAError(RuntimeError):
         super().__init__(message)
         self.code = code
         self.function = function
+
+
+class ServerUnreachableError(RuntimeError):
+    """An inference server could not be reached at all (no request connected).
+
+    Like a lost GPU, this says nothing about the configuration being measured: a campaign stops
+    without recording it, so that :meth:`~energycore.Campaign.resume` measures it later.
+    """
