@@ -12,6 +12,7 @@ The package is grouped by capability, bottom layer first (a test keeps imports o
 - :mod:`energycore.integrations`: Kernel Tuner strategy;
 - :mod:`energycore.measure`: ``EnergyMeter``, ``Measurement`` (NVML, CUDA events);
 - :mod:`energycore.campaign`: ``Campaign`` (plans, journal, resume, Ray);
+- :mod:`energycore.workloads`: ``OpenAIServer``, ``Launcher`` (profile a real serving stack);
 - :mod:`energycore.data`: reading and writing measurements (CSV, Parquet, JSONL, ML.ENERGY);
 - :mod:`energycore.simulate`: the physics-based inference-node simulator;
 - :mod:`energycore.app`: the ``energycore`` command, the demo, plots.
@@ -33,6 +34,8 @@ _aliases.install()
 
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
+    "OpenAIServer": "energycore.workloads",
+    "Launcher": "energycore.workloads",
     "EnergyModel": "energycore.fit",
     "TtftModel": "energycore.fit",
     "TpotModel": "energycore.fit",
@@ -67,6 +70,7 @@ _SUBMODULES = (
     "simulate",
     "space",
     "tune",
+    "workloads",
 )
 
 if TYPE_CHECKING:
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
         measure,
         simulate,
         space,
+        workloads,
     )
     from energycore.campaign import Campaign
     from energycore.fit import (
@@ -100,6 +105,7 @@ if TYPE_CHECKING:
     )
     from energycore.measure import EnergyMeter, Measurement
     from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
+    from energycore.workloads import Launcher, OpenAIServer
 
 __all__ = [
     "BootstrapResult",
@@ -112,8 +118,10 @@ __all__ = [
     "GradientBoosting",
     "IdentifiabilityWarning",
     "LatencyModel",
+    "Launcher",
     "Measurement",
     "NoGPUError",
+    "OpenAIServer",
     "PerformanceScorer",
     "Selection",
     "Selector",
@@ -131,6 +139,7 @@ __all__ = [
     "measure",
     "simulate",
     "space",
+    "workloads",
 ]
 
 

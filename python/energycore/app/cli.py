@@ -24,6 +24,7 @@ from rich.table import Table
 
 from energycore._util.columns import FEATURES
 from energycore.data import read_csv, records_to_columns, write_csv
+from energycore.errors import NoGPUError
 
 app = typer.Typer(
     name="energycore",
@@ -51,7 +52,7 @@ def _errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (CLIError, ValueError, OSError) as e:
+        except (CLIError, ValueError, OSError, ImportError, NoGPUError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
@@ -556,6 +557,59 @@ def report(
 
     _plot_or_skip("residual", residuals)
     _plot_or_skip("pareto", pareto)
+
+
+@app.command()
+@_errors
+def profile(
+    space_file: Annotated[
+        Path,
+        typer.Argument(help="Space file (TOML, or YAML): [space], [campaign], [server], [launch]."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="CSV of every configuration (ok and failed)."),
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="Journal (JSONL) instead of the file's [campaign] journal.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the journal's campaign (skip what it holds).")
+    ] = False,
+) -> None:
+    """Profile a real OpenAI-compatible server (vLLM, SGLang, TGI) over a space of configurations."""
+    from energycore.campaign.spacefile import load_space_file
+
+    spec = load_space_file(space_file)
+    camp = spec.make_campaign(journal=journal, progress=None if err_console.is_terminal else False)
+    if resume and camp.journal is None:
+        raise CLIError("--resume needs a journal ([campaign] journal or --journal)")
+    try:
+        camp.resume() if resume else camp.run()
+    except Exception as e:
+        from energycore.campaign.run import SYSTEM_ERRORS
+
+        if not isinstance(e, SYSTEM_ERRORS):
+            raise
+        held = len(camp.records)
+        hint = f"; the journal holds {held} result(s): rerun with --resume" if camp.journal else ""
+        raise CLIError(f"{type(e).__name__}: {e}{hint}") from None
+    recs = camp.records
+    failed = [r for r in recs if r["status"] != "ok"]
+    console.print(
+        f"profiled {len(recs)} of {len(camp.configs)} configurations: {len(recs) - len(failed)} "
+        f"ok, {len(failed)} failed" + (f" (journal {camp.journal})" if camp.journal else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in failed:
+        cfg = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in r["config"].items())  # fmt: skip
+        console.print(f"[yellow]failed:[/] {cfg}: {r['error']}", highlight=False, soft_wrap=True)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        camp.to_csv(output, include_failed=True)
+        console.print(f"wrote {output}", highlight=False)
 
 
 def main() -> None:

@@ -32,10 +32,11 @@ __all__ = ["APIS", "OpenAIServer", "RequestResult", "ServerUnreachableError", "s
 #: The OpenAI endpoints an :class:`OpenAIServer` can drive.
 APIS = ("completions", "chat")
 #: Words of the synthetic prompts (common English words: about one token each).
-_WORDS = (
-    "the quick brown fox jumps over a lazy dog while energy flows through every wire and "
-    "each token costs some joules on the node"
-).split()
+_WORDS = [
+    "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "energy",
+    "flows", "through", "every", "wire", "and", "each", "token", "costs", "some", "joules",
+    "on", "the", "node",
+]  # fmt: skip
 
 
 def _httpx() -> Any:
@@ -70,7 +71,8 @@ class RequestResult:
     error : str
         Why the request failed ("" when ``ok``).
     connect_error : bool
-        The server could not be reached at all (connection refused, DNS, connect timeout).
+        The connection could not be made or broke (refused, connect timeout, the server closed
+        it in the middle of a response): the server is gone, not the request at fault.
     """
 
     ok: bool
@@ -163,8 +165,9 @@ class OpenAIServer:
     connect_timeout_s : float
         Seconds to wait for a connection.
     max_error_rate : float
-        A run with a larger share of failed requests raises (the configuration is recorded as
-        failed with the first error); at most this share is reported in ``n_errors``.
+        A run with a larger share of failed requests (HTTP errors, timeouts, broken streams)
+        raises, so the configuration is recorded as failed with the first error; a smaller
+        share is reported in ``n_errors`` and ``error_rate``.
     extra_body : dict, optional
         Merged into every request body (``{"ignore_eos": True}`` for vLLM, so that every request
         generates ``max_tokens``).
@@ -179,9 +182,12 @@ class OpenAIServer:
     and, with a meter, the energy of a window around the requests: ``energy_j`` (joules per
     *batch*, i.e. per request times the configuration's ``batch``, the unit of
     :class:`~energycore.EnergyModel`), ``energy_per_request_j``, ``serve_energy_j`` (the whole
-    run), ``avg_power_w``, ``method``, and ``latency_s`` (mean request latency). A run where no
-    request could connect raises :class:`~energycore.errors.ServerUnreachableError`, which stops
-    a campaign without recording the configuration, so that ``resume`` measures it later.
+    run), ``avg_power_w``, ``method``, ``energy_gpu{i}_j``, and ``latency_s`` (mean request
+    latency). A run in which a request could not connect, or lost its connection (the server
+    went away), raises :class:`~energycore.errors.ServerUnreachableError`, which stops a
+    campaign without recording the configuration, so that ``resume`` measures it later (under
+    a :class:`~energycore.workloads.Launcher`, a server process that exited makes it a failed
+    configuration instead).
 
     Examples
     --------
@@ -225,14 +231,16 @@ class OpenAIServer:
         if isinstance(n_requests, bool) or not isinstance(n_requests, int) or n_requests < 1:
             raise ValueError(f"n_requests: expected a positive integer, got {n_requests!r}")
         if request_rate is not None and not (
-            isinstance(request_rate, (int, float)) and 0 < request_rate
+            isinstance(request_rate, (int, float)) and request_rate > 0
         ):
-            raise ValueError(f"request_rate: expected requests per second > 0, got {request_rate!r}")
+            raise ValueError(
+                f"request_rate: expected requests per second > 0, got {request_rate!r}"
+            )
         if api not in APIS:
             raise ValueError(f"api: expected one of {', '.join(APIS)}, got {api!r}")
-        for name, v in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s)):
-            if not (isinstance(v, (int, float)) and 0 < v < math.inf):
-                raise ValueError(f"{name}: expected finite seconds > 0, got {v!r}")
+        for name, sec in (("timeout_s", timeout_s), ("connect_timeout_s", connect_timeout_s)):
+            if not (isinstance(sec, (int, float)) and 0 < sec < math.inf):
+                raise ValueError(f"{name}: expected finite seconds > 0, got {sec!r}")
         if not (isinstance(max_error_rate, (int, float)) and 0 <= max_error_rate <= 1):
             raise ValueError(f"max_error_rate: expected a share in [0, 1], got {max_error_rate!r}")
         self.base_url = base_url.rstrip("/")
@@ -259,7 +267,11 @@ class OpenAIServer:
     # ------------------------------------------------------------------ one configuration
     def url(self, config: Mapping[str, Any] | None = None) -> str:
         """The endpoint for ``config`` (``{field}`` of ``base_url`` filled from it)."""
-        base = self.base_url.format_map(_Fields(config or {})) if "{" in self.base_url else self.base_url
+        base = (
+            self.base_url.format_map(_Fields(config or {}))
+            if "{" in self.base_url
+            else self.base_url
+        )
         return f"{base}/{'chat/completions' if self.api == 'chat' else 'completions'}"
 
     def _prompts(self, config: Mapping[str, Any]) -> list[str]:
@@ -313,9 +325,18 @@ class OpenAIServer:
         else:
             results = self.run(config)
         duration = time.perf_counter() - t0
-        if results and all(r.connect_error for r in results):
+        lost = [r for r in results if r.connect_error]
+        if lost:
+            n_ok = sum(r.ok for r in results)
             raise ServerUnreachableError(
-                f"{self.url(config)}: no request could connect ({results[0].error})"
+                f"{self.url(config)}: "
+                + (
+                    "no request could connect"
+                    if n_ok == 0 and len(lost) == len(results)
+                    else f"the server went away during the run ({len(lost)} of {len(results)} "
+                    "requests lost their connection)"
+                )
+                + f": {lost[0].error}"
             )
         row = summarise(results, window.wall_s if window is not None else duration)
         if row["error_rate"] > self.max_error_rate or row["n_ok"] == 0:
@@ -329,20 +350,22 @@ class OpenAIServer:
         if "output_len" not in config:
             row["output_len"] = row["output_tokens_mean"]
         if window is not None:
+            # the energy columns are those of this window (around the requests only), not of
+            # a campaign window that may hold a server start-up too
             batch = float(config.get("batch", self.concurrency or 8))
             per_request = window.total_energy_j / row["n_ok"]
+            row.update(window.to_dict())
+            row.pop("time_s")
             row.update(
                 energy_j=per_request * batch,
                 energy_per_request_j=per_request,
                 serve_energy_j=window.total_energy_j,
-                avg_power_w=window.avg_power_w,
-                method=window.method,
                 energy_per_token_j=(
-                    window.total_energy_j / row["output_tokens"] if row["output_tokens"] else math.nan
+                    window.total_energy_j / row["output_tokens"]
+                    if row["output_tokens"]
+                    else math.nan
                 ),
             )
-            if window.warnings:
-                row["warnings"] = "; ".join(window.warnings)
         return row
 
     # ------------------------------------------------------------------ the client
@@ -377,14 +400,15 @@ class OpenAIServer:
         start = time.perf_counter()
         res = RequestResult(ok=False, start_s=start - t0, prompt_tokens=len(prompt.split()))
         try:
-            finished, usage, chunks, last = await asyncio.wait_for(
+            finished, usage, chunks = await asyncio.wait_for(
                 self._stream(cl, url, prompt, max_tokens, start, res), self.timeout_s
             )
-        except httpx.ConnectError as e:
-            res.error, res.connect_error = f"cannot connect: {e or type(e).__name__}", True
-            return _done(res, start)
         except httpx.ConnectTimeout:
             res.error, res.connect_error = "connect timeout", True
+            return _done(res, start)
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as e:
+            # refused, reset, or closed in the middle of a stream: the server went away
+            res.error, res.connect_error = f"{type(e).__name__}: {e}".rstrip(": "), True
             return _done(res, start)
         except (asyncio.TimeoutError, TimeoutError):
             res.error = f"timeout after {self.timeout_s:g} s"
@@ -407,11 +431,10 @@ class OpenAIServer:
             res.output_tokens = int(usage.get("completion_tokens", chunks))
         return _done(res, start)
 
-
     async def _stream(
         self, cl: Any, url: str, prompt: str, max_tokens: int, start: float, res: RequestResult
-    ) -> tuple[bool, dict[str, Any] | None, int, float | None]:
-        """Read one response stream into ``res``; returns (finished, usage, chunks, last)."""
+    ) -> tuple[bool, dict[str, Any] | None, int]:
+        """Read one response stream into ``res``; returns (finished, usage, text chunks)."""
         last: float | None = None
         chunks = 0
         usage: dict[str, Any] | None = None
@@ -419,19 +442,19 @@ class OpenAIServer:
             if resp.status_code != 200:
                 body = (await resp.aread()).decode(errors="replace")[:200]
                 res.error = f"HTTP {resp.status_code}: {body.strip()}"
-                return False, None, 0, None
+                return False, None, 0
             async for line in resp.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    return True, usage, chunks, last
+                    return True, usage, chunks
                 chunk = json.loads(data)
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 if "error" in chunk:
                     res.error = f"server error: {chunk['error']}"
-                    return False, None, 0, None
+                    return False, None, 0
                 if _text(chunk, self.api):
                     now = time.perf_counter()
                     if last is None:
@@ -440,7 +463,8 @@ class OpenAIServer:
                         res.itl_s.append(now - last)
                     last = now
                     chunks += 1
-        return False, usage, chunks, last
+        return False, usage, chunks
+
 
 def _done(res: RequestResult, start: float) -> RequestResult:
     res.latency_s = time.perf_counter() - start
