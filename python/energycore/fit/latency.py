@@ -142,11 +142,11 @@ class LatencyModel(SolverParams):
         return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + Xt[:, _OUT] * tpot}
 
     def score(self, X: Any, ttft_s: Any, tpot_s: Any) -> dict[str, dict[str, float]]:
-        """Goodness of fit of each half on held-out data (see ``TemplateModel.score``)."""
+        """Goodness of fit of each half on held-out data (see ``TemplateModel.metrics``)."""
         self._check_fitted()
         return {
-            "ttft_s": self.ttft_model_.score(X, ttft_s),
-            "tpot_s": self.tpot_model_.score(X, tpot_s),
+            "ttft_s": self.ttft_model_.metrics(X, ttft_s),
+            "tpot_s": self.tpot_model_.metrics(X, tpot_s),
         }
 
     # ------------------------------------------------------------------ persistence
