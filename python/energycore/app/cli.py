@@ -1,15 +1,24 @@
-"""The ``energycore`` command: demo, simulate, fit, predict, select, report.
+"""The ``energycore`` command: demo, simulate, fit, predict, select, report, profile.
 
 Every command reads and writes plain CSV and JSON files, so they chain:
 ``energycore simulate -o m.csv && energycore fit m.csv -o model.json && energycore select
 model.json --gpus 8 ...``. Errors in files or options end with a one-line message naming the
 problem and a non-zero exit code, never a traceback.
+
+For scripts: ``energycore --version``; ``--json`` on every command prints one JSON object on
+stdout and nothing else (an error prints ``{"error": ..., "exit_code": ...}``); ``-o`` writes
+each command's result to a file; ``-v``/``-q`` (before the command) set the log level (logs go
+to stderr). Exit codes: 0 ok, 1 a problem with files, options or the measuring system,
+2 usage (unknown option, bad value), 3 infeasible (no configuration meets the limits).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,10 +28,12 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from energycore._util.columns import FEATURES
+from energycore._version import __version__
 from energycore.data import read_csv, records_to_columns, write_csv
 from energycore.errors import NoGPUError
 
@@ -35,6 +46,10 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+log = logging.getLogger("energycore.cli")
+
+#: Exit codes of every command.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2, 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,22 +57,106 @@ LATENCY_KINDS = ("ttft", "tpot")
 
 
 class CLIError(Exception):
-    """A problem with the user's files or options, reported as one line."""
+    """A problem with the user's files or options, reported as one line (exit code 1)."""
+
+    code = EXIT_ERROR
+
+
+class Infeasible(CLIError):
+    """No configuration meets the limits (exit code 3)."""
+
+    code = EXIT_INFEASIBLE
+
+
+def _jsonable(v: Any) -> Any:
+    """JSON-ready values: numpy scalars and arrays as Python ones, NaN and inf as null."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _emit(json_out: bool, result: dict[str, Any]) -> None:
+    """With ``--json``, the command's result as one JSON object on stdout."""
+    if json_out:
+        sys.stdout.write(json.dumps(_jsonable(result), allow_nan=False) + "\n")
+        sys.stdout.flush()
 
 
 def _errors(fn: F) -> F:
-    """Turn expected failures into one red line on stderr and exit code 1."""
+    """Turn expected failures into one red line on stderr and their exit code (1, or 3 when
+    nothing is feasible); with ``--json`` also ``{"error": ..., "exit_code": ...}`` on stdout.
+    ``--json`` silences the tables and notes."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_out = bool(kwargs.get("json_out"))
+        quiet = console.quiet
+        if json_out:
+            console.quiet = True
         try:
             return fn(*args, **kwargs)
         except (CLIError, ValueError, OSError, ImportError, NoGPUError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            code = getattr(e, "code", EXIT_ERROR) if isinstance(e, CLIError) else EXIT_ERROR
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+            _emit(json_out, {"error": msg, "exit_code": code})
+            raise typer.Exit(code=code) from None
+        finally:
+            console.quiet = quiet
 
     return wrapper  # type: ignore[return-value]
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is when they are written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"energycore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log lines on stderr (-vv).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors: no tables, notes or logs.")
+    ] = False,
+) -> None:
+    """Energy-optimal deployment of ML inference: simulate, fit, predict, select, report,
+    profile. Exit codes: 0 ok, 1 error in files/options/system, 2 usage, 3 infeasible."""
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    level = logging.ERROR if quiet else levels[min(verbose, 2)]
+    root = logging.getLogger("energycore")
+    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    console.quiet = quiet
 
 
 @contextmanager
@@ -131,11 +230,12 @@ def _coef_table(model: Any, title: str) -> Table:
     t = Table(title=title, title_justify="left")
     for c in ("coef", "value", "± stderr", "unit", "meaning"):
         t.add_column(c, justify="right" if c in ("value", "± stderr") else "left")
-    for name, v in model.params_.items():
+    for j, (name, v) in enumerate(model.params_.items()):
         s = model.stderr_[name]
+        # a fitted coefficient with a NaN standard error is not determined by the data: "n/a"
+        err = "fixed" if model.fixed_mask_[j] else (f"{s:.2g}" if math.isfinite(s) else "n/a")
         t.add_row(
-            name, f"{v:.4g}", "fixed" if not math.isfinite(s) else f"{s:.2g}",
-            info[name].get("unit", ""), info[name].get("description", ""),
+            name, f"{v:.4g}", err, info[name].get("unit", ""), info[name].get("description", "")
         )  # fmt: skip
     return t
 
@@ -154,6 +254,13 @@ Gpu = Annotated[str, typer.Option(help="Simulated GPU (catalogue name: H100, B20
 Model = Annotated[str, typer.Option(help="Simulated model (catalogue name).")]
 Gpus = Annotated[int, typer.Option("--gpus", min=1, max=1024, help="GPUs in the node.")]
 Seed = Annotated[int, typer.Option(help="Seed of the plan and of the measurement noise.")]
+FitSeed = Annotated[
+    int, typer.Option(help="Seed of the fit's random multi-start points (same seed, same fit).")
+]
+JsonOut = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON object on stdout, nothing else."),
+]
 Noise = Annotated[float, typer.Option(min=0.0, max=0.5, help="Measurement noise (log sd).")]
 InputLen = Annotated[int, typer.Option(min=0, help="Prompt tokens per request.")]
 OutputLen = Annotated[int, typer.Option(min=1, help="Output tokens per request.")]
@@ -177,6 +284,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "energycore-demo"
     ),
+    json_out: JsonOut = False,
 ) -> None:
     """Profile a simulated node, fit the energy model, pick the energy-optimal configuration."""
     from energycore.app.demo import run_demo
@@ -194,7 +302,7 @@ def demo(
     res.ttft_model.save(_sibling(out / "model.json", "ttft"))
     res.tpot_model.save(_sibling(out / "model.json", "tpot"))
 
-    limit = f"{res.latency_limit_s:.2f} s" + (" (2x the fastest)" if res.limit_was_default else "")
+    limit = f"{res.latency_limit_s:.3g} s" + (" (2x the fastest)" if res.limit_was_default else "")
     t = Table(
         title=(
             f"SIMULATED {res.n_gpus} x {res.gpu} serving {res.model}: workload {res.input_len} "
@@ -223,6 +331,13 @@ def demo(
             f"{r['true_latency_s']:.2f} s",
         )  # fmt: skip
     console.print(t)
+    if res.pick is None:
+        fastest = res.row(res.latency_optimal)
+        hint = f" (fastest predicted: {fastest['pred_latency_s']:.3g} s)" if fastest else ""
+        raise Infeasible(
+            f"no configuration is predicted to meet the latency limit {res.latency_limit_s:.3g} s"
+            f"{hint}; raise --latency-limit"
+        )
     if res.pick_breaks_limit:
         regret = "the pick [bold]breaks the latency limit[/] in truth (see the note below)"
     else:
@@ -257,11 +372,35 @@ def demo(
         if r["status"] == "ok" and r["input_len"] == res.input_len
         and r["output_len"] == res.output_len
     ]  # fmt: skip
-    _plot_or_skip(
+    plot = _plot_or_skip(
         "pareto",
         lambda: _pareto(out / "pareto.png", res, cands, measured),
     )
     console.print(f"wrote {csv_path}, {out / 'model.json'}", highlight=False)
+
+    def cfg(i: int | None) -> dict[str, Any] | None:
+        r = res.row(i)
+        if r is None:
+            return None
+        keys = ("tp", "pp", "batch", "pred_energy_per_request_j", "true_energy_per_request_j",
+                "pred_latency_s", "true_latency_s")  # fmt: skip
+        return {k: r[k] for k in keys}
+
+    _emit(
+        json_out,
+        {
+            "source": "simulated", "gpu": res.gpu, "n_gpus": res.n_gpus, "model": res.model,
+            "input_len": res.input_len, "output_len": res.output_len,
+            "latency_limit_s": res.latency_limit_s,
+            "n_profiled": len(res.measurements) - res.n_failed, "n_failed": res.n_failed,
+            "pick": cfg(res.pick), "optimum": cfg(res.optimum),
+            "latency_optimal": cfg(res.latency_optimal),
+            "throughput_optimal": cfg(res.throughput_optimal),
+            "regret": res.regret, "pick_breaks_limit": res.pick_breaks_limit,
+            "latency_optimal_extra_energy": res.latency_optimal_extra_energy,
+            "files": [csv_path, out / "model.json", *([plot] if plot else [])],
+        },
+    )  # fmt: skip
 
 
 def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]]) -> Path:
@@ -279,15 +418,18 @@ def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, An
     )  # fmt: skip
 
 
-def _plot_or_skip(name: str, draw: Callable[[], Path]) -> None:
+def _plot_or_skip(name: str, draw: Callable[[], Path]) -> Path | None:
     from energycore.app.plots import PlotUnavailable
 
     try:
         path = draw()
     except PlotUnavailable as e:
-        console.print(f"[yellow]{name} plot skipped:[/] {e}", highlight=False)
-        return
+        console.print(
+            f"[yellow]{name} plot skipped:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+        )
+        return None
     console.print(f"wrote {path}", highlight=False)
+    return path
 
 
 @app.command()
@@ -304,6 +446,7 @@ def simulate(
     samples: Annotated[int, typer.Option(min=1, help="Random configurations without --plan.")] = 50,
     seed: Seed = 0,
     noise: Noise = 0.03,
+    json_out: JsonOut = False,
 ) -> None:
     """Write a (simulated) measurement CSV for a plan, or for random configurations."""
     from energycore.app.demo import measure_plan, plan_candidates
@@ -322,6 +465,15 @@ def simulate(
         f"wrote {output}: {len(records) - failed} simulated measurements, {failed} failed "
         f"(invalid configurations, reason recorded)",
         highlight=False,
+    )
+    _emit(
+        json_out,
+        {
+            "output": output,
+            "n_ok": len(records) - failed,
+            "n_failed": failed,
+            "source": "simulated",
+        },
     )
 
 
@@ -362,7 +514,8 @@ def fit(
     data: Annotated[Path, typer.Argument(help="Measurement CSV.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model JSON to write.")],
     target: Annotated[str, typer.Option(help="Column with joules per batch.")] = "energy_j",
-    seed: Seed = 0,
+    seed: FitSeed = 0,
+    json_out: JsonOut = False,
 ) -> None:
     """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present)."""
     from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
@@ -373,17 +526,39 @@ def fit(
     output.parent.mkdir(parents=True, exist_ok=True)
     em.save(output)
     console.print(_coef_table(em, f"EnergyModel fitted to {len(cols[target])} rows of {data}"))
-    score = em.score(cols, cols[target])
+    score = em.metrics(cols, cols[target])
     console.print(f"in-sample mean absolute error: {100 * score['mape']:.1f} %", highlight=False)
+    written = [output]
+    lat: dict[str, Any] = {}
     for kind, cls in (("ttft", TtftModel), ("tpot", TpotModel)):
         col = f"{kind}_s"
         if col in cols and cols[col].dtype != object and np.isfinite(cols[col]).all():
             m = cls(seed=seed)
             notes += _fit_quietly(m, cols, cols[col])
             m.save(_sibling(output, kind))
+            lat[kind] = m
+            written.append(_sibling(output, kind))
             console.print(f"wrote {_sibling(output, kind)}", highlight=False)
-    _notes(sorted(set(notes)))
+    if len(lat) == 2:  # both halves also as one LatencyModel file (LatencyModel.load reads it)
+        from energycore.fit.latency import LatencyModel
+
+        lm = LatencyModel(seed=seed)
+        lm._set(lat["ttft"], lat["tpot"])
+        lm.save(_sibling(output, "latency"))
+        written.append(_sibling(output, "latency"))
+        console.print(f"wrote {_sibling(output, 'latency')}", highlight=False)
+    notes = sorted(set(notes))
+    _notes(notes)
     console.print(f"wrote {output}", highlight=False)
+    log.info("fitted %s to %d rows of %s", em.template_name, len(cols[target]), data)
+    _emit(
+        json_out,
+        {
+            "n_rows": len(cols[target]), "template": em.template_name, "params": em.params_,
+            "stderr": em.stderr_, "fixed": [n for n, f in zip(em.params_, em.fixed_mask_) if f],
+            **score, "notes": notes, "files": written,
+        },
+    )  # fmt: skip
 
 
 @app.command()
@@ -394,6 +569,7 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV with predictions to write.")
     ] = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Predict energy (and latency, when latency models exist) for each configuration."""
     em, lat = _load_models(model)
@@ -425,10 +601,19 @@ def predict(
         t.add_row(*(f"{cols[k][i]:g}" for k in FEATURES), f"{pred[i]:.1f}", m)
     console.print(t)
     meas = cols.get("energy_j")
+    mape = math.nan
     if meas is not None and meas.dtype != object and np.isfinite(meas).any():
         ok = np.isfinite(meas) & (meas > 0)
         mape = float(np.mean(np.abs(pred[ok] - meas[ok]) / meas[ok]))
         console.print(f"mean absolute error vs energy_j: {100 * mape:.1f} %", highlight=False)
+    keys = [*FEATURES, *(k for k in out if k.startswith("pred_"))]
+    _emit(
+        json_out,
+        {
+            "n": len(pred), "mape": mape, "output": output,
+            "predictions": [{k: out[k][i] for k in keys} for i in range(len(pred))],
+        },
+    )  # fmt: skip
 
 
 @app.command()
@@ -450,6 +635,11 @@ def select(
         typer.Option("--served-model", help="Model (catalogue name) for the memory-fit check."),
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Configurations to list.")] = 5,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the ranked configurations (.csv or .json)."),
+    ] = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Pick the energy-optimal (tp, pp, batch) for a workload, under a latency limit."""
     from energycore.app import grid as _grid
@@ -488,7 +678,7 @@ def select(
             else None
         )
         hint = f" (fastest predicted: {fastest.value:.3g} s)" if fastest else ""
-        raise CLIError(
+        raise Infeasible(
             f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s{hint}"
         )
     t = Table(
@@ -506,6 +696,27 @@ def select(
             "" if lat_col is None else f"{lat_col[k]:.2f}",
         )  # fmt: skip
     console.print(t)
+    ranked = [
+        {
+            "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
+            "energy_per_request_j": best["energy_per_request_j"][k],
+            **({"latency_s": lat_col[k]} if lat_col is not None else {}),
+        }
+        for k in range(len(best["index"]))
+    ]  # fmt: skip
+    result: dict[str, Any] = {
+        "gpus": gpus, "input_len": input_len, "output_len": output_len,
+        "latency_limit_s": latency_limit, "configurations": ranked,
+    }  # fmt: skip
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix == ".json":
+            output.write_text(json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n")
+        else:
+            write_csv(output, records_to_columns(ranked))
+        console.print(f"wrote {output}", highlight=False)
+        result["output"] = output
+    _emit(json_out, result)
 
 
 @app.command()
@@ -516,13 +727,14 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots.")] = Path(
         "energycore-report"
     ),
+    json_out: JsonOut = False,
 ) -> None:
     """Residual and Pareto plots of a model against measurements."""
     em, lat = _load_models(model)
     cols = _ok_rows(read_csv(data), data, "energy_j")
     pred = em.predict(cols)
     meas = cols["energy_j"]
-    score = em.score(cols, meas)
+    score = em.metrics(cols, meas)
     simulated = "source" in cols and bool((cols["source"] == "simulated").any())
     label = "SIMULATED measurements" if simulated else "measurements"
     console.print(
@@ -555,8 +767,11 @@ def report(
             title=f"Energy vs latency, {label} ({data.name})", reference_label="measured",
         )  # fmt: skip
 
-    _plot_or_skip("residual", residuals)
-    _plot_or_skip("pareto", pareto)
+    plots = [_plot_or_skip("residual", residuals), _plot_or_skip("pareto", pareto)]
+    _emit(
+        json_out,
+        {"n": len(meas), "simulated": simulated, **score, "plots": [p for p in plots if p]},
+    )
 
 
 @app.command()
@@ -576,6 +791,7 @@ def profile(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the journal's campaign (skip what it holds).")
     ] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Profile a real OpenAI-compatible server (vLLM, SGLang, TGI) over a space of configurations."""
     from energycore.campaign.spacefile import load_space_file
@@ -610,6 +826,14 @@ def profile(
         output.parent.mkdir(parents=True, exist_ok=True)
         camp.to_csv(output, include_failed=True)
         console.print(f"wrote {output}", highlight=False)
+    _emit(
+        json_out,
+        {
+            "n_planned": len(camp.configs), "n_ok": len(recs) - len(failed),
+            "n_failed": len(failed), "journal": camp.journal, "output": output,
+            "failed": [{"config": r["config"], "error": r["error"]} for r in failed],
+        },
+    )  # fmt: skip
 
 
 def main() -> None:
