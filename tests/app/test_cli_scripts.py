@@ -188,3 +188,14 @@ def test_coefficient_table_says_fixed_only_for_fixed_coefficients(workdir):
     col = list(t.columns[2].cells)
     assert col[0] == "fixed" and col[1] == "n/a"
     assert "fixed" not in col[1:]
+
+
+def test_demo_caption_counts_every_run(tmp_path):
+    code, out, _ = invoke("demo", "--samples", "20", "-o", tmp_path)
+    assert code == 0
+    with (tmp_path / "measurements.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    failed = sum(r["status"] == "failed" for r in rows)
+    assert failed > 0
+    text = " ".join(out.split())  # the caption may wrap
+    assert f"{len(rows)} configurations run: 20 measured, {failed} failed" in text

@@ -310,7 +310,8 @@ def demo(
         ),
         title_justify="left",
         caption=f"all numbers from energycore.simulate (source = simulated); "
-        f"{len(res.measurements) - res.n_failed} configurations profiled, {res.n_failed} failed",
+        f"{len(res.measurements)} configurations run: {len(res.measurements) - res.n_failed} "
+        f"measured, {res.n_failed} failed (cannot run on the node, reason recorded)",
     )
     for c in ("", "configuration", "J/req pred", "J/req true", "lat. pred", "lat. true"):
         left = c in ("", "configuration")
@@ -372,9 +373,10 @@ def demo(
         if r["status"] == "ok" and r["input_len"] == res.input_len
         and r["output_len"] == res.output_len
     ]  # fmt: skip
+    n_ok = len(res.measurements) - res.n_failed
     plot = _plot_or_skip(
         "pareto",
-        lambda: _pareto(out / "pareto.png", res, cands, measured),
+        lambda: _pareto(out / "pareto.png", res, cands, measured, n_ok),
     )
     console.print(f"wrote {csv_path}, {out / 'model.json'}", highlight=False)
 
@@ -403,7 +405,9 @@ def demo(
     )  # fmt: skip
 
 
-def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]]) -> Path:
+def _pareto(
+    path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]], n_ok: int
+) -> Path:
     from energycore.app.plots import pareto_plot
 
     return pareto_plot(
@@ -412,7 +416,13 @@ def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, An
         predicted_energy_j=np.where(c["valid"], c["pred_energy_per_request_j"], np.nan),
         measured_latency_s=np.array([r["latency_s"] for r in measured]),
         measured_energy_j=np.array([r["energy_per_request_j"] for r in measured]),
+        measured_label=(
+            f"measured at {res.input_len} -> {res.output_len} tokens ({len(measured)} of {n_ok}; "
+            "the rest at other lengths)"
+        ),
         pick=res.pick, optimum=res.optimum, latency_limit_s=res.latency_limit_s,
+        baselines={"latency-optimal": res.latency_optimal,
+                   "max throughput": res.throughput_optimal},
         title=f"SIMULATED {res.n_gpus} x {res.gpu}, {res.model}: energy vs latency",
         reference_label="simulated truth",
     )  # fmt: skip
@@ -761,11 +771,26 @@ def report(
         if len(lat) == 2:
             pl = lat["ttft"].predict(cols) + lat["tpot"].predict(cols) * cols["output_len"]
             pe = pred / cols["batch"]
-        return pareto_plot(
-            out / "pareto.png", cols["latency_s"], meas / cols["batch"],
-            predicted_latency_s=pl, predicted_energy_j=pe,
-            title=f"Energy vs latency, {label} ({data.name})", reference_label="measured",
-        )  # fmt: skip
+        # one front per workload shape: configurations serving different lengths do not compete
+        shapes = sorted(
+            {(float(a), float(b)) for a, b in zip(cols["input_len"], cols["output_len"])}
+        )
+        first: Path | None = None
+        for il, ol in shapes:
+            m = (cols["input_len"] == il) & (cols["output_len"] == ol)
+            name = "pareto.png" if len(shapes) == 1 else f"pareto_{il:g}x{ol:g}.png"
+            p = pareto_plot(
+                out / name, cols["latency_s"][m], (meas / cols["batch"])[m],
+                predicted_latency_s=None if pl is None else pl[m],
+                predicted_energy_j=None if pe is None else pe[m],
+                title=f"Energy vs latency at {il:g} -> {ol:g} tokens, {label} ({data.name})",
+                reference_label="measured",
+            )  # fmt: skip
+            first = first or p
+            if len(shapes) > 1:
+                console.print(f"wrote {p}", highlight=False)
+        assert first is not None
+        return first
 
     plots = [_plot_or_skip("residual", residuals), _plot_or_skip("pareto", pareto)]
     _emit(
