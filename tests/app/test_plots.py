@@ -95,3 +95,18 @@ def test_report_draws_one_pareto_front_per_workload_shape(tmp_path: Path) -> Non
     files = sorted(p.name for p in (d / "r").glob("pareto*.png"))
     assert len(shapes) > 1
     assert files == sorted(f"pareto_{a:g}x{b:g}.png" for a, b in shapes)
+
+
+def test_a_baseline_that_is_the_pick_says_so() -> None:
+    import matplotlib.pyplot as plt
+
+    lat, en = np.array([1.0, 2.0, 4.0]), np.array([9.0, 4.0, 2.0])
+    fig = plots.pareto_figure(lat, en, pick=1, baselines={"max throughput": 1})
+    try:
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert "max throughput (= pick)" in labels
+        assert [c.get_text() for c in fig.axes[0].texts] == [
+            "pick uses 0 % less energy than max throughput"
+        ]
+    finally:
+        plt.close(fig)

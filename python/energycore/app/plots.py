@@ -75,7 +75,7 @@ def pareto_figure(latency_s: FloatArray, energy_j: FloatArray, **kw: Any) -> Any
         What the reference points are (e.g. "simulated truth").
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9.0, 5.0))
+    fig, ax = plt.subplots(figsize=(11.0, 5.5))
     try:
         _draw_pareto(ax, latency_s, energy_j, **kw)
     except BaseException:
@@ -133,15 +133,16 @@ def _draw_pareto(
         if i is None:
             continue
         ax.scatter(lat[i], en[i], s=70, marker=next(markers, "o"), facecolors="none",
-                   edgecolors="tab:purple", linewidths=1.5, label=name, zorder=4)  # fmt: skip
+                   edgecolors="tab:purple", linewidths=1.5, zorder=4,
+                   label=f"{name} (= pick)" if i == pick else name)  # fmt: skip
         if pick is not None and en[i] > 0:
             notes.append(f"pick uses {100 * (1 - en[pick] / en[i]):.0f} % less energy than {name}")
     if pick is not None:
         ax.scatter(lat[pick], en[pick], s=120, marker="*", c="tab:red", label="pick", zorder=5)
         if notes:
             ax.annotate(
-                "\n".join(notes), xy=(lat[pick], en[pick]), xytext=(0.03, 0.04),
-                textcoords="axes fraction", fontsize=8, ha="left", va="bottom",
+                "\n".join(notes), xy=(lat[pick], en[pick]), xytext=(0.97, 0.97),
+                textcoords="axes fraction", fontsize=8, ha="right", va="top",
                 arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 0.8},
                 bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"},
             )  # fmt: skip
@@ -150,9 +151,11 @@ def _draw_pareto(
     ax.set_xscale("log")
     ax.set_yscale("log")
     plain = FuncFormatter(lambda v, _: f"{v:g}")  # 3, not 3x10^0
+    # minor ticks labelled at 2, 3 and 5 of each decade only, so the labels do not collide
+    some = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "235" else "")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(plain)
-        axis.set_minor_formatter(plain)
+        axis.set_minor_formatter(some)
     ax.tick_params(which="minor", labelsize=7)
     ax.set_xlabel(latency_label)
     ax.set_ylabel(energy_label)
