@@ -124,6 +124,8 @@ def test_demo_json_holds_the_decision(tmp_path):
     assert d["pick"]["tp"] * d["pick"]["pp"] <= 8
     assert d["n_profiled"] == 20
     assert math.isfinite(d["regret"])
+    assert len(d["sweep"]) == 9
+    assert all(r["latency_optimal_extra"] is not None for r in d["sweep"])
 
 
 def test_report_json(workdir, tmp_path):
@@ -199,3 +201,4 @@ def test_demo_caption_counts_every_run(tmp_path):
     assert failed > 0
     text = " ".join(out.split())  # the caption may wrap
     assert f"{len(rows)} configurations run: 20 measured, {failed} failed" in text
+    assert "decision sweep (SIMULATED truth, 9 scenarios" in text

@@ -360,6 +360,8 @@ def demo(
             ),
             highlight=False,
         )
+    if res.sweep:
+        console.print(_sweep_line(res.sweep), highlight=False, soft_wrap=True)
     console.print(
         _coef_table(
             res.energy_model,
@@ -400,9 +402,39 @@ def demo(
             "throughput_optimal": cfg(res.throughput_optimal),
             "regret": res.regret, "pick_breaks_limit": res.pick_breaks_limit,
             "latency_optimal_extra_energy": res.latency_optimal_extra_energy,
+            "sweep": res.sweep,
             "files": [csv_path, out / "model.json", *([plot] if plot else [])],
         },
     )  # fmt: skip
+
+
+def _sweep_line(sweep: list[dict[str, Any]]) -> str:
+    """One sentence: how often and by how much the usual choices cost extra energy."""
+    from energycore.app.demo import SWEEP_LIMIT_FACTORS, SWEEP_WORKLOADS
+
+    parts = []
+    for key, name in (
+        ("throughput_extra", "throughput-tuned"),
+        ("latency_optimal_extra", "latency-optimal"),
+    ):
+        v = np.array([r[key] for r in sweep], dtype=float)
+        v = v[np.isfinite(v)]
+        worse, better = v[v > 1e-3], int((v < -1e-3).sum())
+        parts.append(
+            f"the {name} choice costs more energy than the pick in {len(worse)} of {len(v)}"
+            + (f", less in {better} (the fitted model's error)" if better else "")
+            + (
+                f" (median {100 * np.median(worse):+.0f} %, up to {100 * worse.max():+.0f} %)"
+                if len(worse)
+                else ""
+            )
+        )
+    shapes = ", ".join(f"{a}->{b}" for a, b in SWEEP_WORKLOADS)
+    limits = "/".join(f"{f:g}" for f in SWEEP_LIMIT_FACTORS)
+    return (
+        f"[bold]decision sweep[/] (SIMULATED truth, {len(sweep)} scenarios: workloads {shapes} "
+        f"tokens x limits {limits}x the fastest): " + "; ".join(parts)
+    )
 
 
 def _pareto(
