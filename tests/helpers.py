@@ -8,6 +8,10 @@
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,3 +99,44 @@ SPACE = {
     "batch": ConfigSpace.powers_of_two(1, 64),
     "gpu": ["H100", "A100"],
 }
+
+
+# ---------------------------------------------------------------- a fake OpenAI-compatible server
+#: The fake server script (stdlib only; loopback; bounded in requests and time).
+FAKE_SERVER = Path(__file__).with_name("fake_openai_server.py")
+
+
+class FakeServer:
+    """``tests/fake_openai_server.py`` run as a subprocess on 127.0.0.1 (``with FakeServer(...)``).
+
+    ``args`` are the script's options (``"--fail-every", "4"``); ``port`` 0 lets it pick one.
+    """
+
+    def __init__(self, *args: str, port: int = 0) -> None:
+        self.args = [str(a) for a in args]
+        self.port = port
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(FAKE_SERVER), "--port", str(self.port), "--max-seconds", "60",
+             *self.args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.proc.kill()
+            raise RuntimeError(f"fake server did not start: {line!r} {self.proc.stderr.read()}")
+        self.port = int(line.split()[1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "data": 1,
     "space": 2,
     "campaign": 3,
+    "workloads": 4,
     "learn": 4,
     "tune": 5,
     "app": 5,

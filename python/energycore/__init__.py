@@ -12,6 +12,7 @@ The package is grouped by capability, bottom layer first (a test keeps imports o
 - :mod:`energycore.integrations`: Kernel Tuner strategy;
 - :mod:`energycore.measure`: ``EnergyMeter``, ``Measurement`` (NVML, CUDA events);
 - :mod:`energycore.campaign`: ``Campaign`` (plans, journal, resume, Ray);
+- :mod:`energycore.workloads`: ``OpenAIServer``, ``Launcher`` (profile a real serving stack);
 - :mod:`energycore.data`: reading and writing measurements (CSV, Parquet, JSONL, ML.ENERGY);
 - :mod:`energycore.simulate`: the physics-based inference-node simulator;
 - :mod:`energycore.app`: the ``energycore`` command, the demo, plots.
@@ -34,6 +35,8 @@ _aliases.install()
 #: public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
     "JournalWarning": "energycore.data",
+    "OpenAIServer": "energycore.workloads",
+    "Launcher": "energycore.workloads",
     "EnergyModel": "energycore.fit",
     "TtftModel": "energycore.fit",
     "TpotModel": "energycore.fit",
@@ -69,6 +72,7 @@ _SUBMODULES = (
     "simulate",
     "space",
     "tune",
+    "workloads",
 )
 
 if TYPE_CHECKING:
@@ -82,6 +86,7 @@ if TYPE_CHECKING:
         measure,
         simulate,
         space,
+        workloads,
     )
     from energycore.campaign import Campaign
     from energycore.data import JournalWarning
@@ -104,6 +109,7 @@ if TYPE_CHECKING:
     )
     from energycore.measure import EnergyMeter, Measurement
     from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
+    from energycore.workloads import Launcher, OpenAIServer
 
 __all__ = [
     "BootstrapResult",
@@ -117,8 +123,10 @@ __all__ = [
     "IdentifiabilityWarning",
     "JournalWarning",
     "LatencyModel",
+    "Launcher",
     "Measurement",
     "NoGPUError",
+    "OpenAIServer",
     "PerformanceScorer",
     "Selection",
     "Selector",
@@ -137,6 +145,7 @@ __all__ = [
     "measure",
     "simulate",
     "space",
+    "workloads",
 ]
 
 

@@ -50,3 +50,24 @@ class CUDAError(RuntimeError):
         super().__init__(message)
         self.code = code
         self.function = function
+
+
+class ServerUnreachableError(RuntimeError):
+    """An inference server could not be reached, or went away during a run.
+
+    Like a lost GPU, this says nothing about the configuration being measured: a campaign stops
+    without recording it, so that :meth:`~energycore.Campaign.resume` measures it later.
+    """
+
+
+class LaunchError(RuntimeError):
+    """A server started for a configuration did not come up, or died while it was measured.
+
+    A failure *of the configuration* (recorded as failed with this message, and the campaign
+    goes on). ``reason`` is one of ``"out_of_memory"``, ``"crash"`` or ``"timeout"``; the
+    message names it and ends with the last lines of the server's log.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason

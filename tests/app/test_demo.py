@@ -76,3 +76,33 @@ def test_a_pick_that_breaks_the_limit_is_flagged(seed: int) -> None:
     assert any("exceeds the limit" in n for n in r.notes) is breaks
     if not breaks:
         assert r.regret >= 0
+
+
+def test_decision_sweep_judges_each_choice_by_the_simulated_truth() -> None:
+    from energycore.app import grid
+    from energycore.app.demo import decision_sweep
+
+    res = run_demo(samples=30, seed=3)
+    assert len(res.sweep) == 9
+    assert {(r["input_len"], r["output_len"]) for r in res.sweep} == {
+        (128, 64), (512, 256), (2048, 1024)
+    }  # fmt: skip
+    node = Node("H100", "llama-3.1-70b", n_gpus=8, noise=0.0)
+    space = grid.node_space(8, 512, node.gpu, node.model)
+    fitted = [res.energy_model, res.ttft_model, res.tpot_model]
+    (row,) = decision_sweep(space, fitted, node, workloads=((512, 256),), factors=(1e9,))
+    # no binding limit: the pick is the least predicted energy, the latency-optimal the fastest
+    kw = {"models": fitted, "input_len": 512.0, "output_len": 256.0}
+    cand = space.to_frame(limit=None, as_frame=False, **kw)
+    i_pick = int(np.argmin(cand["energy_per_request_j"]))
+    i_fast = int(np.argmin(cand["latency_s"]))
+    assert row["pick"] == {k: int(cand[k][i_pick]) for k in ("tp", "pp", "batch")}
+
+    def true_energy(i: int) -> float:
+        cfg = {k: np.array([float(cand[k][i])]) for k in ("tp", "pp", "batch")}
+        cfg.update(input_len=np.array([512.0]), output_len=np.array([256.0]))
+        return float(node.run(cfg, noise=False)["energy_per_request_j"][0])
+
+    want = true_energy(i_fast) / true_energy(i_pick) - 1
+    assert row["latency_optimal_extra"] == pytest.approx(want, rel=1e-9)
+    assert row["latency_optimal_extra"] > 1.0  # the fastest configuration costs far more

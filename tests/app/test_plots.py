@@ -42,3 +42,71 @@ def test_without_matplotlib_plots_are_skipped(
     assert "pareto plot skipped" in res.output
     assert (tmp_path / "d" / "measurements.csv").is_file()
     assert not (tmp_path / "d" / "pareto.png").exists()
+
+
+def test_pareto_figure_labels_baselines_and_the_saving() -> None:
+    import matplotlib.pyplot as plt
+
+    lat = np.array([1.0, 2.0, 3.0, 4.0, 8.0])
+    en = np.array([50.0, 30.0, 20.0, 25.0, 10.0])
+    fig = plots.pareto_figure(
+        lat, en, measured_latency_s=lat[:2], measured_energy_j=en[:2],
+        measured_label="measured at 512 -> 256 tokens (2 of 9)", pick=2, optimum=2,
+        baselines={"latency-optimal": 0, "max throughput": 3, "absent": None},
+        latency_limit_s=5.0,
+    )  # fmt: skip
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xlabel() == "batch latency (s)"
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        for want in ("latency-optimal", "max throughput", "pick", "true optimum",
+                     "measured at 512 -> 256 tokens (2 of 9)"):  # fmt: skip
+            assert want in labels
+        assert "absent" not in labels
+        notes = [c.get_text() for c in ax.texts]
+        assert notes == [
+            "pick uses 60 % less energy than latency-optimal\n"
+            "pick uses 20 % less energy than max throughput"
+        ]
+        assert ax.xaxis.get_major_formatter()(3.0, 0) == "3"  # not 3x10^0
+        # the legend sits outside the axes, so it hides no data
+        fig.canvas.draw()
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+    finally:
+        plt.close(fig)
+
+
+def test_report_draws_one_pareto_front_per_workload_shape(tmp_path: Path) -> None:
+    runner = CliRunner()
+    d = tmp_path
+    assert (
+        runner.invoke(app, ["simulate", "-o", str(d / "m.csv"), "--samples", "40"]).exit_code == 0
+    )
+    assert runner.invoke(app, ["fit", str(d / "m.csv"), "-o", str(d / "model.json")]).exit_code == 0
+    res = runner.invoke(
+        app, ["report", str(d / "model.json"), str(d / "m.csv"), "-o", str(d / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    import csv
+
+    with (d / "m.csv").open(newline="") as fh:
+        shapes = {(float(r["input_len"]), float(r["output_len"])) for r in csv.DictReader(fh)
+                  if r["status"] == "ok"}  # fmt: skip
+    files = sorted(p.name for p in (d / "r").glob("pareto*.png"))
+    assert len(shapes) > 1
+    assert files == sorted(f"pareto_{a:g}x{b:g}.png" for a, b in shapes)
+
+
+def test_a_baseline_that_is_the_pick_says_so() -> None:
+    import matplotlib.pyplot as plt
+
+    lat, en = np.array([1.0, 2.0, 4.0]), np.array([9.0, 4.0, 2.0])
+    fig = plots.pareto_figure(lat, en, pick=1, baselines={"max throughput": 1})
+    try:
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert "max throughput (= pick)" in labels
+        assert [c.get_text() for c in fig.axes[0].texts] == [
+            "pick uses 0 % less energy than max throughput"
+        ]
+    finally:
+        plt.close(fig)

@@ -65,7 +65,7 @@ def test_multi_start_finds_the_optimum_one_start_misses() -> None:
     many = EnergyModel(loss="linear", n_starts=16, template="energy_v1").fit(X, y)
     assert many.fit_result_.cost < 0.2 * one.fit_result_.cost
     assert many.fit_result_.start_index > 0
-    assert many.score(X, y)["mape"] < 0.02
+    assert many.metrics(X, y)["mape"] < 0.02
 
 
 def test_confidence_and_prediction_intervals_cover() -> None:
@@ -149,14 +149,14 @@ def test_each_energy_template_fits_its_own_data_and_round_trips(
     X, y, _ = noisy_problem(21, n=120, noise=0.0, template=template)
     m = EnergyModel(template=template, loss="linear").fit(X, y)
     assert m.template_name == template
-    assert m.score(X, y)["mape"] < 1e-6
+    assert m.metrics(X, y)["mape"] < 1e-6
     m.save(tmp_path / "m.json")
     back = EnergyModel.load(tmp_path / "m.json")
     assert back.template_name == template and back.get_params() == m.get_params()
     np.testing.assert_array_equal(back.predict(X), m.predict(X))
     other = "energy_v1" if template == "energy_v2" else "energy_v2"
     wrong = EnergyModel(template=other, loss="linear").fit(X, y)
-    assert wrong.score(X, y)["mape"] > 100 * m.score(X, y)["mape"]
+    assert wrong.metrics(X, y)["mape"] > 100 * m.metrics(X, y)["mape"]
 
 
 def test_unknown_energy_template_is_a_value_error(tmp_path: Path) -> None:
@@ -328,8 +328,8 @@ def test_latency_templates_fit_their_own_data() -> None:
     c = np.array([0.01, 2e-5, 1e-9, -0.7, 0.05, 1e-6])
     ttft = _core.template_value("ttft_v1", Xt, a)
     tpot = _core.template_value("tpot_v1", Xt, c)
-    assert TtftModel().fit(X, ttft).score(X, ttft)["mape"] < 1e-4
-    assert TpotModel().fit(X, tpot).score(X, tpot)["mape"] < 1e-4
+    assert TtftModel().fit(X, ttft).metrics(X, ttft)["mape"] < 1e-4
+    assert TpotModel().fit(X, tpot).metrics(X, tpot)["mape"] < 1e-4
 
 
 def test_accepts_dataframe_and_structured_array_and_column_name() -> None:

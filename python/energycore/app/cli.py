@@ -1,15 +1,24 @@
-"""The ``energycore`` command: demo, simulate, fit, predict, select, report.
+"""The ``energycore`` command: demo, simulate, fit, predict, select, report, profile.
 
 Every command reads and writes plain CSV and JSON files, so they chain:
 ``energycore simulate -o m.csv && energycore fit m.csv -o model.json && energycore select
 model.json --gpus 8 ...``. Errors in files or options end with a one-line message naming the
 problem and a non-zero exit code, never a traceback.
+
+For scripts: ``energycore --version``; ``--json`` on every command prints one JSON object on
+stdout and nothing else (an error prints ``{"error": ..., "exit_code": ...}``); ``-o`` writes
+each command's result to a file; ``-v``/``-q`` (before the command) set the log level (logs go
+to stderr). Exit codes: 0 ok, 1 a problem with files, options or the measuring system,
+2 usage (unknown option, bad value), 3 infeasible (no configuration meets the limits).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import math
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +28,14 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from energycore._util.columns import FEATURES
+from energycore._version import __version__
 from energycore.data import read_csv, records_to_columns, write_csv
+from energycore.errors import NoGPUError
 
 app = typer.Typer(
     name="energycore",
@@ -34,6 +46,10 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+log = logging.getLogger("energycore.cli")
+
+#: Exit codes of every command.
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INFEASIBLE = 0, 1, 2, 3
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,22 +57,106 @@ LATENCY_KINDS = ("ttft", "tpot")
 
 
 class CLIError(Exception):
-    """A problem with the user's files or options, reported as one line."""
+    """A problem with the user's files or options, reported as one line (exit code 1)."""
+
+    code = EXIT_ERROR
+
+
+class Infeasible(CLIError):
+    """No configuration meets the limits (exit code 3)."""
+
+    code = EXIT_INFEASIBLE
+
+
+def _jsonable(v: Any) -> Any:
+    """JSON-ready values: numpy scalars and arrays as Python ones, NaN and inf as null."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _emit(json_out: bool, result: dict[str, Any]) -> None:
+    """With ``--json``, the command's result as one JSON object on stdout."""
+    if json_out:
+        sys.stdout.write(json.dumps(_jsonable(result), allow_nan=False) + "\n")
+        sys.stdout.flush()
 
 
 def _errors(fn: F) -> F:
-    """Turn expected failures into one red line on stderr and exit code 1."""
+    """Turn expected failures into one red line on stderr and their exit code (1, or 3 when
+    nothing is feasible); with ``--json`` also ``{"error": ..., "exit_code": ...}`` on stdout.
+    ``--json`` silences the tables and notes."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_out = bool(kwargs.get("json_out"))
+        quiet = console.quiet
+        if json_out:
+            console.quiet = True
         try:
             return fn(*args, **kwargs)
-        except (CLIError, ValueError, OSError) as e:
+        except (CLIError, ValueError, OSError, ImportError, NoGPUError) as e:
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            code = getattr(e, "code", EXIT_ERROR) if isinstance(e, CLIError) else EXIT_ERROR
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+            _emit(json_out, {"error": msg, "exit_code": code})
+            raise typer.Exit(code=code) from None
+        finally:
+            console.quiet = quiet
 
     return wrapper  # type: ignore[return-value]
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is when they are written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"energycore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log lines on stderr (-vv).")
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only errors: no tables, notes or logs.")
+    ] = False,
+) -> None:
+    """Energy-optimal deployment of ML inference: simulate, fit, predict, select, report,
+    profile. Exit codes: 0 ok, 1 error in files/options/system, 2 usage, 3 infeasible."""
+    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
+    level = logging.ERROR if quiet else levels[min(verbose, 2)]
+    root = logging.getLogger("energycore")
+    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    console.quiet = quiet
 
 
 @contextmanager
@@ -130,11 +230,12 @@ def _coef_table(model: Any, title: str) -> Table:
     t = Table(title=title, title_justify="left")
     for c in ("coef", "value", "± stderr", "unit", "meaning"):
         t.add_column(c, justify="right" if c in ("value", "± stderr") else "left")
-    for name, v in model.params_.items():
+    for j, (name, v) in enumerate(model.params_.items()):
         s = model.stderr_[name]
+        # a fitted coefficient with a NaN standard error is not determined by the data: "n/a"
+        err = "fixed" if model.fixed_mask_[j] else (f"{s:.2g}" if math.isfinite(s) else "n/a")
         t.add_row(
-            name, f"{v:.4g}", "fixed" if not math.isfinite(s) else f"{s:.2g}",
-            info[name].get("unit", ""), info[name].get("description", ""),
+            name, f"{v:.4g}", err, info[name].get("unit", ""), info[name].get("description", "")
         )  # fmt: skip
     return t
 
@@ -155,6 +256,18 @@ Gpus = Annotated[int, typer.Option("--gpus", min=1, max=1024, help="GPUs in the 
 Seed = Annotated[
     int,
     typer.Option(min=0, max=2**64 - 1, help="Seed of the plan and of the measurement noise."),
+]
+FitSeed = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=2**64 - 1,
+        help="Seed of the fit's random multi-start points (same seed, same fit).",
+    ),
+]
+JsonOut = Annotated[
+    bool,
+    typer.Option("--json", help="Print the result as one JSON object on stdout, nothing else."),
 ]
 Noise = Annotated[float, typer.Option(min=0.0, max=0.5, help="Measurement noise (log sd).")]
 # Upper bounds: the physical bounds of the models (energycore._util.columns.FEATURE_MAX).
@@ -180,6 +293,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
         "energycore-demo"
     ),
+    json_out: JsonOut = False,
 ) -> None:
     """Profile a simulated node, fit the energy model, pick the energy-optimal configuration."""
     from energycore.app.demo import run_demo
@@ -197,7 +311,7 @@ def demo(
     res.ttft_model.save(_sibling(out / "model.json", "ttft"))
     res.tpot_model.save(_sibling(out / "model.json", "tpot"))
 
-    limit = f"{res.latency_limit_s:.2f} s" + (" (2x the fastest)" if res.limit_was_default else "")
+    limit = f"{res.latency_limit_s:.3g} s" + (" (2x the fastest)" if res.limit_was_default else "")
     t = Table(
         title=(
             f"SIMULATED {res.n_gpus} x {res.gpu} serving {res.model}: workload {res.input_len} "
@@ -205,7 +319,8 @@ def demo(
         ),
         title_justify="left",
         caption=f"all numbers from energycore.simulate (source = simulated); "
-        f"{len(res.measurements) - res.n_failed} configurations profiled, {res.n_failed} failed",
+        f"{len(res.measurements)} configurations run: {len(res.measurements) - res.n_failed} "
+        f"measured, {res.n_failed} failed (cannot run on the node, reason recorded)",
     )
     for c in ("", "configuration", "J/req pred", "J/req true", "lat. pred", "lat. true"):
         left = c in ("", "configuration")
@@ -226,6 +341,13 @@ def demo(
             f"{r['true_latency_s']:.2f} s",
         )  # fmt: skip
     console.print(t)
+    if res.pick is None:
+        fastest = res.row(res.latency_optimal)
+        hint = f" (fastest predicted: {fastest['pred_latency_s']:.3g} s)" if fastest else ""
+        raise Infeasible(
+            f"no configuration is predicted to meet the latency limit {res.latency_limit_s:.3g} s"
+            f"{hint}; raise --latency-limit"
+        )
     if res.pick_breaks_limit:
         regret = "the pick [bold]breaks the latency limit[/] in truth (see the note below)"
     else:
@@ -247,6 +369,8 @@ def demo(
             ),
             highlight=False,
         )
+    if res.sweep:
+        console.print(_sweep_line(res.sweep), highlight=False, soft_wrap=True)
     console.print(
         _coef_table(
             res.energy_model,
@@ -260,14 +384,71 @@ def demo(
         if r["status"] == "ok" and r["input_len"] == res.input_len
         and r["output_len"] == res.output_len
     ]  # fmt: skip
-    _plot_or_skip(
+    n_ok = len(res.measurements) - res.n_failed
+    plot = _plot_or_skip(
         "pareto",
-        lambda: _pareto(out / "pareto.png", res, cands, measured),
+        lambda: _pareto(out / "pareto.png", res, cands, measured, n_ok),
     )
     console.print(f"wrote {csv_path}, {out / 'model.json'}", highlight=False)
 
+    def cfg(i: int | None) -> dict[str, Any] | None:
+        r = res.row(i)
+        if r is None:
+            return None
+        keys = ("tp", "pp", "batch", "pred_energy_per_request_j", "true_energy_per_request_j",
+                "pred_latency_s", "true_latency_s")  # fmt: skip
+        return {k: r[k] for k in keys}
 
-def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]]) -> Path:
+    _emit(
+        json_out,
+        {
+            "source": "simulated", "gpu": res.gpu, "n_gpus": res.n_gpus, "model": res.model,
+            "input_len": res.input_len, "output_len": res.output_len,
+            "latency_limit_s": res.latency_limit_s,
+            "n_profiled": len(res.measurements) - res.n_failed, "n_failed": res.n_failed,
+            "pick": cfg(res.pick), "optimum": cfg(res.optimum),
+            "latency_optimal": cfg(res.latency_optimal),
+            "throughput_optimal": cfg(res.throughput_optimal),
+            "regret": res.regret, "pick_breaks_limit": res.pick_breaks_limit,
+            "latency_optimal_extra_energy": res.latency_optimal_extra_energy,
+            "sweep": res.sweep,
+            "files": [csv_path, out / "model.json", *([plot] if plot else [])],
+        },
+    )  # fmt: skip
+
+
+def _sweep_line(sweep: list[dict[str, Any]]) -> str:
+    """One sentence: how often and by how much the usual choices cost extra energy."""
+    from energycore.app.demo import SWEEP_LIMIT_FACTORS, SWEEP_WORKLOADS
+
+    parts = []
+    for key, name in (
+        ("throughput_extra", "throughput-tuned"),
+        ("latency_optimal_extra", "latency-optimal"),
+    ):
+        v = np.array([r[key] for r in sweep], dtype=float)
+        v = v[np.isfinite(v)]
+        worse, better = v[v > 1e-3], int((v < -1e-3).sum())
+        parts.append(
+            f"the {name} choice costs more energy than the pick in {len(worse)} of {len(v)}"
+            + (f", less in {better} (the fitted model's error)" if better else "")
+            + (
+                f" (median {100 * np.median(worse):+.0f} %, up to {100 * worse.max():+.0f} %)"
+                if len(worse)
+                else ""
+            )
+        )
+    shapes = ", ".join(f"{a}->{b}" for a, b in SWEEP_WORKLOADS)
+    limits = "/".join(f"{f:g}" for f in SWEEP_LIMIT_FACTORS)
+    return (
+        f"[bold]decision sweep[/] (SIMULATED truth, {len(sweep)} scenarios: workloads {shapes} "
+        f"tokens x limits {limits}x the fastest): " + "; ".join(parts)
+    )
+
+
+def _pareto(
+    path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, Any]], n_ok: int
+) -> Path:
     from energycore.app.plots import pareto_plot
 
     return pareto_plot(
@@ -276,21 +457,30 @@ def _pareto(path: Path, res: Any, c: dict[str, Any], measured: list[dict[str, An
         predicted_energy_j=np.where(c["valid"], c["pred_energy_per_request_j"], np.nan),
         measured_latency_s=np.array([r["latency_s"] for r in measured]),
         measured_energy_j=np.array([r["energy_per_request_j"] for r in measured]),
+        measured_label=(
+            f"measured at {res.input_len} -> {res.output_len} tokens ({len(measured)} of {n_ok}; "
+            "the rest at other lengths)"
+        ),
         pick=res.pick, optimum=res.optimum, latency_limit_s=res.latency_limit_s,
+        baselines={"latency-optimal": res.latency_optimal,
+                   "max throughput": res.throughput_optimal},
         title=f"SIMULATED {res.n_gpus} x {res.gpu}, {res.model}: energy vs latency",
         reference_label="simulated truth",
     )  # fmt: skip
 
 
-def _plot_or_skip(name: str, draw: Callable[[], Path]) -> None:
+def _plot_or_skip(name: str, draw: Callable[[], Path]) -> Path | None:
     from energycore.app.plots import PlotUnavailable
 
     try:
         path = draw()
     except PlotUnavailable as e:
-        console.print(f"[yellow]{name} plot skipped:[/] {e}", highlight=False)
-        return
+        console.print(
+            f"[yellow]{name} plot skipped:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+        )
+        return None
     console.print(f"wrote {path}", highlight=False)
+    return path
 
 
 @app.command()
@@ -307,6 +497,7 @@ def simulate(
     samples: Annotated[int, typer.Option(min=1, help="Random configurations without --plan.")] = 50,
     seed: Seed = 0,
     noise: Noise = 0.03,
+    json_out: JsonOut = False,
 ) -> None:
     """Write a (simulated) measurement CSV for a plan, or for random configurations."""
     from energycore.app.demo import measure_plan, plan_candidates
@@ -325,6 +516,15 @@ def simulate(
         f"wrote {output}: {len(records) - failed} simulated measurements, {failed} failed "
         f"(invalid configurations, reason recorded)",
         highlight=False,
+    )
+    _emit(
+        json_out,
+        {
+            "output": output,
+            "n_ok": len(records) - failed,
+            "n_failed": failed,
+            "source": "simulated",
+        },
     )
 
 
@@ -365,7 +565,8 @@ def fit(
     data: Annotated[Path, typer.Argument(help="Measurement CSV.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model JSON to write.")],
     target: Annotated[str, typer.Option(help="Column with joules per batch.")] = "energy_j",
-    seed: Seed = 0,
+    seed: FitSeed = 0,
+    json_out: JsonOut = False,
 ) -> None:
     """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present)."""
     from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
@@ -376,17 +577,39 @@ def fit(
     output.parent.mkdir(parents=True, exist_ok=True)
     em.save(output)
     console.print(_coef_table(em, f"EnergyModel fitted to {len(cols[target])} rows of {data}"))
-    score = em.score(cols, cols[target])
+    score = em.metrics(cols, cols[target])
     console.print(f"in-sample mean absolute error: {100 * score['mape']:.1f} %", highlight=False)
+    written = [output]
+    lat: dict[str, Any] = {}
     for kind, cls in (("ttft", TtftModel), ("tpot", TpotModel)):
         col = f"{kind}_s"
         if col in cols and cols[col].dtype != object and np.isfinite(cols[col]).all():
             m = cls(seed=seed)
             notes += _fit_quietly(m, cols, cols[col])
             m.save(_sibling(output, kind))
+            lat[kind] = m
+            written.append(_sibling(output, kind))
             console.print(f"wrote {_sibling(output, kind)}", highlight=False)
-    _notes(sorted(set(notes)))
+    if len(lat) == 2:  # both halves also as one LatencyModel file (LatencyModel.load reads it)
+        from energycore.fit.latency import LatencyModel
+
+        lm = LatencyModel(seed=seed)
+        lm._set(lat["ttft"], lat["tpot"])
+        lm.save(_sibling(output, "latency"))
+        written.append(_sibling(output, "latency"))
+        console.print(f"wrote {_sibling(output, 'latency')}", highlight=False)
+    notes = sorted(set(notes))
+    _notes(notes)
     console.print(f"wrote {output}", highlight=False)
+    log.info("fitted %s to %d rows of %s", em.template_name, len(cols[target]), data)
+    _emit(
+        json_out,
+        {
+            "n_rows": len(cols[target]), "template": em.template_name, "params": em.params_,
+            "stderr": em.stderr_, "fixed": [n for n, f in zip(em.params_, em.fixed_mask_) if f],
+            **score, "notes": notes, "files": written,
+        },
+    )  # fmt: skip
 
 
 @app.command()
@@ -397,6 +620,7 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV with predictions to write.")
     ] = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Predict energy (and latency, when latency models exist) for each configuration."""
     em, lat = _load_models(model)
@@ -428,10 +652,19 @@ def predict(
         t.add_row(*(f"{cols[k][i]:g}" for k in FEATURES), f"{pred[i]:.1f}", m)
     console.print(t)
     meas = cols.get("energy_j")
+    mape = math.nan
     if meas is not None and meas.dtype != object and np.isfinite(meas).any():
         ok = np.isfinite(meas) & (meas > 0)
         mape = float(np.mean(np.abs(pred[ok] - meas[ok]) / meas[ok]))
         console.print(f"mean absolute error vs energy_j: {100 * mape:.1f} %", highlight=False)
+    keys = [*FEATURES, *(k for k in out if k.startswith("pred_"))]
+    _emit(
+        json_out,
+        {
+            "n": len(pred), "mape": mape, "output": output,
+            "predictions": [{k: out[k][i] for k in keys} for i in range(len(pred))],
+        },
+    )  # fmt: skip
 
 
 @app.command()
@@ -455,6 +688,11 @@ def select(
         typer.Option("--served-model", help="Model (catalogue name) for the memory-fit check."),
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Configurations to list.")] = 5,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the ranked configurations (.csv or .json)."),
+    ] = None,
+    json_out: JsonOut = False,
 ) -> None:
     """Pick the energy-optimal (tp, pp, batch) for a workload, under a latency limit."""
     from energycore.app import grid as _grid
@@ -493,7 +731,7 @@ def select(
             else None
         )
         hint = f" (fastest predicted: {fastest.value:.3g} s)" if fastest else ""
-        raise CLIError(
+        raise Infeasible(
             f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s{hint}"
         )
     t = Table(
@@ -511,6 +749,27 @@ def select(
             "" if lat_col is None else f"{lat_col[k]:.2f}",
         )  # fmt: skip
     console.print(t)
+    ranked = [
+        {
+            "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
+            "energy_per_request_j": best["energy_per_request_j"][k],
+            **({"latency_s": lat_col[k]} if lat_col is not None else {}),
+        }
+        for k in range(len(best["index"]))
+    ]  # fmt: skip
+    result: dict[str, Any] = {
+        "gpus": gpus, "input_len": input_len, "output_len": output_len,
+        "latency_limit_s": latency_limit, "configurations": ranked,
+    }  # fmt: skip
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix == ".json":
+            output.write_text(json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n")
+        else:
+            write_csv(output, records_to_columns(ranked))
+        console.print(f"wrote {output}", highlight=False)
+        result["output"] = output
+    _emit(json_out, result)
 
 
 @app.command()
@@ -521,13 +780,14 @@ def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the plots.")] = Path(
         "energycore-report"
     ),
+    json_out: JsonOut = False,
 ) -> None:
     """Residual and Pareto plots of a model against measurements."""
     em, lat = _load_models(model)
     cols = _ok_rows(read_csv(data), data, "energy_j")
     pred = em.predict(cols)
     meas = cols["energy_j"]
-    score = em.score(cols, meas)
+    score = em.metrics(cols, meas)
     simulated = "source" in cols and bool((cols["source"] == "simulated").any())
     label = "SIMULATED measurements" if simulated else "measurements"
     console.print(
@@ -554,14 +814,94 @@ def report(
         if len(lat) == 2:
             pl = lat["ttft"].predict(cols) + lat["tpot"].predict(cols) * cols["output_len"]
             pe = pred / cols["batch"]
-        return pareto_plot(
-            out / "pareto.png", cols["latency_s"], meas / cols["batch"],
-            predicted_latency_s=pl, predicted_energy_j=pe,
-            title=f"Energy vs latency, {label} ({data.name})", reference_label="measured",
-        )  # fmt: skip
+        # one front per workload shape: configurations serving different lengths do not compete
+        shapes = sorted(
+            {(float(a), float(b)) for a, b in zip(cols["input_len"], cols["output_len"])}
+        )
+        first: Path | None = None
+        for il, ol in shapes:
+            m = (cols["input_len"] == il) & (cols["output_len"] == ol)
+            name = "pareto.png" if len(shapes) == 1 else f"pareto_{il:g}x{ol:g}.png"
+            p = pareto_plot(
+                out / name, cols["latency_s"][m], (meas / cols["batch"])[m],
+                predicted_latency_s=None if pl is None else pl[m],
+                predicted_energy_j=None if pe is None else pe[m],
+                title=f"Energy vs latency at {il:g} -> {ol:g} tokens, {label} ({data.name})",
+                reference_label="measured",
+            )  # fmt: skip
+            first = first or p
+            if len(shapes) > 1:
+                console.print(f"wrote {p}", highlight=False)
+        assert first is not None
+        return first
 
-    _plot_or_skip("residual", residuals)
-    _plot_or_skip("pareto", pareto)
+    plots = [_plot_or_skip("residual", residuals), _plot_or_skip("pareto", pareto)]
+    _emit(
+        json_out,
+        {"n": len(meas), "simulated": simulated, **score, "plots": [p for p in plots if p]},
+    )
+
+
+@app.command()
+@_errors
+def profile(
+    space_file: Annotated[
+        Path,
+        typer.Argument(help="Space file (TOML, or YAML): [space], [campaign], [server], [launch]."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="CSV of every configuration (ok and failed)."),
+    ] = None,
+    journal: Annotated[
+        Path | None, typer.Option(help="Journal (JSONL) instead of the file's [campaign] journal.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the journal's campaign (skip what it holds).")
+    ] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Profile a real OpenAI-compatible server (vLLM, SGLang, TGI) over a space of configurations."""
+    from energycore.campaign.spacefile import load_space_file
+
+    spec = load_space_file(space_file)
+    camp = spec.make_campaign(journal=journal, progress=None if err_console.is_terminal else False)
+    if resume and camp.journal is None:
+        raise CLIError("--resume needs a journal ([campaign] journal or --journal)")
+    try:
+        camp.resume() if resume else camp.run()
+    except Exception as e:
+        from energycore.campaign.run import SYSTEM_ERRORS
+
+        if not isinstance(e, SYSTEM_ERRORS):
+            raise
+        held = len(camp.records)
+        hint = f"; the journal holds {held} result(s): rerun with --resume" if camp.journal else ""
+        raise CLIError(f"{type(e).__name__}: {e}{hint}") from None
+    recs = camp.records
+    failed = [r for r in recs if r["status"] != "ok"]
+    console.print(
+        f"profiled {len(recs)} of {len(camp.configs)} configurations: {len(recs) - len(failed)} "
+        f"ok, {len(failed)} failed" + (f" (journal {camp.journal})" if camp.journal else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in failed:
+        cfg = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in r["config"].items())  # fmt: skip
+        console.print(f"[yellow]failed:[/] {cfg}: {r['error']}", highlight=False, soft_wrap=True)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        camp.to_csv(output, include_failed=True)
+        console.print(f"wrote {output}", highlight=False)
+    _emit(
+        json_out,
+        {
+            "n_planned": len(camp.configs), "n_ok": len(recs) - len(failed),
+            "n_failed": len(failed), "journal": camp.journal, "output": output,
+            "failed": [{"config": r["config"], "error": r["error"]} for r in failed],
+        },
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -29,6 +29,9 @@ PLAN_BATCHES = tuple(_grid.powers_of_two(1, 512))
 SELECT_BATCHES = tuple(_grid.powers_of_two(1, 512))
 #: Default latency limit, as a multiple of the fastest predicted configuration.
 DEFAULT_LIMIT_FACTOR = 2.0
+#: The decision sweep: workloads (prompt, output tokens) x latency limits (x the fastest).
+SWEEP_WORKLOADS = ((128, 64), (512, 256), (2048, 1024))
+SWEEP_LIMIT_FACTORS = (1.5, 2.0, 4.0)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class DemoResult:
     latency_optimal: int | None
     throughput_optimal: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: One row per sweep scenario (see :func:`decision_sweep`).
+    sweep: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self, i: int | None) -> dict[str, Any] | None:
         """One enumerated configuration with its predicted and true figures."""
@@ -142,6 +147,51 @@ def measure_plan(
         if progress is not None:
             progress(1)
     return records, failed
+
+
+def decision_sweep(
+    space: Any,
+    fitted: list[Any],
+    node: Node,
+    workloads: tuple[tuple[int, int], ...] = SWEEP_WORKLOADS,
+    factors: tuple[float, ...] = SWEEP_LIMIT_FACTORS,
+) -> list[dict[str, Any]]:
+    """What energy-aware selection buys over the usual choices, scenario by scenario.
+
+    For each workload and latency limit (a multiple of the fastest predicted configuration):
+    the pick (least predicted energy within the limit), the throughput-tuned choice (fewest
+    predicted GPU-seconds per request within the limit) and the latency-optimal one, each
+    judged by the simulator's *true* energy per request. ``throughput_extra`` and
+    ``latency_optimal_extra`` are their true energy over the pick's, minus 1 (NaN when a
+    choice does not exist).
+    """
+    rows = []
+    for il, ol in workloads:
+        kw = {"models": fitted, "input_len": float(il), "output_len": float(ol)}
+        cand = space.to_frame(limit=None, as_frame=False, **kw)
+        if not len(cand["index"]):
+            continue
+        truth = node.run(cand, noise=False)
+        e_true = np.where(truth["valid"], truth["energy_per_request_j"], np.nan)
+        fastest = int(np.argmin(cand["latency_s"]))
+        gpu_s = _grid.gpu_seconds_per_request(cand["latency_s"], cand)
+        every = np.ones(len(cand["index"]), dtype=bool)
+        for f in factors:
+            limit = float(f * cand["latency_s"][fastest])
+            pick = constrained_argmin(cand["energy_per_request_j"], every, cand["latency_s"], limit)
+            thr = constrained_argmin(gpu_s, every, cand["latency_s"], limit)
+            if pick is None:
+                continue
+
+            def extra(i: int | None, pick: int = pick, e: Any = e_true) -> float:
+                return float(e[i] / e[pick] - 1.0) if i is not None else float("nan")
+
+            rows.append({
+                "input_len": il, "output_len": ol, "limit_factor": f, "latency_limit_s": limit,
+                "pick": _grid.take({k: cand[k] for k in ("tp", "pp", "batch")}, pick),
+                "throughput_extra": extra(thr), "latency_optimal_extra": extra(fastest),
+            })  # fmt: skip
+    return rows
 
 
 def _ok_columns(records: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -265,6 +315,7 @@ def run_demo(
     every = np.ones(len(cand["index"]), dtype=bool)
     gpu_s = _grid.gpu_seconds_per_request(cand["pred_latency_s"], cand)
     thr_opt = constrained_argmin(gpu_s, every, cand["pred_latency_s"], latency_limit)
+    sweep = decision_sweep(space, fitted, node)
     if pick is not None and truth["latency_s"][pick] > latency_limit:
         notes.append(
             f"the pick's true latency {truth['latency_s'][pick]:.2f} s exceeds the limit "
@@ -289,4 +340,5 @@ def run_demo(
         latency_optimal=lat_opt,
         throughput_optimal=thr_opt,
         notes=notes,
+        sweep=sweep,
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from energycore.campaign import journal as _journal
-from energycore.errors import CUDAError, NoGPUError, NVMLError
+from energycore.errors import CUDAError, NoGPUError, NVMLError, ServerUnreachableError
 from energycore.measure.nvml import Measurement
 
 __all__ = ["SYSTEM_ERRORS", "run_one"]
@@ -49,8 +49,9 @@ def _columns(out: Any, window: Measurement | None) -> dict[str, Any]:
     return row
 
 
-#: Errors of the measuring system rather than of a configuration.
-SYSTEM_ERRORS = (NoGPUError, NVMLError, CUDAError)
+#: Errors of the measuring system (GPU, NVML, CUDA, an unreachable server) rather than of a
+#: configuration.
+SYSTEM_ERRORS = (NoGPUError, NVMLError, CUDAError, ServerUnreachableError)
 
 
 def run_one(

@@ -768,8 +768,39 @@ class TemplateModel(SolverParams):
         k = np.exp(NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(np.maximum(var, 0.0) + s2))
         return pred / k, pred * k
 
-    def score(self, X: Any, y: Any) -> dict[str, float]:
-        """Accuracy on ``(X, y)``: mean absolute percentage error, R^2 and RMSE of log ratios."""
+    #: scikit-learn < 1.6 reads the estimator type from this attribute.
+    _estimator_type: ClassVar[str] = "regressor"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn (1.6+) estimator tags: a regressor of positive targets on 2-D input
+        (five feature columns, or a frame / dict with them) that needs ``fit`` first."""
+        from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, positive_only=True),
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(two_d_array=True, dict=True),
+            requires_fit=True,
+        )
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R^2 of the predictions on ``(X, y)`` (the scikit-learn regressor convention, so that
+        ``cross_val_score`` and ``GridSearchCV`` work); :meth:`metrics` gives the percentage
+        error and the log-ratio RMSE too."""
+        pred = self.predict(X)
+        yt = as_target(y, len(pred), self.target or "y", X)
+        w = np.ones_like(yt) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if w.shape != yt.shape:
+            raise ValueError(f"sample_weight: expected {len(yt)} weights, got shape {w.shape}")
+        mean = float(np.average(yt, weights=w))
+        ss_res = float(np.sum(w * (yt - pred) ** 2))
+        ss_tot = float(np.sum(w * (yt - mean) ** 2))
+        return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+    def metrics(self, X: Any, y: Any) -> dict[str, float]:
+        """Accuracy on ``(X, y)``: mean absolute percentage error, R^2 and RMSE of log ratios
+        (what ``score`` returned before; ``score`` is now the R^2 float)."""
         pred = self.predict(X)
         yt = as_target(y, len(pred), self.target or "y", X)
         mape = float(np.mean(np.abs(pred - yt) / yt))

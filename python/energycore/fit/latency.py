@@ -188,13 +188,13 @@ class LatencyModel(SolverParams):
         return self._half(which).predict_interval(X, level)
 
     def score(self, X: Any, ttft_s: Any, tpot_s: Any) -> dict[str, dict[str, float]]:
-        """Goodness of fit of each half on held-out data (see ``TemplateModel.score``)."""
+        """Goodness of fit of each half on held-out data (see ``TemplateModel.metrics``)."""
         self._check_fitted()
         out = {}
         if self.ttft_model_ is not None:
-            out["ttft_s"] = self.ttft_model_.score(X, ttft_s)
+            out["ttft_s"] = self.ttft_model_.metrics(X, ttft_s)
         if self.tpot_model_ is not None:
-            out["tpot_s"] = self.tpot_model_.score(X, tpot_s)
+            out["tpot_s"] = self.tpot_model_.metrics(X, tpot_s)
         return out
 
     # ------------------------------------------------------------------ persistence
