@@ -45,6 +45,8 @@ _LAZY: dict[str, str] = {
     "Selector": "energycore.space",
     "VariantSelector": "energycore.space",
     "VariantChoice": "energycore.space",
+    "SequenceAxis": "energycore.space",
+    "SequenceSpace": "energycore.space",
     "GradientBoosting": "energycore.learn",
     "ValidityScorer": "energycore.learn",
     "PerformanceScorer": "energycore.learn",
@@ -99,7 +101,15 @@ if TYPE_CHECKING:
         ValidityScorer,
     )
     from energycore.measure import EnergyMeter, Measurement
-    from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
+    from energycore.space import (
+        ConfigSpace,
+        Selection,
+        Selector,
+        SequenceAxis,
+        SequenceSpace,
+        VariantChoice,
+        VariantSelector,
+    )
 
 __all__ = [
     "BootstrapResult",
@@ -117,6 +127,8 @@ __all__ = [
     "PerformanceScorer",
     "Selection",
     "Selector",
+    "SequenceAxis",
+    "SequenceSpace",
     "TpotModel",
     "TtftModel",
     "Tuner",
