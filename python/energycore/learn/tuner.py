@@ -236,8 +236,8 @@ class Tuner:
         if n == 0:
             raise ValueError("space: no configurations (empty, or every point fails a constraint)")
         self._values = {k: [_plain(v) for v in cols[k]] for k in self.params}
+        self.categories_: dict[str, list[Any]] = {}
         if hasattr(space, "tuner_pool") and hasattr(space, "encode"):  # a SequenceSpace
-            self.categories_ = {}
             rows = [self.config(i) for i in range(n)]
             self.features_ = np.asarray(space.encode(rows), dtype=np.float64)
         else:
@@ -283,7 +283,7 @@ class Tuner:
     def _encode(self, values: Mapping[str, list[Any]]) -> np.ndarray:
         """Numeric feature matrix; text columns coded by their sorted distinct values."""
         out = np.empty((len(values[self.params[0]]), len(self.params)))
-        self.categories_: dict[str, list[Any]] = {}
+        self.categories_ = {}
         for j, k in enumerate(self.params):
             col = values[k]
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in col) or all(
