@@ -181,7 +181,7 @@ def test_timed_runs_and_calibration(toolchain, embench) -> None:
 def test_search_with_the_tuner_and_at_random(build) -> None:
     sp = pipeline_space(["instcombine", "simplifycfg", "gvn", "licm", "sroa"], max_len=3,
                         levels=("none", "Oz"), pool=200)  # fmt: skip
-    for strategy in ("tuner", "random"):
+    for strategy in ("tuner", "random", "local", "tuner+local"):
         out = search(build, sp, strategy=strategy, budget=12, batch=6, seed=0)
         assert out["evaluations"] == 12
         assert out["best"] in sp
@@ -191,3 +191,11 @@ def test_search_with_the_tuner_and_at_random(build) -> None:
         assert out["trace"] == sorted(out["trace"], reverse=True)
     with pytest.raises(ValueError, match="repeats"):
         search(build, sp, objective="run_s", budget=2)
+
+
+def test_search_refuses_bad_arguments(build) -> None:
+    sp = pipeline_space(["instcombine"], max_len=1)
+    with pytest.raises(ValueError, match="strategy"):
+        search(build, sp, strategy="annealing", budget=2)
+    with pytest.raises(ValueError, match="objective"):
+        search(build, sp, objective="speed", budget=2)
