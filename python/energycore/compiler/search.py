@@ -64,6 +64,40 @@ def config_passes(config: Mapping[str, Any]) -> list[str]:
     return [level, *seq] if config.get("place", "after") == "after" else [*seq, level]
 
 
+def _key(c: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in c.items()))
+
+
+def _climb(
+    space: SequenceSpace,
+    records: list[tuple[dict[str, Any], dict[str, Any]]],
+    measure: Any,
+    objective: str,
+    budget: int,
+    rng: np.random.Generator,
+) -> None:
+    """Hill climbing: mutate one of the three best configurations so far (never one already
+    evaluated) until ``budget`` evaluations are spent."""
+    seen = {_key(c) for c, _ in records}
+    stale = 0
+    while len(records) < budget and stale < 200:
+        ok = [(float(r[objective]), i) for i, (_, r) in enumerate(records)
+              if r["status"] == "ok" and r.get(objective) is not None]  # fmt: skip
+        if not ok:
+            c = space.sample(1, seed=rng)[0]
+        else:
+            ok.sort()
+            top = ok[: min(3, len(ok))]
+            base = records[top[int(rng.integers(len(top)))][1]][0]
+            c = space.mutate(base, rng)
+        if _key(c) in seen:
+            stale += 1
+            continue
+        stale = 0
+        seen.add(_key(c))
+        measure(c)
+
+
 def search(
     build: Build,
     space: SequenceSpace,
@@ -85,9 +119,13 @@ def search(
         From :func:`pipeline_space`.
     objective : {"ir_instructions", "text_bytes", "run_s"}
         ``"run_s"`` needs ``repeats >= 1`` (timed runs per evaluation).
-    strategy : {"tuner", "random"}
-        The :class:`~energycore.Tuner` (validity model + pairwise ranker) or a uniform sample of
-        the same candidate pool, at the same number of evaluations.
+    strategy : {"tuner", "random", "local", "tuner+local"}
+        ``"tuner"``: the :class:`~energycore.Tuner` (validity model + pairwise ranker) over the
+        space's candidate pool; ``"random"``: a uniform sample of the same pool; ``"local"``:
+        a quarter of the budget sampled from the pool, then hill climbing with the space's
+        neighbourhood moves (:meth:`SequenceSpace.mutate`) from one of the three best so far;
+        ``"tuner+local"``: the tuner for half the budget, then the moves. Every strategy
+        spends the same number of evaluations.
     budget, batch, seed
         Evaluations in all (failures count), per round, and the seed.
     tuner_options
@@ -106,8 +144,10 @@ def search(
         )
     if objective == "run_s" and repeats < 1:
         raise ValueError("repeats: the objective run_s needs repeats >= 1")
-    if strategy not in ("tuner", "random"):
-        raise ValueError(f"strategy: expected 'tuner' or 'random', got {strategy!r}")
+    if strategy not in ("tuner", "random", "local", "tuner+local"):
+        raise ValueError(
+            f"strategy: expected 'tuner', 'random', 'local' or 'tuner+local', got {strategy!r}"
+        )
     records: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def measure(c: dict[str, Any]) -> dict[str, Any]:
@@ -115,15 +155,19 @@ def search(
         records.append((c, r))
         return r
 
-    if strategy == "tuner":
-        tuner = Tuner(space, objective=objective, budget=budget, batch=batch, seed=seed,
+    rng = np.random.default_rng([seed, 7])
+    if strategy in ("tuner", "tuner+local"):
+        n = budget if strategy == "tuner" else max(budget // 2, 1)
+        tuner = Tuner(space, objective=objective, budget=n, batch=batch, seed=seed,
                       **tuner_options)  # fmt: skip
         tuner.run(measure)
-    else:
+    if strategy in ("random", "local"):
         pool = space.tuner_pool(seed)
-        rng = np.random.default_rng([seed, 7])
-        for j in rng.permutation(len(pool))[:budget]:
+        n = budget if strategy == "random" else max(budget // 4, 1)
+        for j in rng.permutation(len(pool))[:n]:
             measure(pool[int(j)])
+    if strategy in ("local", "tuner+local"):
+        _climb(space, records, measure, objective, budget, rng)
     best: dict[str, Any] | None = None
     best_v, trace, failures = float("inf"), [], []
     for c, r in records:
