@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "tune": 5,
     "app": 5,
     "integrations": 5,
+    "compiler": 5,
 }
 EXEMPT = {"__init__", "_aliases"}
 

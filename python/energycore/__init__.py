@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "Selector": "energycore.space",
     "VariantSelector": "energycore.space",
     "VariantChoice": "energycore.space",
+    "SequenceAxis": "energycore.space",
+    "SequenceSpace": "energycore.space",
     "GradientBoosting": "energycore.learn",
     "ValidityScorer": "energycore.learn",
     "PerformanceScorer": "energycore.learn",
@@ -108,7 +110,15 @@ if TYPE_CHECKING:
         ValidityScorer,
     )
     from energycore.measure import EnergyMeter, Measurement
-    from energycore.space import ConfigSpace, Selection, Selector, VariantChoice, VariantSelector
+    from energycore.space import (
+        ConfigSpace,
+        Selection,
+        Selector,
+        SequenceAxis,
+        SequenceSpace,
+        VariantChoice,
+        VariantSelector,
+    )
     from energycore.workloads import Launcher, OpenAIServer
 
 __all__ = [
@@ -130,6 +140,8 @@ __all__ = [
     "PerformanceScorer",
     "Selection",
     "Selector",
+    "SequenceAxis",
+    "SequenceSpace",
     "TpotModel",
     "TransferScorer",
     "TtftModel",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import numbers
 import time
@@ -69,6 +70,8 @@ def default_performance(seed: int = 0) -> PerformanceScorer:
 
 
 def _plain(v: Any) -> Any:
+    if isinstance(v, list | tuple):  # a sequence axis (a journal gives it back as a list)
+        return tuple(_plain(x) for x in v)
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and v.is_integer():
@@ -83,11 +86,13 @@ def _clone(est: Any, seed: int) -> Any:
     return type(est)(**params)
 
 
-def _columns_of(space: Any) -> dict[str, list[Any]]:
+def _columns_of(space: Any, seed: int = 0) -> dict[str, list[Any]]:
     """The candidate configurations of ``space`` as named columns of plain values."""
     from energycore.learn.cache import CacheReplay
     from energycore.space import ConfigSpace
 
+    if hasattr(space, "tuner_pool") and hasattr(space, "encode"):  # a SequenceSpace
+        return _columns_of(space.tuner_pool(seed))
     if isinstance(space, ConfigSpace):
         names = [a.name for a in space.axes]
         data = space.to_frame(limit=None, as_frame=False)
@@ -122,9 +127,10 @@ class Tuner:
 
     Parameters
     ----------
-    space : ConfigSpace, CacheReplay, DataFrame, mapping of columns or list of dicts
+    space : ConfigSpace, SequenceSpace, CacheReplay, DataFrame, mapping of columns or list of dicts
         The candidate configurations (a ``ConfigSpace`` is enumerated: every point that passes
-        its constraints). Text columns are categorical.
+        its constraints; a ``SequenceSpace`` gives its ``tuner_pool(seed)`` and its features
+        from ``encode``, sequences as tuples). Text columns are categorical.
     objective : str
         The result column to optimise (``"time"`` for Kernel Tuner, ``"energy"``, any column).
         A result may also be a bare number: the objective's value.
@@ -235,7 +241,7 @@ class Tuner:
             raise ValueError("precheck: expected a callable (config -> mapping of numbers)")
         self.precheck = precheck
 
-        cols = _columns_of(space)
+        cols = _columns_of(space, self.seed)
         if not cols:
             raise ValueError("space: no configurations (an empty space, no parameters)")
         self.params: list[str] = [self._name(k, "space column") for k in cols]
@@ -243,7 +249,12 @@ class Tuner:
         if n == 0:
             raise ValueError("space: no configurations (empty, or every point fails a constraint)")
         self._values = {k: [_plain(v) for v in cols[k]] for k in self.params}
-        self.features_ = self._encode(self._values)
+        self.categories_: dict[str, list[Any]] = {}
+        if hasattr(space, "tuner_pool") and hasattr(space, "encode"):  # a SequenceSpace
+            rows = [self.config(i) for i in range(n)]
+            self.features_ = np.asarray(space.encode(rows), dtype=np.float64)
+        else:
+            self.features_ = self._encode(self._values)
         self._lookup: dict[tuple[Any, ...], int] = {}
         for i, row in enumerate(zip(*(self._values[k] for k in self.params))):
             if row in self._lookup:
@@ -287,7 +298,7 @@ class Tuner:
     def _encode(self, values: Mapping[str, list[Any]]) -> np.ndarray:
         """Numeric feature matrix; text columns coded by their sorted distinct values."""
         out = np.empty((len(values[self.params[0]]), len(self.params)))
-        self.categories_: dict[str, list[Any]] = {}
+        self.categories_ = {}
         for j, k in enumerate(self.params):
             col = values[k]
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in col) or all(
@@ -644,7 +655,9 @@ class Tuner:
         config = self.config(i)
         rec: dict[str, Any] = {
             "type": "result",
-            "key": _journal.config_key(config),
+            "key": _journal.config_key(
+                {k: json.dumps(list(v)) if isinstance(v, tuple) else v for k, v in config.items()}
+            ),
             "index": i,
             "config": config,
             "status": status,

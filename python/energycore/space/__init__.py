@@ -3,6 +3,8 @@
 - :class:`ConfigSpace`: axes, constraint expressions, enumeration, ``argmin`` / ``pareto_front``;
 - :class:`Selector`: the same queries answered in microseconds for schedulers;
 - :class:`Selection`: the answer of a query;
+- :class:`SequenceSpace`, :class:`SequenceAxis`: ordered sequences (pass pipelines) with
+  constraints, enumeration, sampling, neighbourhood moves and features;
 - :class:`VariantSelector`: run-time choice of a model variant under a latency budget;
 - :class:`Axis` and :mod:`~energycore.space.constraints`: the vocabulary of a space.
 """
@@ -13,6 +15,7 @@ from energycore.space.axes import Axis
 from energycore.space.configspace import MONOTONE_IN_LENGTHS, OBJECTIVES, ConfigSpace
 from energycore.space.selection import Selection
 from energycore.space.selector import Selector
+from energycore.space.sequence import SequenceAxis, SequenceConstraint, SequenceSpace
 from energycore.space.variants import VariantChoice, VariantSelector
 
 __all__ = [
@@ -22,6 +25,9 @@ __all__ = [
     "ConfigSpace",
     "Selection",
     "Selector",
+    "SequenceAxis",
+    "SequenceConstraint",
+    "SequenceSpace",
     "VariantChoice",
     "VariantSelector",
 ]
