@@ -226,3 +226,14 @@ def test_use_in_configspace(planted):
 def test_public_name():
     assert energycore.discover is discover
     assert not math.isnan(default_terms()[0].exponent("batch") or 0.0)
+
+
+def test_refit_keeps_the_structure(planted):
+    X, y, _, d = planted
+    sub = {k: v[:40] for k, v in X.items()}
+    m = d.best.refit(sub, y[:40] * 2.0)
+    assert m.terms == d.best.terms
+    np.testing.assert_allclose(m.coef_, 2.0 * d.best.coef_, rtol=0.15)
+    assert math.isnan(m.cv_error_) and m.score(sub, y[:40] * 2)["rmse_log"] < 0.03
+    with pytest.raises(ValueError, match="at least 4 rows"):
+        d.best.refit({k: v[:3] for k, v in X.items()}, y[:3])

@@ -560,6 +560,42 @@ class DiscoveredModel:
             lr = np.log(np.maximum(pred, 1e-300) / yt)
         return {"mape": mape, "r2": r2, "rmse_log": float(np.sqrt(np.mean(lr**2)))}
 
+    def refit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        free_exponents: Sequence[str] = (),
+        constraints: Constraints | Mapping[str, Any] | None = None,
+        loss: str = "linear",
+        f_scale: float = 0.1,
+        max_iter: int = 100,
+    ) -> DiscoveredModel:
+        """The same structure with its coefficients fitted to new data (a new model).
+
+        What EnergyLens does with its discovered form: the structure is found once on rich
+        profiling data, then each deployment fits only the coefficients from a few
+        measurements. NNLS start, then LM on log-ratio residuals (``cv_error_`` is NaN).
+        """
+        V = _variables(X, self.variables)
+        n = len(next(iter(V.values()))) if V else len(get_column(X, column_names(X)[0]))
+        yt = _target(y, n)
+        if n < self.n_terms:
+            raise ValueError(f"X: needs at least {self.n_terms} rows, got {n}")
+        T = np.column_stack([_term_values(t, V) for t in self.terms]) if V else np.ones((n, 1))
+        c0 = np.asarray(_core.nnls(np.ascontiguousarray(T / yt[:, None]), np.ones(n)))
+        c0 = np.where(c0 > 0, c0, 1e-6 * np.maximum(c0.max(), 1e-300))
+        cons = Constraints.coerce(constraints)
+        c, terms, free, cov, r = _lm_refit(
+            list(self.terms), c0, V, yt, cons, free_exponents, loss, f_scale, max_iter
+        )
+        rs = float(np.sqrt(np.mean(r**2)))
+        return DiscoveredModel(
+            terms, np.maximum(c, 0.0), target=self.target, target_unit=self.target_unit,
+            units=self.units, free=free, covariance=cov, residual_scale=rs,
+            train_error=rs, n_rows=n,
+        )  # fmt: skip
+
     # -------------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (format ``energycore.discovered``, versioned)."""
@@ -839,6 +875,15 @@ def _lm_refit(
         fs[k] = (fs[k][0], float(e[i]))
         new_terms[j] = Term.of(fs)
     r = np.asarray(res["residuals"])
+    # terms the LM drove to a zero coefficient are dropped (with their free exponents)
+    keep = [j for j in range(p) if c[j] > 0] or list(range(p))
+    if len(keep) < p:
+        pos = {j: n for n, j in enumerate(keep)}
+        idx = keep + [p + i for i, (j, _) in enumerate(free) if j in pos]
+        cov = cov[np.ix_(idx, idx)]
+        free = [(pos[j], k) for j, k in free if j in pos]
+        c = c[keep]
+        new_terms = [new_terms[j] for j in keep]
     return c, new_terms, free, cov, r
 
 
