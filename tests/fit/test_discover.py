@@ -30,6 +30,13 @@ def test_term_parse_print_and_units():
     assert Term.parse(str(t)) == t
     assert Term.parse("1") == Term() and str(Term()) == "1"
     assert Term.parse("batch^0.5*(tp-1)").exponent("batch") == 0.5
+    assert str(Term.parse("output_len*tp-1")) == "output_len*(tp-1)"
+    assert (
+        Term.parse("batch*input_len*output_len").unit(
+            "J", {"batch": "seq", "input_len": "tok", "output_len": "tok"}
+        )
+        == "J/(seq·tok^2)"
+    )
     assert t.unit("J", {"batch": "seq", "output_len": "tok", "tp": "GPU"}) == "J·GPU/(seq·tok)"
     assert t.phase() == "decode" and Term.parse("batch*input_len").phase() == "prefill"
     with pytest.raises(ValueError, match="terms"):
@@ -159,7 +166,7 @@ def test_constant_columns_are_dropped(planted):
     Xc = dict(X)
     Xc["pp"] = np.ones_like(X["pp"])  # pp-1 all zero, n_gpus == tp
     d = discover(Xc, y, max_terms=5)
-    assert d.dropped["pp-1"] == "zero column"
+    assert d.dropped["(pp-1)"] == "zero column"
     assert not any("pp-1" in t.variables for t in d.candidates)
     d = discover(Xc, y, terms=["batch*input_len", "batch*input_len*pp", "n_gpus*output_len", "1"])
     assert d.dropped["batch*input_len*pp"] == "same column as batch*input_len on this data"

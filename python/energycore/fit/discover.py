@@ -154,7 +154,7 @@ class Term:
             return "1"
         out = []
         for v, e in self.factors:
-            name = f"({v})" if v.endswith("-1") and e != 1.0 else v
+            name = f"({v})" if v.endswith("-1") else v
             out.append(name if e == 1.0 else f"{name}^{_fmt_exp(e)}")
         return "*".join(out)
 
@@ -179,11 +179,15 @@ class Term:
 
     def unit(self, target_unit: str, units: Mapping[str, str]) -> str:
         """Unit of this term's coefficient: the target's over the variables'."""
-        num: list[str] = []
-        den: list[str] = []
+        power: dict[str, float] = {}
         for v, e in self.factors:
             u = units.get(v, "1")
-            if u == "1":
+            if u != "1":
+                power[u] = power.get(u, 0.0) + e
+        num: list[str] = []
+        den: list[str] = []
+        for u, e in power.items():
+            if e == 0:
                 continue
             p = abs(e)
             s = u if p == 1.0 else f"{u}^{_fmt_exp(p)}"
