@@ -140,3 +140,37 @@ class FakeServer:
         self.proc.wait(10)
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+def planted_data(
+    terms: list[str], n: int = 200, noise: float = 0.02, seed: int = 0
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Data from a known sparse form (for discovery tests): X, y and the true coefficients.
+
+    Each term contributes on average a share between 0.2 and 1 of the mean of the others'
+    scale (coefficient = share / mean of the term's column); multiplicative log-normal noise.
+    """
+    from energycore.fit.discover import Term
+
+    rng = np.random.default_rng(seed)
+    X = {
+        "tp": rng.choice([1.0, 2.0, 4.0, 8.0], n),
+        "pp": rng.choice([1.0, 2.0], n),
+        "batch": rng.choice([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0], n),
+        "input_len": rng.choice([128.0, 256.0, 512.0, 1024.0, 2048.0], n),
+        "output_len": rng.choice([64.0, 128.0, 256.0, 512.0, 1024.0], n),
+    }
+    X["n_gpus"] = X["tp"] * X["pp"]
+    X["tp-1"], X["pp-1"] = X["tp"] - 1, X["pp"] - 1
+    cols = []
+    for t in map(Term.parse, terms):
+        c = np.ones(n)
+        for v, e in t.factors:
+            c = c * X[v] ** e
+        cols.append(c)
+    T = np.column_stack(cols)
+    coef = rng.uniform(0.2, 1.0, len(terms)) / T.mean(axis=0)
+    y = T @ coef * np.exp(rng.normal(0.0, noise, n))
+    for k in ("n_gpus", "tp-1", "pp-1"):
+        del X[k]
+    return X, y, coef

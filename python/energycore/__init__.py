@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "FitResult": "energycore.fit",
     "BootstrapResult": "energycore.fit",
     "IdentifiabilityWarning": "energycore.fit",
+    "discover": "energycore.fit",
     "ConfigSpace": "energycore.space",
     "Selection": "energycore.space",
     "Selector": "energycore.space",

@@ -3,23 +3,31 @@
 - :class:`EnergyModel`: joules per batch over all GPUs (template ``energy_v2``; docs/model.md);
 - :class:`TtftModel`, :class:`TpotModel`, :class:`LatencyModel`: time to first token and time
   per output token in the same shape;
+- :func:`discover`: structure discovery, a search over sparse sums of candidate terms
+  (:class:`Discovery`, :class:`DiscoveredModel`; docs/discover.md);
 - :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates.
 """
 
 from __future__ import annotations
 
+from energycore.fit.discover import Constraints, DiscoveredModel, Discovery, Term, discover
 from energycore.fit.energy import EnergyModel, SolverParams, TemplateModel, TpotModel, TtftModel
 from energycore.fit.latency import LatencyModel
 from energycore.fit.results import BootstrapResult, FitResult, IdentifiabilityWarning
 
 __all__ = [
     "BootstrapResult",
+    "Constraints",
+    "DiscoveredModel",
+    "Discovery",
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
     "LatencyModel",
     "SolverParams",
     "TemplateModel",
+    "Term",
     "TpotModel",
     "TtftModel",
+    "discover",
 ]
