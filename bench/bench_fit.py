@@ -21,7 +21,7 @@ import numpy as np
 from energycore import EnergyModel, _core
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tests._energy_data import noisy_problem, table
+from tests.helpers import noisy_problem, table
 
 
 def timeit(fn: Callable[[], object], repeat: int, budget_s: float = 20.0) -> tuple[float, object]:

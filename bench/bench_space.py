@@ -31,7 +31,7 @@ import numpy as np
 from energycore import ConfigSpace, Selector
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tests.test_space_models import fitted
+from tests.helpers import fitted
 
 GPUS = {"H100": 80.0, "A100": 40.0, "L40S": 48.0, "B200": 192.0}
 QUANT_W = {"fp16": 140.0, "fp8": 70.0, "int4": 35.0}

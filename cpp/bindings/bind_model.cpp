@@ -1,4 +1,4 @@
-// Bindings of the closed-form model templates and their fit (energy_model.hpp).
+// Bindings of the closed-form model templates and their fit (templates.hpp, fit.hpp).
 // Arrays arrive as Eigen::Ref over the numpy buffers (no copy when C-contiguous float64); the
 // GIL is released around every loop: the referenced arrays are owned by the caller's arguments,
 // which stay alive for the whole call, and the C++ code touches no Python object.
@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "energycore/energy_model.hpp"
+#include "energycore/fit.hpp"
 #include "energycore/parallel.hpp"
 
 namespace energycore::bindings {

@@ -12,7 +12,7 @@
 #include <tuple>
 #include <vector>
 
-#include "energycore/energy_model.hpp"
+#include "energycore/templates.hpp"
 #include "energycore/selector.hpp"
 #include "energycore/space.hpp"
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "energycore/energy_model.hpp"
+#include "energycore/templates.hpp"
 #include "energycore/types.hpp"
 
 namespace energycore::space {

@@ -1,0 +1,251 @@
+// Fitting a closed-form template to data (fit.hpp): log-ratio residuals, NNLS starts for the
+// linear coefficients, multi-start LM and a thread-count-independent bootstrap.
+#include "energycore/fit.hpp"
+
+#include <Eigen/QR>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+#include "energycore/parallel.hpp"
+
+namespace energycore::model {
+
+namespace {
+
+constexpr double kTiny = 1e-300;
+
+/// splitmix64: a tiny, well-mixed seeded stream per (seed, index), independent of thread count.
+std::uint64_t splitmix64(std::uint64_t x) noexcept {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+lm::Bounds bounds_of(const ModelTemplate& t, const FitSpec& spec) {
+  const Index p = t.n_params();
+  const auto sz = static_cast<size_t>(p);
+  if (!spec.fixed.empty() && (spec.fixed.size() != sz || spec.fixed_values.size() != p))
+    throw std::invalid_argument("fixed: expected " + std::to_string(p) + " flags and values");
+  if ((spec.lower.size() && spec.lower.size() != p) ||
+      (spec.upper.size() && spec.upper.size() != p))
+    throw std::invalid_argument("bounds: expected " + std::to_string(p) + " values each");
+  lm::Bounds b{Vector(p), Vector(p)};
+  for (Index j = 0; j < p; ++j) {
+    b.lower[j] = spec.lower.size() ? spec.lower[j] : t.params()[static_cast<size_t>(j)].lower;
+    b.upper[j] = spec.upper.size() ? spec.upper[j] : t.params()[static_cast<size_t>(j)].upper;
+  }
+  return b;
+}
+
+bool is_fixed(const FitSpec& spec, Index j) {
+  return !spec.fixed.empty() && spec.fixed[static_cast<size_t>(j)];
+}
+
+}  // namespace
+
+LogRatioProblem::LogRatioProblem(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y)
+    : t_(t), X_(std::move(X)), y_(std::move(y)) {}
+
+void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
+  const Index n = X_.rows();
+  r.resize(n);
+  if (J != nullptr) J->resize(n, t_.n_params());
+  t_.batch(X_, x.data(), r.data(), J);
+  r = r.cwiseMax(kTiny);
+  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major).
+  if (J != nullptr) J->array().colwise() /= r.array();
+  for (Index i = 0; i < n; ++i) r[i] = std::log(r[i] / y_[i]);
+}
+
+Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
+  // Lawson & Hanson (1974), chapter 23, with column scaling for conditioning.
+  const Index m = A.rows();
+  const Index n = A.cols();
+  Vector s(n);
+  for (Index j = 0; j < n; ++j) {
+    s[j] = A.col(j).norm();
+    if (s[j] == 0) s[j] = 1.0;
+  }
+  const Matrix As = A * s.cwiseInverse().asDiagonal();
+  Vector x = Vector::Zero(n);
+  std::vector<bool> passive(static_cast<size_t>(n), false);
+  const int limit = max_iter > 0 ? max_iter : static_cast<int>(3 * n + 10);
+  const double tol = 10.0 * std::numeric_limits<double>::epsilon() * As.norm() *
+                     static_cast<double>(std::max(m, n));
+  auto solve_passive = [&](Vector& z) {
+    std::vector<Index> idx;
+    for (Index j = 0; j < n; ++j)
+      if (passive[static_cast<size_t>(j)]) idx.push_back(j);
+    Matrix Ap(m, static_cast<Index>(idx.size()));
+    for (size_t k = 0; k < idx.size(); ++k) Ap.col(static_cast<Index>(k)) = As.col(idx[k]);
+    const Vector zp = Ap.colPivHouseholderQr().solve(b);
+    z.setZero(n);
+    for (size_t k = 0; k < idx.size(); ++k) z[idx[k]] = zp[static_cast<Index>(k)];
+  };
+  for (int it = 0; it < limit; ++it) {
+    const Vector w = As.transpose() * (b - As * x);
+    Index best = -1;
+    double wmax = tol;
+    for (Index j = 0; j < n; ++j)
+      if (!passive[static_cast<size_t>(j)] && w[j] > wmax) {
+        wmax = w[j];
+        best = j;
+      }
+    if (best < 0) break;
+    passive[static_cast<size_t>(best)] = true;
+    Vector z;
+    for (int inner = 0; inner < limit; ++inner) {
+      solve_passive(z);
+      bool feasible = true;
+      for (Index j = 0; j < n; ++j)
+        if (passive[static_cast<size_t>(j)] && z[j] <= 0) feasible = false;
+      if (feasible) break;
+      double alpha = 1.0;
+      for (Index j = 0; j < n; ++j)
+        if (passive[static_cast<size_t>(j)] && z[j] <= 0)
+          alpha = std::min(alpha, x[j] / (x[j] - z[j]));
+      x += alpha * (z - x);
+      for (Index j = 0; j < n; ++j)
+        if (passive[static_cast<size_t>(j)] && x[j] <= tol) {
+          passive[static_cast<size_t>(j)] = false;
+          x[j] = 0.0;
+        }
+    }
+    x = z.cwiseMax(0.0);
+  }
+  return x.cwiseQuotient(s);
+}
+
+std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
+                                    Eigen::Ref<const Vector> y, const Vector& w,
+                                    const FitSpec& spec) {
+  const Index p = t.n_params();
+  const Index n = X.rows();
+  const auto& info = t.params();
+  const lm::Bounds bounds = bounds_of(t, spec);
+  std::mt19937_64 rng(splitmix64(spec.seed));
+  std::uniform_real_distribution<double> unif(0.0, 1.0);
+  const int n_starts = std::max(1, spec.n_starts);
+  std::vector<Vector> starts;
+  starts.reserve(static_cast<size_t>(n_starts));
+  std::vector<Index> lin_idx;
+  for (Index j = 0; j < p; ++j) {
+    const auto& pi = info[static_cast<size_t>(j)];
+    // NNLS handles linear coefficients bounded as [0, inf) only; others keep their typical value.
+    if (pi.linear && !is_fixed(spec, j) && bounds.lower[j] == 0.0 && std::isinf(bounds.upper[j]))
+      lin_idx.push_back(j);
+  }
+  // Latin-hypercube strata for the drawn starts: start s >= 1 takes stratum perm_j[s-1] of
+  // coefficient j, so even a few starts cover each coefficient's whole range.
+  std::vector<std::vector<int>> strata(static_cast<size_t>(p));
+  for (auto& perm : strata) {
+    perm.resize(static_cast<size_t>(std::max(1, n_starts - 1)));
+    for (size_t k = 0; k < perm.size(); ++k) perm[k] = static_cast<int>(k);
+    std::shuffle(perm.begin(), perm.end(), rng);
+  }
+  const double n_strata = static_cast<double>(std::max(1, n_starts - 1));
+  std::vector<double> g(static_cast<size_t>(p));
+  for (int s = 0; s < n_starts; ++s) {
+    Vector theta(p);
+    for (Index j = 0; j < p; ++j) {
+      const auto& pi = info[static_cast<size_t>(j)];
+      if (is_fixed(spec, j)) {
+        theta[j] = spec.fixed_values[j];
+      } else if (pi.linear || s == 0) {
+        theta[j] = pi.typical;
+      } else {
+        const double lo = bounds.lower[j];
+        const double hi = std::min(bounds.upper[j], std::max(pi.start_hi, lo + 1e-3));
+        const double u =
+            (strata[static_cast<size_t>(j)][static_cast<size_t>(s - 1)] + unif(rng)) / n_strata;
+        theta[j] = lo + (hi - lo) * u;
+      }
+      theta[j] = std::clamp(theta[j], bounds.lower[j], bounds.upper[j]);
+    }
+    if (!lin_idx.empty() && n > 0) {
+      // Relative error (f(x) - y)/y is linear in the free linear coefficients once the rest are
+      // held: A c = 1 - (contribution of the held terms)/y.
+      Matrix A(n, static_cast<Index>(lin_idx.size()));
+      Vector rhs(n);
+      Vector theta0 = theta;
+      for (Index j : lin_idx) theta0[j] = 0.0;
+      for (Index i = 0; i < n; ++i) {
+        const double held = t.value_and_gradient(X.row(i).data(), theta0.data(), g.data());
+        const double sw = w.size() ? std::sqrt(w[i]) : 1.0;
+        for (size_t k = 0; k < lin_idx.size(); ++k)
+          A(i, static_cast<Index>(k)) = sw * g[static_cast<size_t>(lin_idx[k])] / y[i];
+        rhs[i] = sw * (1.0 - held / y[i]);
+      }
+      const Vector c = nnls(A, rhs);
+      for (size_t k = 0; k < lin_idx.size(); ++k) {
+        const Index j = lin_idx[k];
+        // A coefficient NNLS leaves at zero starts slightly inside the box, so that the LM
+        // sees its gradient; its scale comes from the typical value.
+        theta[j] = c[static_cast<Index>(k)] > 0 && std::isfinite(c[static_cast<Index>(k)])
+                       ? c[static_cast<Index>(k)]
+                       : 0.0;
+      }
+    }
+    starts.push_back(std::move(theta));
+  }
+  return starts;
+}
+
+void check_data(FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w) {
+  if (X.rows() < 1) throw std::invalid_argument("X: no rows to fit");
+  if (y.size() != X.rows())
+    throw std::invalid_argument("y: " + std::to_string(y.size()) + " values for " +
+                                std::to_string(X.rows()) + " rows of X");
+  if (w.size() != 0 && w.size() != X.rows())
+    throw std::invalid_argument("w: " + std::to_string(w.size()) + " weights for " +
+                                std::to_string(X.rows()) + " rows of X");
+}
+
+lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
+               const FitSpec& spec) {
+  check_data(X, y, w);
+  const LogRatioProblem problem(t, X, y);
+  const auto starts = starting_points(t, X, y, w, spec);
+  return lm::solve_multistart(problem, starts, bounds_of(t, spec), spec.fixed, w, spec.lm,
+                              spec.n_threads);
+}
+
+Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
+                 const Vector& theta0, const FitSpec& spec, int n_boot, std::uint64_t seed) {
+  check_data(X, y, w);
+  if (n_boot < 1) throw std::invalid_argument("n: at least one bootstrap replicate is needed");
+  if (theta0.size() != t.n_params())
+    throw std::invalid_argument("theta0: expected " + std::to_string(t.n_params()) +
+                                " coefficients, got " + std::to_string(theta0.size()));
+  const Index n = X.rows();
+  const Index p = t.n_params();
+  Matrix out(n_boot, p);
+  const lm::Bounds bounds = bounds_of(t, spec);
+  parallel_for(n_boot, spec.n_threads, [&](Index b) {
+    std::mt19937_64 rng(splitmix64(seed ^ splitmix64(static_cast<std::uint64_t>(b) + 1)));
+    std::uniform_int_distribution<Index> pick(0, n - 1);
+    FeatureTable Xb(n, kFeatures);
+    Vector yb(n);
+    Vector wb(w.size() ? n : 0);
+    for (Index i = 0; i < n; ++i) {
+      const Index k = pick(rng);
+      Xb.row(i) = X.row(k);
+      yb[i] = y[k];
+      if (w.size()) wb[i] = w[k];
+    }
+    const LogRatioProblem problem(t, Xb, yb);
+    lm::Options o = spec.lm;
+    o.covariance = false;  // only the coefficients of a replicate are kept
+    const lm::Result r = lm::solve(problem, theta0, bounds, spec.fixed, wb, o);
+    if (r.success()) out.row(b) = r.x.transpose();
+    else out.row(b).setConstant(std::numeric_limits<double>::quiet_NaN());
+  });
+  return out;
+}
+
+}  // namespace energycore::model
