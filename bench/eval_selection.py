@@ -33,12 +33,13 @@ import numpy as np
 from scipy.optimize import nnls
 from sklearn.ensemble import GradientBoostingRegressor
 
-from energycore import EnergyModel, TpotModel, TtftModel
+from energycore import EnergyModel, MoeTpotModel, TpotModel, TtftModel
 from energycore._util.columns import FEATURES
 from energycore._util.select import constrained_argmin
 from energycore.app import grid as _grid
 from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 from energycore.simulate import Node
+from energycore.simulate.catalog import get_model
 
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")
 GPUS = ("A100", "H100", "H200", "B200", "L40S", "MI300X")
@@ -93,12 +94,16 @@ class Predictor:
 
 
 class EnergycorePredictor(Predictor):
-    def __init__(self, d: dict[str, np.ndarray], seed: int, proxy: bool = False) -> None:
+    def __init__(
+        self, d: dict[str, np.ndarray], seed: int, proxy: bool = False, moe: bool = False
+    ) -> None:
+        # moe: the model is a mixture of experts (the user knows), so TPOT uses tpot_moe_v1
+        tpot = MoeTpotModel if moe else TpotModel
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # identifiability notes at small n
             self.e = None if proxy else EnergyModel(seed=seed).fit(d, d["energy_j"])
             self.t = TtftModel(seed=seed).fit(d, d["ttft_s"])
-            self.p = TpotModel(seed=seed).fit(d, d["tpot_s"])
+            self.p = tpot(seed=seed).fit(d, d["tpot_s"])
 
     def latency(self, X: dict[str, np.ndarray]) -> np.ndarray:
         return self.t.predict(X) + self.p.predict(X) * X["output_len"]
@@ -140,7 +145,9 @@ class GbdtPredictor(Predictor):
 
 
 # --------------------------------------------------------------------------- evaluation
-def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int, np.ndarray]:
+def evaluate(
+    quick: bool, seed: int, dense_latency: bool = False
+) -> tuple[list[dict[str, Any]], float, int, np.ndarray]:
     models = MODELS[:2] if quick else MODELS
     gpus = GPUS[:3] if quick else GPUS
     ns = (20, 50, 100)
@@ -156,12 +163,16 @@ def evaluate(quick: bool, seed: int) -> tuple[list[dict[str, Any]], float, int, 
             data = measure(node, cand, 10 * max(ns))
             if len(data["tp"]) < 10 * max(ns):
                 continue
+            moe = bool(get_model(model).experts) and not dense_latency
             preds: dict[tuple[str, int], Predictor | None] = {}
             for n in ns:
                 sub = {k: v[:n] for k, v in data.items()}
                 for name, make in (
-                    ("energycore", lambda d=sub, s=s: EnergycorePredictor(d, s)),
-                    ("latency-proxy", lambda d=sub, s=s: EnergycorePredictor(d, s, proxy=True)),
+                    ("energycore", lambda d=sub, s=s, m=moe: EnergycorePredictor(d, s, moe=m)),
+                    (
+                        "latency-proxy",
+                        lambda d=sub, s=s, m=moe: EnergycorePredictor(d, s, proxy=True, moe=m),
+                    ),
                     ("token-count", lambda d=sub: TokenCountPredictor(d)),
                     ("gbdt", lambda d=sub, s=s: GbdtPredictor(d, s)),
                 ):
@@ -271,10 +282,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 models x 3 GPUs only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--by", action="store_true", help="also break Top-1 down by model/GPU/limit")
+    ap.add_argument(
+        "--dense-latency", action="store_true",
+        help="fit TPOT with tpot_v1 for MoE models too (the behaviour before tpot_moe_v1)",
+    )  # fmt: skip
     args = ap.parse_args()
     print(speed(args.seed))
     t0 = time.perf_counter()
-    results, differ, n_scen, extra = evaluate(args.quick, args.seed)
+    results, differ, n_scen, extra = evaluate(args.quick, args.seed, args.dense_latency)
     print(f"Top-1 selection accuracy on the simulator (SIMULATED), {n_scen} scenarios "
           f"(model x GPU x workload x latency limit), 8-GPU node")  # fmt: skip
     print(table(results))

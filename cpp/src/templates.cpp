@@ -336,11 +336,81 @@ class TpotV1 final : public ClosedForm<TpotV1> {
   std::vector<std::string> phases_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// tpot_moe_v1: tpot_v1 for a mixture-of-experts model, whose decode step reads only the experts
+// its tokens are routed to. With b sequences in a step each routed to a fraction r = k/E of the
+// experts (independently and uniformly), the expected share of experts read is 1 - (1 - r)^b:
+//   tpot = (c1 + c7 (1 - (1 - c8)^b) + c2 b + c3 b (Lin + Lout/2)) tp^c4 pp^c5 + c6 b (1 - 1/tp)
+// c1 is the step time of the always-read (dense) weights, c7 that of all expert weights, c8 = r
+// (pin it to k/E when the model's routing is known). c1 .. c6 mean what they mean in tpot_v1.
+class TpotMoeV1 final : public ClosedForm<TpotMoeV1> {
+ public:
+  static constexpr bool kPpPowers = true;
+  static Exponents tp_exponents(const double* t) noexcept { return {t[3], 0.0}; }
+  static Exponents pp_exponents(const double* t) noexcept { return {t[4], 0.0}; }
+
+  TpotMoeV1()
+      : params_{
+            lin("c1", "s/step", "decode step time of the always-read (dense) weights", 1e-2),
+            lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
+            lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
+            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
+                   1.0),
+            lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
+            lin("c7", "s/step", "decode step time to read every expert's weights", 1e-2),
+            nonlin("c8", "1", "fraction of the experts each token is routed to (k/E)", 0.0,
+                   0.999, 0.25, 0.6),
+        },
+        phases_{"compute", "experts", "allreduce"} {}
+  std::string_view name() const noexcept override { return "tpot_moe_v1"; }
+  std::string_view quantity() const noexcept override { return "tpot_s"; }
+  const std::vector<ParamInfo>& params() const noexcept override { return params_; }
+  const std::vector<std::string>& phase_names() const noexcept override { return phases_; }
+
+  /// tp.p1 = tp^c4, pp.p1 = pp^c5.
+  template <bool kGrad>
+  static double kernel(const double* x, const double* t, const Pow& tp, const Pow& pp,
+                       double* ph, Grad g) noexcept {
+    const double b = x[kBatch];
+    const double kv = b * (x[kInputLen] + 0.5 * x[kOutputLen]);
+    const double S = tp.p1 * pp.p1;
+    const double q = std::exp(b * std::log1p(-t[7]));  // (1 - c8)^b: no expert left unread
+    const double cover = 1.0 - q;
+    const double C = t[0] + t[1] * b + t[2] * kv;
+    const double W = C + t[6] * cover;
+    const double ar = b * (1.0 - 1.0 / tp.x);
+    if (ph != nullptr) {
+      ph[0] = C * S;
+      ph[1] = t[6] * cover * S;
+      ph[2] = t[5] * ar;
+    }
+    if constexpr (kGrad) {
+      g[0] = S;
+      g[1] = b * S;
+      g[2] = kv * S;
+      g[3] = W * S * tp.log;
+      g[4] = W * S * pp.log;
+      g[5] = ar;
+      g[6] = cover * S;
+      g[7] = t[6] * S * b * q / (1.0 - t[7]);
+    }
+    return W * S + t[5] * ar;
+  }
+
+ private:
+  std::vector<ParamInfo> params_;
+  std::vector<std::string> phases_;
+};
+
 const EnergyTemplate kEnergyV1("energy_v1", AllReduce::kPerGpuShare);
 const EnergyTemplate kEnergyV2("energy_v2", AllReduce::kAllGpus);
 const TtftV1 kTtftV1;
 const TpotV1 kTpotV1;
-const ModelTemplate* const kTemplates[] = {&kEnergyV1, &kEnergyV2, &kTtftV1, &kTpotV1};
+const TpotMoeV1 kTpotMoeV1;
+const ModelTemplate* const kTemplates[] = {&kEnergyV1, &kEnergyV2, &kTtftV1, &kTpotV1,
+                                           &kTpotMoeV1};
 
 }  // namespace
 

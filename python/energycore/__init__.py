@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "EnergyModel": "energycore.fit",
     "TtftModel": "energycore.fit",
     "TpotModel": "energycore.fit",
+    "MoeTpotModel": "energycore.fit",
     "LatencyModel": "energycore.fit",
     "FitResult": "energycore.fit",
     "BootstrapResult": "energycore.fit",
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
         FitResult,
         IdentifiabilityWarning,
         LatencyModel,
+        MoeTpotModel,
         TpotModel,
         TtftModel,
     )
@@ -136,6 +138,7 @@ __all__ = [
     "LatencyModel",
     "Launcher",
     "Measurement",
+    "MoeTpotModel",
     "NoGPUError",
     "OpenAIServer",
     "PerformanceScorer",

@@ -39,11 +39,20 @@ def _tpot(X: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.column_stack([compute, c[5] * b * (1 - 1 / tp)])
 
 
+def _tpot_moe(X: np.ndarray, c: np.ndarray) -> np.ndarray:
+    tp, pp, b, lin, lout = X.T
+    scale = tp ** c[3] * pp ** c[4]
+    dense = (c[0] + c[1] * b + c[2] * b * (lin + lout / 2)) * scale
+    experts = c[6] * (1 - (1 - c[7]) ** b) * scale
+    return np.column_stack([dense, experts, c[5] * b * (1 - 1 / tp)])
+
+
 ORACLES = {
     "energy_v1": lambda X, t: _energy(X, t, lambda tp: 1 - 1 / tp),
     "energy_v2": lambda X, t: _energy(X, t, lambda tp: tp - 1),
     "ttft_v1": _ttft,
     "tpot_v1": _tpot,
+    "tpot_moe_v1": _tpot_moe,
 }
 
 
@@ -57,6 +66,7 @@ def test_value_phases_and_gradient_match_the_equations(name: str, seed: int) -> 
         [p["typical"] * 10 ** rng.uniform(-1, 1) if p["linear"] else rng.uniform(-0.8, 0.9)
          for p in info]
     )  # fmt: skip
+    theta = np.clip(theta, [p["lower"] for p in info], [p["upper"] for p in info])
     want = ORACLES[name](X, theta)
     assert len(_core.template_info(name)["phases"]) == want.shape[1]
     # the batched path (value, Jacobian) and the per-row path (phases) against the oracle
@@ -69,10 +79,14 @@ def test_value_phases_and_gradient_match_the_equations(name: str, seed: int) -> 
     )
     J = _core.template_jacobian(name, X, theta)
     for j in range(len(theta)):
-        step = 1e-6 * max(abs(theta[j]), 1e-3)
+        step = 1e-6 * max(abs(theta[j]), 0.1 if not info[j]["linear"] else 1e-3)
         hi, lo = theta.copy(), theta.copy()
         hi[j] += step
         lo[j] -= step
         fd = (ORACLES[name](X, hi).sum(1) - ORACLES[name](X, lo).sum(1)) / (2 * step)
         # central differences at a 1e-6 relative step: measured error up to 2.1e-5
         np.testing.assert_allclose(J[:, j], fd, rtol=5e-5, atol=1e-9 * want.sum(1).max())
+
+
+def test_every_registered_template_has_an_oracle() -> None:
+    assert sorted(_core.template_names()) == sorted(ORACLES)

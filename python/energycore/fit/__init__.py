@@ -2,7 +2,8 @@
 
 - :class:`EnergyModel`: joules per batch over all GPUs (template ``energy_v2``; docs/model.md);
 - :class:`TtftModel`, :class:`TpotModel`, :class:`LatencyModel`: time to first token and time
-  per output token in the same shape;
+  per output token in the same shape; :class:`MoeTpotModel` adds mixture-of-experts expert
+  coverage to the decode step;
 - :func:`discover`: structure discovery, a search over sparse sums of candidate terms
   (:class:`Discovery`, :class:`DiscoveredModel`; docs/discover.md);
 - :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates.
@@ -11,7 +12,14 @@
 from __future__ import annotations
 
 from energycore.fit.discover import Constraints, DiscoveredModel, Discovery, Term, discover
-from energycore.fit.energy import EnergyModel, SolverParams, TemplateModel, TpotModel, TtftModel
+from energycore.fit.energy import (
+    EnergyModel,
+    MoeTpotModel,
+    SolverParams,
+    TemplateModel,
+    TpotModel,
+    TtftModel,
+)
 from energycore.fit.latency import LatencyModel
 from energycore.fit.results import BootstrapResult, FitResult, IdentifiabilityWarning
 
@@ -24,6 +32,7 @@ __all__ = [
     "FitResult",
     "IdentifiabilityWarning",
     "LatencyModel",
+    "MoeTpotModel",
     "SolverParams",
     "TemplateModel",
     "Term",

@@ -891,6 +891,9 @@ class TemplateModel(SolverParams):
         if version < 2:  # fitted before the adaptive fit: the full template, as it was
             d = {**d, "hyper": {**d["hyper"], "reduce": False}}
         allowed = cls.templates or (cls.default_template,)
+        for sub in cls.__subclasses__():  # a file of a specialised class (MoeTpotModel, say)
+            if template not in allowed and template == sub.default_template:
+                return sub._from_dict(d)  # type: ignore[return-value]
         if template not in allowed:
             raise ValueError(
                 f"model file: holds template {template!r}, {cls.__name__} takes "
@@ -1087,3 +1090,26 @@ class TpotModel(TemplateModel):
     target: ClassVar[str] = "tpot_s"
     reduction_order: ClassVar[tuple[str, ...]] = ("c3", "c5", "c6", "c4", "c2", "c1")
     core: ClassVar[tuple[str, ...]] = ("c1", "c2")
+
+
+class MoeTpotModel(TpotModel):
+    """Time per output token of a mixture-of-experts model (template ``tpot_moe_v1``).
+
+    ``tpot_v1`` plus expert coverage: a decode step over ``b`` sequences, each routed to a
+    fraction ``c8`` (= k/E) of the experts, reads the expected share ``1 - (1 - c8)^b`` of the
+    expert weights, so its weight-streaming time grows with the batch and saturates::
+
+        tpot = (c1 + c7 (1 - (1 - c8)^b) + c2 b + c3 b (Lin + Lout/2)) tp^c4 pp^c5
+               + c6 b (1 - 1/tp)
+
+    ``c1`` is the step time of the always-read weights, ``c7`` that of all experts. Pin ``c8``
+    when the routing is known (``fixed={"c8": k / E}``, e.g. 2/8 for Mixtral-8x7B); otherwise it
+    is fitted, which needs rows at several batch sizes. The adaptive fit can drop the expert
+    term (``c7``, ``c8``) and fall back to ``tpot_v1``'s form when the data do not support it.
+    See docs/model.md.
+    """
+
+    default_template: ClassVar[str] = "tpot_moe_v1"
+    reduction_order: ClassVar[tuple[str, ...]] = (
+        "c3", "c5", "c6", "c4", "c8", "c7", "c2", "c1",
+    )  # fmt: skip

@@ -197,6 +197,29 @@ class LatencyModel(SolverParams):
             out["tpot_s"] = self.tpot_model_.metrics(X, tpot_s)
         return out
 
+    @classmethod
+    def from_models(
+        cls, ttft: TtftModel | None = None, tpot: TpotModel | None = None
+    ) -> LatencyModel:
+        """A latency model made of halves fitted on their own.
+
+        For halves of other forms than the default pair, e.g. a :class:`MoeTpotModel`:
+        ``LatencyModel.from_models(TtftModel().fit(X, ttft), MoeTpotModel().fit(X, tpot))``.
+        The hyper-parameters recorded are the default ones; each half keeps its own.
+        """
+        if ttft is None and tpot is None:
+            raise ValueError("ttft, tpot: give at least one fitted half")
+        for name, m, want in (("ttft", ttft, TtftModel), ("tpot", tpot, TpotModel)):
+            if m is None:
+                continue
+            if not isinstance(m, want):
+                raise ValueError(f"{name}: expected a {want.__name__}, got {type(m).__name__}")
+            if not hasattr(m, "coef_"):
+                raise ValueError(f"{name}: the {type(m).__name__} is not fitted")
+        model = cls()
+        model._set(ttft, tpot)
+        return model
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description: hyper-parameters and, when fitted, both halves."""
