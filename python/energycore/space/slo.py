@@ -37,7 +37,7 @@ import numpy as np
 
 from energycore.fit.provenance import quantile_at
 
-__all__ = ["SLO", "SloParts", "slo_parts"]
+__all__ = ["SLO", "SloParts", "percentile_factor", "slo_parts", "sustained_rate"]
 
 _LIMITS = {"ttft_s": "ttft_s", "tpot_s": "tpot_s", "itl_s": "tpot_s"}
 _KIND = {"ttft_s": "ttft", "tpot_s": "tpot"}
@@ -103,7 +103,7 @@ class SLO:
                 raise ValueError(f"slo.gpus: must be a positive integer, got {g!r}")
             object.__setattr__(self, "gpus", int(g))
         if p is not None and self.ttft_s is None and self.tpot_s is None and self.itl_s is None:
-            raise ValueError("slo.percentile: needs a ttft_s, tpot_s or itl_s limit to apply to")
+            raise ValueError("slo.percentile: needs a ttft_s, tpot_s or itl_s to apply to")
         if self.gpus is not None and self.request_rate is None:
             raise ValueError("slo.gpus: only counts replicas for a request_rate")
 
@@ -200,7 +200,9 @@ def latency_objects(
     return out
 
 
-def _factor(obj: Any, percentile: float | None, what: str) -> float:
+def percentile_factor(obj: Any, percentile: float | None, what: str = "percentile") -> float:
+    """``exp(q_p)``: what a model's prediction is multiplied by to give its p-th percentile
+    (1 for ``percentile=None``); ``ValueError`` when the model has no residual record."""
     if percentile is None:
         return 1.0
     q = getattr(obj, "resid_quantiles_", None)
@@ -242,7 +244,7 @@ def slo_parts(
             per = objs.get(kind, [])
             if not per:
                 raise ValueError(f"{what}: needs {_MODEL[kind]} (pass it in models=...)")
-            factors[column] = [_factor(o, slo.percentile, what) for o in per]
+            factors[column] = [percentile_factor(o, slo.percentile, what) for o in per]
         f = factors[column]
         if len(set(f)) == 1:
             limits.append((column, "<=", value / f[0]))
