@@ -667,9 +667,10 @@ def _provenance(
     prov = check_provenance({k: given[k] or inferred[k] for k in given}, "provenance")
     notes = []
     for key, lookup in (("gpu", get_gpu), ("served_model", get_model)):
-        if prov[key] is not None:
+        name = prov[key]
+        if name is not None:
             try:
-                lookup(prov[key])
+                lookup(name)
             except ValueError:
                 notes.append(
                     f"{key} {prov[key]!r} is not in the simulator's catalogue: `select` will "

@@ -287,10 +287,10 @@ class Selector:
             )
             if v is not None
         }
+        workload: dict[str, Any] = {**self.fixed, "input_len": lin, "output_len": lout}
         return self.space.argmin(
-            self.objective, subject_to or None, models=self._models, slo=slo,
-            input_len=lin, output_len=lout, **self.fixed,
-        )  # fmt: skip
+            self.objective, subject_to or None, models=self._models, slo=slo, **workload
+        )
 
     def _row_at(self, lin: float, lout: float) -> Any:
         return self.space._row_of(self._q, override={"input_len": lin, "output_len": lout})
