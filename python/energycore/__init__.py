@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     "ConfigSpace": "energycore.space",
     "Selection": "energycore.space",
     "Selector": "energycore.space",
+    "SLO": "energycore.space",
+    "HardwareCheck": "energycore.space",
     "VariantSelector": "energycore.space",
     "VariantChoice": "energycore.space",
     "SequenceAxis": "energycore.space",
@@ -114,7 +116,9 @@ if TYPE_CHECKING:
     )
     from energycore.measure import EnergyMeter, Measurement
     from energycore.space import (
+        SLO,
         ConfigSpace,
+        HardwareCheck,
         Selection,
         Selector,
         SequenceAxis,
@@ -125,6 +129,7 @@ if TYPE_CHECKING:
     from energycore.workloads import Launcher, OpenAIServer
 
 __all__ = [
+    "SLO",
     "BootstrapResult",
     "CacheReplay",
     "Campaign",
@@ -133,6 +138,7 @@ __all__ = [
     "EnergyModel",
     "FitResult",
     "GradientBoosting",
+    "HardwareCheck",
     "IdentifiabilityWarning",
     "JournalWarning",
     "LatencyModel",

@@ -139,7 +139,7 @@ def test_report_writes_residual_and_pareto_plots(workdir: Path) -> None:
         (("predict", "{d}/model.json", "{d}/bad.csv"), "missing column(s)"),
         (("demo", "--gpu", "H999", "-o", "{d}/x"), "unknown name 'H999'"),
         (("demo", "--model", "llama-3.1-405b", "--gpus", "1", "-o", "{d}/x"), "the fit needs"),
-        (("select", "{d}/model.json", "--gpu", "H100"), "--gpu and --served-model go together"),
+        (("select", "{d}/noprov.json", "--gpu", "H100"), "--gpu and --served-model go together"),
         (
             ("simulate", "--plan", "{d}/badplan.csv", "-o", "{d}/x.csv"),
             "'batch' must be a positive",
@@ -158,6 +158,9 @@ def test_bad_files_and_options_give_one_line_and_exit_code(
     (workdir / "bad.json").write_text('{"x": 1}')
     (workdir / "notjson.json").write_text("{")
     (workdir / "energy_only.json").write_text((workdir / "model.json").read_text())
+    noprov = json.loads((workdir / "model.json").read_text())
+    del noprov["provenance"]  # a file from before provenance was recorded
+    (workdir / "noprov.json").write_text(json.dumps(noprov))
     code, out = invoke(*(a.format(d=workdir) for a in args))
     assert code != 0
     assert message in out

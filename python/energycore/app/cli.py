@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import math
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -66,6 +67,12 @@ class Infeasible(CLIError):
     """No configuration meets the limits (exit code 3)."""
 
     code = EXIT_INFEASIBLE
+
+
+class UsageError(CLIError):
+    """A bad combination of option values (exit code 2)."""
+
+    code = EXIT_USAGE
 
 
 def _jsonable(v: Any) -> Any:
@@ -566,14 +573,34 @@ def fit(
     output: Annotated[Path, typer.Option("--output", "-o", help="Model JSON to write.")],
     target: Annotated[str, typer.Option(help="Column with joules per batch.")] = "energy_j",
     seed: FitSeed = 0,
+    gpu: Annotated[
+        str | None,
+        typer.Option(help="GPU the data were measured on (default: the CSV's gpu column)."),
+    ] = None,
+    served_model: Annotated[
+        str | None,
+        typer.Option(
+            "--served-model", help="Model that was served (default: the CSV's model column)."
+        ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Serving engine, e.g. vllm (default: 'simulated' for simulated data)."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present)."""
+    """Fit the EnergyModel (and latency models when ttft_s and tpot_s are present).
+
+    The model files record the GPU, served model and engine (flags, else the CSV's constant
+    ``gpu``/``model`` columns), which `energycore select` uses to refuse what cannot fit.
+    """
     from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     cols = _ok_rows(read_csv(data), data, target)
+    prov, notes = _provenance(cols, gpu, served_model, engine)
     em = EnergyModel(seed=seed)
-    notes = _fit_quietly(em, cols, cols[target])
+    notes += _fit_quietly(em, cols, cols[target])
+    em.set_provenance(**prov)
     output.parent.mkdir(parents=True, exist_ok=True)
     em.save(output)
     console.print(_coef_table(em, f"EnergyModel fitted to {len(cols[target])} rows of {data}"))
@@ -586,6 +613,7 @@ def fit(
         if col in cols and cols[col].dtype != object and np.isfinite(cols[col]).all():
             m = cls(seed=seed)
             notes += _fit_quietly(m, cols, cols[col])
+            m.set_provenance(**prov)
             m.save(_sibling(output, kind))
             lat[kind] = m
             written.append(_sibling(output, kind))
@@ -607,9 +635,48 @@ def fit(
         {
             "n_rows": len(cols[target]), "template": em.template_name, "params": em.params_,
             "stderr": em.stderr_, "fixed": [n for n, f in zip(em.params_, em.fixed_mask_) if f],
-            **score, "notes": notes, "files": written,
+            **score, "provenance": prov, "notes": notes, "files": written,
         },
     )  # fmt: skip
+
+
+def _provenance(
+    cols: dict[str, np.ndarray], gpu: str | None, served_model: str | None, engine: str | None
+) -> tuple[dict[str, str | None], list[str]]:
+    """GPU, served model and engine for the model files: the flags, else constant CSV columns
+    (``gpu``, ``model``; ``source == "simulated"`` gives engine ``simulated``)."""
+    from energycore.fit.provenance import check_provenance
+    from energycore.simulate import get_gpu, get_model
+
+    def constant(name: str) -> str | None:
+        v = cols.get(name)
+        if v is None or not len(v):
+            return None
+        vals = {str(x) for x in v.tolist()}
+        return vals.pop() if len(vals) == 1 and "" not in vals else None
+
+    given = {"gpu": gpu, "served_model": served_model, "engine": engine}
+    for flag, v in (("--gpu", gpu), ("--served-model", served_model), ("--engine", engine)):
+        if v is not None and not v.strip():
+            raise UsageError(f"{flag}: must not be empty")
+    inferred = {
+        "gpu": constant("gpu"),
+        "served_model": constant("model"),
+        "engine": "simulated" if constant("source") == "simulated" else None,
+    }
+    prov = check_provenance({k: given[k] or inferred[k] for k in given}, "provenance")
+    notes = []
+    for key, lookup in (("gpu", get_gpu), ("served_model", get_model)):
+        name = prov[key]
+        if name is not None:
+            try:
+                lookup(name)
+            except ValueError:
+                notes.append(
+                    f"{key} {prov[key]!r} is not in the simulator's catalogue: `select` will "
+                    "need --gpu/--served-model to check memory"
+                )
+    return prov, notes
 
 
 @app.command()
@@ -667,6 +734,69 @@ def predict(
     )  # fmt: skip
 
 
+#: SLO fields and the select flags that set them (for messages).
+_SLO_FLAGS = {
+    "ttft_s": "--ttft-limit",
+    "tpot_s": "--tpot-limit",
+    "itl_s": "--itl-limit",
+    "percentile": "--percentile",
+    "request_rate": "--request-rate",
+    "gpus": "--gpus",
+}
+
+
+def _slo_from_flags(**fields: Any) -> Any:
+    """The SLO of the select flags; a bad value is a usage error naming the flag."""
+    from energycore.space.slo import SLO
+
+    if fields["request_rate"] is None:
+        fields["gpus"] = None
+    try:
+        return SLO(**fields)
+    except ValueError as e:
+        msg = re.sub(r"\bslo\.(\w+)", lambda m: _SLO_FLAGS[m.group(1)], str(e))
+        msg = re.sub(r"\b(ttft_s|tpot_s|itl_s)\b", lambda m: _SLO_FLAGS[m.group(1)], msg)
+        raise UsageError(msg) from None
+
+
+def _hardware(
+    em: Any, model: Path, gpu: str | None, served_model: str | None
+) -> tuple[Any, str, list[str]]:
+    """The HardwareCheck of the recorded GPU and model, the flags overriding them.
+
+    Returns ``(check or None, "flags" | "recorded" | "recorded+flags" | "", notes)``.
+    """
+    from energycore.space.hardware import HardwareCheck
+
+    rec = em.provenance
+    g = gpu if gpu is not None else rec["gpu"]
+    m = served_model if served_model is not None else rec["served_model"]
+    if (gpu is None) != (served_model is None) and (g is None or m is None):
+        raise CLIError(
+            f"--gpu and --served-model go together ({model} records no "
+            f"{'served model' if m is None else 'GPU'})"
+        )
+    if g is None or m is None:
+        missing = " and ".join(
+            w for w, v in (("GPU", rec["gpu"]), ("served model", rec["served_model"])) if not v
+        )
+        return None, "", [
+            f"memory check skipped: {model} records no {missing}; pass --gpu and "
+            "--served-model (catalogue names) to refuse configurations that cannot fit"
+        ]  # fmt: skip
+    flags = gpu is not None or served_model is not None
+    recorded = (gpu is None and rec["gpu"]) or (served_model is None and rec["served_model"])
+    source = "recorded+flags" if flags and recorded else ("flags" if flags else "recorded")
+    try:
+        check = HardwareCheck.resolve(g, m)
+    except ValueError as e:
+        is_gpu = str(e).startswith("gpu:")
+        flag, name = ("--gpu", gpu) if is_gpu else ("--served-model", served_model)
+        where = flag if name is not None else f"{model}: recorded {'gpu' if is_gpu else 'model'}"
+        raise CLIError(f"{where}: {str(e).split(': ', 1)[-1]}") from None
+    return check, source, []
+
+
 @app.command()
 @_errors
 def select(
@@ -675,17 +805,49 @@ def select(
     latency_limit: Annotated[
         float | None, typer.Option(min=0.0, help="Limit on batch latency, s.")
     ] = None,
+    ttft_limit: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Limit on time to first token, s (mean, or --percentile)."),
+    ] = None,
+    tpot_limit: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Limit on time per output token, s (mean, or --percentile)."),
+    ] = None,
+    itl_limit: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Limit on inter-token latency, s (the TPOT model; mean or --percentile)."
+        ),
+    ] = None,
+    percentile: Annotated[
+        float | None,
+        typer.Option(
+            help="Apply the TTFT/TPOT/ITL limits to this percentile (0 < P < 100, e.g. 90, "
+            "99.9) instead of the mean, from the fit's residual spread."
+        ),
+    ] = None,
+    request_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Requests/s the node must sustain: batch x floor(gpus / (tp*pp)) / latency.",
+        ),
+    ] = None,
     input_len: InputLen = 512,
     output_len: OutputLen = 256,
     max_batch: Annotated[
         int, typer.Option(min=1, max=2**24, help="Largest batch considered (at most 2**24).")
     ] = 512,
     gpu: Annotated[
-        str | None, typer.Option(help="GPU (catalogue name) for the memory-fit check.")
+        str | None,
+        typer.Option(help="GPU (catalogue name) for the memory check; default: the recorded one."),
     ] = None,
     served_model: Annotated[
         str | None,
-        typer.Option("--served-model", help="Model (catalogue name) for the memory-fit check."),
+        typer.Option(
+            "--served-model",
+            help="Model (catalogue name) for the memory check; default: the recorded one.",
+        ),
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Configurations to list.")] = 5,
     output: Annotated[
@@ -694,72 +856,145 @@ def select(
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Pick the energy-optimal (tp, pp, batch) for a workload, under a latency limit."""
+    """Pick the energy-optimal (tp, pp, batch) for a workload, under latency and serving limits.
+
+    Configurations the GPU and model recorded in the model file (or given by --gpu and
+    --served-model) cannot run are refused, with a count per reason.
+    """
     from energycore.app import grid as _grid
+    from energycore.space.configspace import ConfigSpace
+    from energycore.space.slo import percentile_factor, sustained_rate
 
     em, lat = _load_models(model)
-    if latency_limit is not None and len(lat) < 2:
-        raise CLIError(
-            f"--latency-limit needs latency models beside {model} "
-            f"({_sibling(model, 'ttft').name}, {_sibling(model, 'tpot').name}); fit with "
-            "ttft_s and tpot_s columns"
-        )
-    if (gpu is None) != (served_model is None):
-        raise CLIError("--gpu and --served-model go together (both name catalogue entries)")
-    fit_gpu = fit_model = None
-    if gpu is not None and served_model is not None:
-        from energycore.simulate import get_gpu, get_model
-
-        fit_gpu, fit_model = get_gpu(gpu), get_model(served_model)
-    space = _grid.node_space(gpus, max_batch, fit_gpu, fit_model)
-    fitted = [em, lat["ttft"], lat["tpot"]] if len(lat) == 2 else [em]
+    slo = _slo_from_flags(
+        ttft_s=ttft_limit, tpot_s=tpot_limit, itl_s=itl_limit, percentile=percentile,
+        request_rate=request_rate, gpus=gpus,
+    )  # fmt: skip
+    beside = f"beside {model} ({_sibling(model, 'ttft').name}, {_sibling(model, 'tpot').name})"
+    for flag, v, need in (
+        ("--latency-limit", latency_limit, ("ttft", "tpot")),
+        ("--request-rate", request_rate, ("ttft", "tpot")),
+        ("--ttft-limit", ttft_limit, ("ttft",)),
+        ("--tpot-limit", tpot_limit, ("tpot",)),
+        ("--itl-limit", itl_limit, ("tpot",)),
+    ):
+        if v is not None and any(k not in lat for k in need):
+            raise CLIError(
+                f"{flag} needs latency models {beside}; fit with ttft_s and tpot_s columns"
+            )
+    check, hw_source, notes = _hardware(em, model, gpu, served_model)
+    base = _grid.node_space(gpus, max_batch)
     il, ol = float(input_len), float(output_len)
+    refused: list[tuple[str, int]] = []
+    if check is not None:
+        refused = check.refusals(base, input_len=il, output_len=ol)
+        axes = {a.name: list(a.values) for a in base.axes}
+        space = ConfigSpace(
+            axes, constraints=[c.source for c in base.constraints] + check.constraints(),
+            n_threads=1,
+        )  # fmt: skip
+    else:
+        space = base
+    for reason, n in refused:
+        notes.append(f"{n} configurations refused: {reason}")
+    fitted = [em, *lat.values()]
     where = f"latency_s <= {float(latency_limit)!r}" if latency_limit is not None else None
-    best = space.top_k(
-        "energy_per_request_j",
-        top,
-        where=where,
-        models=fitted,
-        as_frame=False,
-        input_len=il,
-        output_len=ol,
-    )
+    try:
+        best = space.top_k(
+            "energy_per_request_j", top, where=where, models=fitted, as_frame=False,
+            slo=slo, input_len=il, output_len=ol,
+        )  # fmt: skip
+    except ValueError as e:
+        msg = str(e)
+        if "residual spread" in msg:  # a percentile on a model from an older file
+            raise CLIError(f"--percentile: {msg.split(': ', 1)[-1]}") from None
+        raise
+    factors = {
+        kind: percentile_factor(lat[kind], percentile, f"--percentile ({kind} model)")
+        for kind in ("ttft", "tpot")
+        if kind in lat and percentile is not None
+    }
+    tag = f"p{percentile:g}" if percentile is not None else ""
+
+    def extra(cols: dict[str, Any], k: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kind, f in factors.items():
+            out[f"{kind}_{tag}_s"] = float(cols[f"{kind}_s"][k]) * f
+        if "latency_s" in cols:
+            out["request_rate_rps"] = sustained_rate(
+                cols["batch"][k], cols["latency_s"][k], cols["tp"][k], cols["pp"][k], gpus
+            )
+        return out
+
     if not len(best["index"]):
-        fastest = (
-            space.argmin("latency_s", models=fitted, input_len=il, output_len=ol)
-            if len(lat) == 2
-            else None
-        )
-        hint = f" (fastest predicted: {fastest.value:.3g} s)" if fastest else ""
+        n_fit = space.count_valid(input_len=il, output_len=ol)
+        if n_fit == 0 and check is not None:
+            raise Infeasible(
+                f"no configuration within {gpus} x {check.gpu.name} can run "
+                f"{check.model.name} at {input_len} -> {output_len} tokens: "
+                + "; ".join(f"{n} refused: {r}" for r, n in refused)
+            )
+        allc = space.to_frame(None, models=fitted, as_frame=False, input_len=il, output_len=ol)
+        hints = []
+        if ttft_limit is not None:
+            v = float(np.min(allc["ttft_s"])) * factors.get("ttft", 1.0)
+            hints.append(f"lowest {tag or 'mean'} TTFT {v:.3g} s")
+        if tpot_limit is not None or itl_limit is not None:
+            v = float(np.min(allc["tpot_s"])) * factors.get("tpot", 1.0)
+            hints.append(f"lowest {tag or 'mean'} TPOT {v:.3g} s")
+        if request_rate is not None:
+            r = sustained_rate(allc["batch"], allc["latency_s"], allc["tp"], allc["pp"], gpus)
+            hints.append(f"highest rate {float(np.max(r)):.3g} req/s")
+        if latency_limit is not None:
+            hints.append(f"fastest batch latency {float(np.min(allc['latency_s'])):.3g} s")
+        limits = [s for s in (
+            f"--latency-limit {latency_limit} s" if latency_limit is not None else "",
+            "" if slo.empty else slo.describe(),
+        ) if s]  # fmt: skip
         raise Infeasible(
-            f"no configuration within {gpus} GPUs meets --latency-limit {latency_limit} s{hint}"
+            f"no configuration within {gpus} GPUs meets {' and '.join(limits)} "
+            f"(of {n_fit} that fit; predicted: {', '.join(hints)})"
         )
+    title = [f"latency <= {latency_limit} s"] if latency_limit is not None else []
+    title += [] if slo.empty else [slo.describe()]
     t = Table(
         title=f"energy-optimal configurations on {gpus} GPUs for {input_len} -> {output_len} "
-        f"tokens" + (f", latency <= {latency_limit} s" if latency_limit is not None else ""),
+        f"tokens" + (f", {', '.join(title)}" if title else ""),
         title_justify="left",
     )
-    for col in ("rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"):
+    cols_shown = ["rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"]
+    cols_shown += [f"{k.upper()} {tag} s" for k in factors] + (
+        ["req/s (pred)"] if "latency_s" in best else []
+    )
+    for col in cols_shown:
         t.add_column(col, justify="right")
     lat_col = best.get("latency_s")
+    ranked = []
     for k in range(len(best["index"])):
+        ex = extra(best, k)
         t.add_row(
             str(k + 1), f"{best['tp'][k]:g}", f"{best['pp'][k]:g}", f"{best['batch'][k]:g}",
             f"{best['energy_per_request_j'][k]:.1f}",
             "" if lat_col is None else f"{lat_col[k]:.2f}",
+            *(f"{ex[f'{kind}_{tag}_s']:.3g}" for kind in factors),
+            *([f"{ex['request_rate_rps']:.3g}"] if "request_rate_rps" in ex else []),
+        )  # fmt: skip
+        ranked.append(
+            {
+                "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
+                "energy_per_request_j": best["energy_per_request_j"][k],
+                **{c: best[c][k] for c in ("latency_s", "ttft_s", "tpot_s") if c in best},
+                **ex,
+            }
         )  # fmt: skip
     console.print(t)
-    ranked = [
-        {
-            "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
-            "energy_per_request_j": best["energy_per_request_j"][k],
-            **({"latency_s": lat_col[k]} if lat_col is not None else {}),
-        }
-        for k in range(len(best["index"]))
-    ]  # fmt: skip
+    _notes(notes)
     result: dict[str, Any] = {
         "gpus": gpus, "input_len": input_len, "output_len": output_len,
-        "latency_limit_s": latency_limit, "configurations": ranked,
+        "latency_limit_s": latency_limit, "slo": slo.to_dict(),
+        "hardware": None if check is None else {**check.to_dict(), "source": hw_source},
+        "refused": [{"reason": r, "count": n} for r, n in refused],
+        "notes": notes, "configurations": ranked,
     }  # fmt: skip
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

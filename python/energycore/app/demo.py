@@ -266,6 +266,8 @@ def run_demo(
         tm = TtftModel(seed=seed).fit(data, data["ttft_s"])
         pm = TpotModel(seed=seed).fit(data, data["tpot_s"])
     notes += sorted({str(w.message).split(";")[0] for w in caught})
+    for m in (em, tm, pm):  # the model files record what they were fitted on
+        m.set_provenance(workload.node.gpu.name, workload.node.model.name, "simulated")
 
     # Enumerate and select with the configuration-space engine: every (tp, pp, batch) of the
     # node that fits (constraints from the spec sheets), scored by the fitted models.

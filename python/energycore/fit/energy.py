@@ -33,6 +33,7 @@ from energycore._util.columns import (
     as_weights,
 )
 from energycore._util.persist import check_format, read_json
+from energycore.fit import provenance as _prov
 from energycore.fit._filecheck import check_fit_section
 from energycore.fit.results import (
     BootstrapResult,
@@ -586,6 +587,10 @@ class TemplateModel(SolverParams):
         )
         if not self.reduce:
             self._warn_degenerate(np.asarray(res["null_weight"]))
+        # log(measured / predicted) quantiles, for percentile serving limits (fit/provenance.py)
+        self.resid_quantiles_: dict[float, float] | None = _prov.residual_quantiles(
+            _core.template_value(self.template_name, prep.X, coef), prep.y, prep.w
+        )
         return self
 
     @classmethod
@@ -839,6 +844,30 @@ class TemplateModel(SolverParams):
         ok = np.isfinite(B).all(axis=1)
         return BootstrapResult(self.param_names(), np.ascontiguousarray(B[ok]), int((~ok).sum()))
 
+    # ------------------------------------------------------------------ provenance
+    def set_provenance(
+        self: M,
+        gpu: str | None = None,
+        served_model: str | None = None,
+        engine: str | None = None,
+    ) -> M:
+        """Record the GPU, served model and serving engine the data were measured on.
+
+        Free text (``"H100"``, ``"llama-3.1-70b"``, ``"vllm"``), ``None`` for unknown; saved in
+        the model file and shown in the repr. ``energycore select`` checks the recorded GPU and
+        model against the simulator's catalogue to refuse configurations that cannot fit.
+        Returns ``self``.
+        """
+        self._provenance = _prov.check_provenance(
+            {"gpu": gpu, "served_model": served_model, "engine": engine}, "provenance"
+        )
+        return self
+
+    @property
+    def provenance(self) -> dict[str, str | None]:
+        """``{"gpu", "served_model", "engine"}`` as recorded (``None``: unknown)."""
+        return dict(getattr(self, "_provenance", None) or dict.fromkeys(_prov.PROVENANCE_FIELDS))
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (hyper-parameters and, when fitted, the fit)."""
@@ -868,6 +897,11 @@ class TemplateModel(SolverParams):
                 else None,
                 "result": asdict(self.fit_result_),
             }
+            rq = _prov.dump_resid_quantiles(getattr(self, "resid_quantiles_", None))
+            if rq is not None:
+                d["fit"]["resid_quantiles"] = rq
+        if any(self.provenance.values()):
+            d["provenance"] = self.provenance
         return d
 
     def save(self, path: str | Path) -> None:
@@ -909,6 +943,8 @@ class TemplateModel(SolverParams):
                 f"{model.template_name!r}"
             )
         model._check_hyper()
+        if d.get("provenance") is not None:  # absent in older files: unknown
+            model._provenance = _prov.check_provenance(d["provenance"])
         fit = d.get("fit")
         if fit is None:
             return model
@@ -953,6 +989,7 @@ class TemplateModel(SolverParams):
         rs = fit.get("residual_scale")
         model.residual_scale_ = float("nan") if rs is None else float(rs)
         model.fit_result_ = FitResult(**fit["result"])
+        model.resid_quantiles_ = _prov.check_resid_quantiles(fit.get("resid_quantiles"))
         return model
 
     @classmethod
@@ -990,6 +1027,9 @@ class TemplateModel(SolverParams):
         ]
         for name, v, s, unit, note in self._rows():
             lines.append(f"  {name:<5} {v:>11} {s:>11}  {unit:<10} {note}".rstrip())
+        where = _prov.describe(self.provenance)
+        if where:
+            lines.append(f"  fitted on (gpu, served model, engine): {where}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

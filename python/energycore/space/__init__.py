@@ -5,6 +5,8 @@
 - :class:`Selection`: the answer of a query;
 - :class:`SequenceSpace`, :class:`SequenceAxis`: ordered sequences (pass pipelines) with
   constraints, enumeration, sampling, neighbourhood moves and features;
+- :class:`SLO`: serving limits (TTFT, TPOT/ITL mean or percentile, request rate) for queries;
+- :class:`HardwareCheck`: what a GPU type can run for a served model, as constraints;
 - :class:`VariantSelector`: run-time choice of a model variant under a latency budget;
 - :class:`Axis` and :mod:`~energycore.space.constraints`: the vocabulary of a space.
 """
@@ -13,16 +15,20 @@ from __future__ import annotations
 
 from energycore.space.axes import Axis
 from energycore.space.configspace import MONOTONE_IN_LENGTHS, OBJECTIVES, ConfigSpace
+from energycore.space.hardware import HardwareCheck
 from energycore.space.selection import Selection
 from energycore.space.selector import Selector
 from energycore.space.sequence import SequenceAxis, SequenceConstraint, SequenceSpace
+from energycore.space.slo import SLO
 from energycore.space.variants import VariantChoice, VariantSelector
 
 __all__ = [
     "MONOTONE_IN_LENGTHS",
     "OBJECTIVES",
+    "SLO",
     "Axis",
     "ConfigSpace",
+    "HardwareCheck",
     "Selection",
     "Selector",
     "SequenceAxis",

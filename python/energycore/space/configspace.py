@@ -54,8 +54,9 @@ from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
 from energycore.space.modelset import ModelSet, collect
 from energycore.space.selection import Selection
+from energycore.space.slo import SLO, SloParts, slo_parts
 
-__all__ = ["OBJECTIVES", "Axis", "ConfigSpace", "Selection"]
+__all__ = ["OBJECTIVES", "SLO", "Axis", "ConfigSpace", "Selection"]
 
 #: Scores of a point, in the order of the C++ engine (space.hpp, ``enum Objective``).
 OBJECTIVES: tuple[str, ...] = (
@@ -514,6 +515,39 @@ class ConfigSpace:
         """Names of the axes of one kind ("int", "float", "bool", "category")."""
         return [a.name for a in self.axes if a.kind == kind]
 
+    def _split_slo(self, slo: Any, workload: dict[str, Any]) -> Any:
+        """``slo=`` is an SLO, a mapping or None; a number is the fixed value named ``slo``
+        of a space that declares one (as before the SLO keyword existed)."""
+        if slo is not None and not isinstance(slo, (SLO, Mapping)) and "slo" in self._params:
+            workload["slo"] = slo
+            return None
+        return slo
+
+    def _slo(self, q: _Query, slo: Any, models: Any) -> SloParts | None:
+        """The SLO of a query compiled against its models (``None`` for no SLO)."""
+        s = SLO.make(slo)
+        if s is None or s.empty:
+            return None
+        axis = values = None
+        if q.models.keyed and self.model_axis is not None:
+            axis = self.model_axis
+            values = [str(v) for v in self.axes[self._axis_index[axis]].values]
+        return slo_parts(s, models, q.models.kinds, model_axis=axis, axis_values=values)
+
+    @staticmethod
+    def _and(where: str | None, terms: Sequence[str]) -> str | None:
+        """``where`` and every term, each parenthesised (``None`` when there is nothing)."""
+        parts = ([where] if where is not None else []) + list(terms)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return " and ".join(f"({p})" for p in parts)
+
+    def _where_slo(self, q: _Query, where: str | None, slo: Any, models: Any) -> Code:
+        parts = self._slo(q, slo, models)
+        return self._where(q, self._and(where, parts.where_terms() if parts else []))
+
     def _where(self, q: _Query, where: str | None) -> Code:
         if where is None:
             return []
@@ -603,7 +637,12 @@ class ConfigSpace:
 
     # ------------------------------------------------------------------ queries
     def count_valid(
-        self, where: str | None = None, *, models: Any = None, **workload: float
+        self,
+        where: str | None = None,
+        *,
+        models: Any = None,
+        slo: SLO | Mapping[str, Any] | None = None,
+        **workload: float,
     ) -> int:
         """Number of points satisfying every constraint (and ``where``, if given).
 
@@ -613,11 +652,15 @@ class ConfigSpace:
             An extra expression, which may use scores when ``models`` are given.
         models : optional
             Fitted models (see the module docstring).
+        slo : SLO or mapping, optional
+            Serving limits (TTFT, TPOT/ITL, mean or percentile, request rate; see
+            :class:`~energycore.space.slo.SLO`), applied like ``where``.
         **workload : float
             Fixed values, e.g. ``input_len=512``.
         """
+        slo = self._split_slo(slo, workload)
         q = self._query(models, workload)
-        return int(q.engine.count_valid(self._where(q, where)))
+        return int(q.engine.count_valid(self._where_slo(q, where, slo, models)))
 
     def to_frame(
         self,
@@ -627,6 +670,7 @@ class ConfigSpace:
         models: Any = None,
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
+        slo: SLO | Mapping[str, Any] | None = None,
         **workload: float,
     ) -> Any:
         """The first ``limit`` valid points in enumeration order, with their columns and scores.
@@ -635,7 +679,7 @@ class ConfigSpace:
         ----------
         limit : int or None
             At most this many rows (``None``: all valid points; mind the memory).
-        where, models, **workload
+        where, models, slo, **workload
             As in :meth:`count_valid`.
         as_frame : bool
             A pandas DataFrame indexed by point number (default) or a dict of numpy arrays
@@ -648,9 +692,10 @@ class ConfigSpace:
             limit = self.size
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
             raise ValueError(f"limit: must be a non-negative integer or None, got {limit!r}")
+        slo = self._split_slo(slo, workload)
         q = self._query(models, workload)
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
-        idx = q.engine.valid_indices(int(limit), self._where(q, where))
+        idx = q.engine.valid_indices(int(limit), self._where_slo(q, where, slo, models))
         return self._frame(self._scored(q, idx, sc), idx, as_frame)
 
     def top_k(
@@ -663,41 +708,50 @@ class ConfigSpace:
         maximize: bool = False,
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
+        slo: SLO | Mapping[str, Any] | None = None,
         **workload: float,
     ) -> Any:
         """The ``k`` valid points with the smallest (``maximize``: largest) ``objective``.
 
         Ties go to the earlier point in enumeration order. With ``scorers``, the objective may
-        be a scorer column (every valid point is then scored, in batches). Other parameters as
-        in :meth:`to_frame`.
+        be a scorer column (every valid point is then scored, in batches). ``slo`` limits
+        filter like ``where``. Other parameters as in :meth:`to_frame`.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: must be a positive integer, got {k!r}")
+        slo = self._split_slo(slo, workload)
         q = self._query(models, workload)
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        code = self._where_slo(q, where, slo, models)
         if sc:
-            idx = q.engine.valid_indices(self.size, self._where(q, where))
+            idx = q.engine.valid_indices(self.size, code)
             cols = self._scored(q, idx, sc)
             pos = _scorers.top_k(
                 idx, self._values(q, cols, objective, "objective", sc), int(k), bool(maximize)
             )
             return self._frame({c: v[pos] for c, v in cols.items()}, idx[pos], as_frame)
         slot = self._objective(q, objective)
-        idx = q.engine.top_k(slot, bool(maximize), int(k), self._where(q, where))
+        idx = q.engine.top_k(slot, bool(maximize), int(k), code)
         return self._frame(self._columns(q, idx), idx, as_frame)
 
-    def _limits(
-        self, q: _Query, subject_to: Mapping[str, Any] | None
-    ) -> list[tuple[int, int, float]]:
-        if subject_to is None:
-            return []
-        if not isinstance(subject_to, Mapping):
+    @staticmethod
+    def _limit_items(
+        subject_to: Mapping[str, Any] | None, parts: SloParts | None
+    ) -> list[tuple[str, Any]]:
+        """(name, (op, value)) of the explicit limits, then those of the SLO."""
+        if subject_to is not None and not isinstance(subject_to, Mapping):
             raise ValueError(
                 "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
                 f"{type(subject_to).__name__}"
             )
+        items = list((subject_to or {}).items())
+        if parts is not None:
+            items += [(c, (op, v)) for c, op, v in parts.limits]
+        return items
+
+    def _limits(self, q: _Query, items: Sequence[tuple[str, Any]]) -> list[tuple[int, int, float]]:
         out = []
-        for name, spec in subject_to.items():
+        for name, spec in items:
             slot = self._objective(q, name, what=f"subject_to[{name!r}]")
             if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in _OPS):
                 raise ValueError(
@@ -716,6 +770,7 @@ class ConfigSpace:
         models: Any = None,
         maximize: bool = False,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
+        slo: SLO | Mapping[str, Any] | None = None,
         **workload: float,
     ) -> Selection:
         """The valid point with the smallest ``objective`` meeting every limit.
@@ -734,6 +789,10 @@ class ConfigSpace:
             Take the largest value instead.
         scorers : mapping of str to callable, optional
             Extra columns (see :meth:`to_frame`) that the objective and the limits may use.
+        slo : SLO or mapping, optional
+            Serving limits (see :class:`~energycore.space.slo.SLO`): TTFT and TPOT/ITL limits
+            join ``subject_to`` (moved onto the mean prediction for a percentile); the
+            request rate filters like ``where``.
 
         Returns
         -------
@@ -742,13 +801,17 @@ class ConfigSpace:
             valid point that misses the limits by the least total relative amount. Ties go to
             the earlier point in enumeration order.
         """
+        slo = self._split_slo(slo, workload)
         q = self._query(models, workload)
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
+        parts = self._slo(q, slo, models)
+        items = self._limit_items(subject_to, parts)
+        where = self._and(where, parts.filters if parts else [])
         if sc:
-            r = self._argmin_scored(q, objective, subject_to, where, bool(maximize), sc)
+            r = self._argmin_scored(q, objective, items, where, bool(maximize), sc)
         else:
             slot = self._objective(q, objective)
-            limits = self._limits(q, subject_to)
+            limits = self._limits(q, items)
             r = q.engine.argmin(slot, bool(maximize), limits, self._where(q, where))
         return Selection(
             bool(r["feasible"]),
@@ -766,21 +829,16 @@ class ConfigSpace:
         self,
         q: _Query,
         objective: str,
-        subject_to: Mapping[str, Any] | None,
+        items: Sequence[tuple[str, Any]],
         where: str | None,
         maximize: bool,
         sc: Mapping[str, _scorers.Scorer],
     ) -> dict[str, Any]:
-        if subject_to is not None and not isinstance(subject_to, Mapping):
-            raise ValueError(
-                "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
-                f"{type(subject_to).__name__}"
-            )
         idx = q.engine.valid_indices(self.size, self._where(q, where))
         cols = self._scored(q, idx, sc)
         values = self._values(q, cols, objective, "objective", sc)
         limits = []
-        for name, spec in (subject_to or {}).items():
+        for name, spec in items:
             what = f"subject_to[{name!r}]"
             v = self._values(q, cols, name, what, sc)
             if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] in _OPS):
@@ -798,6 +856,7 @@ class ConfigSpace:
         models: Any = None,
         maximize: Sequence[str] = (),
         as_frame: bool = True,
+        slo: SLO | Mapping[str, Any] | None = None,
         **workload: float,
     ) -> Any:
         """The valid points not dominated in ``objectives`` (all minimised unless named in
@@ -813,10 +872,11 @@ class ConfigSpace:
         bad = [m for m in maximize if m not in objectives]
         if bad:
             raise ValueError(f"maximize: {bad[0]!r} is not one of the objectives")
+        slo = self._split_slo(slo, workload)
         q = self._query(models, workload)
         slots = [self._objective(q, o) for o in objectives]
         flags = [o in maximize for o in objectives]
-        idx = q.engine.pareto(slots, flags, self._where(q, where))
+        idx = q.engine.pareto(slots, flags, self._where_slo(q, where, slo, models))
         return self._frame(self._columns(q, idx), idx, as_frame)
 
     # ------------------------------------------------------------------ persistence

@@ -15,13 +15,14 @@ Queries release the GIL and share no mutable state: call :meth:`Selector.best` f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from energycore import _core
 from energycore.space.configspace import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
+from energycore.space.slo import SLO
 
 __all__ = ["Selector"]
 
@@ -93,6 +94,7 @@ class Selector:
         if models is None:
             models = self._combine(space, energy_model, latency_model)
         self.space = space
+        self._models = models
         self.objective = objective
         self.fixed = dict(fixed)
         self._lin_edges = self._edges(input_len_edges, "input_len_edges", space.size)
@@ -231,6 +233,8 @@ class Selector:
         latency_limit_s: float | None = None,
         power_cap_w: float | None = None,
         tpot_limit_s: float | None = None,
+        *,
+        slo: SLO | Mapping[str, Any] | None = None,
     ) -> Selection:
         """The best configuration for a workload under a latency limit and a power cap.
 
@@ -240,15 +244,53 @@ class Selector:
         Infeasible limits give a Selection with ``feasible=False`` and the nearest point. A
         ``tpot_limit_s`` (time per output token, e.g. a median inter-token latency) needs only
         a TpotModel.
+
+        ``slo`` (an :class:`~energycore.space.slo.SLO` or a mapping of its fields) adds serving
+        limits. TTFT and TPOT/ITL limits, mean or percentile, stay on the fast path (a
+        percentile limit is the mean limit divided by ``exp(q_p)``). A request rate, or
+        percentile factors that differ per GPU type, are not a bound on one score: such a
+        query is answered by :meth:`ConfigSpace.argmin` over the whole space (exact, with
+        ``n_valid``/``n_feasible`` counted; a full scan instead of a few candidates).
         """
         lin = self._length(input_len, "input_len")
         lout = self._length(output_len, "output_len")
         limits = self._limits(latency_limit_s, power_cap_w, tpot_limit_s)
+        s = SLO.make(slo)
+        if s is not None and not s.empty:
+            parts = self.space._slo(self._q, s, self._models)
+            assert parts is not None
+            if parts.filters:
+                return self._scan(lin, lout, latency_limit_s, power_cap_w, tpot_limit_s, s)
+            limits += [(self._q.slots.slot[c], 0, float(v)) for c, _, v in parts.limits]
         feasible, index, value, nearest, violation = self._core.best(lin, lout, limits)
         return Selection(
             feasible, self.objective, value, index, nearest, violation, -1, -1,
             self._row_at(lin, lout),
         )  # fmt: skip
+
+    def _scan(
+        self,
+        lin: float,
+        lout: float,
+        latency_limit_s: float | None,
+        power_cap_w: float | None,
+        tpot_limit_s: float | None,
+        slo: SLO,
+    ) -> Selection:
+        """:meth:`best` through ConfigSpace.argmin (for SLO parts that are filters)."""
+        subject_to = {
+            name: ("<=", float(v))
+            for name, v in (
+                ("latency_s", latency_limit_s),
+                ("power_w", power_cap_w),
+                ("tpot_s", tpot_limit_s),
+            )
+            if v is not None
+        }
+        workload: dict[str, Any] = {**self.fixed, "input_len": lin, "output_len": lout}
+        return self.space.argmin(
+            self.objective, subject_to or None, models=self._models, slo=slo, **workload
+        )
 
     def _row_at(self, lin: float, lout: float) -> Any:
         return self.space._row_of(self._q, override={"input_len": lin, "output_len": lout})
