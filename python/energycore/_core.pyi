@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
@@ -159,6 +159,20 @@ class CudaEventTimer:
         ...
     def stop(self, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class GbdtCodedRows:
+    """
+    A fixed row set coded once (per-column ranks of distinct values) for fast repeated prediction by any model with the same feature count (immutable).
+    """
+    def __init__(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+        """
+        Codes the rows of X (n x p, NaN allowed); ValueError if a column holds more than 256 distinct values (NaN counts as one).
+        """
+    @property
+    def n_features(self) -> int:
+        ...
+    @property
+    def n_rows(self) -> int:
+        ...
 class GbdtModel:
     """
     A fitted gradient-boosting model (immutable, thread-safe).
@@ -179,6 +193,10 @@ class GbdtModel:
     def predict(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], raw: bool = False, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
         """
         Predictions for the rows of X (n x n_features): transformed by the objective's link (probability for logistic) unless raw.
+        """
+    def predict_coded(self, rows: GbdtCodedRows, raw: bool = False, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Predictions for every row of a GbdtCodedRows set; equal to predict() on the rows it was coded from.
         """
     def predict_row(self, row: typing.Any) -> float:
         """
