@@ -172,7 +172,7 @@ def test_space_bad_queries() -> None:
     with pytest.raises(ValueError, match="program"):
         e.count_valid([(2, 0, 0.0)])  # Add on an empty stack
     with pytest.raises(ValueError, match="objective"):
-        e.objective_slot(6)
+        e.objective_slot(9)
     with pytest.raises(ValueError, match="axis"):
         _engine([[]], [-1] * 5)
 

@@ -102,14 +102,8 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
     throw std::invalid_argument("selector: too many candidate points");
   const size_t n_cand = cand_index_.size();
   cand_digits_.resize(n_cand * static_cast<size_t>(A));
-  for (size_t c = 0; c < n_cand; ++c) {
-    Index rest = cand_index_[c];
-    for (int a = A - 1; a >= 0; --a) {
-      const Index n = static_cast<Index>(spec.axes[static_cast<size_t>(a)].size());
-      cand_digits_[c * static_cast<size_t>(A) + static_cast<size_t>(a)] = rest % n;
-      rest /= n;
-    }
-  }
+  for (size_t c = 0; c < n_cand; ++c)
+    E.digits_of(cand_index_[c], &cand_digits_[c * static_cast<size_t>(A)]);
   if (lin_edges_.empty()) return;
 
   const size_t n_cells = (lin_edges_.size() - 1) * (lout_edges_.size() - 1);

@@ -23,7 +23,9 @@ fail a constraint, score the rest with fitted models and reduce: :meth:`count_va
 - ``tpot_s``: time per output token, s (latency model);
 - ``latency_s``: ``ttft_s + output_len * tpot_s``, s (latency model);
 - ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
-- ``n_gpus``: ``tp * pp`` (always).
+- ``n_gpus``: ``tp * pp`` (always);
+- ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s``: upper bounds of the latency scores
+  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one).
 
 Callables may add further columns (``scorers=``), evaluated on valid points in batches.
 
@@ -55,6 +57,7 @@ from energycore.space.constraints import OP, Code, Expression, Slots
 from energycore.space.modelset import ModelSet, collect
 from energycore.space.selection import Selection
 from energycore.space.slo import SLO, SloParts, slo_parts
+from energycore.space.uncertainty import UPPER_OF, check_confidence
 
 __all__ = ["OBJECTIVES", "SLO", "Axis", "ConfigSpace", "Selection"]
 
@@ -66,6 +69,9 @@ OBJECTIVES: tuple[str, ...] = (
     "tpot_s",
     "latency_s",
     "power_w",
+    "ttft_upper_s",
+    "tpot_upper_s",
+    "latency_upper_s",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "energy_j": ("energy",),
@@ -74,12 +80,18 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "tpot_s": ("tpot",),
     "latency_s": ("latency",),
     "power_w": ("energy", "latency"),
+    "ttft_upper_s": ("ttft_upper",),
+    "tpot_upper_s": ("tpot_upper",),
+    "latency_upper_s": ("latency_upper",),
 }
 _MODEL_OF = {
     "energy": "EnergyModel",
     "ttft": "TtftModel or LatencyModel",
     "tpot": "TpotModel or LatencyModel",
     "latency": "LatencyModel with both halves",
+    "ttft_upper": "TtftModel or LatencyModel, and confidence=...",
+    "tpot_upper": "TpotModel or LatencyModel, and confidence=...",
+    "latency_upper": "LatencyModel with both halves, and confidence=...",
 }
 #: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
 MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
@@ -204,6 +216,8 @@ class ConfigSpace:
             c.check_names(list(base.slot), detail="constraints cannot use scores")
             c.compile(base)
         self._cache: tuple[tuple[Any, ...], _Query] | None = None
+        #: Explicit points (n x axes digits) of a space made by from_rows; None: the product.
+        self._rows: np.ndarray | None = None
 
     def _before(self, a: str, b: str) -> bool:
         names = list(self.derived)
@@ -419,14 +433,22 @@ class ConfigSpace:
                 if len(names) > 1:
                     raise ValueError(f"models: {kind} models use different templates {names}")
                 out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
-            return ModelSet(out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True)
+            objs = {kind: [per[c][kind][2] for c in cats] for kind in first}
+            return ModelSet(
+                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs
+            )
         got = collect(models, "given")
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
-        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"))
+        objs = {k: [v[2]] for k, v in got.items()}
+        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs)
 
-    def _query(self, models: Any, workload: Mapping[str, Any]) -> _Query:
+    def _query(
+        self, models: Any, workload: Mapping[str, Any], confidence: float | None = None
+    ) -> _Query:
         params = self._param_values(workload)
         mset = models if isinstance(models, ModelSet) else self._modelset(models)
+        if confidence is not None or mset.confidence is not None:
+            mset = mset.with_confidence(confidence)
         key = (tuple(params.items()), mset.fingerprint())
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
@@ -447,6 +469,8 @@ class ConfigSpace:
             key_axis,
             *mset.engine_parts(),
             self.n_threads,
+            *mset.engine_bounds(),
+            self._rows,
         )
         q = _Query(engine, slots, params, mset)
         self._cache = (key, q)
@@ -532,7 +556,10 @@ class ConfigSpace:
         if q.models.keyed and self.model_axis is not None:
             axis = self.model_axis
             values = [str(v) for v in self.axes[self._axis_index[axis]].values]
-        return slo_parts(s, models, q.models.kinds, model_axis=axis, axis_values=values)
+        return slo_parts(
+            s, models, q.models.kinds, model_axis=axis, axis_values=values,
+            confidence=q.models.confidence,
+        )  # fmt: skip
 
     @staticmethod
     def _and(where: str | None, terms: Sequence[str]) -> str | None:
@@ -642,6 +669,7 @@ class ConfigSpace:
         *,
         models: Any = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> int:
         """Number of points satisfying every constraint (and ``where``, if given).
@@ -655,11 +683,16 @@ class ConfigSpace:
         slo : SLO or mapping, optional
             Serving limits (TTFT, TPOT/ITL, mean or percentile, request rate; see
             :class:`~energycore.space.slo.SLO`), applied like ``where``.
+        confidence : float, optional
+            ``None`` (default): limits judge the point predictions. A number in (0, 1): the
+            SLO's latency limits and request rate judge the upper bounds of the predictions at
+            that one-sided confidence (:mod:`energycore.space.uncertainty`), and the bound
+            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` exist.
         **workload : float
             Fixed values, e.g. ``input_len=512``.
         """
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         return int(q.engine.count_valid(self._where_slo(q, where, slo, models)))
 
     def to_frame(
@@ -671,6 +704,7 @@ class ConfigSpace:
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The first ``limit`` valid points in enumeration order, with their columns and scores.
@@ -679,7 +713,7 @@ class ConfigSpace:
         ----------
         limit : int or None
             At most this many rows (``None``: all valid points; mind the memory).
-        where, models, slo, **workload
+        where, models, slo, confidence, **workload
             As in :meth:`count_valid`.
         as_frame : bool
             A pandas DataFrame indexed by point number (default) or a dict of numpy arrays
@@ -693,7 +727,7 @@ class ConfigSpace:
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
             raise ValueError(f"limit: must be a non-negative integer or None, got {limit!r}")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         idx = q.engine.valid_indices(int(limit), self._where_slo(q, where, slo, models))
         return self._frame(self._scored(q, idx, sc), idx, as_frame)
@@ -709,18 +743,20 @@ class ConfigSpace:
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The ``k`` valid points with the smallest (``maximize``: largest) ``objective``.
 
         Ties go to the earlier point in enumeration order. With ``scorers``, the objective may
         be a scorer column (every valid point is then scored, in batches). ``slo`` limits
-        filter like ``where``. Other parameters as in :meth:`to_frame`.
+        filter like ``where`` (on the upper bounds with ``confidence``). Other parameters as
+        in :meth:`to_frame`.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: must be a positive integer, got {k!r}")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         code = self._where_slo(q, where, slo, models)
         if sc:
@@ -736,15 +772,26 @@ class ConfigSpace:
 
     @staticmethod
     def _limit_items(
-        subject_to: Mapping[str, Any] | None, parts: SloParts | None
+        subject_to: Mapping[str, Any] | None, parts: SloParts | None, bounded: bool = False
     ) -> list[tuple[str, Any]]:
-        """(name, (op, value)) of the explicit limits, then those of the SLO."""
+        """(name, (op, value)) of the explicit limits, then those of the SLO. ``bounded``:
+        upper limits on latency scores move onto their upper-bound columns."""
         if subject_to is not None and not isinstance(subject_to, Mapping):
             raise ValueError(
                 "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
                 f"{type(subject_to).__name__}"
             )
         items = list((subject_to or {}).items())
+        if bounded:
+            items = [
+                (UPPER_OF[name], spec)
+                if name in UPPER_OF
+                and isinstance(spec, (tuple, list))
+                and len(spec) == 2
+                and spec[0] in ("<=", "<")
+                else (name, spec)
+                for name, spec in items
+            ]
         if parts is not None:
             items += [(c, (op, v)) for c, op, v in parts.limits]
         return items
@@ -771,6 +818,7 @@ class ConfigSpace:
         maximize: bool = False,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Selection:
         """The valid point with the smallest ``objective`` meeting every limit.
@@ -793,6 +841,13 @@ class ConfigSpace:
             Serving limits (see :class:`~energycore.space.slo.SLO`): TTFT and TPOT/ITL limits
             join ``subject_to`` (moved onto the mean prediction for a percentile); the
             request rate filters like ``where``.
+        confidence : float, optional
+            ``None`` (default): limits judge the point predictions. A number in (0, 1): upper
+            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s``, and the SLO's,
+            judge the upper bound of the prediction at that one-sided confidence instead, so a
+            configuration is kept only when its bound meets the limit (formula and the
+            composition with SLO percentiles: :mod:`energycore.space.uncertainty`). Other
+            limits (``power_w``, lower limits) keep the point prediction.
 
         Returns
         -------
@@ -802,10 +857,11 @@ class ConfigSpace:
             the earlier point in enumeration order.
         """
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        conf = check_confidence(confidence)
+        q = self._query(models, workload, conf)
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         parts = self._slo(q, slo, models)
-        items = self._limit_items(subject_to, parts)
+        items = self._limit_items(subject_to, parts, bounded=conf is not None)
         where = self._and(where, parts.filters if parts else [])
         if sc:
             r = self._argmin_scored(q, objective, items, where, bool(maximize), sc)
@@ -857,13 +913,15 @@ class ConfigSpace:
         maximize: Sequence[str] = (),
         as_frame: bool = True,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The valid points not dominated in ``objectives`` (all minimised unless named in
         ``maximize``), sorted by the first objective.
 
         A point is dominated when another is no worse in every objective and better in one;
-        points with equal objectives are all kept. Other parameters as in :meth:`to_frame`.
+        points with equal objectives are all kept. ``slo`` limits filter like ``where`` (on
+        the upper bounds with ``confidence``). Other parameters as in :meth:`to_frame`.
         """
         if isinstance(objectives, str) or not objectives:
             raise ValueError("objectives: expected a non-empty list of column names")
@@ -873,7 +931,7 @@ class ConfigSpace:
         if bad:
             raise ValueError(f"maximize: {bad[0]!r} is not one of the objectives")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         slots = [self._objective(q, o) for o in objectives]
         flags = [o in maximize for o in objectives]
         idx = q.engine.pareto(slots, flags, self._where_slo(q, where, slo, models))
