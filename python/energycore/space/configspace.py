@@ -348,10 +348,90 @@ class ConfigSpace:
             lhs += f" + {act!r} * batch * input_len / tp"
         return f"{lhs} <= {mem} * {u!r}"
 
+    # ------------------------------------------------------------------ explicit points
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Any,
+        constraints: Sequence[str] = (),
+        *,
+        fixed: Mapping[str, float] | None = None,
+        derived: Mapping[str, str] | None = None,
+        model_axis: str | None = None,
+        n_threads: int = 0,
+    ) -> ConfigSpace:
+        """A space over an explicit list of candidate configurations.
+
+        For deployments whose valid configurations are a list (what the cluster offers, what
+        was benchmarked) rather than a Cartesian product. Every column is an axis whose values
+        are the column's distinct values; the points are the rows, in their order: point
+        ``i`` is row ``i`` (``Selection.index``, the frames' index and tie-breaks follow the
+        row order). Every query, ``slo=``, ``confidence=``, ``scorers=`` and the
+        :class:`~energycore.space.selector.Selector` work as on a Cartesian space, and answer
+        as that space filtered to these rows would; the C++ engine walks the rows.
+
+        Parameters
+        ----------
+        rows : DataFrame, mapping of str to sequence, or structured / named array
+            One column per axis (``tp``, ``pp``, ``batch``, ``gpu`` ...): numbers, strings
+            (categorical) or booleans, all of one length. A 2-D array needs names: a numpy
+            structured array, or ``(array, names)``.
+        constraints, fixed, derived, model_axis, n_threads
+            As in :class:`ConfigSpace`; constraints may remove rows too.
+
+        Raises
+        ------
+        ValueError
+            Naming the column (and row): no rows, a non-finite or missing value, a column of
+            mixed or unsupported types (dates, complex, objects), columns of unequal length,
+            a name that is not an identifier or is a score (``energy_j``, ``tpot_s`` ...),
+            or a **duplicate row** (refused: it would be counted and scored twice; drop it,
+            e.g. ``frame.drop_duplicates()``).
+
+        Examples
+        --------
+        >>> space = ConfigSpace.from_rows(
+        ...     {"tp": [1, 2, 4, 8], "pp": [1, 1, 1, 2], "batch": [64, 128, 256, 256]})
+        >>> space.size, space.count_valid()
+        (4, 4)
+        """
+        columns = _columns_of(rows)
+        axes: dict[str, list[Any]] = {}
+        digits: list[np.ndarray] = []
+        n = -1
+        for name, col in columns.items():
+            check_name(name, "rows")
+            values, codes = _axis_of(name, col)
+            if n < 0:
+                n = len(codes)
+            elif len(codes) != n:
+                raise ValueError(
+                    f"rows: column {name!r} has {len(codes)} values, the first column {n}"
+                )
+            axes[name] = values
+            digits.append(codes)
+        if n <= 0:
+            raise ValueError("rows: no rows; give at least one configuration")
+        D = np.ascontiguousarray(np.column_stack(digits), dtype=np.int64)
+        _refuse_duplicates(D, list(axes))
+        space = cls(
+            axes, constraints, fixed=fixed, derived=derived, model_axis=model_axis,
+            n_threads=n_threads,
+        )  # fmt: skip
+        space._rows = D
+        space._size = n
+        return space
+
+    @property
+    def explicit(self) -> bool:
+        """True for a space over explicit rows (:meth:`from_rows`)."""
+        return self._rows is not None
+
     # ------------------------------------------------------------------ properties
     @property
     def size(self) -> int:
-        """Number of points in the cross product of the axes (valid or not)."""
+        """Number of points: of the cross product of the axes, or the rows of a space made by
+        :meth:`from_rows` (valid or not)."""
         return self._size
 
     @property
@@ -362,7 +442,8 @@ class ConfigSpace:
     def __repr__(self) -> str:
         axes = ", ".join(f"{a.name}[{len(a.values)}]" for a in self.axes)
         cons = "; ".join(str(c) for c in self.constraints) or "none"
-        return f"ConfigSpace({axes}; {self.size} points; constraints: {cons})"
+        what = "rows" if self.explicit else "points"
+        return f"ConfigSpace({axes}; {self.size} {what}; constraints: {cons})"
 
     # ------------------------------------------------------------------ slots and engine
     def _slots(self, *, with_objectives: bool = True) -> Slots:
@@ -939,8 +1020,9 @@ class ConfigSpace:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description of the space (versioned)."""
-        return {
+        """A JSON-ready description of the space (versioned); a space over explicit rows
+        lists them (``"rows"``, one list of values per axis)."""
+        out = {
             "format": "energycore.space",
             "format_version": FORMAT_VERSION,
             "axes": [{"name": a.name, "kind": a.kind, "values": list(a.values)} for a in self.axes],
@@ -949,6 +1031,12 @@ class ConfigSpace:
             "derived": {k: e.source for k, e in self.derived.items() if k != "n_gpus"},
             "model_axis": self.model_axis,
         }
+        if self._rows is not None:
+            out["rows"] = {
+                a.name: [a.values[int(k)] for k in self._rows[:, j]]
+                for j, a in enumerate(self.axes)
+            }
+        return out
 
     def to_json(self) -> str:
         """The space as versioned JSON text."""
@@ -965,6 +1053,14 @@ class ConfigSpace:
                 if a["kind"] == "float":
                     vals = [float(v) for v in vals]
                 axes[a["name"]] = vals
+            if d.get("rows") is not None:
+                return cls.from_rows(
+                    d["rows"],
+                    constraints=list(d.get("constraints", [])),
+                    fixed=d.get("fixed") or None,
+                    derived=d.get("derived") or None,
+                    model_axis=d.get("model_axis"),
+                )
             return cls(
                 axes,
                 constraints=list(d.get("constraints", [])),
@@ -993,3 +1089,107 @@ class ConfigSpace:
         return isinstance(other, ConfigSpace) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------- from_rows input
+def _columns_of(rows: Any) -> dict[str, Any]:
+    """The columns of a DataFrame, mapping, structured array or ``(2-D array, names)``."""
+    if isinstance(rows, tuple) and len(rows) == 2 and not isinstance(rows[1], (int, float)):
+        arr, names = np.asarray(rows[0]), list(rows[1])
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ValueError(
+                f"rows: a 2-D array of shape (n, {len(names)}) is needed for {len(names)} "
+                f"names, got shape {arr.shape}"
+            )
+        return {str(k): arr[:, j] for j, k in enumerate(names)}
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.names:
+            return {k: rows[k] for k in rows.dtype.names}
+        raise ValueError(
+            "rows: a plain array has no column names; pass a structured array, a DataFrame, "
+            "a dict of columns or (array, names)"
+        )
+    if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a DataFrame
+        return {k: np.asarray(rows[k]) for k in rows.columns}
+    if isinstance(rows, Mapping):
+        if not rows:
+            raise ValueError("rows: no columns")
+        return dict(rows)
+    raise ValueError(
+        f"rows: expected a DataFrame, a mapping of columns or a structured array, got "
+        f"{type(rows).__name__}"
+    )
+
+
+def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
+    """(distinct values, each row's position among them) of one column; ``ValueError``
+    naming the column and row of a bad value."""
+    if isinstance(col, (str, bytes)) or np.ndim(col) != 1:
+        raise ValueError(f"rows: column {name!r} must be one-dimensional")
+    # A list keeps its items' types (numpy would turn [1, "2"] into two strings).
+    a = np.asarray(col, dtype=object) if isinstance(col, (list, tuple)) else np.asarray(col)
+    if a.dtype.kind == "b":
+        vals, codes = np.unique(a, return_inverse=True)
+        return [bool(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind in "iu":
+        big = np.flatnonzero(np.abs(a.astype(np.float64)) > MAX_EXACT_INT)
+        if len(big):
+            raise ValueError(f"rows: column {name!r} row {int(big[0])}: {a[big[0]]} is past 2**53")
+        vals, codes = np.unique(a, return_inverse=True)
+        return [int(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a))
+        if len(bad):
+            raise ValueError(
+                f"rows: column {name!r} row {int(bad[0])}: {a[bad[0]]} is not a finite number"
+            )
+        vals, codes = np.unique(a, return_inverse=True)
+        return [float(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind in "US":
+        a = a.astype(object)
+    if a.dtype.kind == "O":
+        items = a.tolist()
+        if all(isinstance(v, str) for v in items):
+            order: dict[str, int] = {}
+            codes = np.array([order.setdefault(v, len(order)) for v in items], dtype=np.int64)
+            return list(order), codes
+        if items and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items
+        ):
+            return _axis_of(name, np.asarray(items, dtype=np.int64))
+        if all(
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))
+            for v in items
+        ):
+            return _axis_of(name, np.asarray(items, dtype=np.float64))
+        if all(isinstance(v, (bool, np.bool_)) for v in items):
+            return _axis_of(name, np.asarray(items, dtype=bool))
+        first = type(items[0])
+        j = next((i for i, v in enumerate(items) if v is None or type(v) is not first), 0)
+        raise ValueError(
+            f"rows: column {name!r} row {j}: {items[j]!r} ({type(items[j]).__name__}); a "
+            "column holds numbers, strings or booleans, all of one kind, with no missing values"
+        )
+    raise ValueError(
+        f"rows: column {name!r} has unsupported type {a.dtype} (row 0: {a[0]!r}); use "
+        "numbers, strings or booleans"
+    )
+
+
+def _refuse_duplicates(D: np.ndarray, names: Sequence[str]) -> None:
+    """``ValueError`` naming the first row that repeats an earlier one."""
+    _, counts = np.unique(D, axis=0, return_counts=True)
+    if (counts == 1).all():
+        return
+    seen: dict[bytes, int] = {}
+    for i, row in enumerate(D):
+        key = row.tobytes()
+        if key in seen:
+            cols = ", ".join(f"{n}" for n in names)
+            raise ValueError(
+                f"rows: row {i} repeats row {seen[key]} (same {cols}); duplicates are refused "
+                "(they would be counted and scored twice): drop them, e.g. "
+                "frame.drop_duplicates()"
+            )
+        seen[key] = i
