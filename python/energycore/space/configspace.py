@@ -1149,10 +1149,15 @@ def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
         a = a.astype(object)
     if a.dtype.kind == "O":
         items = a.tolist()
-        if all(isinstance(v, str) for v in items):
-            order: dict[str, int] = {}
-            codes = np.array([order.setdefault(v, len(order)) for v in items], dtype=np.int64)
-            return list(order), codes
+        types = set(map(type, items))
+        if types == {str}:
+            # distinct values in order of first appearance, each row's position among them
+            u = np.asarray(items, dtype=str)
+            vals, first, inv = np.unique(u, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            return [str(v) for v in vals[order]], rank[inv.reshape(-1)]
         if items and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items
         ):
@@ -1179,9 +1184,18 @@ def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
 
 def _refuse_duplicates(D: np.ndarray, names: Sequence[str]) -> None:
     """``ValueError`` naming the first row that repeats an earlier one."""
-    _, counts = np.unique(D, axis=0, return_counts=True)
-    if (counts == 1).all():
-        return
+    sizes = D.max(axis=0).astype(np.float64) + 1
+    if float(np.prod(sizes)) < 2.0**62:  # one int64 key per row: sort those
+        key = np.zeros(len(D), dtype=np.int64)
+        for j in range(D.shape[1]):
+            key = key * int(sizes[j]) + D[:, j]
+        k = np.sort(key)
+        if not (k[1:] == k[:-1]).any():
+            return
+    else:
+        _, counts = np.unique(D, axis=0, return_counts=True)
+        if (counts == 1).all():
+            return
     seen: dict[bytes, int] = {}
     for i, row in enumerate(D):
         key = row.tobytes()

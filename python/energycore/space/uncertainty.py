@@ -168,6 +168,12 @@ def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
     k = int(len(mask) - sum(bool(f) for f in mask))
     dof = n - k
     s = float(scale)
+    if dof >= 1 and not math.isfinite(s):
+        raise ValueError(
+            f"{what}: the {name} records no residual scale (a model file written before it was "
+            "recorded, or a failed fit); refit it to select under a confidence, or pass "
+            "confidence=None"
+        )
     if dof < 1 or not math.isfinite(s):
         raise ValueError(
             f"{what}: the {name} was fitted on {n} row(s) for {k} free coefficient(s), which "
