@@ -1170,8 +1170,8 @@ def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
             return _axis_of(name, np.asarray(items, dtype=np.float64))
         if all(isinstance(v, (bool, np.bool_)) for v in items):
             return _axis_of(name, np.asarray(items, dtype=bool))
-        first = type(items[0])
-        j = next((i for i, v in enumerate(items) if v is None or type(v) is not first), 0)
+        kind0 = type(items[0])
+        j = next((i for i, v in enumerate(items) if v is None or type(v) is not kind0), 0)
         raise ValueError(
             f"rows: column {name!r} row {j}: {items[j]!r} ({type(items[j]).__name__}); a "
             "column holds numbers, strings or booleans, all of one kind, with no missing values"
