@@ -249,3 +249,31 @@ def test_bound_columns_need_confidence(fitted: Any) -> None:
         _space().top_k("latency_upper_s", 1, models=[em, lm], **WORK)
     r = _space().top_k("latency_upper_s", 1, models=[em, lm], confidence=0.9, **WORK)
     assert len(r) == 1
+
+
+def test_selector_scan_path_uses_the_confidence(fitted: Any) -> None:
+    em, lm = fitted
+    sp = _space()
+    sel = Selector(sp, energy_model=em, latency_model=lm)
+    f = sp.to_frame(None, models=[em, lm], confidence=0.9, **WORK)
+    rate = float(np.median(f["batch"] / f["latency_upper_s"]))
+    slo = SLO(request_rate=rate)
+    a = sel.best(512, 256, slo=slo, confidence=0.9)
+    b = sp.argmin("energy_per_request_j", models=[em, lm], slo=slo, confidence=0.9, **WORK)
+    assert a.index == b.index and a.feasible
+    assert a.config is not None and a.config["batch"] >= rate * a.config["latency_upper_s"]
+    assert (
+        sel.best(512, 256, slo=slo).index
+        == sp.argmin("energy_per_request_j", models=[em, lm], slo=slo, **WORK).index
+    )
+
+
+def test_scorers_see_the_bound_columns(fitted: Any) -> None:
+    em, lm = fitted
+    sp = _space()
+    r = sp.argmin(
+        "energy_j", {"margin": ("<=", 1.1)}, models=[em, lm], confidence=0.9,
+        scorers={"margin": lambda c: c["latency_upper_s"] / c["latency_s"]}, **WORK,
+    )  # fmt: skip
+    assert r.feasible and r.config is not None
+    assert r.config["latency_upper_s"] <= 1.1 * r.config["latency_s"] * (1 + 1e-12)

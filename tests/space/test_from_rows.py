@@ -198,3 +198,16 @@ def test_missing_model_column_is_named(models: Any) -> None:
     bad = ConfigSpace.from_rows({"tp": [1, 2], "batch": [0, 8]})
     with pytest.raises(ValueError, match="batch: the models need positive values, got 0"):
         bad.argmin("energy_j", models=models["H100"], **WORK)
+
+
+def test_rows_with_scorers_and_rate(models: Any) -> None:
+    _, rows, _ = _subset(4)
+    space = ConfigSpace.from_rows(rows, constraints=CONSTRAINTS)
+    got = space.to_frame(None, models=models, **WORK)
+    sc = {"per_gpu_w": lambda c: c["power_w"] / c["n_gpus"]}
+    r = space.argmin("per_gpu_w", models=models, scorers=sc, **WORK)
+    vals = (got["power_w"] / got["n_gpus"]).to_numpy()
+    assert r.index == int(got.index[np.argmin(vals)])
+    rate = float(np.median(got["batch"] / got["latency_s"]))
+    n = space.count_valid(models=models, slo=SLO(request_rate=rate), **WORK)
+    assert n == int((got["batch"] >= rate * got["latency_s"]).sum())
