@@ -50,8 +50,11 @@ double upper_of(const ModelSet& m, size_t k, double v, const double* g, Index st
 /// Upper bounds of the n rows of X (values `vals`) under coefficients theta[k].
 void uppers(const ModelSet& m, size_t k, const FeatureRef& X, const double* vals, double* out) {
   const Index n = X.rows();
-  Matrix G(n, m.tmpl->n_params());
-  std::vector<double> scratch(static_cast<size_t>(n));
+  // Per-thread buffers: a Selector scores single rows, where allocating would dominate.
+  thread_local Matrix G;
+  thread_local std::vector<double> scratch;
+  G.resize(n, m.tmpl->n_params());
+  scratch.resize(static_cast<size_t>(n));
   m.tmpl->batch(X, m.theta[k].data(), scratch.data(), &G);
   for (Index r = 0; r < n; ++r) out[r] = upper_of(m, k, vals[r], G.data() + r, n);
 }

@@ -193,7 +193,9 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
                             const Entry* order) const {
   const Engine& E = *engine_;
   const int l_slot = E.objective_slot(kLatencyS);
+  const int u_slot = E.objective_slot(kLatencyUpperS);
   const int p_slot = E.objective_slot(kPowerW);
+  const bool bound_above = upper_bounds_latency();
   const size_t n = cand_index_.size();
   // Lower bound of each candidate's total violation: only latency and power terms are
   // bounded (the others count 0); shrunk a hair so that rounding can never lift it above.
@@ -203,7 +205,8 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
     double v = 0.0;
     for (const Limit& l : limits) {
       if (l.op != 0 && l.op != 1) continue;
-      if (l.slot == l_slot) v += l.violation(static_cast<double>(e.latency_lb));
+      if (l.slot == l_slot || (l.slot == u_slot && bound_above))
+        v += l.violation(static_cast<double>(e.latency_lb));
       if (l.slot == p_slot) v += l.violation(static_cast<double>(e.power_lb));
     }
     vlb[k] = std::isinf(v) ? 0.0 : v * (1.0 - 1e-12);
@@ -226,16 +229,26 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
   return t.result(maximize_);
 }
 
+bool Selector::upper_bounds_latency() const noexcept {
+  // upper = value * exp(z * sqrt(...)) >= value for z >= 0, and latency_upper_s sums the bounds.
+  const Spec& spec = engine_->spec();
+  return spec.ttft.bounded() && spec.tpot.bounded() && spec.ttft.z >= 0 && spec.tpot.z >= 0;
+}
+
 Selection Selector::best(double input_len, double output_len,
                          const std::vector<Limit>& limits) const {
   const Engine& E = *engine_;
   constexpr double kInf = std::numeric_limits<double>::infinity();
   double lat_max = kInf, pow_max = kInf;
+  const bool bound_above = upper_bounds_latency();
   for (const Limit& l : limits) {
     if (l.slot < 0 || l.slot >= E.n_slots() || l.op < 0 || l.op > 4)
       throw std::out_of_range("limits: bad limit");
     const bool upper = l.op == 0 || l.op == 1;
     if (upper && l.slot == E.objective_slot(kLatencyS)) lat_max = std::min(lat_max, l.value);
+    // latency_upper_s >= latency_s then: a limit on the bound is also one on latency_s.
+    if (upper && bound_above && l.slot == E.objective_slot(kLatencyUpperS))
+      lat_max = std::min(lat_max, l.value);
     if (upper && l.slot == E.objective_slot(kPowerW)) pow_max = std::min(pow_max, l.value);
   }
   const int ci = cell(input_len, lin_edges_);

@@ -277,3 +277,22 @@ def test_scorers_see_the_bound_columns(fitted: Any) -> None:
     )  # fmt: skip
     assert r.feasible and r.config is not None
     assert r.config["latency_upper_s"] <= 1.1 * r.config["latency_s"] * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("confidence", [0.3, 0.9])
+def test_selector_random_queries_equal_argmin(fitted: Any, confidence: float) -> None:
+    """The Selector prunes by latency bounds under a confidence >= 0.5; answers stay exact,
+    feasible or not (nearest point), and for z < 0 nothing is pruned wrongly."""
+    em, lm = fitted
+    sp = _space()
+    sel = Selector(sp, energy_model=em, latency_model=lm, confidence=confidence)
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        lin, lout = float(rng.integers(1, 4096)), float(rng.integers(1, 1024))
+        lim, cap = float(rng.uniform(0.05, 12)), float(rng.uniform(300, 6000))
+        a = sel.best(lin, lout, latency_limit_s=lim, power_cap_w=cap)
+        b = sp.argmin(
+            "energy_per_request_j", {"latency_s": ("<=", lim), "power_w": ("<=", cap)},
+            models=[em, lm], confidence=confidence, input_len=lin, output_len=lout,
+        )  # fmt: skip
+        assert (a.feasible, a.index, a.nearest_index) == (b.feasible, b.index, b.nearest_index)
