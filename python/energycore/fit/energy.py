@@ -33,6 +33,7 @@ from energycore._util.columns import (
     as_weights,
 )
 from energycore._util.persist import check_format, read_json
+from energycore.errors import ConvergenceWarning
 from energycore.fit import provenance as _prov
 from energycore.fit._filecheck import check_fit_section
 from energycore.fit.results import (
@@ -44,6 +45,7 @@ from energycore.fit.results import (
 
 __all__ = [
     "BootstrapResult",
+    "ConvergenceWarning",
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
@@ -425,7 +427,7 @@ class TemplateModel(SolverParams):
                 )
                 / prep.y
             )
-            if r["success"]
+            if r["status"] >= 0  # converged or at the iteration limit: x is usable
             else None
             for r in results
         ]
@@ -547,10 +549,19 @@ class TemplateModel(SolverParams):
 
     def _finish(self: M, res: dict[str, Any], prep: _Prepared) -> M:
         """Store a solver result as the fitted state of this model."""
-        if not res["success"]:
+        if res["status"] < 0:
             raise ValueError(
                 f"{type(self).__name__}: the fit failed ({res['message']}); check the data for "
                 "rows the model cannot describe"
+            )
+        if res["status"] == 0:
+            warnings.warn(
+                f"{type(self).__name__}: the fit did not converge within max_iter="
+                f"{self.max_iter} iterations (cost {res['cost']:.4g}, optimality "
+                f"{res['optimality']:.3g}); the coefficients are the best reached. Raise max_iter, "
+                "or check the data for rows the model cannot describe.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
             )
         names = self.param_names()
         n, flags = len(prep.X), prep.flags
@@ -988,7 +999,9 @@ class TemplateModel(SolverParams):
         )
         rs = fit.get("residual_scale")
         model.residual_scale_ = float("nan") if rs is None else float(rs)
-        model.fit_result_ = FitResult(**fit["result"])
+        result = dict(fit["result"])
+        result["success"] = result["status"] > 0  # older files said True at the iteration limit
+        model.fit_result_ = FitResult(**result)
         model.resid_quantiles_ = _prov.check_resid_quantiles(fit.get("resid_quantiles"))
         return model
 
