@@ -110,6 +110,22 @@ class _Prepared:
         return self.values if any(self.flags) else np.empty(0)
 
 
+def _check_outliers(d: Any, n_samples: int) -> dict[int, float]:
+    """The ``outliers`` field of a model file (absent in older files): row index -> log ratio."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"model file: 'outliers' must be a mapping, got {type(d).__name__}")
+    out: dict[int, float] = {}
+    for k, v in d.items():
+        if not (isinstance(k, str) and k.isdigit() and int(k) < max(n_samples, 1)):
+            raise ValueError(f"model file: outliers: {k!r} is not a row index below {n_samples}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"model file: outliers[{k!r}] must be a finite number, got {v!r}")
+        out[int(k)] = float(v)
+    return out
+
+
 def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
@@ -146,6 +162,14 @@ class SolverParams:
         largest model's robust scale) is kept. What was reduced and why is in
         ``reduced_``. ``False``: fit every coefficient not in ``fixed`` (terms with no effect on
         any row are still held, with an :class:`IdentifiabilityWarning`).
+    outliers : float
+        Gross-outlier screen (default 5; 0 turns it off). After the fit, a row whose log ratio
+        ``log(predicted / measured)`` lies more than ``outliers`` robust standard deviations
+        (``1.4826 * MAD`` of the log ratios, at least 0.02) from their median is excluded
+        (weight 0) and the fit is repeated, up to three rounds; at most a fifth of the rows,
+        the largest first, and only with at least 10 rows and 5 more than free coefficients.
+        Excluded rows are never dropped silently: they are in ``outliers_`` (row index ->
+        log ratio under the final fit), the repr and the model file.
     """
 
     def __init__(
@@ -159,6 +183,7 @@ class SolverParams:
         n_threads: int = 0,
         tol: float = 1e-8,
         reduce: bool = True,
+        outliers: float = 5.0,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -169,6 +194,7 @@ class SolverParams:
         self.n_threads = n_threads
         self.tol = tol
         self.reduce = reduce
+        self.outliers = outliers
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn convention)."""
@@ -183,6 +209,7 @@ class SolverParams:
             "n_threads": self.n_threads,
             "tol": self.tol,
             "reduce": self.reduce,
+            "outliers": self.outliers,
         }
 
     def set_params(self: P, **params: Any) -> P:
@@ -219,6 +246,14 @@ class SolverParams:
             raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
         if not isinstance(self.reduce, (bool, np.bool_)):
             raise ValueError(f"reduce: must be True or False, got {self.reduce!r}")
+        o = self.outliers
+        if not (
+            isinstance(o, (int, float, np.integer, np.floating))
+            and not isinstance(o, bool)
+            and math.isfinite(o)
+            and (o == 0 or o >= 2)
+        ):
+            raise ValueError(f"outliers: must be 0 (off) or a number >= 2, got {o!r}")
 
 
 class TemplateModel(SolverParams):
@@ -367,6 +402,17 @@ class TemplateModel(SolverParams):
         """
         prep = self._prepare(X, y, sample_weight)
         start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        return self._screen_outliers(prep, start)
+
+    def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
+        """:meth:`_fit_prepared`, its warnings recorded (only the kept fit's are shown)."""
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            self._fit_prepared(prep, start)
+        return rec
+
+    def _fit_prepared(self: M, prep: _Prepared, start: FloatArray) -> M:
+        """One fit of prepared data: adaptive, or of every free coefficient (``x0`` given)."""
         if self.reduce and not len(start):
             return self._fit_adaptive(prep)
         prep = self._budget(prep)
@@ -379,6 +425,50 @@ class TemplateModel(SolverParams):
             n_threads=int(self.n_threads), **self._solver_kwargs(),
         )  # fmt: skip
         return self._finish(res, prep)
+
+    def _screen_outliers(self: M, prep: _Prepared, start: FloatArray) -> M:
+        """Fit, exclude gross outliers and refit (see ``outliers``); the last fit's warnings."""
+        rec = self._fit_recorded(prep, start)
+        try:
+            self._exclude_outliers(prep, start, rec)
+        finally:
+            for w in rec:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return self
+
+    def _exclude_outliers(
+        self, prep: _Prepared, start: FloatArray, rec: list[warnings.WarningMessage]
+    ) -> None:
+        self.outliers_: dict[int, float] = {}
+        k = float(self.outliers)
+        w0 = prep.w if len(prep.w) else np.ones(len(prep.y))
+        rows = np.flatnonzero(w0 > 0)
+        n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
+        if k == 0 or len(rows) < 10 or len(rows) - n_free < 5:
+            return
+        cap = len(rows) // 5
+        flagged: list[int] = []
+        for _ in range(3):
+            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            ok = np.setdiff1d(rows, flagged)
+            med = float(np.median(r[ok]))
+            sigma = max(1.4826 * float(np.median(np.abs(r[ok] - med))), 0.02)
+            dev = np.abs(r[rows] - med)
+            over = rows[dev > k * sigma]
+            new = sorted(over.tolist(), key=lambda i: -abs(r[i] - med))[:cap]
+            if set(new) <= set(flagged):
+                break
+            flagged = sorted(set(flagged) | set(new), key=lambda i: -abs(r[i] - med))[:cap]
+            w = w0.copy()
+            w[flagged] = 0.0
+            sub = self._prepare_table(prep.X, prep.y, w)
+            rec[:] = self._fit_recorded(sub, start)
+        if flagged:
+            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
+
+    def _raw_predict(self, Xt: FloatArray) -> FloatArray:
+        return _core.template_value(self.template_name, Xt, self.coef_, 1)
 
     def _candidates(self, prep: _Prepared) -> list[list[bool]]:
         """Fixed-flag vectors of the nested reductions worth fitting, largest first."""
@@ -498,13 +588,19 @@ class TemplateModel(SolverParams):
 
     def _prepare(self, X: Any, y: Any, sample_weight: Any) -> _Prepared:
         """Validate the data; set the coefficients the rows cannot identify to neutral values."""
-        flags, values = self._check_hyper()
-        info = self.template_info()["params"]
-        typical = np.array([p["typical"] for p in info], dtype=np.float64)
+        self._check_hyper()
         Xt = self._features(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
+        return self._prepare_table(Xt, yt, w)
+
+    def _prepare_table(self, Xt: FloatArray, yt: FloatArray, w: FloatArray) -> _Prepared:
+        """:meth:`_prepare` on validated arrays (the feature table, target and weights)."""
+        flags, values = self._check_hyper()
+        info = self.template_info()["params"]
+        typical = np.array([p["typical"] for p in info], dtype=np.float64)
+        n = len(Xt)
         names = self.param_names()
         rows = w > 0 if len(w) else np.ones(n, dtype=bool)
         n_rows = int(rows.sum())
@@ -653,7 +749,7 @@ class TemplateModel(SolverParams):
             out_r: dict[Any, M] = {}
             for key, m, prep in zip(keys, models, preps):
                 try:
-                    out_r[key] = m._fit_adaptive(prep)
+                    out_r[key] = m._screen_outliers(prep, np.empty(0))
                 except ValueError as e:
                     raise ValueError(f"group {key!r}: {e}") from None
             return out_r
@@ -668,6 +764,10 @@ class TemplateModel(SolverParams):
         for key, m, prep, res in zip(keys, models, preps, results):
             try:
                 out[key] = m._finish(res, prep)
+                rec: list[warnings.WarningMessage] = []
+                m._exclude_outliers(prep, np.empty(0), rec)
+                for w in rec:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             except ValueError as e:
                 raise ValueError(f"group {key!r}: {e}") from None
         return out
@@ -907,6 +1007,7 @@ class TemplateModel(SolverParams):
                 if math.isfinite(self.residual_scale_)
                 else None,
                 "result": asdict(self.fit_result_),
+                "outliers": {str(i): r for i, r in getattr(self, "outliers_", {}).items()},
             }
             rq = _prov.dump_resid_quantiles(getattr(self, "resid_quantiles_", None))
             if rq is not None:
@@ -1003,6 +1104,7 @@ class TemplateModel(SolverParams):
         result["success"] = result["status"] > 0  # older files said True at the iteration limit
         model.fit_result_ = FitResult(**result)
         model.resid_quantiles_ = _prov.check_resid_quantiles(fit.get("resid_quantiles"))
+        model.outliers_ = _check_outliers(fit.get("outliers"), model.fit_result_.n_samples)
         return model
 
     @classmethod
@@ -1040,6 +1142,11 @@ class TemplateModel(SolverParams):
         ]
         for name, v, s, unit, note in self._rows():
             lines.append(f"  {name:<5} {v:>11} {s:>11}  {unit:<10} {note}".rstrip())
+        out = getattr(self, "outliers_", {})
+        if out:
+            shown = ", ".join(f"{i} (x{math.exp(-r):.3g})" for i, r in list(out.items())[:8])
+            more = f" and {len(out) - 8} more" if len(out) > 8 else ""
+            lines.append(f"  outliers excluded (row, measured / predicted): {shown}{more}")
         where = _prov.describe(self.provenance)
         if where:
             lines.append(f"  fitted on (gpu, served model, engine): {where}")
@@ -1106,8 +1213,11 @@ class EnergyModel(TemplateModel):
         tol: float = 1e-8,
         template: str = "energy_v2",
         reduce: bool = True,
+        outliers: float = 5.0,
     ) -> None:
-        super().__init__(loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol, reduce)
+        super().__init__(
+            loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol, reduce, outliers
+        )
         self.template = template
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
