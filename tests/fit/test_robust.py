@@ -153,3 +153,29 @@ def test_fit_groups_screen_each_group() -> None:
             warnings.simplefilter("ignore")  # reduce=False may warn about identifiability
             out = EnergyModel.fit_groups(X, y, g, n_threads=1, reduce=reduce)
         assert list(out["a"].outliers_) == [5] and out["b"].outliers_ == {}
+
+
+@pytest.mark.parametrize("reduce", [False, True])
+def test_fit_many_equals_one_fit_per_problem(reduce: bool) -> None:
+    probs = [noisy_problem(s, n=50, noise=0.02) for s in range(6)]
+    Xs = [p[0] for p in probs]
+    ys = [p[1] for p in probs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # identifiability / convergence warnings alike
+        many = EnergyModel.fit_many(Xs, ys, n_threads=2, n_starts=2, reduce=reduce)
+        one = [
+            EnergyModel(n_threads=1, n_starts=2, reduce=reduce).fit(X, y) for X, y in zip(Xs, ys)
+        ]
+    assert len(many) == len(one)
+    for a, b in zip(many, one):
+        np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8, atol=0)
+        assert a.fit_result_.status == b.fit_result_.status
+        assert a.outliers_ == b.outliers_
+
+
+def test_fit_many_names_the_bad_problem() -> None:
+    X, y, _ = noisy_problem(0, n=20, noise=0.02)
+    with pytest.raises(ValueError, match="ys: 1 targets for 2 problems"):
+        EnergyModel.fit_many([X, X], [y])
+    with pytest.raises(ValueError, match="problem 1"):
+        EnergyModel.fit_many([X, X], [y, -y])

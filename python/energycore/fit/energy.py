@@ -701,6 +701,62 @@ class TemplateModel(SolverParams):
         return self
 
     @classmethod
+    def fit_many(
+        cls: type[M], Xs: Any, ys: Any, sample_weights: Any = None, **params: Any
+    ) -> list[M]:
+        """Fit one model per independent problem, in one threaded C++ call (GIL released).
+
+        The same as ``[cls(**params).fit(X, y, w) for X, y, w in zip(Xs, ys, sample_weights)]``
+        (same coefficients), through :meth:`fit_groups`: with ``reduce=False`` every problem is
+        fitted in a single call across threads; with ``reduce=True`` (the default) one call
+        per problem fits its candidate reductions.
+
+        Parameters
+        ----------
+        Xs : sequence
+            One feature table per problem (anything :meth:`fit` takes as ``X``).
+        ys : sequence
+            One target per problem (array-like, as ``y`` of :meth:`fit`).
+        sample_weights : sequence, optional
+            One weight vector (or ``None``) per problem.
+        **params
+            Constructor parameters shared by every model.
+
+        Returns
+        -------
+        list
+            The fitted models, in the order of ``Xs``.
+        """
+        Xs, ys = list(Xs), list(ys)
+        if len(Xs) != len(ys):
+            raise ValueError(f"ys: {len(ys)} targets for {len(Xs)} problems in Xs")
+        if not Xs:
+            raise ValueError("Xs: no problems to fit")
+        ws = [None] * len(Xs) if sample_weights is None else list(sample_weights)
+        if len(ws) != len(Xs):
+            raise ValueError(f"sample_weights: {len(ws)} entries for {len(Xs)} problems")
+        tables, targets, weights = [], [], []
+        for g, (X, y, w) in enumerate(zip(Xs, ys, ws)):
+            try:
+                Xt = as_model_features(X)
+                targets.append(as_target(y, len(Xt), cls.target or "y", X))
+                wt = as_weights(w, len(Xt))
+            except ValueError as e:
+                raise ValueError(f"problem {g}: {e}") from None
+            tables.append(Xt)
+            weights.append(wt if len(wt) else np.ones(len(Xt)))
+        labels = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+        X_all = {f: np.concatenate([t[:, k] for t in tables]) for k, f in enumerate(FEATURES)}
+        out = cls.fit_groups(
+            X_all,
+            np.concatenate(targets),
+            labels,
+            np.concatenate(weights) if sample_weights is not None else None,
+            **params,
+        )
+        return [out[g] for g in range(len(tables))]
+
+    @classmethod
     def fit_groups(
         cls: type[M], X: Any, y: Any, by: Any, sample_weight: Any = None, **params: Any
     ) -> dict[Any, M]:
