@@ -56,8 +56,9 @@ __all__ = [
 ]
 
 #: Version of the JSON written by :meth:`TemplateModel.save`; older versions keep loading.
-#: 2 added the ``reduce`` hyper-parameter and the fit's ``reduced`` and ``ranges``.
-FORMAT_VERSION = 2
+#: 2 added the ``reduce`` hyper-parameter and the fit's ``reduced`` and ``ranges``; 3 the
+#: ``outliers`` hyper-parameter and the fit's ``outliers`` (rows the screen excluded).
+FORMAT_VERSION = 3
 _PKG_DIR = str(Path(__file__).resolve().parents[1])
 #: Singular-value ratio below which columns of the scaled Jacobian count as collinear.
 _COLLINEAR_RTOL = 1e-7
