@@ -462,8 +462,12 @@ class TemplateModel(SolverParams):
             flagged = sorted(set(flagged) | set(new), key=lambda i: -abs(r[i] - med))[:cap]
             w = w0.copy()
             w[flagged] = 0.0
-            sub = self._prepare_table(prep.X, prep.y, w)
-            rec[:] = self._fit_recorded(sub, start)
+            try:
+                sub = self._prepare_table(prep.X, prep.y, w)
+                rec[:] = self._fit_recorded(sub, start)
+            except ValueError:  # the rows left cannot be fitted: keep every row, as unscreened
+                rec[:] = self._fit_recorded(prep, start)
+                return
         if flagged:
             r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
             self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
