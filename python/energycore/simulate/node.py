@@ -415,9 +415,7 @@ def _stage_pass(
     if model.experts:
         # Each rank dispatches its 1/ep share of the tokens to the GPUs of their k experts
         # ((ep-1)/ep of the copies leave the GPU) and gets the results back: two all-to-alls.
-        a2a_bytes = (
-            tokens / ep * model.experts_per_token * model.hidden * 2.0 * (ep - 1.0) / ep
-        )
+        a2a_bytes = tokens / ep * model.experts_per_token * model.hidden * 2.0 * (ep - 1.0) / ep
         a2a = eff.a2a_latency_s * (ep - 1.0) + a2a_bytes / link
         per_layer = np.where(ep > 1, ring + 2.0 * a2a, per_layer)
     t_comm = layers * per_layer
