@@ -90,8 +90,8 @@ class Efficiency:
         Scales the spread of the per-GPU expert load under expert parallelism, so the busiest
         GPU, which every MoE layer waits for, carries ``mean + ep_skew * z(ep) * sd``.
     a2a_latency_s : float
-        Latency per peer of one expert-parallel all-to-all (dispatch or combine): a rank
-        exchanges messages with its ``ep - 1`` peers and synchronises with them.
+        Latency per synchronisation round of one expert-parallel all-to-all (dispatch or
+        combine); an all-to-all over ``ep`` GPUs takes ``log2(ep)`` rounds (0 for one GPU).
     moe_layer_overhead_s : float
         Extra launch time of an MoE layer per forward pass (router, top-k, token permutation
         and un-permutation kernels around the grouped expert GEMMs).
@@ -110,19 +110,19 @@ class Efficiency:
     link: float = 0.7
     roofline_sharpness: float = 3.0
     layer_overhead_s: float = 10e-6
-    step_overhead_s: float = 2.25e-3
+    step_overhead_s: float = 2.3e-3
     host_s_per_seq: float = 56e-6
     allreduce_latency_s: float = 8e-6
     p2p_latency_s: float = 12e-6
-    power_compute: float = 1.22
-    power_memory: float = 0.61
-    power_exponent: float = 0.57
+    power_compute: float = 1.21
+    power_memory: float = 0.60
+    power_exponent: float = 0.56
     wait_power: float = 0.72
-    comm_power: float = 0.16
-    ep_skew: float = 2.2
-    a2a_latency_s: float = 9e-6
-    moe_layer_overhead_s: float = 10e-6
-    fp8_block_ops_per_byte: float = 27.0
+    comm_power: float = 0.21
+    ep_skew: float = 1.2
+    a2a_latency_s: float = 20e-6
+    moe_layer_overhead_s: float = 8e-6
+    fp8_block_ops_per_byte: float = 28.0
     memory_fraction: float = 0.9
 
     def __post_init__(self) -> None:
@@ -416,7 +416,7 @@ def _stage_pass(
         # Each rank dispatches its 1/ep share of the tokens to the GPUs of their k experts
         # ((ep-1)/ep of the copies leave the GPU) and gets the results back: two all-to-alls.
         a2a_bytes = tokens / ep * model.experts_per_token * model.hidden * 2.0 * (ep - 1.0) / ep
-        a2a = eff.a2a_latency_s * (ep - 1.0) + a2a_bytes / link
+        a2a = eff.a2a_latency_s * np.log2(ep) + a2a_bytes / link
         per_layer = np.where(ep > 1, ring + 2.0 * a2a, per_layer)
     t_comm = layers * per_layer
     return t_work, t_comm
