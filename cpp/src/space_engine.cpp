@@ -34,6 +34,39 @@ Index chunk_of(Index size) noexcept {
 
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
+/// Valid points waiting to be scored as one batch (ModelTemplate::batch shares work between
+/// rows), then filtered by `where` and visited in their order. flush() scores what is left.
+template <class Score, class Visit>
+class Deferred {
+ public:
+  Deferred(size_t n_slots, const Program& where, Score score, Visit& visit)
+      : ns_(n_slots), where_(where), score_(std::move(score)), visit_(visit) {}
+  void push(Index i, const double* slots) {
+    idx_.push_back(i);
+    slots_.insert(slots_.end(), slots, slots + ns_);
+    if (idx_.size() == kBatch) flush();
+  }
+  void flush() {
+    if (idx_.empty()) return;
+    score_(slots_.data(), idx_.size());
+    for (size_t r = 0; r < idx_.size(); ++r) {
+      const double* p = &slots_[r * ns_];
+      if (where_.empty() || truthy(where_.eval(p))) visit_(idx_[r], p);
+    }
+    idx_.clear();
+    slots_.clear();
+  }
+
+ private:
+  static constexpr size_t kBatch = 256;
+  size_t ns_;
+  const Program& where_;
+  Score score_;
+  Visit& visit_;
+  std::vector<Index> idx_;
+  std::vector<double> slots_;
+};
+
 /// Sort key of a value for minimisation: maximised slots are negated, NaN sorts last.
 double key_of(double v, bool maximize) noexcept {
   if (std::isnan(v)) return kInf;
@@ -234,18 +267,7 @@ void Engine::walk_rows(Index begin, Index end, const Program& where, F&& visit) 
   if (!models) score(d.data(), s, true);  // objectives: NaN, derived from nothing
   // Without a model table, valid points are scored in batches, as in walk().
   const bool defer = models && table_.empty();
-  constexpr size_t kBatch = 256;
-  std::vector<Index> pending;
-  std::vector<double> pending_slots;
-  auto flush = [&]() {
-    score_rows(pending_slots.data(), pending.size());
-    for (size_t r = 0; r < pending.size(); ++r) {
-      const double* p = &pending_slots[r * ns];
-      if (where.empty() || truthy(where.eval(p))) visit(pending[r], p);
-    }
-    pending.clear();
-    pending_slots.clear();
-  };
+  Deferred pending(ns, where, [this](double* r, size_t n) { score_rows(r, n); }, visit);
   const int base = A + static_cast<int>(spec_.params.size());
   for (Index i = begin; i < end; ++i) {
     digits_of(i, d.data());
@@ -266,15 +288,13 @@ void Engine::walk_rows(Index begin, Index end, const Program& where, F&& visit) 
     }
     if (!ok) continue;
     if (defer) {
-      pending.push_back(i);
-      pending_slots.insert(pending_slots.end(), s, s + ns);
-      if (pending.size() == kBatch) flush();
+      pending.push(i, s);
       continue;
     }
     if (models) score(d.data(), s, true);
     if (where.empty() || truthy(where.eval(s))) visit(i, static_cast<const double*>(s));
   }
-  if (!pending.empty()) flush();
+  pending.flush();
 }
 
 template <class F>
@@ -308,19 +328,8 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
   // Without a model table, valid points are scored in batches (ModelTemplate::batch shares
   // work between rows) and visited, in order, after their batch is scored.
   const bool defer = models && table_.empty();
-  constexpr size_t kBatch = 256;
   const size_t ns = static_cast<size_t>(n_slots_);
-  std::vector<Index> pending;
-  std::vector<double> pending_slots;
-  auto flush = [&]() {
-    score_rows(pending_slots.data(), pending.size());
-    for (size_t r = 0; r < pending.size(); ++r) {
-      const double* p = &pending_slots[r * ns];
-      if (where.empty() || truthy(where.eval(p))) visit(pending[r], p);
-    }
-    pending.clear();
-    pending_slots.clear();
-  };
+  Deferred pending(ns, where, [this](double* r, size_t n) { score_rows(r, n); }, visit);
   Index i = begin;
   while (i < end) {
     for (size_t k = 0; k < spec_.derived.size(); ++k)
@@ -341,9 +350,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     }
     if (models && model_level_ >= changed) model_stale = true;
     if (fail == A && defer) {
-      pending.push_back(i);
-      pending_slots.insert(pending_slots.end(), s, s + ns);
-      if (pending.size() == kBatch) flush();
+      pending.push(i, s);
     } else if (fail == A) {
       if (models && model_stale) {
         score(d.data(), s, true);
@@ -382,7 +389,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     if (a < 0) break;  // wrapped: the end of the space
     changed = a;
   }
-  if (!pending.empty()) flush();
+  pending.flush();
 }
 
 Index Engine::count_valid(const Program& where) const {
