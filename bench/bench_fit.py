@@ -41,7 +41,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5, help="number of problems")
     ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument(
+        "--many", type=int, default=0, help="only time fit_many on this many 50-row problems"
+    )
     args = ap.parse_args()
+    if args.many:
+        bench_many(args.many)
+        return
     from scipy.optimize import least_squares
 
     template = EnergyModel().template_name  # the default, energy_v2
@@ -132,6 +138,55 @@ def main() -> None:
         f"\n1000 bootstrap refits in one call ({os.cpu_count()} cores): {t * 1e3:.1f} ms "
         f"({res.n_failed} failed)"
     )  # type: ignore[union-attr]
+
+
+def bench_many(k: int) -> None:
+    """EnergyModel.fit_many of k problems of 50 rows vs a loop of single fits (one start,
+    reduce=False: the configuration of the issue's target) and vs scipy trf on a sample."""
+    import warnings
+
+    from scipy.optimize import least_squares
+
+    warnings.simplefilter("ignore")  # single-start fits may stop at max_iter; counted below
+    probs = [noisy_problem(s, n=50, noise=0.02) for s in range(k)]
+    Xs = [p[0] for p in probs]
+    ys = [p[1] for p in probs]
+    kw = {"n_starts": 1, "reduce": False, "outliers": 0}
+    t0 = time.perf_counter()
+    many = EnergyModel.fit_many(Xs, ys, n_threads=0, **kw)
+    t_many = time.perf_counter() - t0
+    n_loop = min(k, 1000)
+    t0 = time.perf_counter()
+    for X, y in zip(Xs[:n_loop], ys[:n_loop]):
+        EnergyModel(n_threads=1, **kw).fit(X, y)
+    t_loop = (time.perf_counter() - t0) * k / n_loop
+    template = EnergyModel().template_name
+    info = _core.template_info(template)["params"]
+    lo, hi = np.array([p["lower"] for p in info]), np.array([p["upper"] for p in info])
+    n_sp = min(k, 100)
+    t0 = time.perf_counter()
+    for Xd, y, m in zip(Xs[:n_sp], ys[:n_sp], many[:n_sp]):
+        X = table(Xd)
+
+        def fun(t, X=X, y=y):
+            return np.log(_core.template_value(template, X, t, 1) / y)
+
+        def jac(t, X=X):
+            return (
+                _core.template_jacobian(template, X, t)
+                / _core.template_value(template, X, t, 1)[:, None]
+            )
+
+        least_squares(fun, np.clip(m.coef_ * 1.1, lo, hi), jac=jac, bounds=(lo, hi),
+                      method="trf", x_scale="jac", loss="soft_l1", f_scale=0.1)  # fmt: skip
+    t_sp = (time.perf_counter() - t0) * k / n_sp
+    n_limit = sum(m.fit_result_.status == 0 for m in many)
+    print(f"# fit_many: {k} problems of 50 rows, 1 start, reduce=False, {os.cpu_count()} cores")
+    print(
+        f"fit_many: {t_many:.2f} s ({t_many / k * 1e6:.0f} us per problem; {n_limit} at max_iter)"
+    )
+    print(f"loop of EnergyModel.fit (from {n_loop}): {t_loop:.2f} s -> {t_loop / t_many:.1f}x")
+    print(f"loop of scipy trf, analytic J (from {n_sp}): {t_sp:.2f} s -> {t_sp / t_many:.1f}x")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ energy per request under a latency limit and a power cap. Prints configurations 
 - a numpy-vectorised reference (same constraints, same model formulas, chunks of 2**20 points),
 - a plain ``itertools.product`` loop in Python (on a sub-space, same answer checked),
 
-their ratios, the worst case where every point has its own model inputs (no reuse), and the
-latency of ``Selector.best`` called from Python. Every implementation's answer is checked equal.
+their ratios, the worst case where every point has its own model inputs (no reuse), the
+latency of ``Selector.best`` called from Python, the cost of ``confidence=0.9`` (latency upper
+bounds, with the models' gradients) and an explicit list of 10**6 configurations
+(``ConfigSpace.from_rows``) against numpy on the same rows. Every implementation's answer is
+checked equal.
 Run:
 
     PYTHONPATH=python python bench/bench_space.py          # or after `pip install .[bench]`
@@ -140,6 +143,34 @@ def numpy_argmin(
     return best_i, best
 
 
+def numpy_rows_argmin(cols: dict[str, np.ndarray], ms: dict[str, list[Any]]) -> tuple[int, float]:
+    """Vectorised over explicit rows (decoded columns): mask, score per GPU, reduce."""
+    memv = np.array(list(GPUS.values()))
+    wv, kvv = np.array(list(QUANT_W.values())), np.array(list(QUANT_KV.values()))
+    g = np.searchsorted(np.array(list(GPUS)), cols["gpu"], sorter=np.argsort(list(GPUS)))
+    g = np.argsort(list(GPUS))[g]
+    qn = list(QUANT_W)
+    q = np.argsort(qn)[np.searchsorted(np.array(qn), cols["quant"], sorter=np.argsort(qn))]
+    tp, pp, b = (cols[k].astype(np.float64) for k in ("tp", "pp", "batch"))
+    knob, flag = cols["knob"], cols["flag"]
+    mem_need = (wv[q] + kvv[q] * b * (LIN + LOUT)) / (tp * pp)
+    ok = (tp * pp <= 8) & (64 % tp == 0) & (80 % pp == 0) & (mem_need <= memv[g] * 0.9)
+    ok &= (knob % tp == 0) | flag
+    best, best_i = math.inf, -1
+    for k, (te, ta, tc) in enumerate(coefs(ms)):
+        m = np.flatnonzero(ok & (g == k))
+        if not len(m):
+            continue
+        tpm, ppm, bm = tp[m], pp[m], b[m]
+        e = energy_v2(te, tpm, ppm, bm, LIN, LOUT)
+        lat = ttft_v1(ta, tpm, ppm, bm, LIN) + LOUT * tpot_v1(tc, tpm, ppm, bm, LIN, LOUT)
+        cand = np.where((lat <= LAT) & (e / lat <= CAP), e / bm, np.inf)
+        j = int(np.argmin(cand))
+        if cand[j] < best or (cand[j] == best and m[j] < best_i):
+            best, best_i = float(cand[j]), int(m[j])
+    return best_i, best
+
+
 def loop_argmin(ax: dict[str, list[Any]], ms: dict[str, list[Any]]) -> tuple[int, float]:
     """Plain Python: itertools.product, if-statements, math on floats."""
     th = dict(zip(GPUS, coefs(ms)))
@@ -175,6 +206,7 @@ def main() -> None:
     ap.add_argument("--knobs", type=int, default=1024, help="values of the user knob axis")
     ap.add_argument("--loop-knobs", type=int, default=4, help="knob values in the loop's sub-space")
     ap.add_argument("--queries", type=int, default=20000, help="Selector queries to time")
+    ap.add_argument("--rows", type=int, default=10**6, help="rows of the from_rows list")
     args = ap.parse_args()
     ms = models()
     limits = {"latency_s": ("<=", LAT), "power_w": ("<=", CAP)}
@@ -231,6 +263,35 @@ def main() -> None:
     )
     print(
         f"worst case, no model reuse ({sw.size:,} pts), 1 thread: {sw.size / tw / 1e6:.1f} M configurations/s"
+    )
+
+    # confidence=0.9: the latency upper bounds (gradients of the templates) on the same query.
+    s1.argmin("energy_per_request_j", subject_to=limits, confidence=0.9, **kw)  # warm
+    tc, rc = timed(
+        lambda: s1.argmin("energy_per_request_j", subject_to=limits, confidence=0.9, **kw)
+    )
+    print(
+        f"confidence=0.9, 1 thread     {n / tc / 1e6:9.1f} M configurations/s "
+        f"({tc / t1:.2f}x the time of the point query; {rc.n_feasible:,} feasible)"
+    )
+
+    # An explicit list: 10**6 distinct random points of the same space, in random order.
+    rng = np.random.default_rng(1)
+    pick = rng.choice(n, size=min(args.rows, n), replace=False)
+    every = ConfigSpace(big)  # no constraints: decode the picked indices to columns
+    cols = {k: v for k, v in every._columns(every._query(None, {}), pick).items() if k in big}
+    t0 = time.perf_counter()
+    rows_space = ConfigSpace.from_rows(cols, constraints=constraints(), n_threads=1)
+    t_build = time.perf_counter() - t0
+    rows_space.argmin("energy_per_request_j", subject_to=limits, **kw)  # warm
+    tr, rr = timed(lambda: rows_space.argmin("energy_per_request_j", subject_to=limits, **kw))
+    tnr, (i_nr, v_nr) = timed(lambda: numpy_rows_argmin(cols, ms), repeat=2)
+    assert rr.index == i_nr and math.isclose(rr.value, v_nr, rel_tol=1e-12), (rr.index, i_nr)
+    m = len(pick)
+    print(
+        f"from_rows ({m:,} rows), 1 thread {m / tr / 1e6:6.1f} M rows/s; numpy on the same rows "
+        f"{m / tnr / 1e6:.1f} M rows/s; ratio {tnr / tr:.1f}x (from_rows itself: "
+        f"{t_build:.2f} s, validation and coding of the columns)"
     )
 
     # Selector: a serving-sized space (no knobs), random workloads and limits, from Python.

@@ -11,8 +11,11 @@ limit when its true median ITL exceeds the limit.
 Methods (all in the same run, same halves):
 
 - ``default, predicted latency``: ``EnergyModel()`` and ``TpotModel()`` as a user calls them;
-  the limit is judged by the fitted ``TpotModel``'s prediction (``--confidence`` also: its
-  upper prediction bound);
+  the limit is judged by the fitted ``TpotModel``'s prediction;
+- ``default, predicted latency, confidence c`` (one row per ``--confidence`` value): the limit
+  is judged by the upper bound at one-sided confidence ``c`` that ``ConfigSpace.argmin(...,
+  confidence=c)`` uses (``energycore.space.uncertainty.upper_bound``: residual scale and
+  delta-method parameter variance, Student-t quantile);
 - ``default, true latency``: the same energy model, the limit judged by the measured ITL;
 - ``NNLS``: ``a + b / avg_batch + c * n_gpus`` on energy per token (non-negative least
   squares), true latency;
@@ -24,6 +27,7 @@ Run::
 
     PYTHONPATH=python python bench/eval_real.py                 # LLM tasks, seeds 0-19
     PYTHONPATH=python python bench/eval_real.py --tasks all
+    PYTHONPATH=python python bench/eval_real.py --confidence 0.5 0.8 0.9 0.95 --no-trees
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from typing import Any
 import numpy as np
 
 from energycore.data import read_mlenergy
+from energycore.errors import ConvergenceWarning
 from energycore.fit.energy import EnergyModel, TpotModel
+from energycore.space.uncertainty import upper_bound
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CSV = "mlenergy-leaderboard-v3-llm/llm_configs.csv"
@@ -110,14 +116,16 @@ def pick(score: np.ndarray, feasible: np.ndarray, fallback: np.ndarray) -> int:
     return int(np.argmin(fallback))
 
 
-def run(tasks: str, seeds: int, confidence: float | None, methods: list[str]) -> dict[str, Any]:
+def run(tasks: str, seeds: int, methods: list[str]) -> dict[str, Any]:
     cols = read_mlenergy(DATA / CSV)
     gs = groups(cols, tasks)
-    # results[method] = list of (group, seed, limit, top1, regret, broke) and fails
-    res: dict[str, list[tuple[int, int, int, bool, float, bool]]] = {m: [] for m in methods}
+    # results[method] = list of (group, seed, limit, top1, regret, broke, no feasible), fails
+    res: dict[str, list[tuple[int, int, int, bool, float, bool, bool]]] = {m: [] for m in methods}
     fails = dict.fromkeys(methods, 0)
     fits = 0
     timing: dict[str, float] = dict.fromkeys(methods, 0.0)
+    # held-out configurations whose measured ITL is at most the latency the method judges by
+    covered: dict[str, list[bool]] = {m: [] for m in methods}
     for gi, rows in enumerate(gs):
         g = sub(cols, rows)
         n = len(rows)
@@ -130,23 +138,28 @@ def run(tasks: str, seeds: int, confidence: float | None, methods: list[str]) ->
             tr = sub(g, half)
             fits += 1
             preds: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+            cache: dict[str, Any] = {}
             for m in methods:
                 t0 = time.perf_counter()
                 try:
-                    preds[m] = predict_method(m, tr, g, seed, confidence)
+                    preds[m] = predict_method(m, tr, g, seed, cache)
                 except ValueError as e:
                     fails[m] += 1
                     preds[m] = None
                     if fails[m] <= 3:
                         print(f"  fit failed: {m}, group {g['group'][0]}: {e}", file=sys.stderr)
                 timing[m] += time.perf_counter() - t0
+                p = preds[m]
+                if p is not None:
+                    out_rows = np.setdiff1d(np.arange(n), half)
+                    covered[m] += (itl[out_rows] <= p[1][out_rows]).tolist()
             for li, lim in enumerate(limits):
                 ok_true = np.ones(n, dtype=bool) if lim is None else itl <= lim
                 best = int(np.flatnonzero(ok_true)[np.argmin(e_true[ok_true])])
                 for m in methods:
                     p = preds[m]
                     if p is None:
-                        res[m].append((gi, seed, li, False, math.nan, False))
+                        res[m].append((gi, seed, li, False, math.nan, False, True))
                         continue
                     e_hat, lat_hat = p
                     feas = np.ones(n, dtype=bool) if lim is None else lat_hat <= lim
@@ -161,27 +174,47 @@ def run(tasks: str, seeds: int, confidence: float | None, methods: list[str]) ->
                         k = pick(e_hat, feas, lat_hat)
                     broke = lim is not None and itl[k] > lim
                     regret = e_true[k] / e_true[best] - 1.0
-                    res[m].append((gi, seed, li, k == best, regret, bool(broke)))
-    return {"groups": len(gs), "fits": fits, "res": res, "fails": fails, "timing": timing}
+                    none_ok = lim is not None and not feas.any()  # the pick is the fallback
+                    res[m].append((gi, seed, li, k == best, regret, bool(broke), none_ok))
+    return {
+        "groups": len(gs), "fits": fits, "res": res, "fails": fails, "timing": timing,
+        "covered": covered,
+    }  # fmt: skip
+
+
+#: fit outcomes of the default method's energy fits, printed at the end
+STATS = {"energy fits": 0, "energy fits at max_iter": 0, "energy fits with outliers excluded": 0}
 
 
 def predict_method(
     m: str, tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int,
-    confidence: float | None,
+    cache: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(predicted energy per token, latency used for the limit) of every configuration."""
+    """(predicted energy per token, latency used for the limit) of every configuration.
+
+    ``cache`` holds the default models of this (group, seed), fitted once for every row.
+    """
     true_lat = te["tpot_s"]
     if m.startswith("default"):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning on real data would be a finding
-            em = EnergyModel().fit(tr, "energy_j")
-            e = em.predict(te) / (te["batch"] * te["output_len"])
+            # ... except stopping at max_iter, which is counted (the fit is kept, as before)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if "em" not in cache:
+                em = EnergyModel().fit(tr, "energy_j")
+                STATS["energy fits"] += 1
+                STATS["energy fits at max_iter"] += em.fit_result_.status == 0
+                STATS["energy fits with outliers excluded"] += bool(em.outliers_)
+                cache["em"] = em
+            e = cache["em"].predict(te) / (te["batch"] * te["output_len"])
             if m == "default, true latency":
                 return e, true_lat
-            tm = TpotModel().fit(tr, "tpot_s")
-            if m.startswith("default, predicted latency, confidence"):
-                _, hi = tm.predict_interval(te, level=2 * float(confidence) - 1)
-                return e, hi
+            if "tm" not in cache:
+                cache["tm"] = TpotModel().fit(tr, "tpot_s")
+            tm = cache["tm"]
+            prefix = "default, predicted latency, confidence "
+            if m.startswith(prefix):
+                return e, upper_bound(tm, te, float(m[len(prefix) :]))
             return e, tm.predict(te)
     if m == "NNLS":
         return nnls_predict(tr, te), true_lat
@@ -198,7 +231,7 @@ def summarise(out: dict[str, Any], ref: str = "NNLS", boot: int = 2000) -> dict[
     table = {}
     rng = np.random.default_rng(0)
     for m, rows in out["res"].items():
-        a = np.array([(g, s, li, t, r, b) for g, s, li, t, r, b in rows], dtype=np.float64)
+        a = np.array(rows, dtype=np.float64)
         limited = a[:, 2] < 3
         reg = a[:, 4][np.isfinite(a[:, 4])]
         row = {
@@ -208,7 +241,12 @@ def summarise(out: dict[str, Any], ref: str = "NNLS", boot: int = 2000) -> dict[
             "mean_regret_pct": 100.0 * float(reg.mean()) if len(reg) else math.nan,
             "p95_regret_pct": 100.0 * float(np.percentile(reg, 95)) if len(reg) else math.nan,
             "breaks_pct": 100.0 * float(a[limited, 5].mean()),
+            # limited picks where no configuration met the (predicted) limit: the pick is the
+            # one of least predicted latency, as argmin's nearest point
+            "no_feasible_pct": 100.0 * float(a[limited, 6].mean()),
+            "breaks_feasible_pct": 100.0 * float(a[limited & (a[:, 6] == 0), 5].mean()),
             "seconds": out["timing"][m],
+            "coverage_pct": 100.0 * float(np.mean(out["covered"][m])) if out["covered"][m] else 0,
         }
         table[m] = row
     # Paired bootstrap over groups of Top-1 (all limits) minus the reference.
@@ -231,8 +269,8 @@ def summarise(out: dict[str, Any], ref: str = "NNLS", boot: int = 2000) -> dict[
 def markdown(table: dict[str, Any], ref: str = "NNLS") -> str:
     lines = [
         "| method | fit fails | Top-1, 4 limits | Top-1, no limit | mean regret | p95 regret "
-        f"| breaks limit | Top-1 minus {ref} (95 % CI) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| breaks limit | none feasible | breaks, feasible picks | Top-1 minus {ref} (95 % CI) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for m, r in table.items():
         d = r.get("top1_minus_ref")
@@ -240,7 +278,8 @@ def markdown(table: dict[str, Any], ref: str = "NNLS") -> str:
         lines.append(
             f"| {m} | {r['fit_fail_pct']:.1f} % | {r['top1_all']:.3f} | {r['top1_nolimit']:.3f} "
             f"| {r['mean_regret_pct']:.2f} % | {r['p95_regret_pct']:.1f} % "
-            f"| {r['breaks_pct']:.1f} % | {ci} |"
+            f"| {r['breaks_pct']:.1f} % | {r['no_feasible_pct']:.1f} % "
+            f"| {r['breaks_feasible_pct']:.1f} % | {ci} |"
         )
     return "\n".join(lines)
 
@@ -249,7 +288,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", choices=("llm", "all"), default="llm")
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--confidence", type=float, default=0.9)
+    ap.add_argument(
+        "--confidence", type=float, nargs="*", default=[0.9],
+        help="one-sided confidences of the latency bound, one row each (none: no such row)",
+    )  # fmt: skip
     ap.add_argument("--no-trees", action="store_true", help="skip RandomForest and LightGBM")
     ap.add_argument("--json", type=Path, help="write the table as JSON here")
     args = ap.parse_args()
@@ -257,7 +299,7 @@ def main() -> None:
         sys.exit(f"no data at {DATA / CSV}")
     methods = [
         "default, predicted latency",
-        f"default, predicted latency, confidence {args.confidence:g}",
+        *(f"default, predicted latency, confidence {c:g}" for c in args.confidence),
         "default, true latency",
         "NNLS",
         "highest throughput (measured half)",
@@ -270,13 +312,22 @@ def main() -> None:
             except ImportError:
                 print(f"{name}: {mod} not installed, skipped", file=sys.stderr)
     t0 = time.perf_counter()
-    out = run(args.tasks, args.seeds, args.confidence, methods)
+    out = run(args.tasks, args.seeds, methods)
     table = summarise(out)
     print(
         f"ML.ENERGY v3, {args.tasks} tasks: {out['groups']} groups x {args.seeds} seeds, "
         f"{time.perf_counter() - t0:.0f} s"
     )
     print(markdown(table))
+    print(
+        "held-out coverage (measured ITL of the unmeasured half <= the latency judged by): "
+        + ", ".join(
+            f"{m.split(', ')[-1]} {table[m]['coverage_pct']:.1f} %"
+            for m in methods
+            if m.startswith("default, predicted")
+        )
+    )
+    print(", ".join(f"{k}: {v}" for k, v in STATS.items()))
     if args.json:
         args.json.write_text(json.dumps(table, indent=2) + "\n")
 

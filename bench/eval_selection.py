@@ -16,9 +16,14 @@ token-count     linear token-count model without parallelism terms:
                 E = c0 + c1*b*Lin + c2*Lout + c3*b*Lout (latency alike), non-negative least squares.
 gbdt            scikit-learn gradient boosting on the same five features (log energy, log latency),
                 at n and at 10n samples.
+energycore c=C  (one per ``--confidence`` value) the energycore models, the latency limit judged
+                by the upper bound at one-sided confidence C that ``ConfigSpace.argmin(...,
+                confidence=C)`` uses: ttft_upper + output_len * tpot_upper
+                (energycore.space.uncertainty.upper_bound). Power caps keep the point prediction.
 
 Run:  PYTHONPATH=python python bench/eval_selection.py            (full, ~1-2 min on 2 cores)
       PYTHONPATH=python python bench/eval_selection.py --quick    (fewer scenarios)
+      PYTHONPATH=python python bench/eval_selection.py --confidence 0.5 0.8 0.9 0.95
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from energycore.app import grid as _grid
 from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 from energycore.simulate import Node
 from energycore.simulate.catalog import get_model
+from energycore.space.uncertainty import upper_bound
 
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")
 GPUS = ("A100", "H100", "H200", "B200", "L40S", "MI300X")
@@ -115,6 +121,19 @@ class EnergycorePredictor(Predictor):
         return self.e.predict(X) / X["batch"], lat
 
 
+class BoundedPredictor(Predictor):
+    """An EnergycorePredictor whose latency is the upper bound at a confidence."""
+
+    def __init__(self, base: EnergycorePredictor, confidence: float) -> None:
+        self.base = base
+        self.confidence = confidence
+
+    def predict(self, X: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        b, c = self.base, self.confidence
+        lat = upper_bound(b.t, X, c) + upper_bound(b.p, X, c) * X["output_len"]
+        return b.predict(X)[0], lat
+
+
 def _token_basis(X: dict[str, np.ndarray]) -> np.ndarray:
     b, li, lo = X["batch"], X["input_len"], X["output_len"]
     return np.column_stack([np.ones_like(b), b * li, lo, b * lo])
@@ -146,7 +165,7 @@ class GbdtPredictor(Predictor):
 
 # --------------------------------------------------------------------------- evaluation
 def evaluate(
-    quick: bool, seed: int, dense_latency: bool = False
+    quick: bool, seed: int, dense_latency: bool = False, confidences: tuple[float, ...] = ()
 ) -> tuple[list[dict[str, Any]], float, int, np.ndarray]:
     models = MODELS[:2] if quick else MODELS
     gpus = GPUS[:3] if quick else GPUS
@@ -182,6 +201,11 @@ def evaluate(
                         preds[(name, n)] = None
                 big = {k: v[: 10 * n] for k, v in data.items()}
                 preds[("gbdt@10n", n)] = GbdtPredictor(big, s)
+                base = preds[("energycore", n)]
+                for c in confidences:
+                    preds[(f"energycore c={c:g}", n)] = (
+                        None if base is None else BoundedPredictor(base, c)  # type: ignore[arg-type]
+                    )
             for li, lo in WORKLOADS:
                 X = _grid.enumerate_configs(N_GPUS, SELECT_BATCHES, li, lo)
                 t = truth_node.run(X, noise=False)
@@ -211,7 +235,9 @@ def evaluate(
                                                "model": model, "gpu": gpu,
                                                "limit": factor}  # fmt: skip
                         if p is not None:
-                            e, lat = p.predict(X)
+                            # a bound is for latency limits: power caps keep the point latency
+                            q = p.base if capped and isinstance(p, BoundedPredictor) else p
+                            e, lat = q.predict(X)
                             # predicted power per GPU = energy of the batch / its latency / GPUs
                             pred_v = e * X["batch"] / lat / (X["tp"] * X["pp"]) if capped else lat
                             pick = constrained_argmin(e, ok, pred_v, lim)
@@ -232,7 +258,12 @@ def table(results: list[dict[str, Any]], capped: bool = False) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     order = ("energycore", "latency-proxy", "token-count", "gbdt", "gbdt@10n")
-    keys = sorted({(r["method"], r["n"]) for r in results}, key=lambda k: (order.index(k[0]), k[1]))
+
+    def rank(k: tuple[str, int]) -> tuple[int, str, int]:
+        m = k[0]
+        return (order.index(m) if m in order else len(order), m, k[1])
+
+    keys = sorted({(r["method"], r["n"]) for r in results}, key=rank)
     for method, n in keys:
         rs = [r for r in results if r["method"] == method and r["n"] == n]
         reg = np.array([r["regret"] for r in rs])
@@ -286,10 +317,16 @@ def main() -> None:
         "--dense-latency", action="store_true",
         help="fit TPOT with tpot_v1 for MoE models too (the behaviour before tpot_moe_v1)",
     )  # fmt: skip
+    ap.add_argument(
+        "--confidence", type=float, nargs="*", default=[],
+        help="also rows 'energycore c=C': the latency limit judged by the upper bound at C",
+    )  # fmt: skip
     args = ap.parse_args()
     print(speed(args.seed))
     t0 = time.perf_counter()
-    results, differ, n_scen, extra = evaluate(args.quick, args.seed, args.dense_latency)
+    results, differ, n_scen, extra = evaluate(
+        args.quick, args.seed, args.dense_latency, tuple(args.confidence)
+    )
     print(f"Top-1 selection accuracy on the simulator (SIMULATED), {n_scen} scenarios "
           f"(model x GPU x workload x latency limit), 8-GPU node")  # fmt: skip
     print(table(results))

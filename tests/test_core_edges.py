@@ -172,7 +172,7 @@ def test_space_bad_queries() -> None:
     with pytest.raises(ValueError, match="program"):
         e.count_valid([(2, 0, 0.0)])  # Add on an empty stack
     with pytest.raises(ValueError, match="objective"):
-        e.objective_slot(6)
+        e.objective_slot(9)
     with pytest.raises(ValueError, match="axis"):
         _engine([[]], [-1] * 5)
 
@@ -274,3 +274,46 @@ def test_gbdt_train_bad_shapes() -> None:
         _core.gbdt_train(X, y, params={"monotone": [1, 1, 1]})
     with pytest.raises(ValueError, match="eval_set"):
         _core.gbdt_train(X, y, X_val=np.zeros((4, 3)), y_val=np.zeros(4))
+
+
+def test_space_explicit_rows_and_bounds_are_checked() -> None:
+    import numpy as np
+
+    ax = [[1.0, 2.0], [8.0, 16.0, 32.0]]
+
+    def eng(rows=None, ttft=None, tpot=None, bound=None, tpot_bound=None):
+        return _core.SpaceEngine(
+            ax, [1.0, 0.0, 1.0], [], [], [0, 2, 1, 3, 4], -1, None, ttft, tpot, 1,
+            bound, tpot_bound, rows,
+        )  # fmt: skip
+
+    e = eng(np.array([[1, 2], [0, 0]]))
+    assert e.size == 2 and e.count_valid([]) == 2
+    np.testing.assert_array_equal(e.rows(np.array([0, 1]))[:, :2], [[2.0, 32.0], [1.0, 8.0]])
+    with pytest.raises(ValueError, match="rows: point 1 has digit 3 outside axis 1"):
+        eng(np.array([[0, 0], [0, 3]]))
+    with pytest.raises(ValueError, match="rows: point 0 has digit -1"):
+        eng(np.array([[-1, 0]]))
+    with pytest.raises(ValueError, match=r"rows: expected an \(n_points, 2\)"):
+        eng(np.array([0, 1]))
+    with pytest.raises(ValueError, match="rows: no points"):
+        eng(np.zeros((0, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="index"):
+        eng(np.array([[1, 2]])).rows(np.array([1]))
+    t = ("ttft_v1", [np.full(6, 0.01)])
+    p = ("tpot_v1", [np.full(6, 0.01)])
+    ok = ([np.eye(6) * 1e-6], [0.01], 1.0)
+    e = eng(None, t, p, ok, ok)
+    assert e.objective_slot(8) == e.n_slots - 1
+    with pytest.raises(ValueError, match="covariance must be 6 x 6"):
+        eng(None, t, p, ([np.eye(5)], [0.01], 1.0))
+    with pytest.raises(ValueError, match="covariance must be finite"):
+        eng(None, t, p, ([np.full((6, 6), np.nan)], [0.01], 1.0))
+    with pytest.raises(ValueError, match="residual variance"):
+        eng(None, t, p, ([np.eye(6)], [-1.0], 1.0))
+    with pytest.raises(ValueError, match="one covariance and residual variance"):
+        eng(None, t, p, ([np.eye(6)], [0.1, 0.2], 1.0))
+    with pytest.raises(ValueError, match="z must be finite"):
+        eng(None, t, p, ([np.eye(6)], [0.1], float("inf")))
+    with pytest.raises(ValueError, match="ttft_bound: a bound needs the model"):
+        eng(None, None, None, ok)

@@ -160,6 +160,23 @@ const double* row_pointer(const Model& m, py::handle row, double* buf, DoubleArr
 }  // namespace
 
 void bind_gbdt(py::module_& m) {
+  py::class_<gbdt::CodedRows>(
+      m, "GbdtCodedRows",
+      "A fixed row set coded once (per-column ranks of distinct values) for fast repeated "
+      "prediction by any model with the same feature count (immutable).")
+      .def(py::init([](const DoubleArray& X) {
+             if (X.ndim() != 2) throw std::invalid_argument("X: expected a 2-D array");
+             const Index n = X.shape(0), p = X.shape(1);
+             const double* x = X.data();
+             py::gil_scoped_release release;
+             return gbdt::CodedRows(x, n, p);
+           }),
+           py::arg("X"),
+           "Codes the rows of X (n x p, NaN allowed); ValueError if a column holds more than "
+           "256 distinct values (NaN counts as one).")
+      .def_property_readonly("n_rows", &gbdt::CodedRows::n_rows)
+      .def_property_readonly("n_features", &gbdt::CodedRows::n_features);
+
   py::class_<Model>(m, "GbdtModel", "A fitted gradient-boosting model (immutable, thread-safe).")
       .def_property_readonly("n_features", &Model::n_features)
       .def_property_readonly("n_trees", &Model::n_trees)
@@ -188,6 +205,27 @@ void bind_gbdt(py::module_& m) {
           py::arg("X"), py::arg("raw") = false, py::arg("n_threads") = 0,
           "Predictions for the rows of X (n x n_features): transformed by the objective's link "
           "(probability for logistic) unless raw.")
+      .def(
+          "predict_coded",
+          [](const Model& self, const gbdt::CodedRows& rows, bool raw, int n_threads) {
+            if (rows.n_features() != self.n_features())
+              throw std::invalid_argument("rows: " + std::to_string(rows.n_features()) +
+                                          " features, the model has " +
+                                          std::to_string(self.n_features()));
+            const Index n = rows.n_rows();
+            py::array_t<double> out(n);
+            double* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              self.predict_coded(rows, o, n_threads);
+              if (!raw)
+                for (Index i = 0; i < n; ++i) o[i] = self.transform(o[i]);
+            }
+            return out;
+          },
+          py::arg("rows"), py::arg("raw") = false, py::arg("n_threads") = 0,
+          "Predictions for every row of a GbdtCodedRows set; equal to predict() on the rows it "
+          "was coded from.")
       .def(
           "predict_row",
           [](const Model& self, py::handle row) {

@@ -51,6 +51,18 @@ space::ModelSet make_models(const std::optional<std::pair<std::string, std::vect
   return s;
 }
 
+using BoundArg = std::optional<std::tuple<std::vector<Matrix>, std::vector<double>, double>>;
+
+void set_bound(space::ModelSet& m, const BoundArg& b, const char* what) {
+  if (!b) return;
+  if (!m.present()) throw std::invalid_argument(std::string(what) + ": a bound needs the model");
+  const auto& [cov, var, z] = *b;
+  if (cov.empty()) throw std::invalid_argument(std::string(what) + ": no covariance given");
+  m.cov = cov;
+  m.resid_var = var;
+  m.z = z;
+}
+
 py::dict selection_dict(const Selection& r) {
   py::dict d;
   d["feasible"] = r.feasible;
@@ -80,7 +92,11 @@ void bind_space(py::module_& m) {
                        const std::vector<double>& params, const std::vector<Code>& derived,
                        const std::vector<Code>& constraints, const std::vector<int>& feature_slot,
                        int key_axis, const ModelArg& energy, const ModelArg& ttft,
-                       const ModelArg& tpot, int n_threads) {
+                       const ModelArg& tpot, int n_threads, const BoundArg& ttft_bound,
+                       const BoundArg& tpot_bound,
+                       const std::optional<py::array_t<std::int64_t, py::array::c_style |
+                                                                         py::array::forcecast>>&
+                           rows) {
              space::Spec spec;
              spec.axes = axes;
              spec.params = params;
@@ -96,12 +112,22 @@ void bind_space(py::module_& m) {
              spec.energy = make_models(energy);
              spec.ttft = make_models(ttft);
              spec.tpot = make_models(tpot);
+             set_bound(spec.ttft, ttft_bound, "ttft_bound");
+             set_bound(spec.tpot, tpot_bound, "tpot_bound");
+             if (rows) {
+               if (rows->ndim() != 2 || rows->shape(1) != static_cast<py::ssize_t>(axes.size()))
+                 throw std::invalid_argument("rows: expected an (n_points, " +
+                                             std::to_string(axes.size()) + ") array of digits");
+               if (rows->shape(0) == 0) throw std::invalid_argument("rows: no points");
+               spec.rows.assign(rows->data(), rows->data() + rows->size());
+             }
              py::gil_scoped_release release;  // the model table is built on worker threads
              return std::make_shared<Engine>(std::move(spec), n_threads);
            }),
            py::arg("axes"), py::arg("params"), py::arg("derived"), py::arg("constraints"),
            py::arg("feature_slot"), py::arg("key_axis"), py::arg("energy"), py::arg("ttft"),
-           py::arg("tpot"), py::arg("n_threads") = 0)
+           py::arg("tpot"), py::arg("n_threads") = 0, py::arg("ttft_bound") = py::none(),
+           py::arg("tpot_bound") = py::none(), py::arg("rows") = py::none())
       .def_property_readonly("size", &Engine::size)
       .def_property_readonly("n_slots", &Engine::n_slots)
       .def_property_readonly("uses_table", &Engine::uses_table)
@@ -111,7 +137,7 @@ void bind_space(py::module_& m) {
             if (k < 0 || k >= space::kObjectives) throw std::out_of_range("objective: bad code");
             return e.objective_slot(static_cast<space::Objective>(k));
           },
-          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w).")
+          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds).")
       .def(
           "count_valid",
           [](const Engine& e, const Code& where) {

@@ -242,7 +242,7 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
     lm::Options o = spec.lm;
     o.covariance = false;  // only the coefficients of a replicate are kept
     const lm::Result r = lm::solve(problem, theta0, bounds, spec.fixed, wb, o);
-    if (r.success()) out.row(b) = r.x.transpose();
+    if (r.usable()) out.row(b) = r.x.transpose();
     else out.row(b).setConstant(std::numeric_limits<double>::quiet_NaN());
   });
   return out;

@@ -166,7 +166,7 @@ void loss_terms(Loss loss, double z, double& rho, double& d1, double& d2) noexce
 const char* status_message(Status s) noexcept {
   switch (s) {
     case Status::max_iterations:
-      return "the maximum number of iterations was reached";
+      return "max_iter: the maximum number of iterations was reached before convergence";
     case Status::gtol:
       return "gtol: the projected gradient is below tolerance";
     case Status::ftol:
@@ -438,9 +438,9 @@ Result solve_multistart(const Problem& problem, const std::vector<Vector>& start
   });
   size_t best = 0;
   for (size_t i = 1; i < results.size(); ++i) {
-    const bool better_ok = results[i].success() && !results[best].success();
+    const bool better_ok = results[i].usable() && !results[best].usable();
     const bool lower =
-        results[i].success() == results[best].success() && results[i].cost < results[best].cost;
+        results[i].usable() == results[best].usable() && results[i].cost < results[best].cost;
     if (better_ok || lower) best = i;
   }
   return std::move(results[best]);

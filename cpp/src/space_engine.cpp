@@ -34,6 +34,39 @@ Index chunk_of(Index size) noexcept {
 
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
+/// Valid points waiting to be scored as one batch (ModelTemplate::batch shares work between
+/// rows), then filtered by `where` and visited in their order. flush() scores what is left.
+template <class Score, class Visit>
+class Deferred {
+ public:
+  Deferred(size_t n_slots, const Program& where, Score score, Visit& visit)
+      : ns_(n_slots), where_(where), score_(std::move(score)), visit_(visit) {}
+  void push(Index i, const double* slots) {
+    idx_.push_back(i);
+    slots_.insert(slots_.end(), slots, slots + ns_);
+    if (idx_.size() == kBatch) flush();
+  }
+  void flush() {
+    if (idx_.empty()) return;
+    score_(slots_.data(), idx_.size());
+    for (size_t r = 0; r < idx_.size(); ++r) {
+      const double* p = &slots_[r * ns_];
+      if (where_.empty() || truthy(where_.eval(p))) visit_(idx_[r], p);
+    }
+    idx_.clear();
+    slots_.clear();
+  }
+
+ private:
+  static constexpr size_t kBatch = 256;
+  size_t ns_;
+  const Program& where_;
+  Score score_;
+  Visit& visit_;
+  std::vector<Index> idx_;
+  std::vector<double> slots_;
+};
+
 /// Sort key of a value for minimisation: maximised slots are negated, NaN sorts last.
 double key_of(double v, bool maximize) noexcept {
   if (std::isnan(v)) return kInf;
@@ -62,6 +95,22 @@ void check_model(const ModelSet& m, const Spec& spec, const char* what) {
                                     " is not a code in [0, " + std::to_string(m.theta.size()) +
                                     ")");
   }
+  if (!m.bounded()) return;
+  if (m.cov.size() != m.theta.size() || m.resid_var.size() != m.theta.size())
+    throw std::invalid_argument(std::string(what) +
+                                ": one covariance and residual variance per coefficient vector");
+  for (size_t k = 0; k < m.cov.size(); ++k) {
+    if (m.cov[k].rows() != m.tmpl->n_params() || m.cov[k].cols() != m.tmpl->n_params())
+      throw std::invalid_argument(std::string(what) + ": covariance must be " +
+                                  std::to_string(m.tmpl->n_params()) + " x " +
+                                  std::to_string(m.tmpl->n_params()));
+    if (!m.cov[k].allFinite())
+      throw std::invalid_argument(std::string(what) + ": covariance must be finite");
+    if (!(std::isfinite(m.resid_var[k]) && m.resid_var[k] >= 0))
+      throw std::invalid_argument(std::string(what) +
+                                  ": residual variance must be finite and non-negative");
+  }
+  if (!std::isfinite(m.z)) throw std::invalid_argument(std::string(what) + ": z must be finite");
 }
 
 }  // namespace
@@ -75,6 +124,20 @@ Engine::Engine(Spec spec, int n_threads)
     if (size_ > std::numeric_limits<Index>::max() / static_cast<Index>(ax.size()))
       throw std::invalid_argument("axes: the space has more than 2^63 points");
     size_ *= static_cast<Index>(ax.size());
+  }
+  if (!spec_.rows.empty()) {
+    if (A < 1 || spec_.rows.size() % static_cast<size_t>(A) != 0)
+      throw std::invalid_argument("rows: expected n_points x " + std::to_string(A) + " digits");
+    size_ = static_cast<Index>(spec_.rows.size() / static_cast<size_t>(A));
+    for (size_t j = 0; j < spec_.rows.size(); ++j) {
+      const Index d = spec_.rows[j];
+      const size_t a = j % static_cast<size_t>(A);
+      if (d < 0 || d >= static_cast<Index>(spec_.axes[a].size()))
+        throw std::invalid_argument("rows: point " + std::to_string(j / static_cast<size_t>(A)) +
+                                    " has digit " + std::to_string(d) + " outside axis " +
+                                    std::to_string(a) + " (" +
+                                    std::to_string(spec_.axes[a].size()) + " values)");
+    }
   }
   const int P = static_cast<int>(spec_.params.size());
   const int D = static_cast<int>(spec_.derived.size());
@@ -95,6 +158,8 @@ Engine::Engine(Spec spec, int n_threads)
   if (spec_.key_axis >= A) throw std::invalid_argument("models: key axis out of range");
   if (spec_.ttft.present() != spec_.tpot.present())
     throw std::invalid_argument("models: a latency model needs both ttft and tpot");
+  if (spec_.energy.bounded())
+    throw std::invalid_argument("energy model: upper bounds are for latency models only");
   check_model(spec_.energy, spec_, "energy model");
   check_model(spec_.ttft, spec_, "ttft model");
   check_model(spec_.tpot, spec_, "tpot model");
@@ -121,18 +186,26 @@ bool Engine::finish(const Index* digits, double* slots, bool score_always,
   return ok;
 }
 
+void Engine::digits_of(Index index, Index* d) const noexcept {
+  const int A = n_axes();
+  if (!spec_.rows.empty()) {
+    std::copy_n(&spec_.rows[static_cast<size_t>(index) * static_cast<size_t>(A)], A, d);
+    return;
+  }
+  Index rest = index;
+  for (int a = A - 1; a >= 0; --a) {
+    const Index n = static_cast<Index>(spec_.axes[static_cast<size_t>(a)].size());
+    d[a] = rest % n;
+    rest /= n;
+  }
+}
+
 bool Engine::evaluate(Index index, const double* params, double* slots,
                       bool score_always) const noexcept {
   const int A = n_axes();
   Index d[64];  // the constructor enforces at most 64 axes
-  Index rest = index;
-  for (int a = A - 1; a >= 0; --a) {
-    const auto& ax = spec_.axes[static_cast<size_t>(a)];
-    const Index n = static_cast<Index>(ax.size());
-    d[a] = rest % n;
-    rest /= n;
-    slots[a] = ax[static_cast<size_t>(d[a])];
-  }
+  digits_of(index, d);
+  for (int a = 0; a < A; ++a) slots[a] = spec_.axes[static_cast<size_t>(a)][static_cast<size_t>(d[a])];
   const double* p = params ? params : spec_.params.data();
   std::copy(p, p + spec_.params.size(), slots + A);
   return finish(d, slots, score_always, params == nullptr);
@@ -183,8 +256,54 @@ int Engine::level_of(const Program& p) const {
 }
 
 template <class F>
+void Engine::walk_rows(Index begin, Index end, const Program& where, F&& visit) const {
+  const int A = n_axes();
+  const bool models = spec_.energy.present() || spec_.ttft.present();
+  const size_t ns = static_cast<size_t>(n_slots_);
+  std::vector<double> slots(ns, kNaN);
+  double* s = slots.data();
+  std::copy(spec_.params.begin(), spec_.params.end(), slots.begin() + A);
+  std::vector<Index> d(static_cast<size_t>(A), 0);
+  if (!models) score(d.data(), s, true);  // objectives: NaN, derived from nothing
+  // Without a model table, valid points are scored in batches, as in walk().
+  const bool defer = models && table_.empty();
+  Deferred pending(ns, where, [this](double* r, size_t n) { score_rows(r, n); }, visit);
+  const int base = A + static_cast<int>(spec_.params.size());
+  for (Index i = begin; i < end; ++i) {
+    digits_of(i, d.data());
+    for (int a = 0; a < A; ++a)
+      s[a] = spec_.axes[static_cast<size_t>(a)][static_cast<size_t>(d[static_cast<size_t>(a)])];
+    for (size_t k = 0; k < spec_.derived.size(); ++k)
+      s[base + static_cast<int>(k)] = spec_.derived[k].eval(s);
+    bool ok = true;
+    for (size_t j = 0; j < spec_.constraints.size() && ok; ++j) {
+      const Tabulated& tab = tabulated_[j];
+      if (tab.truth.empty()) {
+        ok = truthy(spec_.constraints[j].eval(s));
+      } else {
+        Index t = 0;
+        for (const auto& [a, st] : tab.strides) t += d[static_cast<size_t>(a)] * st;
+        ok = tab.truth[static_cast<size_t>(t)] != 0;
+      }
+    }
+    if (!ok) continue;
+    if (defer) {
+      pending.push(i, s);
+      continue;
+    }
+    if (models) score(d.data(), s, true);
+    if (where.empty() || truthy(where.eval(s))) visit(i, static_cast<const double*>(s));
+  }
+  pending.flush();
+}
+
+template <class F>
 void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const {
   if (begin >= end) return;
+  if (!spec_.rows.empty()) {
+    walk_rows(begin, end, where, std::forward<F>(visit));
+    return;
+  }
   const int A = n_axes();
   const int base = A + static_cast<int>(spec_.params.size());
   const bool models = spec_.energy.present() || spec_.ttft.present();
@@ -209,19 +328,8 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
   // Without a model table, valid points are scored in batches (ModelTemplate::batch shares
   // work between rows) and visited, in order, after their batch is scored.
   const bool defer = models && table_.empty();
-  constexpr size_t kBatch = 256;
   const size_t ns = static_cast<size_t>(n_slots_);
-  std::vector<Index> pending;
-  std::vector<double> pending_slots;
-  auto flush = [&]() {
-    score_rows(pending_slots.data(), pending.size());
-    for (size_t r = 0; r < pending.size(); ++r) {
-      const double* p = &pending_slots[r * ns];
-      if (where.empty() || truthy(where.eval(p))) visit(pending[r], p);
-    }
-    pending.clear();
-    pending_slots.clear();
-  };
+  Deferred pending(ns, where, [this](double* r, size_t n) { score_rows(r, n); }, visit);
   Index i = begin;
   while (i < end) {
     for (size_t k = 0; k < spec_.derived.size(); ++k)
@@ -242,9 +350,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     }
     if (models && model_level_ >= changed) model_stale = true;
     if (fail == A && defer) {
-      pending.push_back(i);
-      pending_slots.insert(pending_slots.end(), s, s + ns);
-      if (pending.size() == kBatch) flush();
+      pending.push(i, s);
     } else if (fail == A) {
       if (models && model_stale) {
         score(d.data(), s, true);
@@ -283,7 +389,7 @@ void Engine::walk(Index begin, Index end, const Program& where, F&& visit) const
     if (a < 0) break;  // wrapped: the end of the space
     changed = a;
   }
-  if (!pending.empty()) flush();
+  pending.flush();
 }
 
 Index Engine::count_valid(const Program& where) const {

@@ -28,6 +28,37 @@ const Vector& theta_for(const ModelSet& m, double key) noexcept {
 
 bool truthy(double v) noexcept { return v != 0.0 && !std::isnan(v); }
 
+size_t key_index(const ModelSet& m, double key) noexcept {
+  return m.theta.size() == 1 ? 0 : static_cast<size_t>(key);
+}
+
+/// value * exp(z * sqrt(resid_var + g' C g / value^2)): the upper bound of a model value from
+/// its gradient g (entries g[j * stride]) by the delta method on log(value).
+double upper_of(const ModelSet& m, size_t k, double v, const double* g, Index stride) noexcept {
+  const Matrix& C = m.cov[k];
+  const Index p = C.rows();
+  double q = 0.0;
+  for (Index a = 0; a < p; ++a) {
+    const double ga = g[a * stride];
+    if (ga == 0.0) continue;
+    for (Index b = 0; b < p; ++b) q += ga * C(a, b) * g[b * stride];
+  }
+  const double rel = v > 0.0 ? std::max(q, 0.0) / (v * v) : 0.0;
+  return v * std::exp(m.z * std::sqrt(m.resid_var[k] + rel));
+}
+
+/// Upper bounds of the n rows of X (values `vals`) under coefficients theta[k].
+void uppers(const ModelSet& m, size_t k, const FeatureRef& X, const double* vals, double* out) {
+  const Index n = X.rows();
+  // Per-thread buffers: a Selector scores single rows, where allocating would dominate.
+  thread_local Matrix G;
+  thread_local std::vector<double> scratch;
+  G.resize(n, m.tmpl->n_params());
+  scratch.resize(static_cast<size_t>(n));
+  m.tmpl->batch(X, m.theta[k].data(), scratch.data(), &G);
+  for (Index r = 0; r < n; ++r) out[r] = upper_of(m, k, vals[r], G.data() + r, n);
+}
+
 }  // namespace
 
 void Engine::build_table() {
@@ -50,7 +81,7 @@ void Engine::build_table() {
     table_stride_.assign(static_cast<size_t>(A), 0);
     return;
   }
-  table_.assign(static_cast<size_t>(3 * T), kNaN);
+  table_.assign(kTableWidth * static_cast<size_t>(T), kNaN);
   const Index n_chunks = (T + kChunk - 1) / kChunk;
   parallel_for(n_chunks, n_chunks > 1 ? n_threads_ : 1, [&](Index c) {
     const Index begin = c * kChunk;
@@ -71,10 +102,12 @@ void Engine::build_table() {
     score_rows(rows.data(), n);
     for (size_t r = 0; r < n; ++r) {
       const double* o = &rows[r * ns] + obj0_;
-      const size_t t = static_cast<size_t>(begin) + r;
-      table_[3 * t] = o[kEnergyJ];
-      table_[3 * t + 1] = o[kTtftS];
-      table_[3 * t + 2] = o[kTpotS];
+      double* e = &table_[kTableWidth * (static_cast<size_t>(begin) + r)];
+      e[0] = o[kEnergyJ];
+      e[1] = o[kTtftS];
+      e[2] = o[kTpotS];
+      e[3] = o[kTtftUpperS];
+      e[4] = o[kTpotUpperS];
     }
   });
 }
@@ -91,21 +124,24 @@ void Engine::score_direct(double* slots) const noexcept {
   const double key = spec_.key_axis >= 0 ? slots[spec_.key_axis] : 0.0;
   const Eigen::Map<const FeatureTable> X(row, 1, kFeatures);
   double* o = slots + obj0_;
-  auto one = [&](const ModelSet& m, double* out) {
+  auto one = [&](const ModelSet& m, double* out, double* up) {
     if (m.present()) {
       m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
     } else {
       *out = kNaN;
     }
+    if (up == nullptr) return;
+    *up = kNaN;
+    if (m.present() && m.bounded()) uppers(m, key_index(m, key), X, out, up);
   };
-  one(spec_.energy, &o[kEnergyJ]);
-  one(spec_.ttft, &o[kTtftS]);
-  one(spec_.tpot, &o[kTpotS]);
+  one(spec_.energy, &o[kEnergyJ], nullptr);
+  one(spec_.ttft, &o[kTtftS], &o[kTtftUpperS]);
+  one(spec_.tpot, &o[kTpotS], &o[kTpotUpperS]);
 }
 
 void Engine::score_rows(double* rows, size_t n) const {
   // Features of every row, then each model over all rows sharing its coefficients.
-  std::vector<double> X(n * kFeatures), sub, vals(n), subv;
+  std::vector<double> X(n * kFeatures), sub, vals(n), subv, ups(n), subu;
   std::vector<size_t> pick;
   for (size_t r = 0; r < n; ++r)
     for (int f = 0; f < kFeatures; ++f) {
@@ -113,15 +149,20 @@ void Engine::score_rows(double* rows, size_t n) const {
       X[r * kFeatures + static_cast<size_t>(f)] =
           s >= 0 ? rows[r * static_cast<size_t>(n_slots_) + static_cast<size_t>(s)] : kNaN;
     }
-  auto run = [&](const ModelSet& m, int objective) {
+  auto run = [&](const ModelSet& m, int objective, int upper) {
     const size_t col = static_cast<size_t>(obj0_ + objective);
+    const size_t ucol = static_cast<size_t>(obj0_ + upper);
+    const bool bound = upper >= 0 && m.present() && m.bounded();
+    if (upper >= 0 && !bound)
+      for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + ucol] = kNaN;
     if (!m.present()) {
       for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = kNaN;
       return;
     }
     if (m.theta.size() == 1) {
-      m.tmpl->batch(Eigen::Map<const FeatureTable>(X.data(), static_cast<Index>(n), kFeatures),
-                    m.theta.front().data(), vals.data(), nullptr);
+      const Eigen::Map<const FeatureTable> Xm(X.data(), static_cast<Index>(n), kFeatures);
+      m.tmpl->batch(Xm, m.theta.front().data(), vals.data(), nullptr);
+      if (bound) uppers(m, 0, Xm, vals.data(), ups.data());
     } else {
       for (size_t k = 0; k < m.theta.size(); ++k) {
         pick.clear();
@@ -134,17 +175,24 @@ void Engine::score_rows(double* rows, size_t n) const {
         subv.resize(pick.size());
         for (size_t j = 0; j < pick.size(); ++j)
           std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
-        m.tmpl->batch(
-            Eigen::Map<const FeatureTable>(sub.data(), static_cast<Index>(pick.size()), kFeatures),
-            m.theta[k].data(), subv.data(), nullptr);
+        const Eigen::Map<const FeatureTable> Xs(sub.data(), static_cast<Index>(pick.size()),
+                                                kFeatures);
+        m.tmpl->batch(Xs, m.theta[k].data(), subv.data(), nullptr);
         for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
+        if (bound) {
+          subu.resize(pick.size());
+          uppers(m, k, Xs, subv.data(), subu.data());
+          for (size_t j = 0; j < pick.size(); ++j) ups[pick[j]] = subu[j];
+        }
       }
     }
     for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = vals[r];
+    if (bound)
+      for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + ucol] = ups[r];
   };
-  run(spec_.energy, kEnergyJ);
-  run(spec_.ttft, kTtftS);
-  run(spec_.tpot, kTpotS);
+  run(spec_.energy, kEnergyJ, -1);
+  run(spec_.ttft, kTtftS, kTtftUpperS);
+  run(spec_.tpot, kTpotS, kTpotUpperS);
   for (size_t r = 0; r < n; ++r) derive(rows + r * static_cast<size_t>(n_slots_));
 }
 
@@ -156,6 +204,7 @@ void Engine::derive(double* slots) const noexcept {
   o[kEnergyPerRequestJ] = sb >= 0 ? o[kEnergyJ] / slots[sb] : kNaN;
   o[kLatencyS] = so >= 0 ? o[kTtftS] + slots[so] * o[kTpotS] : kNaN;
   o[kPowerW] = o[kEnergyJ] / o[kLatencyS];
+  o[kLatencyUpperS] = so >= 0 ? o[kTtftUpperS] + slots[so] * o[kTpotUpperS] : kNaN;
 }
 
 void Engine::score(const Index* digits, double* slots, bool own_params) const noexcept {
@@ -163,13 +212,16 @@ void Engine::score(const Index* digits, double* slots, bool own_params) const no
   if (!table_.empty() && own_params) {
     Index t = 0;
     for (int a = 0; a < n_axes(); ++a) t += digits[a] * table_stride_[static_cast<size_t>(a)];
-    o[kEnergyJ] = table_[static_cast<size_t>(3 * t)];
-    o[kTtftS] = table_[static_cast<size_t>(3 * t + 1)];
-    o[kTpotS] = table_[static_cast<size_t>(3 * t + 2)];
+    const double* e = &table_[kTableWidth * static_cast<size_t>(t)];
+    o[kEnergyJ] = e[0];
+    o[kTtftS] = e[1];
+    o[kTpotS] = e[2];
+    o[kTtftUpperS] = e[3];
+    o[kTpotUpperS] = e[4];
   } else if (spec_.energy.present() || spec_.ttft.present()) {
     score_direct(slots);
   } else {
-    o[kEnergyJ] = o[kTtftS] = o[kTpotS] = kNaN;
+    o[kEnergyJ] = o[kTtftS] = o[kTpotS] = o[kTtftUpperS] = o[kTpotUpperS] = kNaN;
   }
   derive(slots);
 }

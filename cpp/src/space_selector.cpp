@@ -102,14 +102,8 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
     throw std::invalid_argument("selector: too many candidate points");
   const size_t n_cand = cand_index_.size();
   cand_digits_.resize(n_cand * static_cast<size_t>(A));
-  for (size_t c = 0; c < n_cand; ++c) {
-    Index rest = cand_index_[c];
-    for (int a = A - 1; a >= 0; --a) {
-      const Index n = static_cast<Index>(spec.axes[static_cast<size_t>(a)].size());
-      cand_digits_[c * static_cast<size_t>(A) + static_cast<size_t>(a)] = rest % n;
-      rest /= n;
-    }
-  }
+  for (size_t c = 0; c < n_cand; ++c)
+    E.digits_of(cand_index_[c], &cand_digits_[c * static_cast<size_t>(A)]);
   if (lin_edges_.empty()) return;
 
   const size_t n_cells = (lin_edges_.size() - 1) * (lout_edges_.size() - 1);
@@ -199,7 +193,9 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
                             const Entry* order) const {
   const Engine& E = *engine_;
   const int l_slot = E.objective_slot(kLatencyS);
+  const int u_slot = E.objective_slot(kLatencyUpperS);
   const int p_slot = E.objective_slot(kPowerW);
+  const bool bound_above = upper_bounds_latency();
   const size_t n = cand_index_.size();
   // Lower bound of each candidate's total violation: only latency and power terms are
   // bounded (the others count 0); shrunk a hair so that rounding can never lift it above.
@@ -209,7 +205,8 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
     double v = 0.0;
     for (const Limit& l : limits) {
       if (l.op != 0 && l.op != 1) continue;
-      if (l.slot == l_slot) v += l.violation(static_cast<double>(e.latency_lb));
+      if (l.slot == l_slot || (l.slot == u_slot && bound_above))
+        v += l.violation(static_cast<double>(e.latency_lb));
       if (l.slot == p_slot) v += l.violation(static_cast<double>(e.power_lb));
     }
     vlb[k] = std::isinf(v) ? 0.0 : v * (1.0 - 1e-12);
@@ -232,16 +229,26 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
   return t.result(maximize_);
 }
 
+bool Selector::upper_bounds_latency() const noexcept {
+  // upper = value * exp(z * sqrt(...)) >= value for z >= 0, and latency_upper_s sums the bounds.
+  const Spec& spec = engine_->spec();
+  return spec.ttft.bounded() && spec.tpot.bounded() && spec.ttft.z >= 0 && spec.tpot.z >= 0;
+}
+
 Selection Selector::best(double input_len, double output_len,
                          const std::vector<Limit>& limits) const {
   const Engine& E = *engine_;
   constexpr double kInf = std::numeric_limits<double>::infinity();
   double lat_max = kInf, pow_max = kInf;
+  const bool bound_above = upper_bounds_latency();
   for (const Limit& l : limits) {
     if (l.slot < 0 || l.slot >= E.n_slots() || l.op < 0 || l.op > 4)
       throw std::out_of_range("limits: bad limit");
     const bool upper = l.op == 0 || l.op == 1;
     if (upper && l.slot == E.objective_slot(kLatencyS)) lat_max = std::min(lat_max, l.value);
+    // latency_upper_s >= latency_s then: a limit on the bound is also one on latency_s.
+    if (upper && bound_above && l.slot == E.objective_slot(kLatencyUpperS))
+      lat_max = std::min(lat_max, l.value);
     if (upper && l.slot == E.objective_slot(kPowerW)) pow_max = std::min(pow_max, l.value);
   }
   const int ci = cell(input_len, lin_edges_);

@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "FitResult": "energycore.fit",
     "BootstrapResult": "energycore.fit",
     "IdentifiabilityWarning": "energycore.fit",
+    "ConvergenceWarning": "energycore.errors",
     "discover": "energycore.fit",
     "ConfigSpace": "energycore.space",
     "Selection": "energycore.space",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
     )
     from energycore.campaign import Campaign
     from energycore.data import JournalWarning
+    from energycore.errors import ConvergenceWarning
     from energycore.fit import (
         BootstrapResult,
         EnergyModel,
@@ -134,6 +136,7 @@ __all__ = [
     "CacheReplay",
     "Campaign",
     "ConfigSpace",
+    "ConvergenceWarning",
     "EnergyMeter",
     "EnergyModel",
     "FitResult",

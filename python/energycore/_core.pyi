@@ -6,12 +6,12 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
     """
-    def __init__(self, axes: collections.abc.Sequence[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]], params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], derived: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], constraints: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], feature_slot: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], key_axis: typing.SupportsInt | typing.SupportsIndex, energy: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, ttft: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, tpot: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+    def __init__(self, axes: collections.abc.Sequence[collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex]], params: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], derived: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], constraints: collections.abc.Sequence[collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]], feature_slot: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], key_axis: typing.SupportsInt | typing.SupportsIndex, energy: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, ttft: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, tpot: tuple[str, collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]]] | None, n_threads: typing.SupportsInt | typing.SupportsIndex = 0, ttft_bound: tuple[collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]], collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], typing.SupportsFloat | typing.SupportsIndex] | None = None, tpot_bound: tuple[collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"]], collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], typing.SupportsFloat | typing.SupportsIndex] | None = None, rows: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] | None = None) -> None:
         ...
     def argmin(self, slot: typing.SupportsInt | typing.SupportsIndex, maximize: bool, limits: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]], where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> dict:
         """
@@ -23,7 +23,7 @@ class SpaceEngine:
         """
     def objective_slot(self, k: typing.SupportsInt | typing.SupportsIndex) -> int:
         """
-        Slot of objective k (0 energy_j ... 5 power_w).
+        Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds).
         """
     def pareto(self, slots: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], maximize: collections.abc.Sequence[bool], where: collections.abc.Sequence[tuple[typing.SupportsInt | typing.SupportsIndex, typing.SupportsInt | typing.SupportsIndex, typing.SupportsFloat | typing.SupportsIndex]]) -> numpy.typing.NDArray[numpy.int64]:
         """
@@ -159,6 +159,20 @@ class CudaEventTimer:
         ...
     def stop(self, stream: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class GbdtCodedRows:
+    """
+    A fixed row set coded once (per-column ranks of distinct values) for fast repeated prediction by any model with the same feature count (immutable).
+    """
+    def __init__(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64]) -> None:
+        """
+        Codes the rows of X (n x p, NaN allowed); ValueError if a column holds more than 256 distinct values (NaN counts as one).
+        """
+    @property
+    def n_features(self) -> int:
+        ...
+    @property
+    def n_rows(self) -> int:
+        ...
 class GbdtModel:
     """
     A fitted gradient-boosting model (immutable, thread-safe).
@@ -179,6 +193,10 @@ class GbdtModel:
     def predict(self, X: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], raw: bool = False, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
         """
         Predictions for the rows of X (n x n_features): transformed by the objective's link (probability for logistic) unless raw.
+        """
+    def predict_coded(self, rows: GbdtCodedRows, raw: bool = False, n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Predictions for every row of a GbdtCodedRows set; equal to predict() on the rows it was coded from.
         """
     def predict_row(self, row: typing.Any) -> float:
         """

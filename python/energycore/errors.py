@@ -71,3 +71,13 @@ class LaunchError(RuntimeError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+
+
+class ConvergenceWarning(UserWarning):
+    """A fit stopped before its solver converged (it reached ``max_iter``).
+
+    The coefficients are the best the solver reached and are kept, but they may be far from the
+    optimum: raise ``max_iter``, check the data for rows the model cannot describe (an outlier,
+    a unit error), or fix coefficients the data cannot determine. ``fit_result_.status`` is 0 and
+    ``fit_result_.success`` is ``False``.
+    """

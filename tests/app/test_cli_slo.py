@@ -160,3 +160,44 @@ def test_slo_exit_codes_and_messages(d: Path) -> None:
     for flag in ("--ttft-limit", "--tpot-limit", "--itl-limit", "--request-rate"):
         code, out = invoke("select", d / "energy_only" / "model.json", flag, "1")
         assert code == 1 and f"{flag} needs latency models" in out
+
+
+def test_select_confidence_judges_the_bound(d: Path) -> None:
+    base = ("select", d / "model.json", "--top", "200", "--latency-limit", "20")
+    code, point = as_json(*base)
+    assert code == 0
+    code, bound = as_json(*base, "--confidence", "0.9")
+    assert code == 0 and bound["confidence"] == 0.9
+    assert point["confidence"] is None
+    rows = bound["configurations"]
+    assert rows and all(r["latency_upper_s"] <= 20 for r in rows)
+    assert all(r["latency_upper_s"] >= r["latency_s"] for r in rows)
+    assert len(rows) <= len(point["configurations"])
+    code, out = invoke(*base, "--confidence", "0.9")
+    assert code == 0 and "confidence 0.9" in out
+    # TPOT SLO on the bound
+    code, res = as_json(
+        "select", d / "model.json", "--tpot-limit", "0.08", "--confidence", "0.95", "--top", "50"
+    )  # fmt: skip
+    assert code == 0 and all(r["tpot_upper_s"] <= 0.08 for r in res["configurations"])
+    # an impossible bound: exit 3 with the bound in the message
+    code, out = invoke("select", d / "model.json", "--latency-limit", "1e-6", "--confidence", "0.9")
+    assert code == 3 and "bound at confidence 0.9" in out
+
+
+@pytest.mark.parametrize("bad", ["0", "1", "1.5", "-0.2", "nan"])
+def test_select_bad_confidence(d: Path, bad: str) -> None:
+    code, out = invoke("select", d / "model.json", "--latency-limit", "20", "--confidence", bad)
+    assert code == 2 and "--confidence" in out
+
+
+def test_select_confidence_needs_recorded_uncertainty(d: Path, tmp_path: Path) -> None:
+    for name in ("model.json", "model.ttft.json", "model.tpot.json"):
+        doc = json.loads((d / name).read_text())
+        if name != "model.json":
+            doc["fit"].pop("residual_scale", None)
+        (tmp_path / name).write_text(json.dumps(doc))
+    code, out = invoke(
+        "select", tmp_path / "model.json", "--latency-limit", "20", "--confidence", "0.9"
+    )  # fmt: skip
+    assert code == 1 and "--confidence: the TtftModel records no residual scale" in out, out

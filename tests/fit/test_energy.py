@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from energycore import EnergyModel, IdentifiabilityWarning, TpotModel, TtftModel, _core
+from energycore.errors import ConvergenceWarning
 from tests.helpers import draw_design, draw_theta, energy, noisy_problem, table
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -45,7 +46,13 @@ def test_robust_loss_resists_gross_outliers() -> None:
     truth = energy(X_test, theta)
 
     def error(loss: str) -> float:
-        m = EnergyModel(loss=loss, f_scale=0.05).fit(X, y)
+        with warnings.catch_warnings():
+            # examined: the linear loss on 10 % gross outliers wanders a flat valley of cost
+            # ~8 and stops at max_iter, which is now reported (ConvergenceWarning); that fit
+            # being poor is the point of the comparison
+            if loss == "linear":
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            m = EnergyModel(loss=loss, f_scale=0.05, outliers=0).fit(X, y)  # the loss alone
         return float(np.median(np.abs(m.predict(X_test) / truth - 1)))
 
     robust, plain = error("soft_l1"), error("linear")

@@ -47,20 +47,20 @@ def test_the_tuning_rows_are_a_documented_subset(records: list[dict]) -> None:
 def test_held_out_figures_do_not_regress(records: list[dict]) -> None:
     held = summary([r for r in records if not r["tuning"]])
     assert held["valid"] == 1.0
-    assert held["power_trend_sign"] >= 0.95
-    assert held["power_abs_log_median"] <= 0.13
+    assert held["power_trend_sign"] >= 0.97
+    assert held["power_abs_log_median"] <= 0.12
     assert held["energy_rank_ok"] >= 0.95
-    assert held["energy_ratio_in_band"] >= 0.5
-    assert held["itl_ratio_in_band"] >= 0.52
+    assert held["energy_ratio_in_band"] >= 0.63
+    assert held["itl_ratio_in_band"] >= 0.72
     for key in ("energy_ratio", "itl_ratio", "power_ratio"):
         assert 0.8 <= held[f"{key}_median"] <= 1.25, key
 
 
 def test_tuning_figures_do_not_regress(records: list[dict]) -> None:
     tune = summary([r for r in records if r["tuning"]])
-    assert tune["energy_ratio_in_band"] >= 0.72
-    assert tune["itl_ratio_in_band"] >= 0.63
-    assert tune["power_abs_log_median"] <= 0.11
+    assert tune["energy_ratio_in_band"] >= 0.74
+    assert tune["itl_ratio_in_band"] >= 0.71
+    assert tune["power_abs_log_median"] <= 0.10
     assert tune["power_trend_sign"] >= 0.85
 
 
@@ -126,4 +126,4 @@ def test_tune_brings_a_bad_start_back(shared_data: Path) -> None:
     s = summary(compare(rows, tune(rows, start)))
     for key in ("energy_ratio", "itl_ratio", "power_ratio"):
         assert 0.8 <= s[f"{key}_median"] <= 1.25
-    assert s["power_abs_log_median"] <= 0.15
+    assert s["power_abs_log_median"] <= 0.17  # 13 factors from a far start: 0.15

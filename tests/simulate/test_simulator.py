@@ -401,3 +401,60 @@ def test_the_space_enumerates_exactly_what_the_node_can_run(gpu: str, model: str
         want = {(X["tp"][i], X["pp"][i], X["batch"][i]) for i in np.flatnonzero(valid)}
         got = space.to_frame(limit=None, as_frame=False, input_len=li, output_len=lo)
         assert set(zip(got["tp"], got["pp"], got["batch"], strict=True)) == want
+
+
+def _ep_run(gpu: str, model: str, n: int, ep: int, batch: float, **eff: float) -> dict:
+    node = Node(gpu, model, n_gpus=n, noise=0.0, efficiency=Efficiency().replace(**eff))
+    cfg = {"tp": n, "pp": 1, "batch": batch, "input_len": 400, "output_len": 800, "ep": ep}
+    return node.run(cfg, noise=False)
+
+
+def test_expert_parallelism_costs_imbalance_and_all_to_all_growing_with_ep() -> None:
+    """Whole experts per GPU: the busiest GPU and the all-to-alls make EP slower than sharded
+    experts on the same GPUs, more so at 8 GPUs than at 2; with no skew and no latency the
+    gap is only the all-to-all bytes and the imbalance of uniform routing."""
+    gaps = []
+    for n in (2, 8):
+        sharded = _ep_run("H100", "qwen3-30b-a3b", n, 1, 16)["tpot_s"][0]
+        expert = _ep_run("H100", "qwen3-30b-a3b", n, n, 16)["tpot_s"][0]
+        gaps.append(expert / sharded)
+    assert 1.0 < gaps[0] < gaps[1]
+    free = _ep_run("H100", "qwen3-235b-a22b", 8, 8, 16, ep_skew=0.0, a2a_latency_s=0.0)
+    sharded8 = _ep_run("H100", "qwen3-235b-a22b", 8, 1, 16)["tpot_s"][0]
+    assert free["tpot_s"][0] == pytest.approx(sharded8, rel=0.05)
+
+
+def test_block_fp8_pays_dequantisation_and_channel_fp8_does_not() -> None:
+    """Block-scaled FP8 is not much faster than bf16 at the same GPU count (measured on v3 it
+    is even slower); without the dequantisation cost it would be much faster (half the bytes).
+    Per-channel FP8 gets no cost."""
+    bf16 = _ep_run("H100", "qwen3-235b-a22b", 8, 8, 8)["tpot_s"][0]
+    fp8 = _ep_run("H100", "qwen3-235b-a22b-fp8", 8, 8, 8)["tpot_s"][0]
+    assert fp8 > 0.75 * bf16
+    fp8_4 = _ep_run("H100", "qwen3-235b-a22b-fp8", 4, 4, 8)["tpot_s"][0]
+    cheap = _ep_run("H100", "qwen3-235b-a22b-fp8", 4, 4, 8, fp8_block_ops_per_byte=0.0)
+    assert cheap["tpot_s"][0] < 0.9 * fp8_4
+    assert get_model("qwen3-235b-a22b-fp8").fp8_block == 128
+    assert get_model("llama-3.1-405b-fp8").fp8_block == 0
+    with pytest.raises(ValueError, match="fp8_block"):
+        ModelSpec("x", 1.0, 2, 64, 2, 2, 32, fp8_block=128)  # bf16 with block scales
+
+
+def test_collectives_draw_less_than_waiting_so_per_gpu_power_falls_from_1_to_2_gpus() -> None:
+    eff = Efficiency()
+    assert eff.comm_power < eff.wait_power
+    p = []
+    for n in (1, 2):
+        node = Node("H100", "qwen3-32b", n_gpus=n, noise=0.0)
+        r = node.run({"tp": n, "pp": 1, "batch": 8, "input_len": 400, "output_len": 600})
+        p.append(r["avg_power_w"][0] / n)
+    assert p[1] < 0.98 * p[0]
+
+
+def test_gpus_have_vector_rates() -> None:
+    assert get_gpu("H100").vector_tflops == 67.0
+    assert get_gpu("B200").vector_tflops == 75.0
+    g = GPU("tmp-gpu", 300.0, 40.0, 1.0, 100.0, 300.0, 30.0)
+    assert g.vector_tflops == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="fp32_tflops"):
+        GPU("bad-gpu", 300.0, 40.0, 1.0, 100.0, 300.0, 30.0, fp32_tflops=-1.0)

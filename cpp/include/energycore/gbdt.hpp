@@ -102,6 +102,50 @@ struct ModelState {
   std::vector<double> cover;  ///< hessian sum of the training rows in each node
 };
 
+/// A fixed set of rows stored as per-feature codes: the rank of each value among the column's
+/// distinct values (NaN, if present, gets the last code). A tuner's candidate set is coded once;
+/// every model fitted later then predicts all of it from per-tree tables of leaf bitmasks
+/// (QuickScorer-style: AND the masks the row's codes select, the lowest set bit is its leaf)
+/// instead of walking each tree. Exact: the same leaves, summed in the same order as
+/// `Model::predict_raw`, so the scores are bit-identical.
+class CodedRows {
+ public:
+  /// Codes per column, distinct values plus NaN.
+  static constexpr Index kMaxCodes = 256;
+  /// X row-major (n_rows x n_features). Throws std::invalid_argument on an empty matrix or a
+  /// column with more than kMaxCodes codes (distinct values, plus one if it holds NaN).
+  CodedRows(const double* X, Index n_rows, Index n_features);
+
+  Index n_rows() const noexcept { return n_rows_; }
+  Index n_features() const noexcept { return n_features_; }
+  /// Sorted distinct non-NaN values of column f.
+  const std::vector<double>& values(Index f) const { return values_[static_cast<size_t>(f)]; }
+  /// Code of NaN in column f (== values(f).size()); only used where the column holds NaN.
+  bool has_nan(Index f) const noexcept { return has_nan_[static_cast<size_t>(f)] != 0; }
+  /// Codes of column f (distinct values, plus one for NaN if present).
+  Index n_codes(Index f) const noexcept {
+    return static_cast<Index>(values(f).size()) + (has_nan(f) ? 1 : 0);
+  }
+  const std::uint8_t* codes() const noexcept { return codes_.data(); }
+  /// Consecutive columns packed into one byte where their code counts multiply to <= 256:
+  /// group g's code is sum over its columns f of code(f) * multiplier(f). One table lookup per
+  /// group instead of per column.
+  Index n_groups() const noexcept { return static_cast<Index>(group_size_.size()); }
+  Index group_of(Index f) const noexcept { return group_of_[static_cast<size_t>(f)]; }
+  Index multiplier(Index f) const noexcept { return mult_[static_cast<size_t>(f)]; }
+  Index group_codes(Index g) const noexcept { return group_size_[static_cast<size_t>(g)]; }
+  const std::uint8_t* packed() const noexcept { return packed_.data(); }
+
+ private:
+  Index n_rows_ = 0;
+  Index n_features_ = 0;
+  std::vector<std::uint8_t> codes_;  ///< row-major, codes_[r * n_features + f]
+  std::vector<std::vector<double>> values_;
+  std::vector<std::uint8_t> has_nan_;
+  std::vector<Index> group_of_, mult_, group_size_;
+  std::vector<std::uint8_t> packed_;  ///< row-major, packed_[r * n_groups + g]
+};
+
 class Model {
  public:
   Model() = default;
@@ -138,6 +182,10 @@ class Model {
   }
   /// Raw scores of n rows (row-major), on up to n_threads threads (<= 0: all).
   void predict_raw(const double* X, Index n, double* out, int n_threads) const;
+  /// Raw scores of every row of a coded set (see CodedRows), on up to n_threads threads;
+  /// bit-identical to predict_raw on the rows the codes stand for. Throws
+  /// std::invalid_argument if the set's feature count differs from the model's.
+  void predict_coded(const CodedRows& rows, double* out, int n_threads) const;
   /// The objective's link applied to a raw score (sigmoid for logistic, identity otherwise).
   double transform(double raw) const noexcept;
   /// Per-feature importance: "gain" (sum of split gains) or "split" (number of splits).

@@ -69,7 +69,10 @@ struct Result {
   std::vector<int> active;  ///< -1 at lower bound, +1 at upper bound, 0 free, 2 fixed
   Matrix covariance;        ///< (J~^T J~)^+ * s^2 over the free coordinates, zeros elsewhere
   Vector null_weight;       ///< per coordinate: weight in directions the data do not determine
-  bool success() const noexcept { return status != Status::failed; }
+  /// The solver converged (a gtol, ftol or xtol test held); false at the iteration limit.
+  bool success() const noexcept { return static_cast<int>(status) > 0; }
+  /// x is a usable answer: the solver ran (converged or stopped at the iteration limit).
+  bool usable() const noexcept { return status != Status::failed; }
 };
 
 struct Bounds {
@@ -82,8 +85,8 @@ struct Bounds {
 Result solve(const Problem& problem, const Vector& x0, const Bounds& bounds,
              const std::vector<bool>& fixed, const Vector& weights, const Options& options);
 
-/// Solves from each starting point and returns the best result (lowest cost; ties go to the
-/// earliest start). Starts are run on up to `n_threads` threads; the answer does not depend on
+/// Solves from each starting point and returns the best result (usable before failed, then the
+/// lowest cost; ties go to the earliest start). Starts are run on up to `n_threads` threads; the answer does not depend on
 /// the thread count.
 Result solve_multistart(const Problem& problem, const std::vector<Vector>& starts,
                         const Bounds& bounds, const std::vector<bool>& fixed, const Vector& weights,

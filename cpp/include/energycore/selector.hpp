@@ -57,6 +57,9 @@ class Selector {
                     const Entry* order) const;
   bool evaluate(size_t c, double lin, double lout, const std::vector<Limit>& limits,
                 Tally& t) const;
+  /// Whether latency_upper_s >= latency_s at every point (both halves bounded with z >= 0), so
+  /// that the stored latency bounds also bound it.
+  bool upper_bounds_latency() const noexcept;
   /// Cell of x among the edges ([e_k, e_k+1)), -1 outside.
   int cell(double x, const std::vector<double>& edges) const noexcept;
   /// Axis and param slots of candidate c at the given workload.

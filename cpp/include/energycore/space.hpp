@@ -86,14 +86,27 @@ enum Objective : int {
   kTpotS = 3,              ///< time per output token, s
   kLatencyS = 4,           ///< ttft_s + output_len * tpot_s
   kPowerW = 5,             ///< energy_j / latency_s: average power of the deployment
-  kObjectives = 6,
+  /// Upper bounds of the latency scores at the query's confidence (NaN without one): for a
+  /// model with uncertainty, value * exp(z * sqrt(resid_var + g' C g / value^2)), g the
+  /// gradient of the value in the coefficients (the delta method on log value).
+  kTtftUpperS = 6,
+  kTpotUpperS = 7,
+  kLatencyUpperS = 8,  ///< ttft_upper_s + output_len * tpot_upper_s
+  kObjectives = 9,
 };
 
 /// One model template with a coefficient vector per code of the key axis (or a single one).
 struct ModelSet {
   const model::ModelTemplate* tmpl = nullptr;
   std::vector<Vector> theta;  ///< size 1 (used for every point) or one per key code
+  /// Uncertainty, for the upper-bound objectives (latency models only; empty: no bound). One
+  /// entry per theta: the coefficient covariance (n_params x n_params) and the residual
+  /// variance in log space; `z` is the one-sided quantile that scales the log-space std.
+  std::vector<Matrix> cov;
+  std::vector<double> resid_var;
+  double z = 0.0;
   bool present() const noexcept { return tmpl != nullptr; }
+  bool bounded() const noexcept { return !cov.empty(); }
 };
 
 struct Spec {
@@ -104,6 +117,9 @@ struct Spec {
   std::array<int, kFeatures> feature_slot{{-1, -1, -1, -1, -1}};  ///< axis or param slot
   int key_axis = -1;  ///< axis whose code selects the coefficients (-1: one model for all)
   ModelSet energy, ttft, tpot;
+  /// Explicit points instead of the Cartesian product of the axes: n_points x n_axes axis
+  /// digits (indices into each axis's values), row-major; point i is row i. Empty: the product.
+  std::vector<Index> rows;
 };
 
 /// A bound on one slot: slot (op) value with op 0 "<=", 1 "<", 2 ">=", 3 ">", 4 "==".
@@ -199,9 +215,17 @@ class Engine {
   bool finish(const Index* digits, double* slots, bool score_always,
               bool own_params = true) const noexcept;
 
+  /// The axis digits of point `index` (n_axes values): its mixed-radix digits, or its row of
+  /// the explicit points.
+  void digits_of(Index index, Index* digits) const noexcept;
+  bool explicit_rows() const noexcept { return !spec_.rows.empty(); }
+
  private:
   template <class F>
   void walk(Index begin, Index end, const Program& where, F&& visit) const;
+  /// walk() over explicit points: every point evaluated on its own, models scored in batches.
+  template <class F>
+  void walk_rows(Index begin, Index end, const Program& where, F&& visit) const;
   void score(const Index* digits, double* slots, bool own_params) const noexcept;
   void score_direct(double* slots) const noexcept;
   /// Model values and derived objectives of n rows of slots stored one after another.
@@ -219,7 +243,8 @@ class Engine {
   int n_slots_ = 0;
   int obj0_ = 0;
   std::vector<Index> table_stride_;  ///< per axis: stride in the model table (0: not an input)
-  std::vector<double> table_;        ///< 3 doubles per entry: energy, ttft, tpot
+  std::vector<double> table_;  ///< kTableWidth doubles per entry: energy, ttft, tpot, bounds
+  static constexpr size_t kTableWidth = 5;
   // Incremental walk: a program is re-evaluated only when an axis it depends on changed, and a
   // failing constraint skips the whole block of points sharing its axes' values.
   std::vector<std::uint64_t> slot_deps_;  ///< per slot: bit a set when it depends on axis a

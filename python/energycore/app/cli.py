@@ -734,6 +734,9 @@ def predict(
     )  # fmt: skip
 
 
+#: Latency columns (and their bounds under --confidence) of select's ranked output.
+_SCORE_COLS = ("latency_s", "ttft_s", "tpot_s", "latency_upper_s", "ttft_upper_s", "tpot_upper_s")
+
 #: SLO fields and the select flags that set them (for messages).
 _SLO_FLAGS = {
     "ttft_s": "--ttft-limit",
@@ -833,6 +836,14 @@ def select(
             help="Requests/s the node must sustain: batch x floor(gpus / (tp*pp)) / latency.",
         ),
     ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Judge the latency limits on the upper bound of the prediction at this "
+            "one-sided confidence (0 < C < 1, e.g. 0.9) instead of the prediction: residual "
+            "spread and coefficient uncertainty of the fit (docs/serving.md).",
+        ),
+    ] = None,
     input_len: InputLen = 512,
     output_len: OutputLen = 256,
     max_batch: Annotated[
@@ -864,7 +875,12 @@ def select(
     from energycore.app import grid as _grid
     from energycore.space.configspace import ConfigSpace
     from energycore.space.slo import percentile_factor, sustained_rate
+    from energycore.space.uncertainty import check_confidence
 
+    try:
+        check_confidence(confidence, "--confidence")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     em, lat = _load_models(model)
     slo = _slo_from_flags(
         ttft_s=ttft_limit, tpot_s=tpot_limit, itl_s=itl_limit, percentile=percentile,
@@ -898,14 +914,17 @@ def select(
     for reason, n in refused:
         notes.append(f"{n} configurations refused: {reason}")
     fitted = [em, *lat.values()]
-    where = f"latency_s <= {float(latency_limit)!r}" if latency_limit is not None else None
+    lat_name = "latency_s" if confidence is None else "latency_upper_s"
+    where = f"{lat_name} <= {float(latency_limit)!r}" if latency_limit is not None else None
     try:
         best = space.top_k(
             "energy_per_request_j", top, where=where, models=fitted, as_frame=False,
-            slo=slo, input_len=il, output_len=ol,
+            slo=slo, confidence=confidence, input_len=il, output_len=ol,
         )  # fmt: skip
     except ValueError as e:
         msg = str(e)
+        if msg.startswith("confidence"):  # a model that records no uncertainty
+            raise CLIError(f"--confidence: {msg.split(': ', 1)[-1]}") from None
         if "residual spread" in msg:  # a percentile on a model from an older file
             raise CLIError(f"--percentile: {msg.split(': ', 1)[-1]}") from None
         raise
@@ -934,22 +953,28 @@ def select(
                 f"{check.model.name} at {input_len} -> {output_len} tokens: "
                 + "; ".join(f"{n} refused: {r}" for r, n in refused)
             )
-        allc = space.to_frame(None, models=fitted, as_frame=False, input_len=il, output_len=ol)
+        allc = space.to_frame(
+            None, models=fitted, as_frame=False, confidence=confidence, input_len=il,
+            output_len=ol,
+        )  # fmt: skip
+        up = "" if confidence is None else "_upper"
+        bound = "" if confidence is None else f" (bound at confidence {confidence:g})"
         hints = []
         if ttft_limit is not None:
-            v = float(np.min(allc["ttft_s"])) * factors.get("ttft", 1.0)
-            hints.append(f"lowest {tag or 'mean'} TTFT {v:.3g} s")
+            v = float(np.min(allc[f"ttft{up}_s"])) * factors.get("ttft", 1.0)
+            hints.append(f"lowest {tag or 'mean'} TTFT {v:.3g} s{bound}")
         if tpot_limit is not None or itl_limit is not None:
-            v = float(np.min(allc["tpot_s"])) * factors.get("tpot", 1.0)
-            hints.append(f"lowest {tag or 'mean'} TPOT {v:.3g} s")
+            v = float(np.min(allc[f"tpot{up}_s"])) * factors.get("tpot", 1.0)
+            hints.append(f"lowest {tag or 'mean'} TPOT {v:.3g} s{bound}")
         if request_rate is not None:
-            r = sustained_rate(allc["batch"], allc["latency_s"], allc["tp"], allc["pp"], gpus)
+            r = sustained_rate(allc["batch"], allc[lat_name], allc["tp"], allc["pp"], gpus)
             hints.append(f"highest rate {float(np.max(r)):.3g} req/s")
         if latency_limit is not None:
-            hints.append(f"fastest batch latency {float(np.min(allc['latency_s'])):.3g} s")
+            hints.append(f"fastest batch latency {float(np.min(allc[lat_name])):.3g} s{bound}")
         limits = [s for s in (
             f"--latency-limit {latency_limit} s" if latency_limit is not None else "",
             "" if slo.empty else slo.describe(),
+            "" if confidence is None else f"at confidence {confidence:g}",
         ) if s]  # fmt: skip
         raise Infeasible(
             f"no configuration within {gpus} GPUs meets {' and '.join(limits)} "
@@ -957,12 +982,14 @@ def select(
         )
     title = [f"latency <= {latency_limit} s"] if latency_limit is not None else []
     title += [] if slo.empty else [slo.describe()]
+    title += [] if confidence is None else [f"upper bounds at confidence {confidence:g}"]
     t = Table(
         title=f"energy-optimal configurations on {gpus} GPUs for {input_len} -> {output_len} "
         f"tokens" + (f", {', '.join(title)}" if title else ""),
         title_justify="left",
     )
     cols_shown = ["rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"]
+    cols_shown += [] if "latency_upper_s" not in best else [f"latency s (c={confidence:g})"]
     cols_shown += [f"{k.upper()} {tag} s" for k in factors] + (
         ["req/s (pred)"] if "latency_s" in best else []
     )
@@ -976,6 +1003,7 @@ def select(
             str(k + 1), f"{best['tp'][k]:g}", f"{best['pp'][k]:g}", f"{best['batch'][k]:g}",
             f"{best['energy_per_request_j'][k]:.1f}",
             "" if lat_col is None else f"{lat_col[k]:.2f}",
+            *([f"{best['latency_upper_s'][k]:.2f}"] if "latency_upper_s" in best else []),
             *(f"{ex[f'{kind}_{tag}_s']:.3g}" for kind in factors),
             *([f"{ex['request_rate_rps']:.3g}"] if "request_rate_rps" in ex else []),
         )  # fmt: skip
@@ -983,7 +1011,7 @@ def select(
             {
                 "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
                 "energy_per_request_j": best["energy_per_request_j"][k],
-                **{c: best[c][k] for c in ("latency_s", "ttft_s", "tpot_s") if c in best},
+                **{c: best[c][k] for c in _SCORE_COLS if c in best},
                 **ex,
             }
         )  # fmt: skip
@@ -991,7 +1019,7 @@ def select(
     _notes(notes)
     result: dict[str, Any] = {
         "gpus": gpus, "input_len": input_len, "output_len": output_len,
-        "latency_limit_s": latency_limit, "slo": slo.to_dict(),
+        "latency_limit_s": latency_limit, "slo": slo.to_dict(), "confidence": confidence,
         "hardware": None if check is None else {**check.to_dict(), "source": hw_source},
         "refused": [{"reason": r, "count": n} for r, n in refused],
         "notes": notes, "configurations": ranked,

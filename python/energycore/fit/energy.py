@@ -33,6 +33,7 @@ from energycore._util.columns import (
     as_weights,
 )
 from energycore._util.persist import check_format, read_json
+from energycore.errors import ConvergenceWarning
 from energycore.fit import provenance as _prov
 from energycore.fit._filecheck import check_fit_section
 from energycore.fit.results import (
@@ -44,6 +45,7 @@ from energycore.fit.results import (
 
 __all__ = [
     "BootstrapResult",
+    "ConvergenceWarning",
     "EnergyModel",
     "FitResult",
     "IdentifiabilityWarning",
@@ -54,8 +56,9 @@ __all__ = [
 ]
 
 #: Version of the JSON written by :meth:`TemplateModel.save`; older versions keep loading.
-#: 2 added the ``reduce`` hyper-parameter and the fit's ``reduced`` and ``ranges``.
-FORMAT_VERSION = 2
+#: 2 added the ``reduce`` hyper-parameter and the fit's ``reduced`` and ``ranges``; 3 the
+#: ``outliers`` hyper-parameter and the fit's ``outliers`` (rows the screen excluded).
+FORMAT_VERSION = 3
 _PKG_DIR = str(Path(__file__).resolve().parents[1])
 #: Singular-value ratio below which columns of the scaled Jacobian count as collinear.
 _COLLINEAR_RTOL = 1e-7
@@ -108,6 +111,22 @@ class _Prepared:
         return self.values if any(self.flags) else np.empty(0)
 
 
+def _check_outliers(d: Any, n_samples: int) -> dict[int, float]:
+    """The ``outliers`` field of a model file (absent in older files): row index -> log ratio."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"model file: 'outliers' must be a mapping, got {type(d).__name__}")
+    out: dict[int, float] = {}
+    for k, v in d.items():
+        if not (isinstance(k, str) and k.isdigit() and int(k) < max(n_samples, 1)):
+            raise ValueError(f"model file: outliers: {k!r} is not a row index below {n_samples}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"model file: outliers[{k!r}] must be a finite number, got {v!r}")
+        out[int(k)] = float(v)
+    return out
+
+
 def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
 
@@ -144,6 +163,14 @@ class SolverParams:
         largest model's robust scale) is kept. What was reduced and why is in
         ``reduced_``. ``False``: fit every coefficient not in ``fixed`` (terms with no effect on
         any row are still held, with an :class:`IdentifiabilityWarning`).
+    outliers : float
+        Gross-outlier screen (default 5; 0 turns it off). After the fit, a row whose log ratio
+        ``log(predicted / measured)`` lies more than ``outliers`` robust standard deviations
+        (``1.4826 * MAD`` of the log ratios, at least 0.02) from their median is excluded
+        (weight 0) and the fit is repeated, up to three rounds; at most a fifth of the rows,
+        the largest first, and only with at least 10 rows and 5 more than free coefficients.
+        Excluded rows are never dropped silently: they are in ``outliers_`` (row index ->
+        log ratio under the final fit), the repr and the model file.
     """
 
     def __init__(
@@ -157,6 +184,7 @@ class SolverParams:
         n_threads: int = 0,
         tol: float = 1e-8,
         reduce: bool = True,
+        outliers: float = 5.0,
     ) -> None:
         self.loss = loss
         self.f_scale = f_scale
@@ -167,6 +195,7 @@ class SolverParams:
         self.n_threads = n_threads
         self.tol = tol
         self.reduce = reduce
+        self.outliers = outliers
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn convention)."""
@@ -181,6 +210,7 @@ class SolverParams:
             "n_threads": self.n_threads,
             "tol": self.tol,
             "reduce": self.reduce,
+            "outliers": self.outliers,
         }
 
     def set_params(self: P, **params: Any) -> P:
@@ -217,6 +247,14 @@ class SolverParams:
             raise ValueError(f"n_threads: must be a non-negative integer, got {self.n_threads!r}")
         if not isinstance(self.reduce, (bool, np.bool_)):
             raise ValueError(f"reduce: must be True or False, got {self.reduce!r}")
+        o = self.outliers
+        if not (
+            isinstance(o, (int, float, np.integer, np.floating))
+            and not isinstance(o, bool)
+            and math.isfinite(o)
+            and (o == 0 or o >= 2)
+        ):
+            raise ValueError(f"outliers: must be 0 (off) or a number >= 2, got {o!r}")
 
 
 class TemplateModel(SolverParams):
@@ -365,6 +403,17 @@ class TemplateModel(SolverParams):
         """
         prep = self._prepare(X, y, sample_weight)
         start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        return self._screen_outliers(prep, start)
+
+    def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
+        """:meth:`_fit_prepared`, its warnings recorded (only the kept fit's are shown)."""
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            self._fit_prepared(prep, start)
+        return rec
+
+    def _fit_prepared(self: M, prep: _Prepared, start: FloatArray) -> M:
+        """One fit of prepared data: adaptive, or of every free coefficient (``x0`` given)."""
         if self.reduce and not len(start):
             return self._fit_adaptive(prep)
         prep = self._budget(prep)
@@ -377,6 +426,54 @@ class TemplateModel(SolverParams):
             n_threads=int(self.n_threads), **self._solver_kwargs(),
         )  # fmt: skip
         return self._finish(res, prep)
+
+    def _screen_outliers(self: M, prep: _Prepared, start: FloatArray) -> M:
+        """Fit, exclude gross outliers and refit (see ``outliers``); the last fit's warnings."""
+        rec = self._fit_recorded(prep, start)
+        try:
+            self._exclude_outliers(prep, start, rec)
+        finally:
+            for w in rec:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return self
+
+    def _exclude_outliers(
+        self, prep: _Prepared, start: FloatArray, rec: list[warnings.WarningMessage]
+    ) -> None:
+        self.outliers_: dict[int, float] = {}
+        k = float(self.outliers)
+        w0 = prep.w if len(prep.w) else np.ones(len(prep.y))
+        rows = np.flatnonzero(w0 > 0)
+        n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
+        if k == 0 or len(rows) < 10 or len(rows) - n_free < 5:
+            return
+        cap = len(rows) // 5
+        flagged: list[int] = []
+        for _ in range(3):
+            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            ok = np.setdiff1d(rows, flagged)
+            med = float(np.median(r[ok]))
+            sigma = max(1.4826 * float(np.median(np.abs(r[ok] - med))), 0.02)
+            dev = np.abs(r[rows] - med)
+            over = rows[dev > k * sigma]
+            new = sorted(over.tolist(), key=lambda i: -abs(r[i] - med))[:cap]
+            if set(new) <= set(flagged):
+                break
+            flagged = sorted(set(flagged) | set(new), key=lambda i: -abs(r[i] - med))[:cap]
+            w = w0.copy()
+            w[flagged] = 0.0
+            try:
+                sub = self._prepare_table(prep.X, prep.y, w)
+                rec[:] = self._fit_recorded(sub, start)
+            except ValueError:  # the rows left cannot be fitted: keep every row, as unscreened
+                rec[:] = self._fit_recorded(prep, start)
+                return
+        if flagged:
+            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
+
+    def _raw_predict(self, Xt: FloatArray) -> FloatArray:
+        return _core.template_value(self.template_name, Xt, self.coef_, 1)
 
     def _candidates(self, prep: _Prepared) -> list[list[bool]]:
         """Fixed-flag vectors of the nested reductions worth fitting, largest first."""
@@ -425,7 +522,7 @@ class TemplateModel(SolverParams):
                 )
                 / prep.y
             )
-            if r["success"]
+            if r["status"] >= 0  # converged or at the iteration limit: x is usable
             else None
             for r in results
         ]
@@ -496,13 +593,19 @@ class TemplateModel(SolverParams):
 
     def _prepare(self, X: Any, y: Any, sample_weight: Any) -> _Prepared:
         """Validate the data; set the coefficients the rows cannot identify to neutral values."""
-        flags, values = self._check_hyper()
-        info = self.template_info()["params"]
-        typical = np.array([p["typical"] for p in info], dtype=np.float64)
+        self._check_hyper()
         Xt = self._features(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
+        return self._prepare_table(Xt, yt, w)
+
+    def _prepare_table(self, Xt: FloatArray, yt: FloatArray, w: FloatArray) -> _Prepared:
+        """:meth:`_prepare` on validated arrays (the feature table, target and weights)."""
+        flags, values = self._check_hyper()
+        info = self.template_info()["params"]
+        typical = np.array([p["typical"] for p in info], dtype=np.float64)
+        n = len(Xt)
         names = self.param_names()
         rows = w > 0 if len(w) else np.ones(n, dtype=bool)
         n_rows = int(rows.sum())
@@ -547,10 +650,19 @@ class TemplateModel(SolverParams):
 
     def _finish(self: M, res: dict[str, Any], prep: _Prepared) -> M:
         """Store a solver result as the fitted state of this model."""
-        if not res["success"]:
+        if res["status"] < 0:
             raise ValueError(
                 f"{type(self).__name__}: the fit failed ({res['message']}); check the data for "
                 "rows the model cannot describe"
+            )
+        if res["status"] == 0:
+            warnings.warn(
+                f"{type(self).__name__}: the fit did not converge within max_iter="
+                f"{self.max_iter} iterations (cost {res['cost']:.4g}, optimality "
+                f"{res['optimality']:.3g}); the coefficients are the best reached. Raise max_iter, "
+                "or check the data for rows the model cannot describe.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
             )
         names = self.param_names()
         n, flags = len(prep.X), prep.flags
@@ -592,6 +704,62 @@ class TemplateModel(SolverParams):
             _core.template_value(self.template_name, prep.X, coef), prep.y, prep.w
         )
         return self
+
+    @classmethod
+    def fit_many(
+        cls: type[M], Xs: Any, ys: Any, sample_weights: Any = None, **params: Any
+    ) -> list[M]:
+        """Fit one model per independent problem, in one threaded C++ call (GIL released).
+
+        The same as ``[cls(**params).fit(X, y, w) for X, y, w in zip(Xs, ys, sample_weights)]``
+        (same coefficients), through :meth:`fit_groups`: with ``reduce=False`` every problem is
+        fitted in a single call across threads; with ``reduce=True`` (the default) one call
+        per problem fits its candidate reductions.
+
+        Parameters
+        ----------
+        Xs : sequence
+            One feature table per problem (anything :meth:`fit` takes as ``X``).
+        ys : sequence
+            One target per problem (array-like, as ``y`` of :meth:`fit`).
+        sample_weights : sequence, optional
+            One weight vector (or ``None``) per problem.
+        **params
+            Constructor parameters shared by every model.
+
+        Returns
+        -------
+        list
+            The fitted models, in the order of ``Xs``.
+        """
+        Xs, ys = list(Xs), list(ys)
+        if len(Xs) != len(ys):
+            raise ValueError(f"ys: {len(ys)} targets for {len(Xs)} problems in Xs")
+        if not Xs:
+            raise ValueError("Xs: no problems to fit")
+        ws = [None] * len(Xs) if sample_weights is None else list(sample_weights)
+        if len(ws) != len(Xs):
+            raise ValueError(f"sample_weights: {len(ws)} entries for {len(Xs)} problems")
+        tables, targets, weights = [], [], []
+        for g, (X, y, w) in enumerate(zip(Xs, ys, ws)):
+            try:
+                Xt = as_model_features(X)
+                targets.append(as_target(y, len(Xt), cls.target or "y", X))
+                wt = as_weights(w, len(Xt))
+            except ValueError as e:
+                raise ValueError(f"problem {g}: {e}") from None
+            tables.append(Xt)
+            weights.append(wt if len(wt) else np.ones(len(Xt)))
+        labels = np.repeat(np.arange(len(tables)), [len(t) for t in tables])
+        X_all = {f: np.concatenate([t[:, k] for t in tables]) for k, f in enumerate(FEATURES)}
+        out = cls.fit_groups(
+            X_all,
+            np.concatenate(targets),
+            labels,
+            np.concatenate(weights) if sample_weights is not None else None,
+            **params,
+        )
+        return [out[g] for g in range(len(tables))]
 
     @classmethod
     def fit_groups(
@@ -642,7 +810,7 @@ class TemplateModel(SolverParams):
             out_r: dict[Any, M] = {}
             for key, m, prep in zip(keys, models, preps):
                 try:
-                    out_r[key] = m._fit_adaptive(prep)
+                    out_r[key] = m._screen_outliers(prep, np.empty(0))
                 except ValueError as e:
                     raise ValueError(f"group {key!r}: {e}") from None
             return out_r
@@ -657,6 +825,10 @@ class TemplateModel(SolverParams):
         for key, m, prep, res in zip(keys, models, preps, results):
             try:
                 out[key] = m._finish(res, prep)
+                rec: list[warnings.WarningMessage] = []
+                m._exclude_outliers(prep, np.empty(0), rec)
+                for w in rec:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             except ValueError as e:
                 raise ValueError(f"group {key!r}: {e}") from None
         return out
@@ -896,6 +1068,7 @@ class TemplateModel(SolverParams):
                 if math.isfinite(self.residual_scale_)
                 else None,
                 "result": asdict(self.fit_result_),
+                "outliers": {str(i): r for i, r in getattr(self, "outliers_", {}).items()},
             }
             rq = _prov.dump_resid_quantiles(getattr(self, "resid_quantiles_", None))
             if rq is not None:
@@ -988,8 +1161,11 @@ class TemplateModel(SolverParams):
         )
         rs = fit.get("residual_scale")
         model.residual_scale_ = float("nan") if rs is None else float(rs)
-        model.fit_result_ = FitResult(**fit["result"])
+        result = dict(fit["result"])
+        result["success"] = result["status"] > 0  # older files said True at the iteration limit
+        model.fit_result_ = FitResult(**result)
         model.resid_quantiles_ = _prov.check_resid_quantiles(fit.get("resid_quantiles"))
+        model.outliers_ = _check_outliers(fit.get("outliers"), model.fit_result_.n_samples)
         return model
 
     @classmethod
@@ -1027,6 +1203,11 @@ class TemplateModel(SolverParams):
         ]
         for name, v, s, unit, note in self._rows():
             lines.append(f"  {name:<5} {v:>11} {s:>11}  {unit:<10} {note}".rstrip())
+        out = getattr(self, "outliers_", {})
+        if out:
+            shown = ", ".join(f"{i} (x{math.exp(-r):.3g})" for i, r in list(out.items())[:8])
+            more = f" and {len(out) - 8} more" if len(out) > 8 else ""
+            lines.append(f"  outliers excluded (row, measured / predicted): {shown}{more}")
         where = _prov.describe(self.provenance)
         if where:
             lines.append(f"  fitted on (gpu, served model, engine): {where}")
@@ -1093,8 +1274,11 @@ class EnergyModel(TemplateModel):
         tol: float = 1e-8,
         template: str = "energy_v2",
         reduce: bool = True,
+        outliers: float = 5.0,
     ) -> None:
-        super().__init__(loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol, reduce)
+        super().__init__(
+            loss, f_scale, n_starts, seed, fixed, max_iter, n_threads, tol, reduce, outliers
+        )
         self.template = template
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:

@@ -28,11 +28,13 @@ class FitResult:
     Attributes
     ----------
     status : int
-        0 maximum iterations, 1 gtol, 2 ftol, 3 xtol, -1 failed.
+        0 maximum iterations reached (not converged), 1 gtol, 2 ftol, 3 xtol (converged),
+        -1 failed (non-finite values at the start; a fit never stores such a result).
     message : str
         The stopping reason in words.
     success : bool
-        Whether the solver converged (status > 0).
+        Whether the solver converged (``status > 0``); ``False`` at the iteration limit, where
+        the fit also emits a :class:`~energycore.errors.ConvergenceWarning`.
     iterations, n_fev, n_jev : int
         LM iterations, residual and Jacobian evaluations of the winning start.
     cost : float

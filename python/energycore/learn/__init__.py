@@ -13,13 +13,14 @@ Importing this package imports scikit-learn (the estimator base classes).
 from __future__ import annotations
 
 from energycore.learn.cache import CacheReplay
-from energycore.learn.gbdt import GradientBoosting
+from energycore.learn.gbdt import CodedRows, GradientBoosting
 from energycore.learn.scorers import PerformanceScorer, ValidityScorer
 from energycore.learn.transfer import TransferScorer
 from energycore.learn.tuner import Tuner
 
 __all__ = [
     "CacheReplay",
+    "CodedRows",
     "GradientBoosting",
     "PerformanceScorer",
     "TransferScorer",

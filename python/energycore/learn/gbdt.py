@@ -36,7 +36,7 @@ from energycore.learn._estimator import (
     store_params,
 )
 
-__all__ = ["FORMAT_VERSION", "GradientBoosting"]
+__all__ = ["FORMAT_VERSION", "CodedRows", "GradientBoosting"]
 
 #: Version of the JSON written by ``save``; files of older versions keep loading.
 FORMAT_VERSION = 1
@@ -71,6 +71,52 @@ def _read_categories(raw: Any, what: str) -> dict[Any, list[Any]]:
     if not ok:
         raise ValueError(f"{what}: bad 'categories'")
     return {e[0]: list(e[1]) for e in raw}
+
+
+class CodedRows:
+    """A fixed set of numeric rows coded once for fast repeated prediction.
+
+    Each column is stored as the rank of its value among the column's distinct values (NaN,
+    meaning missing, gets a code of its own), at most 256 codes per column. Every model fitted
+    later predicts all the rows from per-tree tables of leaf bitmasks instead of walking the
+    trees: 3-5x faster for 100 trees of depth 6, and bit-identical to ``predict`` on the array
+    the rows were coded from. This is what a tuner does each round: refit, then score the same
+    candidate set. Pass it wherever ``predict``/``predict_proba``/``decision_function`` take
+    ``X``; column names and text (categorical) columns are not supported here: code the
+    numeric array the model was fitted on.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_rows, n_features)
+        Numbers; NaN allowed, infinity not.
+
+    Raises
+    ------
+    ValueError
+        If X is not a non-empty 2-D numeric array, holds infinity, or a column has more than
+        256 codes (then predict on the array instead).
+    """
+
+    __slots__ = ("_rows", "n_features", "n_rows")
+
+    def __init__(self, X: Any) -> None:
+        try:
+            arr = np.ascontiguousarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("CodedRows: X must be a 2-D array of numbers") from None
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ValueError(f"CodedRows: X must be a non-empty 2-D array, got shape {arr.shape}")
+        if np.isinf(arr).any():
+            raise ValueError("CodedRows: X contains infinity (NaN is allowed: it means missing)")
+        self._rows = _core.GbdtCodedRows(arr)
+        self.n_rows: int = int(arr.shape[0])
+        self.n_features: int = int(arr.shape[1])
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __repr__(self) -> str:
+        return f"CodedRows(n_rows={self.n_rows}, n_features={self.n_features})"
 
 
 class BoostingBase(BaseEstimator):
@@ -244,8 +290,21 @@ class BoostingBase(BaseEstimator):
 
     def _predict(self, X: Any, raw: bool = False) -> np.ndarray:
         model = self._model()
-        Xa = check_X(self, X, reset=False)
         n_threads = 0 if self.n_jobs is None or self.n_jobs < 0 else self.n_jobs
+        if isinstance(X, CodedRows):
+            if getattr(self, "categories_", None):
+                raise ValueError(
+                    f"{type(self).__name__} was fitted with text (categorical) columns: "
+                    "CodedRows holds numbers only; predict on the table instead"
+                )
+            if X.n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.n_features} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input"
+                )
+            coded: np.ndarray = model.predict_coded(X._rows, raw, n_threads)
+            return coded
+        Xa = check_X(self, X, reset=False)
         out: np.ndarray = model.predict(Xa, raw, n_threads)
         return out
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from energycore._version import __version__
 from energycore.campaign import journal as _journal
+from energycore.learn.gbdt import BoostingBase, CodedRows
 from energycore.learn.scorers import PerformanceScorer, ValidityScorer
 
 __all__ = ["Tuner"]
@@ -273,6 +274,7 @@ class Tuner:
         self.performance_model_: Any = None
         self.round_ = 0
         self.n_resumed_ = 0
+        self._coded: CodedRows | bool | None = False  # False: not tried yet
         self.round_seconds_: list[float] = []
         self.prior_rows = self._count(prior_rows, "prior_rows")
         self.prior_: Any = None if prior is None else self._fit_prior(prior)
@@ -758,6 +760,22 @@ class Tuner:
         model._ec_sign = -1.0 if regress else 1.0
         return model
 
+    def _predict_free(self, model: Any, method: str, free: np.ndarray) -> np.ndarray:
+        """``model.<method>`` of the free candidates. energycore's own trees score the whole
+        space from its coded form (leaf-bitmask tables, bit-identical to predicting
+        ``features_[free]``) while most of it is free; other estimators get the rows."""
+        if isinstance(model, BoostingBase) and 4 * free.size >= self.n_configs:
+            if self._coded is False:
+                try:
+                    self._coded = CodedRows(self.features_)
+                except ValueError:  # a column with more than 256 distinct values
+                    self._coded = None
+            if isinstance(self._coded, CodedRows):
+                out: np.ndarray = getattr(model, method)(self._coded)
+                return out[free]
+        rows: np.ndarray = getattr(model, method)(self.features_[free])
+        return rows
+
     @staticmethod
     def _z(s: np.ndarray) -> np.ndarray:
         sd = float(s.std())
@@ -775,7 +793,7 @@ class Tuner:
             rows = np.concatenate([ok, failed])
             labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
             vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
-            p = vm.predict_proba(X[free])[:, 1]
+            p = self._predict_free(vm, "predict_proba", free)[:, 1]
             self.validity_model_ = vm
         own = ok.size >= max(self.n_init, 2)
         if self.prior_ is not None:
@@ -790,7 +808,7 @@ class Tuner:
         if own:
             pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
             self.performance_model_ = pm
-            score = self._z(pm._ec_sign * pm.predict(X[free]))
+            score = self._z(pm._ec_sign * self._predict_free(pm, "predict", free))
         else:
             score = np.zeros(free.size)
         if self.prior_ is not None:
@@ -808,7 +826,9 @@ class Tuner:
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
         picks = self._diverse(free, top, util, n - n_explore)
         if n_explore:
-            rest = np.setdiff1d(np.arange(free.size), picks, assume_unique=False)
+            taken = np.zeros(free.size, dtype=bool)
+            taken[picks] = True
+            rest = np.flatnonzero(~taken)
             if rest.size:
                 w = p[rest] / p[rest].sum()
                 m = min(n_explore, rest.size)

@@ -38,6 +38,9 @@ class GPU:
     fp8_tflops : float
         Peak dense FP8 tensor throughput, TFLOP/s; 0 for a GPU without FP8 tensor cores (an
         FP8 checkpoint then computes at the BF16 rate, weights dequantised on the fly).
+    fp32_tflops : float
+        Peak non-tensor (CUDA-core / vector) FP32 throughput, TFLOP/s: the rate of element-wise
+        work such as dequantising block-scaled FP8 weights; 0 means ``tflops / 15``.
     """
 
     name: str
@@ -49,6 +52,7 @@ class GPU:
     idle_w: float
     description: str = ""
     fp8_tflops: float = 0.0
+    fp32_tflops: float = 0.0
 
     def __post_init__(self) -> None:
         for f in ("tflops", "hbm_gb", "hbm_tbps", "link_gbps", "tdp_w"):
@@ -58,6 +62,10 @@ class GPU:
         if not (self.fp8_tflops >= 0 and self.fp8_tflops == self.fp8_tflops):
             raise ValueError(
                 f"GPU '{self.name}': 'fp8_tflops' must be >= 0, got {self.fp8_tflops!r}"
+            )
+        if not (self.fp32_tflops >= 0 and self.fp32_tflops == self.fp32_tflops):
+            raise ValueError(
+                f"GPU '{self.name}': 'fp32_tflops' must be >= 0, got {self.fp32_tflops!r}"
             )
         if not (0 <= self.idle_w < self.tdp_w):
             raise ValueError(
@@ -69,6 +77,11 @@ class GPU:
         if compute_dtype == "fp8" and self.fp8_tflops > 0:
             return self.fp8_tflops
         return self.tflops
+
+    @property
+    def vector_tflops(self) -> float:
+        """Non-tensor FP32 TFLOP/s (``fp32_tflops``, or ``tflops / 15`` when not given)."""
+        return self.fp32_tflops if self.fp32_tflops > 0 else self.tflops / 15.0
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a plain dict."""
@@ -113,6 +126,11 @@ class ModelSpec:
     compute_dtype : str
         ``"bf16"`` or ``"fp8"``: the precision of the matrix products (fp8 checkpoints served
         W8A8 use the GPU's FP8 tensor rate, see :meth:`GPU.peak_tflops`).
+    fp8_block : int
+        Block size of block-wise (fine-grained) FP8 weight scaling, e.g. 128 for a
+        ``weight_block_size: [128, 128]`` checkpoint; 0 for per-tensor / per-channel scales.
+        Block-scaled weights are dequantised tile by tile on the vector units
+        (:attr:`Efficiency.fp8_block_ops_per_byte`).
     source : str
         Where the shape comes from.
     """
@@ -136,6 +154,7 @@ class ModelSpec:
     window: int = 0
     window_layers: int = 0
     compute_dtype: str = "bf16"
+    fp8_block: int = 0
     source: str = ""
     aliases: tuple[str, ...] = field(default=())
 
@@ -176,6 +195,11 @@ class ModelSpec:
             raise ValueError(
                 f"model '{self.name}': 'compute_dtype' must be 'bf16' or 'fp8', "
                 f"got {self.compute_dtype!r}"
+            )
+        if self.fp8_block < 0 or (self.fp8_block and self.compute_dtype != "fp8"):
+            raise ValueError(
+                f"model '{self.name}': 'fp8_block' must be 0, or > 0 with compute_dtype 'fp8', "
+                f"got {self.fp8_block!r}"
             )
 
     @property
@@ -291,8 +315,18 @@ def models() -> list[ModelSpec]:
 # --- GPUs: dense BF16 tensor TFLOP/s (no sparsity), HBM, per-direction link bandwidth, TDP, idle
 # (estimate), description, dense FP8 TFLOP/s. Sources per figure in docs/simulator.md.
 for _g in (
-    GPU("A100", 312.0, 80.0, 2.039, 300.0, 400.0, 55.0, "NVIDIA A100 80GB SXM4"),
-    GPU("A100-40GB", 312.0, 40.0, 1.555, 300.0, 400.0, 50.0, "NVIDIA A100 40GB SXM4 (HBM2)"),
+    GPU("A100", 312.0, 80.0, 2.039, 300.0, 400.0, 55.0, "NVIDIA A100 80GB SXM4", fp32_tflops=19.5),
+    GPU(
+        "A100-40GB",
+        312.0,
+        40.0,
+        1.555,
+        300.0,
+        400.0,
+        50.0,
+        "NVIDIA A100 40GB SXM4 (HBM2)",
+        fp32_tflops=19.5,
+    ),
     GPU(
         "A100-PCIe",
         312.0,
@@ -302,9 +336,10 @@ for _g in (
         300.0,
         45.0,
         "NVIDIA A100 80GB PCIe (no NVLink bridge: PCIe Gen4 x16 between GPUs)",
+        fp32_tflops=19.5,
     ),
-    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 75.0, "NVIDIA H100 SXM5 80GB", 1979.0),
-    GPU("H200", 989.0, 141.0, 4.8, 450.0, 700.0, 75.0, "NVIDIA H200 SXM 141GB", 1979.0),
+    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 75.0, "NVIDIA H100 SXM5 80GB", 1979.0, 67.0),
+    GPU("H200", 989.0, 141.0, 4.8, 450.0, 700.0, 75.0, "NVIDIA H200 SXM 141GB", 1979.0, 67.0),
     GPU(
         "B200",
         2250.0,
@@ -315,6 +350,7 @@ for _g in (
         140.0,
         "NVIDIA B200 (HGX/DGX B200, 180GB)",
         4500.0,
+        75.0,
     ),
     GPU(
         "L40S",
@@ -326,8 +362,20 @@ for _g in (
         35.0,
         "NVIDIA L40S (PCIe Gen4 x16, no NVLink)",
         733.0,
+        91.6,
     ),
-    GPU("MI300X", 1307.0, 192.0, 5.3, 448.0, 750.0, 90.0, "AMD Instinct MI300X OAM", 2615.0),
+    GPU(
+        "MI300X",
+        1307.0,
+        192.0,
+        5.3,
+        448.0,
+        750.0,
+        90.0,
+        "AMD Instinct MI300X OAM",
+        2615.0,
+        163.4,
+    ),
 ):
     register_gpu(_g)
 
@@ -500,7 +548,8 @@ for _m in (
         expert_params_b=94 * 128 * 3 * 4096 * 1536 / 1e9,
         bytes_per_param=1.0,
         compute_dtype="fp8",
-        source="Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 config.json (block-wise FP8)",
+        fp8_block=128,
+        source="Qwen/Qwen3-235B-A22B-Instruct-2507-FP8 config.json (FP8, weight_block_size 128x128)",
     ),
     ModelSpec(
         "qwen3-coder-480b-a35b",
@@ -530,7 +579,8 @@ for _m in (
         expert_params_b=62 * 160 * 3 * 6144 * 2560 / 1e9,
         bytes_per_param=1.0,
         compute_dtype="fp8",
-        source="Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8 config.json",
+        fp8_block=128,
+        source="Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8 config.json (FP8, weight_block_size 128x128)",
     ),
     # --- Llama 4 Scout: 16 routed experts (top-1) plus a shared expert in all 48 layers;
     # chunked local attention (8192) on three of every four layers.

@@ -80,7 +80,25 @@ class Efficiency:
         Curvature of dynamic power in compute utilisation (< 1: the first tensor-core work
         costs most, clocks and SMs wake up before they are busy).
     wait_power : float
-        Fraction of the dynamic range drawn while waiting (communication, bubbles, host time).
+        Fraction of the dynamic range drawn while the GPU waits for the host or in pipeline
+        bubbles (clocks up, no kernels).
+    comm_power : float
+        Fraction of the dynamic range drawn during collectives (all-reduce, all-to-all,
+        point-to-point): copy engines and a few SMs busy, tensor cores and most of HBM idle.
+    ep_skew : float
+        Over-dispersion of expert routing relative to uniformly random routing (1: uniform).
+        Scales the spread of the per-GPU expert load under expert parallelism, so the busiest
+        GPU, which every MoE layer waits for, carries ``mean + ep_skew * z(ep) * sd``.
+    a2a_latency_s : float
+        Latency per synchronisation round of one expert-parallel all-to-all (dispatch or
+        combine); an all-to-all over ``ep`` GPUs takes ``log2(ep)`` rounds (0 for one GPU).
+    moe_layer_overhead_s : float
+        Extra launch time of an MoE layer per forward pass (router, top-k, token permutation
+        and un-permutation kernels around the grouped expert GEMMs).
+    fp8_block_ops_per_byte : float
+        Vector (non-tensor) operations per weight byte to dequantise block-scaled FP8 weights
+        (:attr:`ModelSpec.fp8_block`) inside the GEMMs: scale loads, conversion and rescaling
+        on the CUDA cores, at the GPU's :attr:`GPU.vector_tflops`.
     memory_fraction : float
         Fraction of GPU memory the engine may use for weights, KV cache and activations
         (vLLM's ``gpu_memory_utilization``, default 0.9).
@@ -88,18 +106,23 @@ class Efficiency:
 
     compute: float = 1.0
     gemm_half_tokens: float = 48.0
-    bandwidth: float = 0.84
+    bandwidth: float = 0.83
     link: float = 0.7
     roofline_sharpness: float = 3.0
     layer_overhead_s: float = 10e-6
-    step_overhead_s: float = 2.6e-3
-    host_s_per_seq: float = 57e-6
+    step_overhead_s: float = 2.3e-3
+    host_s_per_seq: float = 56e-6
     allreduce_latency_s: float = 8e-6
     p2p_latency_s: float = 12e-6
-    power_compute: float = 1.23
-    power_memory: float = 0.51
-    power_exponent: float = 0.46
-    wait_power: float = 0.63
+    power_compute: float = 1.21
+    power_memory: float = 0.60
+    power_exponent: float = 0.56
+    wait_power: float = 0.72
+    comm_power: float = 0.21
+    ep_skew: float = 1.2
+    a2a_latency_s: float = 20e-6
+    moe_layer_overhead_s: float = 8e-6
+    fp8_block_ops_per_byte: float = 28.0
     memory_fraction: float = 0.9
 
     def __post_init__(self) -> None:
@@ -314,6 +337,47 @@ def _attn_span(model: ModelSpec, ctx: Any) -> Any:
     return full
 
 
+#: Expected maximum of n independent standard normal variables, n = 1, 2, 4, ..., 64 (the
+#: busiest of ``ep`` GPUs under random expert routing), interpolated in log2(n).
+_MAX_NORMAL_Z = np.array([0.0, 0.5642, 1.0294, 1.4236, 1.7660, 2.0727, 2.3537])
+
+
+def _z_max(ep: FloatArray) -> FloatArray:
+    """Expected maximum of ``ep`` standard normals (0 for one GPU)."""
+    return np.interp(np.log2(np.maximum(ep, 1.0)), np.arange(7.0), _MAX_NORMAL_Z)
+
+
+class _Moe:
+    """Per-pass MoE loads on one GPU: weight bytes read and expert FLOPs, mean and busiest.
+
+    With experts sharded (``ep = 1``) every GPU reads the same slice of every touched expert:
+    no imbalance. With expert parallelism each GPU holds ``E / ep`` whole experts; under
+    routing of ``tokens * k`` assignments the number of its experts touched and of tokens it
+    computes vary between GPUs, and every layer waits for the busiest (normal approximation
+    of the binomial maximum, spread scaled by ``ep_skew``).
+    """
+
+    def __init__(
+        self, model: ModelSpec, eff: Efficiency, n: FloatArray, ep: FloatArray, tokens: FloatArray
+    ) -> None:
+        e, k = float(model.experts), float(model.experts_per_token)
+        bpp = model.bytes_per_param
+        dense_params = (model.params_b - model.expert_params_b) * 1e9
+        routed = max(model.active_b * 1e9 - dense_params, 0.0)
+        p = 1.0 - (1.0 - k / e) ** tokens  # probability an expert is touched
+        z = eff.ep_skew * _z_max(ep)
+        local = e / ep  # experts per GPU
+        frac_max = np.minimum(1.0, p + z * np.sqrt(p * (1.0 - p) / local))
+        assign = tokens * k / ep  # token-expert assignments per GPU, mean
+        tok_max = assign + z * np.sqrt(assign * (1.0 - 1.0 / ep))
+        ebytes = model.expert_params_b * 1e9 * bpp
+        self.bytes_mean = (dense_params * bpp + p * ebytes) / n
+        self.bytes_max = (dense_params * bpp + frac_max * ebytes) / n
+        per_assign = 2.0 * routed / k
+        self.flops_mean = (tokens * 2.0 * dense_params + assign * ep * per_assign) / n
+        self.flops_max = (tokens * 2.0 * dense_params + tok_max * ep * per_assign) / n
+
+
 def _stage_pass(
     gpu: GPU,
     model: ModelSpec,
@@ -323,11 +387,14 @@ def _stage_pass(
     tokens: FloatArray,
     flops: FloatArray,
     nbytes: FloatArray,
+    ep: FloatArray,
+    vector_s: Any = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
-    """(work time, communication time) of one micro-batch through one pipeline stage on one GPU."""
+    """(work time, communication time) of one micro-batch through one pipeline stage on one
+    GPU; ``vector_s`` is CUDA-core time (FP8 dequantisation) inside the GEMMs."""
     m = np.maximum(tokens, 1.0)  # an empty prompt does no work but must not divide by zero
     gemm_eff = eff.compute * m / (m + eff.gemm_half_tokens)
-    t_c = flops / (gpu.peak_tflops(model.compute_dtype) * 1e12 * gemm_eff)
+    t_c = flops / (gpu.peak_tflops(model.compute_dtype) * 1e12 * gemm_eff) + vector_s
     t_m = nbytes / (gpu.hbm_tbps * 1e12 * eff.bandwidth)
     p = eff.roofline_sharpness
     if p == 3.0:  # the default: cube and cube root are much faster than a general power
@@ -337,16 +404,33 @@ def _stage_pass(
         safe = np.where(scale > 0, scale, 1.0)
         t_work = safe * ((t_c / safe) ** p + (t_m / safe) ** p) ** (1.0 / p)
     layers = model.layers / pp
-    t_work = t_work + layers * eff.layer_overhead_s
-    # Two all-reduces per layer (after attention and after the MLP), ring algorithm.
+    launch = eff.layer_overhead_s + (eff.moe_layer_overhead_s if model.experts else 0.0)
+    t_work = t_work + layers * launch
+    # Two all-reduces per layer (after attention and after the MLP), ring algorithm; under
+    # expert parallelism the MLP's is replaced by the all-to-all dispatch and combine.
+    link = gpu.link_gbps * 1e9 * eff.link
     ar_bytes = tokens * model.hidden * 2.0
-    ring = 2.0 * (tp - 1.0) / tp * ar_bytes / (gpu.link_gbps * 1e9 * eff.link)
-    t_comm = np.where(tp > 1, 2.0 * layers * (eff.allreduce_latency_s + ring), 0.0)
+    ring = eff.allreduce_latency_s + 2.0 * (tp - 1.0) / tp * ar_bytes / link
+    per_layer = np.where(tp > 1, 2.0 * ring, 0.0)
+    if model.experts:
+        # Each rank dispatches its 1/ep share of the tokens to the GPUs of their k experts
+        # ((ep-1)/ep of the copies leave the GPU) and gets the results back: two all-to-alls.
+        a2a_bytes = tokens / ep * model.experts_per_token * model.hidden * 2.0 * (ep - 1.0) / ep
+        a2a = eff.a2a_latency_s * np.log2(ep) + a2a_bytes / link
+        per_layer = np.where(ep > 1, ring + 2.0 * a2a, per_layer)
+    t_comm = layers * per_layer
     return t_work, t_comm
 
 
 def _p2p(gpu: GPU, model: ModelSpec, eff: Efficiency, tokens: FloatArray) -> FloatArray:
     return eff.p2p_latency_s + tokens * model.hidden * 2.0 / (gpu.link_gbps * 1e9 * eff.link)
+
+
+def _dequant_s(gpu: GPU, model: ModelSpec, eff: Efficiency, weight_bytes: Any) -> Any:
+    """CUDA-core seconds to dequantise ``weight_bytes`` of block-scaled FP8 weights."""
+    if not model.fp8_block or not eff.fp8_block_ops_per_byte:
+        return 0.0
+    return weight_bytes * eff.fp8_block_ops_per_byte / (gpu.vector_tflops * 1e12)
 
 
 def _power(
@@ -356,16 +440,18 @@ def _power(
     flops: FloatArray,
     nbytes: FloatArray,
     work: FloatArray,
+    vector_s: Any = 0.0,
 ) -> FloatArray:
     """Power of one GPU while it works, W.
 
     ``idle + (TDP - idle) * min(1, power_memory * u_m + power_compute * u_c ** power_exponent)``
-    with ``u_c`` the achieved fraction of peak FLOP/s and ``u_m`` of peak bandwidth over the
-    working time. Memory traffic and tensor-core work draw separately, so a memory-bound decode
-    step (small batch) draws less than a step that also computes (large batch, prefill).
+    with ``u_c`` the achieved fraction of peak FLOP/s (plus the fraction of the time the
+    vector units dequantise) and ``u_m`` of peak bandwidth over the working time. Memory
+    traffic and tensor-core work draw separately, so a memory-bound decode step (small batch)
+    draws less than a step that also computes (large batch, prefill).
     """
     w = np.maximum(work, 1e-30)
-    u_c = flops / (gpu.peak_tflops(model.compute_dtype) * 1e12) / w
+    u_c = (flops / (gpu.peak_tflops(model.compute_dtype) * 1e12) + vector_s) / w
     u_m = nbytes / (gpu.hbm_tbps * 1e12) / w
     load = eff.power_memory * u_m + eff.power_compute * np.minimum(u_c, 1.0) ** eff.power_exponent
     return gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * np.minimum(1.0, load)
@@ -379,6 +465,7 @@ def _prefill(
     pp: FloatArray,
     b: FloatArray,
     prompt: FloatArray,
+    ep: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
     """(wall time, energy over all GPUs) of the prefill of one batch."""
     n = tp * pp
@@ -387,14 +474,26 @@ def _prefill(
     head = 2.0 * model.heads * model.head_dim
     attn = head * prompt * _attn_span(model, prompt) * (b / m)
     vision = 2.0 * model.vision_params_b * 1e9 * model.image_tokens * (b / m)
-    flops = (tok * 2.0 * model.active_b * 1e9 + attn + vision) / n
-    kv_write = (b / m) * model.kv_bytes(prompt)
-    nbytes = model.weight_bytes / n + kv_write / n
-    t_work, t_comm = _stage_pass(gpu, model, eff, tp, pp, tok, flops, nbytes)
+    other = (attn + vision) / n
+    kv_write = (b / m) * model.kv_bytes(prompt) / n
+    w_bytes = model.weight_bytes / n
+    if model.experts:
+        moe = _Moe(model, eff, n, ep, tok)
+        flops_max, flops = moe.flops_max + other, moe.flops_mean + other
+        w_max, w_bytes = moe.bytes_max, moe.bytes_mean
+    else:
+        flops = flops_max = tok * 2.0 * model.active_b * 1e9 / n + other
+        w_max = w_bytes
+    deq = _dequant_s(gpu, model, eff, w_max)
+    t_work, t_comm = _stage_pass(gpu, model, eff, tp, pp, tok, flops_max, w_max + kv_write, ep, deq)
     t_stage = t_work + t_comm
-    wall = (m + pp - 1.0) * t_stage + (pp - 1.0) * _p2p(gpu, model, eff, tok) + eff.step_overhead_s
+    p2p = (pp - 1.0) * _p2p(gpu, model, eff, tok)
+    wall = (m + pp - 1.0) * t_stage + p2p + eff.step_overhead_s
     busy = m * t_work  # each GPU works on every micro-batch once
-    energy = _energy(gpu, model, eff, n, wall, busy, m * flops, m * nbytes)
+    comm = m * t_comm + p2p
+    energy = _energy(
+        gpu, model, eff, n, wall, busy, comm, m * flops, m * (w_bytes + kv_write), m * deq
+    )
     return wall, energy
 
 
@@ -405,15 +504,21 @@ def _energy(
     n: FloatArray,
     wall: FloatArray,
     busy: FloatArray,
+    comm: FloatArray,
     flops: FloatArray,
     nbytes: FloatArray,
+    vector_s: Any = 0.0,
 ) -> FloatArray:
-    """Joules over all GPUs: working time at utilisation power, the rest (communication,
-    pipeline bubbles, host time) at the waiting power."""
-    p_work = _power(gpu, model, eff, flops, nbytes, busy)
-    p_wait = gpu.idle_w + (gpu.tdp_w - gpu.idle_w) * eff.wait_power
-    wait = np.maximum(wall - busy, 0.0)
-    return n * (p_work * busy + p_wait * wait)
+    """Joules over all GPUs: working time at utilisation power (over the busiest GPU's time:
+    the others finish their share early and wait inside the kernel), communication at the
+    collective power, the rest (pipeline bubbles, host time) at the waiting power."""
+    p_work = _power(gpu, model, eff, flops, nbytes, busy, vector_s)
+    rng = gpu.tdp_w - gpu.idle_w
+    p_comm = gpu.idle_w + rng * eff.comm_power
+    p_wait = gpu.idle_w + rng * eff.wait_power
+    comm = np.minimum(comm, np.maximum(wall - busy, 0.0))
+    wait = np.maximum(wall - busy - comm, 0.0)
+    return n * (p_work * busy + p_comm * comm + p_wait * wait)
 
 
 def _decode(
@@ -425,41 +530,51 @@ def _decode(
     b: FloatArray,
     prompt: FloatArray,
     out: FloatArray,
+    ep: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
     """(wall time, energy over all GPUs) of all decode steps of one batch."""
     n = tp * pp
     m = np.minimum(b, pp)
     seqs = b / m  # sequences per micro-batch
-    # Weight bytes one micro-batch step reads: an MoE reads only the experts its tokens touch.
+    # Weight bytes one micro-batch step reads per GPU: an MoE reads only the experts its
+    # tokens touch (the busiest GPU sets the time under expert parallelism).
     if model.experts:
-        dense_part = (model.params_b - model.expert_params_b) * 1e9 * model.bytes_per_param
-        touched = 1.0 - (1.0 - model.experts_per_token / model.experts) ** seqs
-        w_read = dense_part + touched * model.expert_params_b * 1e9 * model.bytes_per_param
+        moe = _Moe(model, eff, n, ep, seqs)
+        w_mean, w_max = moe.bytes_mean, moe.bytes_max
+        lin_mean, lin_max = moe.flops_mean, moe.flops_max
     else:
-        w_read = np.full_like(seqs, model.weight_bytes)
-    lin_flops = seqs * 2.0 * model.active_b * 1e9
+        w_mean = w_max = np.full_like(seqs, model.weight_bytes / n)
+        lin_mean = lin_max = seqs * 2.0 * model.active_b * 1e9 / n
+    deq = _dequant_s(gpu, model, eff, w_max)
     head = 4.0 * model.heads * model.head_dim
     wall = np.zeros_like(b)
     energy = np.zeros_like(b)
-    p2p = _p2p(gpu, model, eff, seqs)
+    p2p = np.where(pp > 1, pp * _p2p(gpu, model, eff, seqs), 0.0)
     rounds = np.maximum(m, pp)  # a micro-batch needs all stages before its next token
+    host = eff.step_overhead_s + eff.host_s_per_seq * b
     for x in _DECODE_NODES:  # quadrature over the growing context
         ctx = prompt + x * out
         # KV cache read (and recurrent state read and written) per micro-batch step per GPU.
         cache = seqs * (_per_gpu_seq_bytes(model, ctx, tp, pp) + model.ssm_state_bytes / (tp * pp))
         attn = seqs * (head * _attn_span(model, ctx) + 5.0 * model.ssm_state_bytes) / n
-        flops = lin_flops / n + attn
-        nbytes = w_read / n + cache
-        t_work, t_comm = _stage_pass(gpu, model, eff, tp, pp, seqs, flops, nbytes)
-        step = (
-            rounds * (t_work + t_comm)
-            + np.where(pp > 1, pp * p2p, 0.0)
-            + eff.step_overhead_s
-            + eff.host_s_per_seq * b
+        t_work, t_comm = _stage_pass(
+            gpu, model, eff, tp, pp, seqs, lin_max + attn, w_max + cache, ep, deq
         )
+        step = rounds * (t_work + t_comm) + p2p + host
         busy = m * t_work
         wall += step
-        energy += _energy(gpu, model, eff, n, step, busy, m * flops, m * nbytes)
+        energy += _energy(
+            gpu,
+            model,
+            eff,
+            n,
+            step,
+            busy,
+            m * t_comm + p2p,
+            m * (lin_mean + attn),
+            m * (w_mean + cache),
+            m * deq,
+        )
     scale = out / len(_DECODE_NODES)
     return wall * scale, energy * scale
 
@@ -485,8 +600,9 @@ def run_physics(
     the paged KV cache holds (:func:`kv_capacity`) runs in waves of the running batch
     (``running_batch``): energy and latency add up over the waves, ``tpot_s`` is that of the
     running batch and ``ttft_s`` includes the time the last wave queued. ``ep`` (expert
-    parallelism, 1 or ``tp``) changes validity only: spread over the same GPUs, experts cost
-    the same bytes and FLOPs per GPU on average as sharded ones. ``check_memory=False``
+    parallelism, 1 or ``tp``) puts whole experts on each GPU: the busiest GPU's expert load
+    sets each MoE layer's time, and the MLP all-reduce becomes an all-to-all dispatch and
+    combine (see :class:`_Moe` and :func:`_stage_pass`). ``check_memory=False``
     ignores the memory rule (nothing is refused or queued).
     """
     c = _broadcast(tp=tp, pp=pp, batch=batch, input_len=input_len, output_len=output_len)
@@ -507,8 +623,9 @@ def run_physics(
     waves = b / run
     prompt = c["input_len"] + model.image_tokens
     out_len = c["output_len"]
-    t_pf, e_pf = _prefill(gpu, model, eff, tp_, pp_, run, prompt)
-    t_dec, e_dec = _decode(gpu, model, eff, tp_, pp_, run, prompt, out_len)
+    ep_run = np.ones_like(b) if ep_ is None else np.where(ep_ > 1, ep_, 1.0)
+    t_pf, e_pf = _prefill(gpu, model, eff, tp_, pp_, run, prompt, ep_run)
+    t_dec, e_dec = _decode(gpu, model, eff, tp_, pp_, run, prompt, out_len, ep_run)
     tpot = t_dec / np.maximum(out_len, 1.0)
     latency = waves * (t_pf + t_dec)
     res: dict[str, Any] = {

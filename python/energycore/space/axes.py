@@ -20,6 +20,7 @@ MAX_EXACT_INT = 2**53
 #: Names no axis, fixed value or derived column may take: scores and built-ins.
 RESERVED = frozenset(
     {"energy_j", "energy_per_request_j", "ttft_s", "tpot_s", "latency_s", "power_w"}
+    | {"ttft_upper_s", "tpot_upper_s", "latency_upper_s"}
     | {"n_gpus", "min", "max", "abs", "True", "False"}
 )
 

@@ -23,7 +23,9 @@ fail a constraint, score the rest with fitted models and reduce: :meth:`count_va
 - ``tpot_s``: time per output token, s (latency model);
 - ``latency_s``: ``ttft_s + output_len * tpot_s``, s (latency model);
 - ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
-- ``n_gpus``: ``tp * pp`` (always).
+- ``n_gpus``: ``tp * pp`` (always);
+- ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s``: upper bounds of the latency scores
+  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one).
 
 Callables may add further columns (``scorers=``), evaluated on valid points in batches.
 
@@ -55,6 +57,7 @@ from energycore.space.constraints import OP, Code, Expression, Slots
 from energycore.space.modelset import ModelSet, collect
 from energycore.space.selection import Selection
 from energycore.space.slo import SLO, SloParts, slo_parts
+from energycore.space.uncertainty import UPPER_OF, check_confidence
 
 __all__ = ["OBJECTIVES", "SLO", "Axis", "ConfigSpace", "Selection"]
 
@@ -66,6 +69,9 @@ OBJECTIVES: tuple[str, ...] = (
     "tpot_s",
     "latency_s",
     "power_w",
+    "ttft_upper_s",
+    "tpot_upper_s",
+    "latency_upper_s",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "energy_j": ("energy",),
@@ -74,12 +80,18 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "tpot_s": ("tpot",),
     "latency_s": ("latency",),
     "power_w": ("energy", "latency"),
+    "ttft_upper_s": ("ttft_upper",),
+    "tpot_upper_s": ("tpot_upper",),
+    "latency_upper_s": ("latency_upper",),
 }
 _MODEL_OF = {
     "energy": "EnergyModel",
     "ttft": "TtftModel or LatencyModel",
     "tpot": "TpotModel or LatencyModel",
     "latency": "LatencyModel with both halves",
+    "ttft_upper": "TtftModel or LatencyModel, and confidence=...",
+    "tpot_upper": "TpotModel or LatencyModel, and confidence=...",
+    "latency_upper": "LatencyModel with both halves, and confidence=...",
 }
 #: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
 MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
@@ -204,6 +216,8 @@ class ConfigSpace:
             c.check_names(list(base.slot), detail="constraints cannot use scores")
             c.compile(base)
         self._cache: tuple[tuple[Any, ...], _Query] | None = None
+        #: Explicit points (n x axes digits) of a space made by from_rows; None: the product.
+        self._rows: np.ndarray | None = None
 
     def _before(self, a: str, b: str) -> bool:
         names = list(self.derived)
@@ -334,10 +348,90 @@ class ConfigSpace:
             lhs += f" + {act!r} * batch * input_len / tp"
         return f"{lhs} <= {mem} * {u!r}"
 
+    # ------------------------------------------------------------------ explicit points
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Any,
+        constraints: Sequence[str] = (),
+        *,
+        fixed: Mapping[str, float] | None = None,
+        derived: Mapping[str, str] | None = None,
+        model_axis: str | None = None,
+        n_threads: int = 0,
+    ) -> ConfigSpace:
+        """A space over an explicit list of candidate configurations.
+
+        For deployments whose valid configurations are a list (what the cluster offers, what
+        was benchmarked) rather than a Cartesian product. Every column is an axis whose values
+        are the column's distinct values; the points are the rows, in their order: point
+        ``i`` is row ``i`` (``Selection.index``, the frames' index and tie-breaks follow the
+        row order). Every query, ``slo=``, ``confidence=``, ``scorers=`` and the
+        :class:`~energycore.space.selector.Selector` work as on a Cartesian space, and answer
+        as that space filtered to these rows would; the C++ engine walks the rows.
+
+        Parameters
+        ----------
+        rows : DataFrame, mapping of str to sequence, or structured / named array
+            One column per axis (``tp``, ``pp``, ``batch``, ``gpu`` ...): numbers, strings
+            (categorical) or booleans, all of one length. A 2-D array needs names: a numpy
+            structured array, or ``(array, names)``.
+        constraints, fixed, derived, model_axis, n_threads
+            As in :class:`ConfigSpace`; constraints may remove rows too.
+
+        Raises
+        ------
+        ValueError
+            Naming the column (and row): no rows, a non-finite or missing value, a column of
+            mixed or unsupported types (dates, complex, objects), columns of unequal length,
+            a name that is not an identifier or is a score (``energy_j``, ``tpot_s`` ...),
+            or a **duplicate row** (refused: it would be counted and scored twice; drop it,
+            e.g. ``frame.drop_duplicates()``).
+
+        Examples
+        --------
+        >>> space = ConfigSpace.from_rows(
+        ...     {"tp": [1, 2, 4, 8], "pp": [1, 1, 1, 2], "batch": [64, 128, 256, 256]})
+        >>> space.size, space.count_valid()
+        (4, 4)
+        """
+        columns = _columns_of(rows)
+        axes: dict[str, list[Any]] = {}
+        digits: list[np.ndarray] = []
+        n = -1
+        for name, col in columns.items():
+            check_name(name, "rows")
+            values, codes = _axis_of(name, col)
+            if n < 0:
+                n = len(codes)
+            elif len(codes) != n:
+                raise ValueError(
+                    f"rows: column {name!r} has {len(codes)} values, the first column {n}"
+                )
+            axes[name] = values
+            digits.append(codes)
+        if n <= 0:
+            raise ValueError("rows: no rows; give at least one configuration")
+        D = np.ascontiguousarray(np.column_stack(digits), dtype=np.int64)
+        _refuse_duplicates(D, list(axes))
+        space = cls(
+            axes, constraints, fixed=fixed, derived=derived, model_axis=model_axis,
+            n_threads=n_threads,
+        )  # fmt: skip
+        space._rows = D
+        space._size = n
+        return space
+
+    @property
+    def explicit(self) -> bool:
+        """True for a space over explicit rows (:meth:`from_rows`)."""
+        return self._rows is not None
+
     # ------------------------------------------------------------------ properties
     @property
     def size(self) -> int:
-        """Number of points in the cross product of the axes (valid or not)."""
+        """Number of points: of the cross product of the axes, or the rows of a space made by
+        :meth:`from_rows` (valid or not)."""
         return self._size
 
     @property
@@ -348,7 +442,8 @@ class ConfigSpace:
     def __repr__(self) -> str:
         axes = ", ".join(f"{a.name}[{len(a.values)}]" for a in self.axes)
         cons = "; ".join(str(c) for c in self.constraints) or "none"
-        return f"ConfigSpace({axes}; {self.size} points; constraints: {cons})"
+        what = "rows" if self.explicit else "points"
+        return f"ConfigSpace({axes}; {self.size} {what}; constraints: {cons})"
 
     # ------------------------------------------------------------------ slots and engine
     def _slots(self, *, with_objectives: bool = True) -> Slots:
@@ -419,14 +514,22 @@ class ConfigSpace:
                 if len(names) > 1:
                     raise ValueError(f"models: {kind} models use different templates {names}")
                 out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
-            return ModelSet(out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True)
+            objs = {kind: [per[c][kind][2] for c in cats] for kind in first}
+            return ModelSet(
+                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs
+            )
         got = collect(models, "given")
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
-        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"))
+        objs = {k: [v[2]] for k, v in got.items()}
+        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs)
 
-    def _query(self, models: Any, workload: Mapping[str, Any]) -> _Query:
+    def _query(
+        self, models: Any, workload: Mapping[str, Any], confidence: float | None = None
+    ) -> _Query:
         params = self._param_values(workload)
         mset = models if isinstance(models, ModelSet) else self._modelset(models)
+        if confidence is not None or mset.confidence is not None:
+            mset = mset.with_confidence(confidence)
         key = (tuple(params.items()), mset.fingerprint())
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
@@ -447,6 +550,8 @@ class ConfigSpace:
             key_axis,
             *mset.engine_parts(),
             self.n_threads,
+            *mset.engine_bounds(),
+            self._rows,
         )
         q = _Query(engine, slots, params, mset)
         self._cache = (key, q)
@@ -532,7 +637,10 @@ class ConfigSpace:
         if q.models.keyed and self.model_axis is not None:
             axis = self.model_axis
             values = [str(v) for v in self.axes[self._axis_index[axis]].values]
-        return slo_parts(s, models, q.models.kinds, model_axis=axis, axis_values=values)
+        return slo_parts(
+            s, models, q.models.kinds, model_axis=axis, axis_values=values,
+            confidence=q.models.confidence,
+        )  # fmt: skip
 
     @staticmethod
     def _and(where: str | None, terms: Sequence[str]) -> str | None:
@@ -642,6 +750,7 @@ class ConfigSpace:
         *,
         models: Any = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> int:
         """Number of points satisfying every constraint (and ``where``, if given).
@@ -655,11 +764,16 @@ class ConfigSpace:
         slo : SLO or mapping, optional
             Serving limits (TTFT, TPOT/ITL, mean or percentile, request rate; see
             :class:`~energycore.space.slo.SLO`), applied like ``where``.
+        confidence : float, optional
+            ``None`` (default): limits judge the point predictions. A number in (0, 1): the
+            SLO's latency limits and request rate judge the upper bounds of the predictions at
+            that one-sided confidence (:mod:`energycore.space.uncertainty`), and the bound
+            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` exist.
         **workload : float
             Fixed values, e.g. ``input_len=512``.
         """
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         return int(q.engine.count_valid(self._where_slo(q, where, slo, models)))
 
     def to_frame(
@@ -671,6 +785,7 @@ class ConfigSpace:
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The first ``limit`` valid points in enumeration order, with their columns and scores.
@@ -679,7 +794,7 @@ class ConfigSpace:
         ----------
         limit : int or None
             At most this many rows (``None``: all valid points; mind the memory).
-        where, models, slo, **workload
+        where, models, slo, confidence, **workload
             As in :meth:`count_valid`.
         as_frame : bool
             A pandas DataFrame indexed by point number (default) or a dict of numpy arrays
@@ -693,7 +808,7 @@ class ConfigSpace:
         if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0:
             raise ValueError(f"limit: must be a non-negative integer or None, got {limit!r}")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         idx = q.engine.valid_indices(int(limit), self._where_slo(q, where, slo, models))
         return self._frame(self._scored(q, idx, sc), idx, as_frame)
@@ -709,18 +824,20 @@ class ConfigSpace:
         as_frame: bool = True,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The ``k`` valid points with the smallest (``maximize``: largest) ``objective``.
 
         Ties go to the earlier point in enumeration order. With ``scorers``, the objective may
         be a scorer column (every valid point is then scored, in batches). ``slo`` limits
-        filter like ``where``. Other parameters as in :meth:`to_frame`.
+        filter like ``where`` (on the upper bounds with ``confidence``). Other parameters as
+        in :meth:`to_frame`.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: must be a positive integer, got {k!r}")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         code = self._where_slo(q, where, slo, models)
         if sc:
@@ -736,15 +853,26 @@ class ConfigSpace:
 
     @staticmethod
     def _limit_items(
-        subject_to: Mapping[str, Any] | None, parts: SloParts | None
+        subject_to: Mapping[str, Any] | None, parts: SloParts | None, bounded: bool = False
     ) -> list[tuple[str, Any]]:
-        """(name, (op, value)) of the explicit limits, then those of the SLO."""
+        """(name, (op, value)) of the explicit limits, then those of the SLO. ``bounded``:
+        upper limits on latency scores move onto their upper-bound columns."""
         if subject_to is not None and not isinstance(subject_to, Mapping):
             raise ValueError(
                 "subject_to: expected a mapping like {'latency_s': ('<=', 2.0)}, got "
                 f"{type(subject_to).__name__}"
             )
         items = list((subject_to or {}).items())
+        if bounded:
+            items = [
+                (UPPER_OF[name], spec)
+                if name in UPPER_OF
+                and isinstance(spec, (tuple, list))
+                and len(spec) == 2
+                and spec[0] in ("<=", "<")
+                else (name, spec)
+                for name, spec in items
+            ]
         if parts is not None:
             items += [(c, (op, v)) for c, op, v in parts.limits]
         return items
@@ -771,6 +899,7 @@ class ConfigSpace:
         maximize: bool = False,
         scorers: Mapping[str, _scorers.Scorer] | None = None,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Selection:
         """The valid point with the smallest ``objective`` meeting every limit.
@@ -793,6 +922,13 @@ class ConfigSpace:
             Serving limits (see :class:`~energycore.space.slo.SLO`): TTFT and TPOT/ITL limits
             join ``subject_to`` (moved onto the mean prediction for a percentile); the
             request rate filters like ``where``.
+        confidence : float, optional
+            ``None`` (default): limits judge the point predictions. A number in (0, 1): upper
+            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s``, and the SLO's,
+            judge the upper bound of the prediction at that one-sided confidence instead, so a
+            configuration is kept only when its bound meets the limit (formula and the
+            composition with SLO percentiles: :mod:`energycore.space.uncertainty`). Other
+            limits (``power_w``, lower limits) keep the point prediction.
 
         Returns
         -------
@@ -802,10 +938,11 @@ class ConfigSpace:
             the earlier point in enumeration order.
         """
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        conf = check_confidence(confidence)
+        q = self._query(models, workload, conf)
         sc = _scorers.check_scorers(scorers, list(q.slots.slot))
         parts = self._slo(q, slo, models)
-        items = self._limit_items(subject_to, parts)
+        items = self._limit_items(subject_to, parts, bounded=conf is not None)
         where = self._and(where, parts.filters if parts else [])
         if sc:
             r = self._argmin_scored(q, objective, items, where, bool(maximize), sc)
@@ -857,13 +994,15 @@ class ConfigSpace:
         maximize: Sequence[str] = (),
         as_frame: bool = True,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | None = None,
         **workload: float,
     ) -> Any:
         """The valid points not dominated in ``objectives`` (all minimised unless named in
         ``maximize``), sorted by the first objective.
 
         A point is dominated when another is no worse in every objective and better in one;
-        points with equal objectives are all kept. Other parameters as in :meth:`to_frame`.
+        points with equal objectives are all kept. ``slo`` limits filter like ``where`` (on
+        the upper bounds with ``confidence``). Other parameters as in :meth:`to_frame`.
         """
         if isinstance(objectives, str) or not objectives:
             raise ValueError("objectives: expected a non-empty list of column names")
@@ -873,7 +1012,7 @@ class ConfigSpace:
         if bad:
             raise ValueError(f"maximize: {bad[0]!r} is not one of the objectives")
         slo = self._split_slo(slo, workload)
-        q = self._query(models, workload)
+        q = self._query(models, workload, check_confidence(confidence))
         slots = [self._objective(q, o) for o in objectives]
         flags = [o in maximize for o in objectives]
         idx = q.engine.pareto(slots, flags, self._where_slo(q, where, slo, models))
@@ -881,8 +1020,9 @@ class ConfigSpace:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description of the space (versioned)."""
-        return {
+        """A JSON-ready description of the space (versioned); a space over explicit rows
+        lists them (``"rows"``, one list of values per axis)."""
+        out = {
             "format": "energycore.space",
             "format_version": FORMAT_VERSION,
             "axes": [{"name": a.name, "kind": a.kind, "values": list(a.values)} for a in self.axes],
@@ -891,6 +1031,12 @@ class ConfigSpace:
             "derived": {k: e.source for k, e in self.derived.items() if k != "n_gpus"},
             "model_axis": self.model_axis,
         }
+        if self._rows is not None:
+            out["rows"] = {
+                a.name: [a.values[int(k)] for k in self._rows[:, j]]
+                for j, a in enumerate(self.axes)
+            }
+        return out
 
     def to_json(self) -> str:
         """The space as versioned JSON text."""
@@ -907,6 +1053,14 @@ class ConfigSpace:
                 if a["kind"] == "float":
                     vals = [float(v) for v in vals]
                 axes[a["name"]] = vals
+            if d.get("rows") is not None:
+                return cls.from_rows(
+                    d["rows"],
+                    constraints=list(d.get("constraints", [])),
+                    fixed=d.get("fixed") or None,
+                    derived=d.get("derived") or None,
+                    model_axis=d.get("model_axis"),
+                )
             return cls(
                 axes,
                 constraints=list(d.get("constraints", [])),
@@ -935,3 +1089,121 @@ class ConfigSpace:
         return isinstance(other, ConfigSpace) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------- from_rows input
+def _columns_of(rows: Any) -> dict[str, Any]:
+    """The columns of a DataFrame, mapping, structured array or ``(2-D array, names)``."""
+    if isinstance(rows, tuple) and len(rows) == 2 and not isinstance(rows[1], (int, float)):
+        arr, names = np.asarray(rows[0]), list(rows[1])
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ValueError(
+                f"rows: a 2-D array of shape (n, {len(names)}) is needed for {len(names)} "
+                f"names, got shape {arr.shape}"
+            )
+        return {str(k): arr[:, j] for j, k in enumerate(names)}
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.names:
+            return {k: rows[k] for k in rows.dtype.names}
+        raise ValueError(
+            "rows: a plain array has no column names; pass a structured array, a DataFrame, "
+            "a dict of columns or (array, names)"
+        )
+    if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a DataFrame
+        return {k: np.asarray(rows[k]) for k in rows.columns}
+    if isinstance(rows, Mapping):
+        if not rows:
+            raise ValueError("rows: no columns")
+        return dict(rows)
+    raise ValueError(
+        f"rows: expected a DataFrame, a mapping of columns or a structured array, got "
+        f"{type(rows).__name__}"
+    )
+
+
+def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
+    """(distinct values, each row's position among them) of one column; ``ValueError``
+    naming the column and row of a bad value."""
+    if isinstance(col, (str, bytes)) or np.ndim(col) != 1:
+        raise ValueError(f"rows: column {name!r} must be one-dimensional")
+    # A list keeps its items' types (numpy would turn [1, "2"] into two strings).
+    a = np.asarray(col, dtype=object) if isinstance(col, (list, tuple)) else np.asarray(col)
+    if a.dtype.kind == "b":
+        vals, codes = np.unique(a, return_inverse=True)
+        return [bool(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind in "iu":
+        big = np.flatnonzero(np.abs(a.astype(np.float64)) > MAX_EXACT_INT)
+        if len(big):
+            raise ValueError(f"rows: column {name!r} row {int(big[0])}: {a[big[0]]} is past 2**53")
+        vals, codes = np.unique(a, return_inverse=True)
+        return [int(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a))
+        if len(bad):
+            raise ValueError(
+                f"rows: column {name!r} row {int(bad[0])}: {a[bad[0]]} is not a finite number"
+            )
+        vals, codes = np.unique(a, return_inverse=True)
+        return [float(v) for v in vals], codes.astype(np.int64)
+    if a.dtype.kind in "US":
+        a = a.astype(object)
+    if a.dtype.kind == "O":
+        items = a.tolist()
+        types = set(map(type, items))
+        if types == {str}:
+            # distinct values in order of first appearance, each row's position among them
+            u = np.asarray(items, dtype=str)
+            vals, first, inv = np.unique(u, return_index=True, return_inverse=True)
+            order = np.argsort(first, kind="stable")
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            return [str(v) for v in vals[order]], rank[inv.reshape(-1)]
+        if items and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in items
+        ):
+            return _axis_of(name, np.asarray(items, dtype=np.int64))
+        if all(
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))
+            for v in items
+        ):
+            return _axis_of(name, np.asarray(items, dtype=np.float64))
+        if all(isinstance(v, (bool, np.bool_)) for v in items):
+            return _axis_of(name, np.asarray(items, dtype=bool))
+        kind0 = type(items[0])
+        j = next((i for i, v in enumerate(items) if v is None or type(v) is not kind0), 0)
+        raise ValueError(
+            f"rows: column {name!r} row {j}: {items[j]!r} ({type(items[j]).__name__}); a "
+            "column holds numbers, strings or booleans, all of one kind, with no missing values"
+        )
+    raise ValueError(
+        f"rows: column {name!r} has unsupported type {a.dtype} (row 0: {a[0]!r}); use "
+        "numbers, strings or booleans"
+    )
+
+
+def _refuse_duplicates(D: np.ndarray, names: Sequence[str]) -> None:
+    """``ValueError`` naming the first row that repeats an earlier one."""
+    sizes = D.max(axis=0).astype(np.float64) + 1
+    if float(np.prod(sizes)) < 2.0**62:  # one int64 key per row: sort those
+        key = np.zeros(len(D), dtype=np.int64)
+        for j in range(D.shape[1]):
+            key = key * int(sizes[j]) + D[:, j]
+        k = np.sort(key)
+        if not (k[1:] == k[:-1]).any():
+            return
+    else:
+        _, counts = np.unique(D, axis=0, return_counts=True)
+        if (counts == 1).all():
+            return
+    seen: dict[bytes, int] = {}
+    for i, row in enumerate(D):
+        key = row.tobytes()
+        if key in seen:
+            cols = ", ".join(f"{n}" for n in names)
+            raise ValueError(
+                f"rows: row {i} repeats row {seen[key]} (same {cols}); duplicates are refused "
+                "(they would be counted and scored twice): drop them, e.g. "
+                "frame.drop_duplicates()"
+            )
+        seen[key] = i

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from energycore.space.uncertainty import bound_of
+
 __all__ = ["ModelSet", "collect"]
+
+#: Engine argument of a bounded latency half: ([z^2 cov per key], [z^2 resid_var per key], sign z)
+BoundArgs = tuple[list[np.ndarray], list[float], float]
 
 
 @dataclass(frozen=True)
 class ModelSet:
-    """Coefficients per model kind: (template, [theta]) with one theta per key or one for all."""
+    """Coefficients per model kind: (template, [theta]) with one theta per key or one for all.
+
+    ``objects`` holds the fitted model objects per kind (in the order of the thetas), for
+    :meth:`with_confidence`; ``bounds`` the engine arguments of the latency upper bounds.
+    """
 
     energy: tuple[str, list[np.ndarray]] | None = None
     ttft: tuple[str, list[np.ndarray]] | None = None
     tpot: tuple[str, list[np.ndarray]] | None = None
     keyed: bool = False
+    objects: dict[str, list[Any]] = field(default_factory=dict, compare=False)
+    confidence: float | None = None
+    bounds: dict[str, BoundArgs] = field(default_factory=dict, compare=False)
 
     @property
     def kinds(self) -> set[str]:
@@ -30,7 +43,31 @@ class ModelSet:
             out.add("tpot")
         if self.ttft and self.tpot:
             out.add("latency")
+        for k in ("ttft", "tpot"):
+            if k in self.bounds:
+                out.add(f"{k}_upper")
+        if "latency" in out and {"ttft_upper", "tpot_upper"} <= out:
+            out.add("latency_upper")
         return out
+
+    def with_confidence(self, confidence: float | None, what: str = "confidence") -> ModelSet:
+        """This set with the upper bounds of its latency halves at ``confidence`` (``None``:
+        without bounds). ``ValueError`` naming a model that records no uncertainty."""
+        if confidence is None:
+            return replace(self, confidence=None, bounds={})
+        bounds: dict[str, BoundArgs] = {}
+        for kind in ("ttft", "tpot"):
+            if getattr(self, kind) is None:
+                continue
+            covs, vars_, sign = [], [], 0.0
+            for obj in self.objects.get(kind, []):
+                b = bound_of(obj, confidence, f"{what} ({kind} model)")
+                cov, var = b.engine_args()
+                covs.append(cov)
+                vars_.append(var)
+                sign = math.copysign(1.0, b.z) if b.z != 0 else 0.0
+            bounds[kind] = (covs, vars_, sign)
+        return replace(self, confidence=confidence, bounds=bounds)
 
     def engine_parts(self) -> tuple[Any, Any, Any]:
         """(energy, ttft, tpot) for the C++ engine, which takes latency models in pairs.
@@ -50,11 +87,16 @@ class ModelSet:
         def fp(x: tuple[str, list[np.ndarray]] | None) -> Any:
             return None if x is None else (x[0], tuple(t.tobytes() for t in x[1]))
 
-        return (fp(self.energy), fp(self.ttft), fp(self.tpot), self.keyed)
+        return (fp(self.energy), fp(self.ttft), fp(self.tpot), self.keyed, self.confidence)
+
+    def engine_bounds(self) -> tuple[BoundArgs | None, BoundArgs | None]:
+        """(ttft_bound, tpot_bound) for the C++ engine (``None`` when unbounded)."""
+        return self.bounds.get("ttft"), self.bounds.get("tpot")
 
 
-def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
-    """The template parts of one fitted model: {"energy"|"ttft"|"tpot": (template, coef)}."""
+def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray, Any]]:
+    """The template parts of one fitted model: {"energy"|"ttft"|"tpot": (template, coef,
+    the fitted part)}."""
     parts = (
         [("ttft", m.ttft_model_), ("tpot", m.tpot_model_)] if hasattr(m, "ttft_model_") else None
     )
@@ -76,13 +118,13 @@ def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
         coef = getattr(sub, "coef_", None)
         if coef is None:
             raise ValueError(f"models: the {type(sub).__name__} {where} is not fitted yet")
-        out[kind] = (str(sub.template_name), np.ascontiguousarray(coef, dtype=np.float64))
+        out[kind] = (str(sub.template_name), np.ascontiguousarray(coef, dtype=np.float64), sub)
     return out
 
 
-def collect(models: Any, where: str) -> dict[str, tuple[str, np.ndarray]]:
+def collect(models: Any, where: str) -> dict[str, tuple[str, np.ndarray, Any]]:
     items = list(models) if isinstance(models, (list, tuple)) else [models]
-    out: dict[str, tuple[str, np.ndarray]] = {}
+    out: dict[str, tuple[str, np.ndarray, Any]] = {}
     for m in items:
         for kind, part in _split_model(m, where).items():
             if kind in out:

@@ -23,6 +23,7 @@ import numpy as np
 from energycore import _core
 from energycore.space.configspace import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
 from energycore.space.slo import SLO
+from energycore.space.uncertainty import check_confidence
 
 __all__ = ["Selector"]
 
@@ -60,6 +61,10 @@ class Selector:
         Cell edges of the precomputed grid (default 0 then powers of sqrt(2) up to 131072,
         coarser for large spaces). Queries outside the grid are still exact, only slower.
         Memory is 16 bytes x cells x candidate points.
+    confidence : float, optional
+        Default of :meth:`best`'s ``confidence`` (``None``: limits judge the point
+        predictions). The tables for it are built here; another value given to :meth:`best`
+        builds (once) and caches its own.
     **fixed : float
         Other fixed values of the space (e.g. ``batch=8`` when batch is not an axis).
 
@@ -80,6 +85,7 @@ class Selector:
         objective: str = "energy_per_request_j",
         input_len_edges: Sequence[float] | None = None,
         output_len_edges: Sequence[float] | None = None,
+        confidence: float | None = None,
         **fixed: float,
     ) -> None:
         if not isinstance(space, ConfigSpace):
@@ -106,16 +112,27 @@ class Selector:
                 f"{cells * space.size * _ENTRY_BYTES / 2**30:.1f} GiB of tables; pass coarser "
                 "input_len_edges/output_len_edges or select over a smaller space"
             )
-        # Build at a placeholder workload; every query sets both lengths.
-        self._q = space._query(models, {**fixed, "input_len": 1.0, "output_len": 1.0})
-        self._slot = space._objective(self._q, objective)
+        self.confidence = check_confidence(confidence)
+        self._per_conf: dict[float | None, tuple[Any, dict[tuple[int, bool], Any]]] = {}
+        self._q = self._state(self.confidence)[0]
+        self._slot = self.space._objective(self._q, objective)
         self._lat = self._q.slots.slot["latency_s"] if "latency" in self._q.models.kinds else -1
         self._tpot = self._q.slots.slot["tpot_s"] if "tpot" in self._q.models.kinds else -1
         self._pow = (
             self._q.slots.slot["power_w"] if self._q.models.kinds >= {"energy", "latency"} else -1
         )
-        self._selectors: dict[tuple[int, bool], Any] = {}
         self._core = self._selector(self._slot, False)
+
+    def _state(self, confidence: float | None) -> tuple[Any, dict[tuple[int, bool], Any]]:
+        """The query (engine) of one confidence and its selectors by (slot, maximize), built
+        once. Every engine has the same slot layout; only the bound columns differ."""
+        if confidence not in self._per_conf:
+            # Build at a placeholder workload; every query sets both lengths.
+            q = self.space._query(
+                self._models, {**self.fixed, "input_len": 1.0, "output_len": 1.0}, confidence
+            )
+            self._per_conf[confidence] = (q, {})
+        return self._per_conf[confidence]
 
     @staticmethod
     def _combine(space: ConfigSpace, energy: Any, latency: Any) -> Any:
@@ -164,9 +181,11 @@ class Selector:
                 return True
         return False
 
-    def _selector(self, slot: int, maximize: bool) -> Any:
+    def _selector(self, slot: int, maximize: bool, confidence: Any = "default") -> Any:
+        conf = self.confidence if confidence == "default" else confidence
+        q, selectors = self._state(conf)
         key = (slot, maximize)
-        if key not in self._selectors:
+        if key not in selectors:
             name = {v: k for k, v in self._q.slots.slot.items()}[slot]
             # The value at a cell's lower corner bounds the (sign-adjusted) objective in the cell
             # when it never decreases with the lengths, or (maximised) when it ignores them.
@@ -175,12 +194,12 @@ class Selector:
             else:
                 monotone = name in MONOTONE_IN_LENGTHS or name in ("input_len", "output_len")
                 monotone = monotone or not self._varies(name)
-            s = self._q.slots.slot
-            self._selectors[key] = _core.SpaceSelector(
-                self._q.engine, slot, maximize, monotone, s["input_len"], s["output_len"],
+            s = q.slots.slot
+            selectors[key] = _core.SpaceSelector(
+                q.engine, slot, maximize, monotone, s["input_len"], s["output_len"],
                 self._lin_edges, self._lout_edges,
             )  # fmt: skip
-        return self._selectors[key]
+        return selectors[key]
 
     @property
     def n_candidates(self) -> int:
@@ -192,17 +211,21 @@ class Selector:
         latency_limit_s: float | None,
         power_cap_w: float | None,
         tpot_limit_s: float | None = None,
+        bounded: bool = False,
     ) -> list[tuple[int, int, float]]:
         out = []
+        slot = self._q.slots.slot
+        lat = slot["latency_upper_s"] if bounded and self._lat >= 0 else self._lat
+        tpot = slot["tpot_upper_s"] if bounded and self._tpot >= 0 else self._tpot
         needs = {
             "latency_limit_s": "a latency model with both halves (ttft and tpot)",
             "power_cap_w": "a latency model with both halves and an energy model",
             "tpot_limit_s": "a TpotModel or a LatencyModel",
         }
         for what, v, slot in (
-            ("latency_limit_s", latency_limit_s, self._lat),
+            ("latency_limit_s", latency_limit_s, lat),
             ("power_cap_w", power_cap_w, self._pow),
-            ("tpot_limit_s", tpot_limit_s, self._tpot),
+            ("tpot_limit_s", tpot_limit_s, tpot),
         ):
             if v is None:
                 continue
@@ -235,6 +258,7 @@ class Selector:
         tpot_limit_s: float | None = None,
         *,
         slo: SLO | Mapping[str, Any] | None = None,
+        confidence: float | str | None = "default",
     ) -> Selection:
         """The best configuration for a workload under a latency limit and a power cap.
 
@@ -251,21 +275,29 @@ class Selector:
         percentile factors that differ per GPU type, are not a bound on one score: such a
         query is answered by :meth:`ConfigSpace.argmin` over the whole space (exact, with
         ``n_valid``/``n_feasible`` counted; a full scan instead of a few candidates).
+
+        ``confidence`` (default: the one the Selector was built with) judges the latency
+        limits, the TPOT limit and the SLO's on the upper bounds of the predictions, as
+        :meth:`ConfigSpace.argmin` does (:mod:`energycore.space.uncertainty`); the power cap
+        keeps the point prediction. The answer equals ``argmin(..., confidence=...)``.
         """
         lin = self._length(input_len, "input_len")
         lout = self._length(output_len, "output_len")
-        limits = self._limits(latency_limit_s, power_cap_w, tpot_limit_s)
+        conf = self.confidence if confidence == "default" else check_confidence(confidence)
+        core = self._selector(self._slot, False, conf)
+        q = self._state(conf)[0]
+        limits = self._limits(latency_limit_s, power_cap_w, tpot_limit_s, conf is not None)
         s = SLO.make(slo)
         if s is not None and not s.empty:
-            parts = self.space._slo(self._q, s, self._models)
+            parts = self.space._slo(q, s, self._models)
             assert parts is not None
             if parts.filters:
-                return self._scan(lin, lout, latency_limit_s, power_cap_w, tpot_limit_s, s)
+                return self._scan(lin, lout, latency_limit_s, power_cap_w, tpot_limit_s, s, conf)
             limits += [(self._q.slots.slot[c], 0, float(v)) for c, _, v in parts.limits]
-        feasible, index, value, nearest, violation = self._core.best(lin, lout, limits)
+        feasible, index, value, nearest, violation = core.best(lin, lout, limits)
         return Selection(
             feasible, self.objective, value, index, nearest, violation, -1, -1,
-            self._row_at(lin, lout),
+            self._row_at(lin, lout, q),
         )  # fmt: skip
 
     def _scan(
@@ -276,6 +308,7 @@ class Selector:
         power_cap_w: float | None,
         tpot_limit_s: float | None,
         slo: SLO,
+        confidence: float | None = None,
     ) -> Selection:
         """:meth:`best` through ConfigSpace.argmin (for SLO parts that are filters)."""
         subject_to = {
@@ -289,11 +322,13 @@ class Selector:
         }
         workload: dict[str, Any] = {**self.fixed, "input_len": lin, "output_len": lout}
         return self.space.argmin(
-            self.objective, subject_to or None, models=self._models, slo=slo, **workload
-        )
+            self.objective, subject_to or None, models=self._models, slo=slo,
+            confidence=confidence, **workload,
+        )  # fmt: skip
 
-    def _row_at(self, lin: float, lout: float) -> Any:
-        return self.space._row_of(self._q, override={"input_len": lin, "output_len": lout})
+    def _row_at(self, lin: float, lout: float, q: Any = None) -> Any:
+        q = self._q if q is None else q
+        return self.space._row_of(q, override={"input_len": lin, "output_len": lout})
 
     def best_variant(
         self,

@@ -24,6 +24,10 @@ top_k`, :meth:`~ConfigSpace.to_frame`, :meth:`~ConfigSpace.count_valid`,
 Limits on ``ttft_s``/``tpot_s`` enter :meth:`ConfigSpace.argmin` like ``subject_to`` limits (an
 infeasible query answers with the nearest point); the request rate and per-GPU-type percentile
 factors are filters like ``where=`` (points failing them are not candidates, nor the nearest).
+
+With ``confidence=`` on the query, the limits judge the upper bounds of the predictions
+(:mod:`energycore.space.uncertainty`): a mean limit the bound alone, a percentile limit both
+the percentile estimate and the bound, the request rate the bound of ``latency_s``.
 """
 
 from __future__ import annotations
@@ -222,8 +226,15 @@ def slo_parts(
     *,
     model_axis: str | None = None,
     axis_values: Sequence[str] | None = None,
+    confidence: float | None = None,
 ) -> SloParts:
     """Compile ``slo`` for a query over ``models`` (whose kinds are ``kinds``).
+
+    With ``confidence`` (the models' upper bounds are in the query): a mean limit applies to
+    the bound column (``tpot_upper_s`` ...) instead of the prediction; a percentile limit
+    applies to the percentile estimate as without confidence *and* to the bound column (both
+    must hold); the request rate uses ``latency_upper_s``. See
+    :mod:`energycore.space.uncertainty`.
 
     ``ValueError`` naming the field when a limit needs a model the query lacks, or a
     percentile needs a residual record a model lacks.
@@ -245,6 +256,10 @@ def slo_parts(
             if not per:
                 raise ValueError(f"{what}: needs {_MODEL[kind]} (pass it in models=...)")
             factors[column] = [percentile_factor(o, slo.percentile, what) for o in per]
+        if confidence is not None:
+            limits.append((f"{column[:-2]}_upper_s", "<=", value))
+            if slo.percentile is None:
+                continue
         f = factors[column]
         if len(set(f)) == 1:
             limits.append((column, "<=", value / f[0]))
@@ -258,7 +273,8 @@ def slo_parts(
                 "slo.request_rate: needs a latency model with both halves (TTFT and TPOT)"
             )
         replicas = f" * ({slo.gpus} // (tp * pp))" if slo.gpus is not None else ""
-        filters.append(f"batch{replicas} >= {slo.request_rate!r} * latency_s")
+        lat = "latency_s" if confidence is None else "latency_upper_s"
+        filters.append(f"batch{replicas} >= {slo.request_rate!r} * {lat}")
     return SloParts(limits, filters, factors)
 
 

@@ -1,0 +1,199 @@
+"""Selection under uncertainty: upper bounds of the latency predictions at a confidence.
+
+``confidence=c`` (a number in (0, 1)) on :meth:`ConfigSpace.argmin` and the other queries,
+:meth:`Selector.best` and ``energycore select --confidence`` keeps a configuration only when
+the *upper bound* of its predicted latency at one-sided confidence ``c`` meets the limit. For a
+fitted latency half (``TtftModel``, ``TpotModel``, ``MoeTpotModel``) with prediction
+``m(x; theta)`` the bound is
+
+.. math::
+
+    u_c(x) = m(x) \\exp\\Big(t_{c,\\nu} \\sqrt{s^2 + g(x)^\\top \\Sigma\\, g(x)}\\Big),
+    \\qquad g(x) = \\frac{\\partial \\log m(x; \\theta)}{\\partial \\theta}
+
+- ``s`` is the residual scale of the fit in log space (``residual_scale_``: the root mean
+  square of ``log(measured / predicted)`` with the degrees-of-freedom correction ``n - k``), the
+  scatter of a configuration around the template;
+- ``Sigma`` is the coefficient covariance the fit recorded (``covariance_``; fixed and reduced
+  coefficients have none) and ``g' Sigma g`` the delta-method variance of the log prediction,
+  with the analytic gradient of the C++ template (largest away from the measured rows);
+- ``t_{c, nu}`` is the one-sided Student-t quantile at ``c`` with ``nu = n - k`` degrees of
+  freedom (``n`` fitted rows, ``k`` free coefficients): the textbook prediction bound of a new
+  observation when ``s`` is estimated from few rows (it tends to the normal quantile for many).
+
+``c = 0.5`` gives ``t = 0``: the bound *is* the point prediction, whatever the residuals.
+``latency_s`` is bounded by ``ttft_upper_s + output_len * tpot_upper_s`` (conservative: as if
+the errors of the two halves were fully correlated). A model that has no residual scale
+(fitted on as many rows as it has free coefficients, ``nu = 0``) or no covariance (a file from
+before they were recorded) cannot give a bound: ``ValueError`` naming it.
+
+Composition with an :class:`~energycore.space.slo.SLO`: a *mean* limit is judged on the bound;
+a *percentile* limit (``percentile=p``) is judged on the percentile estimate
+``m(x) exp(q_p)`` from the residual quantiles, as without confidence, **and** on the bound:
+a configuration must satisfy both. The percentile covers the scatter around the template, the
+bound the uncertainty of the prediction itself; requiring both is the stricter of the two and
+never counts the residual spread twice in one number. The request rate uses the bound of
+``latency_s`` (a slower configuration sustains fewer requests).
+
+Only upper limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s`` move onto the
+bounds; other limits (``power_w``, lower limits) keep the point prediction. ``where=``
+expressions are taken as written; they may use the bound columns ``ttft_upper_s``,
+``tpot_upper_s`` and ``latency_upper_s`` themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from energycore import _core
+
+__all__ = [
+    "UPPER_OF",
+    "Bound",
+    "bound_of",
+    "check_confidence",
+    "student_t_quantile",
+    "upper_bound",
+]
+
+#: The bound column of each latency score.
+UPPER_OF: dict[str, str] = {
+    "ttft_s": "ttft_upper_s",
+    "tpot_s": "tpot_upper_s",
+    "latency_s": "latency_upper_s",
+}
+
+
+def check_confidence(confidence: Any, what: str = "confidence") -> float | None:
+    """``None`` or a float in (0, 1); ``ValueError`` naming ``what`` otherwise."""
+    if confidence is None:
+        return None
+    if isinstance(confidence, bool) or not isinstance(
+        confidence, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"{what}: must be a number in (0, 1) or None, got {confidence!r}")
+    c = float(confidence)
+    if not (0.0 < c < 1.0):  # NaN fails too
+        raise ValueError(f"{what}: must lie strictly between 0 and 1, got {c}")
+    return c
+
+
+def _t_cdf(x: float, dof: int) -> float:
+    """CDF of Student's t with ``dof`` degrees of freedom (Simpson's rule on the density)."""
+    if x == 0.0:
+        return 0.5
+    if dof > 100_000:  # the normal, to better than 1e-5
+        return NormalDist().cdf(x)
+    a = abs(x)
+    # Substituting x = tan(phi) makes the integrand smooth and the range finite.
+    n = 2000
+    phi = np.linspace(0.0, math.atan(a), n + 1)
+    v = float(dof)
+    log_c = math.lgamma((v + 1) / 2) - math.lgamma(v / 2) - 0.5 * math.log(v * math.pi)
+    t = np.tan(phi)
+    f = np.exp(log_c - (v + 1) / 2 * np.log1p(t * t / v)) / np.cos(phi) ** 2
+    h = (phi[-1] - phi[0]) / n
+    area = h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+    p = 0.5 + float(area)
+    return p if x > 0 else 1.0 - p
+
+
+def student_t_quantile(p: float, dof: int) -> float:
+    """The ``p`` quantile of Student's t with ``dof >= 1`` degrees of freedom (bisection on
+    the CDF, about 1e-9 absolute); the normal quantile for ``dof > 100000``."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p: must lie in (0, 1), got {p}")
+    if dof < 1:
+        raise ValueError(f"dof: must be at least 1, got {dof}")
+    if p == 0.5:
+        return 0.0
+    z = NormalDist().inv_cdf(p)
+    if dof > 100_000:
+        return z
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, dof)
+    lo, hi = 0.0, max(2.0 * z, 1.0)
+    while _t_cdf(hi, dof) < p:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if _t_cdf(mid, dof) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-10:
+            break
+    return 0.5 * (lo + hi)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What the engine needs to bound one fitted latency half at a confidence.
+
+    ``z`` is the quantile ``t_{c, nu}``; ``cov`` and ``resid_var`` are the coefficient
+    covariance and the squared residual scale (log space), unscaled.
+    """
+
+    z: float
+    cov: np.ndarray
+    resid_var: float
+    dof: int
+
+    def engine_args(self) -> tuple[np.ndarray, float]:
+        """(z^2 cov, z^2 resid_var): the engine multiplies the square root by sign(z)."""
+        z2 = self.z * self.z
+        return np.ascontiguousarray(z2 * self.cov), z2 * self.resid_var
+
+
+def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
+    """The :class:`Bound` of a fitted latency half; ``ValueError`` naming the model when it
+    has no recorded uncertainty."""
+    name = type(model).__name__
+    cov = getattr(model, "covariance_", None)
+    scale = getattr(model, "residual_scale_", None)
+    mask = getattr(model, "fixed_mask_", None)
+    result = getattr(model, "fit_result_", None)
+    if cov is None or scale is None or mask is None or result is None:
+        raise ValueError(
+            f"{what}: the {name} ({getattr(model, 'template_name', '?')}) records no "
+            "uncertainty (coefficient covariance and residual scale); refit it to select "
+            "under a confidence, or pass confidence=None"
+        )
+    n = int(result.n_samples)
+    k = int(len(mask) - sum(bool(f) for f in mask))
+    dof = n - k
+    s = float(scale)
+    if dof >= 1 and not math.isfinite(s):
+        raise ValueError(
+            f"{what}: the {name} records no residual scale (a model file written before it was "
+            "recorded, or a failed fit); refit it to select under a confidence, or pass "
+            "confidence=None"
+        )
+    if dof < 1 or not math.isfinite(s):
+        raise ValueError(
+            f"{what}: the {name} was fitted on {n} row(s) for {k} free coefficient(s), which "
+            "leaves no residual spread to bound its predictions with; measure more "
+            "configurations, or pass confidence=None"
+        )
+    c = np.nan_to_num(np.asarray(cov, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
+
+
+def upper_bound(model: Any, X: Any, confidence: float) -> np.ndarray:
+    """The upper bound ``u_c(x)`` of a fitted latency half at each row of ``X`` (numpy; the
+    engine computes the same in C++)."""
+    c = check_confidence(confidence)
+    if c is None:
+        raise ValueError("confidence: a number in (0, 1) is needed for a bound")
+    b = bound_of(model, c)
+    Xt = model._features(X)
+    pred = _core.template_value(model.template_name, Xt, model.coef_)
+    J = _core.template_jacobian(model.template_name, Xt, model.coef_)
+    q = np.einsum("ij,jk,ik->i", J, b.cov, J)
+    rel = np.where(pred > 0, np.maximum(q, 0.0) / np.maximum(pred, 1e-300) ** 2, 0.0)
+    return np.asarray(pred * np.exp(b.z * np.sqrt(b.resid_var + rel)), dtype=np.float64)
