@@ -80,7 +80,9 @@ def render() -> str:
     ]
     for name, cmd in commands().items():
         ctx = cmd.make_context(name, [], resilient_parsing=True)
-        usage = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), " ".join(cmd.collect_usage_pieces(ctx)))
+        usage = re.sub(
+            r"\{(\w+)\}", lambda m: m.group(1).upper(), " ".join(cmd.collect_usage_pieces(ctx))
+        )
         lines += [
             f"## `energycore {name}`",
             "",

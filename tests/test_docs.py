@@ -18,6 +18,8 @@ to nothing on the site:
   import (optional dependencies: ``torch``, ``kernel_tuner``, ...);
 - ``<!-- docs-test: requires-file PATH -->``: skipped unless PATH exists (relative to the
   working directory: ``data/...`` for the public datasets);
+- ``<!-- docs-test: requires-command NAME[, NAME] -->``: skipped unless the programs are on
+  PATH (``clang-19``);
 - ``<!-- docs-test: skip REASON -->``: not run (a real server, minutes of benchmark); the
   reason is shown in the test report. Python blocks may not use it.
 
@@ -33,6 +35,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +71,7 @@ class Block:
     expect: str | None = None
     requires: list[str] = field(default_factory=list)
     requires_file: list[str] = field(default_factory=list)
+    requires_command: list[str] = field(default_factory=list)
     skip: str | None = None
 
     @property
@@ -83,13 +87,15 @@ def parse(page: Path) -> list[Block]:
         lang = m.group(1).lower()
         b = Block(page, text.count("\n", 0, m.start()) + 1, lang, m.group(2))
         d = _DIRECTIVE.search(text[max(0, m.start() - 300) : m.start()])
-        for part in (d.group(1).split(";") if d else []):
+        for part in d.group(1).split(";") if d else []:
             key, _, arg = part.strip().partition(" ")
             arg = arg.strip()
             if key == "expect":
                 b.expect = arg
             elif key == "requires":
                 b.requires += [a.strip() for a in arg.split(",") if a.strip()]
+            elif key == "requires-command":
+                b.requires_command += [a.strip() for a in arg.split(",") if a.strip()]
             elif key == "requires-file":
                 b.requires_file.append(arg)
             elif key == "skip" and arg:
@@ -177,6 +183,9 @@ def _skip_reason(block: Block, cwd: Path) -> str | None:
     for mod in block.requires:
         if importlib.util.find_spec(mod) is None:
             return f"{block.id}: needs the optional dependency {mod!r}"
+    for exe in block.requires_command:
+        if shutil.which(exe) is None:
+            return f"{block.id}: needs the command {exe!r} on PATH"
     for f in block.requires_file:
         if not (cwd / f).exists():
             return f"{block.id}: needs {f} (the public datasets, not present here)"
@@ -250,7 +259,9 @@ def test_block(block: Block, page_state: PageState, timeout: None) -> None:
 
 def test_cli_reference_covers_the_app() -> None:
     """docs/cli.md is filled from the typer app: every command and option is in it."""
-    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "scripts/cli_reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "cli_reference", ROOT / "scripts/cli_reference.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
