@@ -51,9 +51,9 @@ def stubs(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site (mkdocs-material)."""
-    session.install("mkdocs-material")
-    session.run("mkdocs", "build", "--strict")
+    """Build the documentation site (mkdocs-material, mkdocstrings) with warnings as errors."""
+    session.install(".[docs]")
+    session.run("mkdocs", "build", "--strict", "-d", "build/site")
 
 
 _TEST_DEPS = ["numpy", "typer", "rich", "pytest", "hypothesis", "scipy", "pandas", "scikit-learn"]

@@ -270,6 +270,8 @@ class Constraints:
     exclude : sequence of str
         Variables that must not appear (excluding ``pp`` excludes ``pp-1`` and ``n_gpus``).
 
+    Notes
+    -----
     Coefficients are always non-negative, so energy and each phase are non-negative.
     """
 

@@ -74,6 +74,8 @@ class CacheReplay:
     problem_size : sequence of int, optional
         Written back by :meth:`save`.
 
+    Notes
+    -----
     Use :meth:`load` for a Kernel Tuner cache file and :meth:`from_frame` for a table.
     ``replay(config)`` (or calling the object) returns the cached result of a configuration:
     the ``measure`` of :meth:`energycore.Tuner.run`.

@@ -247,6 +247,8 @@ class EnergyMeter:
         Path of the NVML library (default ``ENERGYCORE_NVML_LIBRARY`` or
         ``libnvidia-ml.so.1``).
 
+    Notes
+    -----
     Windows may be begun and ended from several threads (names are shared by all of them).
 
     Raises
