@@ -47,15 +47,15 @@ double upper_of(const ModelSet& m, size_t k, double v, const double* g, Index st
   return v * std::exp(m.z * std::sqrt(m.resid_var[k] + rel));
 }
 
-/// Upper bounds of the n rows of X (values `vals`) under coefficients theta[k].
-void uppers(const ModelSet& m, size_t k, const FeatureRef& X, const double* vals, double* out) {
+/// Values (into `vals`) and upper bounds (into `out`) of the n rows of X under coefficients
+/// theta[k], from one evaluation of the template with its gradient.
+void values_and_uppers(const ModelSet& m, size_t k, const FeatureRef& X, double* vals,
+                       double* out) {
   const Index n = X.rows();
-  // Per-thread buffers: a Selector scores single rows, where allocating would dominate.
+  // A per-thread buffer: a Selector scores single rows, where allocating would dominate.
   thread_local Matrix G;
-  thread_local std::vector<double> scratch;
   G.resize(n, m.tmpl->n_params());
-  scratch.resize(static_cast<size_t>(n));
-  m.tmpl->batch(X, m.theta[k].data(), scratch.data(), &G);
+  m.tmpl->batch(X, m.theta[k].data(), vals, &G);
   for (Index r = 0; r < n; ++r) out[r] = upper_of(m, k, vals[r], G.data() + r, n);
 }
 
@@ -125,14 +125,14 @@ void Engine::score_direct(double* slots) const noexcept {
   const Eigen::Map<const FeatureTable> X(row, 1, kFeatures);
   double* o = slots + obj0_;
   auto one = [&](const ModelSet& m, double* out, double* up) {
-    if (m.present()) {
-      m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
-    } else {
+    if (up != nullptr) *up = kNaN;
+    if (!m.present()) {
       *out = kNaN;
+    } else if (up != nullptr && m.bounded()) {
+      values_and_uppers(m, key_index(m, key), X, out, up);
+    } else {
+      m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
     }
-    if (up == nullptr) return;
-    *up = kNaN;
-    if (m.present() && m.bounded()) uppers(m, key_index(m, key), X, out, up);
   };
   one(spec_.energy, &o[kEnergyJ], nullptr);
   one(spec_.ttft, &o[kTtftS], &o[kTtftUpperS]);
@@ -161,8 +161,11 @@ void Engine::score_rows(double* rows, size_t n) const {
     }
     if (m.theta.size() == 1) {
       const Eigen::Map<const FeatureTable> Xm(X.data(), static_cast<Index>(n), kFeatures);
-      m.tmpl->batch(Xm, m.theta.front().data(), vals.data(), nullptr);
-      if (bound) uppers(m, 0, Xm, vals.data(), ups.data());
+      if (bound) {
+        values_and_uppers(m, 0, Xm, vals.data(), ups.data());
+      } else {
+        m.tmpl->batch(Xm, m.theta.front().data(), vals.data(), nullptr);
+      }
     } else {
       for (size_t k = 0; k < m.theta.size(); ++k) {
         pick.clear();
@@ -177,13 +180,14 @@ void Engine::score_rows(double* rows, size_t n) const {
           std::copy_n(&X[pick[j] * kFeatures], kFeatures, &sub[j * kFeatures]);
         const Eigen::Map<const FeatureTable> Xs(sub.data(), static_cast<Index>(pick.size()),
                                                 kFeatures);
-        m.tmpl->batch(Xs, m.theta[k].data(), subv.data(), nullptr);
-        for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
         if (bound) {
           subu.resize(pick.size());
-          uppers(m, k, Xs, subv.data(), subu.data());
+          values_and_uppers(m, k, Xs, subv.data(), subu.data());
           for (size_t j = 0; j < pick.size(); ++j) ups[pick[j]] = subu[j];
+        } else {
+          m.tmpl->batch(Xs, m.theta[k].data(), subv.data(), nullptr);
         }
+        for (size_t j = 0; j < pick.size(); ++j) vals[pick[j]] = subv[j];
       }
     }
     for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + col] = vals[r];
