@@ -933,17 +933,21 @@ class TemplateModel(SolverParams):
         """
         self._check_fitted()
         check_level(level)
-        Xt = self._features(X)
+        pred, var = self._log_variance(self._features(X))
+        s2 = self.residual_scale_**2 if math.isfinite(self.residual_scale_) else 0.0
+        k = np.exp(NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(var + s2))
+        return pred / k, pred * k
+
+    def _log_variance(self, Xt: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(prediction, delta-method variance of ``log(prediction)`` from ``covariance_``) of
+        each row of a feature table; coefficients without a covariance count as exact."""
         pred = _core.template_value(self.template_name, Xt, self.coef_)
         G = (
             _core.template_jacobian(self.template_name, Xt, self.coef_)
             / np.maximum(pred, 1e-300)[:, None]
         )
         cov = np.nan_to_num(self.covariance_, nan=0.0, posinf=0.0, neginf=0.0)
-        var = np.einsum("ij,jk,ik->i", G, cov, G)
-        s2 = self.residual_scale_**2 if math.isfinite(self.residual_scale_) else 0.0
-        k = np.exp(NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(np.maximum(var, 0.0) + s2))
-        return pred / k, pred * k
+        return pred, np.maximum(np.einsum("ij,jk,ik->i", G, cov, G), 0.0)
 
     #: scikit-learn < 1.6 reads the estimator type from this attribute.
     _estimator_type: ClassVar[str] = "regressor"

@@ -50,8 +50,6 @@ from typing import Any
 
 import numpy as np
 
-from energycore import _core
-
 __all__ = [
     "UPPER_OF",
     "Bound",
@@ -191,9 +189,6 @@ def upper_bound(model: Any, X: Any, confidence: float) -> np.ndarray:
     if c is None:
         raise ValueError("confidence: a number in (0, 1) is needed for a bound")
     b = bound_of(model, c)
-    Xt = model._features(X)
-    pred = _core.template_value(model.template_name, Xt, model.coef_)
-    J = _core.template_jacobian(model.template_name, Xt, model.coef_)
-    q = np.einsum("ij,jk,ik->i", J, b.cov, J)
-    rel = np.where(pred > 0, np.maximum(q, 0.0) / np.maximum(pred, 1e-300) ** 2, 0.0)
+    pred, var = model._log_variance(model._features(X))
+    rel = np.where(pred > 0, var, 0.0)
     return np.asarray(pred * np.exp(b.z * np.sqrt(b.resid_var + rel)), dtype=np.float64)
