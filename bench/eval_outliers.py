@@ -10,30 +10,16 @@ rows the clean fit flags as outliers. Run:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import warnings
 
 import numpy as np
 
 from energycore import EnergyModel
-from energycore.simulate import Node
 
-FE = ("tp", "pp", "batch", "input_len", "output_len")
-
-
-def data(seed: int, model: str, n: int = 80) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    rng = np.random.default_rng(seed)
-    node = Node("H100", model, n_gpus=8, noise=0.04, seed=seed)
-    m = 600
-    cfg = {
-        "tp": rng.choice([1, 2, 4, 8], m),
-        "pp": rng.choice([1, 2, 4], m),
-        "batch": rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256], m),
-        "input_len": rng.integers(64, 4096, m).astype(float),
-        "output_len": rng.integers(32, 2048, m).astype(float),
-    }
-    r = node.run(cfg)
-    ok = np.flatnonzero(r["valid"])[:n]
-    return {k: np.asarray(r[k])[ok].astype(float) for k in FE}, np.asarray(r["energy_j"])[ok]
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from tests.helpers import simulated_energy_rows
 
 
 def main() -> None:
@@ -47,7 +33,7 @@ def main() -> None:
         ratios, clean_flags, found = [], 0, 0
         for model in ("llama-3.1-70b", "llama-3.1-8b"):
             for s in range(args.seeds):
-                X, y = data(s, model)
+                X, y = simulated_energy_rows(s, model)
                 clean = EnergyModel(n_threads=1, **kw).fit(X, y)
                 clean_flags += len(getattr(clean, "outliers_", {}))
                 rng = np.random.default_rng(s)

@@ -174,3 +174,26 @@ def planted_data(
     for k in ("n_gpus", "tp-1", "pp-1"):
         del X[k]
     return X, y, coef
+
+
+def simulated_energy_rows(
+    seed: int, model: str, n: int = 80
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The first ``n`` valid of 600 random configurations of a simulated 8xH100 node serving
+    ``model`` (4 % noise, seeded): features and energy per batch. The outlier benchmark's
+    design (bench/eval_outliers.py) and the outlier tests' data."""
+    from energycore.simulate import Node
+
+    rng = np.random.default_rng(seed)
+    node = Node("H100", model, n_gpus=8, noise=0.04, seed=seed)
+    m = 600
+    cfg = {
+        "tp": rng.choice([1, 2, 4, 8], m),
+        "pp": rng.choice([1, 2, 4], m),
+        "batch": rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256], m),
+        "input_len": rng.integers(64, 4096, m).astype(float),
+        "output_len": rng.integers(32, 2048, m).astype(float),
+    }
+    r = node.run(cfg)
+    ok = np.flatnonzero(r["valid"])[:n]
+    return {k: np.asarray(r[k])[ok].astype(float) for k in FEATURES}, np.asarray(r["energy_j"])[ok]

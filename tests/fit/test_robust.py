@@ -9,7 +9,7 @@ import pytest
 
 from energycore import EnergyModel, LatencyModel, _core
 from energycore.errors import ConvergenceWarning
-from tests.helpers import noisy_problem
+from tests.helpers import noisy_problem, simulated_energy_rows
 
 
 def test_iteration_limit_is_not_success_and_warns_at_the_callers_line() -> None:
@@ -66,26 +66,8 @@ def _median_error(
 
 
 def _sim_data() -> tuple[dict[str, np.ndarray], np.ndarray]:
-    # 80 valid configurations of a simulated node, 4 % noise (bench/eval_outliers.py's design,
-    # llama-3.1-8b seed 2, where row 8 corrupted to 1e-4 J took the default fit from 4 % to 25 %)
-    from energycore.simulate import Node
-
-    rng = np.random.default_rng(2)
-    m = 600
-    cfg = {
-        "tp": rng.choice([1, 2, 4, 8], m),
-        "pp": rng.choice([1, 2, 4], m),
-        "batch": rng.choice([1, 2, 4, 8, 16, 32, 64, 128, 256], m),
-        "input_len": rng.integers(64, 4096, m).astype(float),
-        "output_len": rng.integers(32, 2048, m).astype(float),
-    }
-    r = Node("H100", "llama-3.1-8b", n_gpus=8, noise=0.04, seed=2).run(cfg)
-    ok = np.flatnonzero(r["valid"])[:80]
-    X = {
-        k: np.asarray(r[k])[ok].astype(float)
-        for k in ("tp", "pp", "batch", "input_len", "output_len")
-    }
-    return X, np.asarray(r["energy_j"])[ok]
+    # llama-3.1-8b seed 2, where row 8 corrupted to 1e-4 J took the default fit from 4 % to 25 %
+    return simulated_energy_rows(2, "llama-3.1-8b")
 
 
 def test_one_gross_outlier_is_flagged_and_the_fit_stays_within_10_percent() -> None:
