@@ -69,6 +69,7 @@ are taken as written; they may use the bound columns ``ttft_upper_s``, ``tpot_up
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -132,6 +133,13 @@ def _t_cdf(x: float, dof: int) -> float:
 def student_t_quantile(p: float, dof: int) -> float:
     """The ``p`` quantile of Student's t with ``dof >= 1`` degrees of freedom (bisection on
     the CDF, about 1e-9 absolute); the normal quantile for ``dof > 100000``."""
+    return _t_quantile(float(p), int(dof))
+
+
+@functools.lru_cache(maxsize=1024)
+def _t_quantile(p: float, dof: int) -> float:
+    """:func:`student_t_quantile`, cached: every query under a confidence needs it once per
+    model and key, and the bisection costs milliseconds."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"p: must lie in (0, 1), got {p}")
     if dof < 1:
@@ -142,7 +150,7 @@ def student_t_quantile(p: float, dof: int) -> float:
     if dof > 100_000:
         return z
     if p < 0.5:
-        return -student_t_quantile(1.0 - p, dof)
+        return -_t_quantile(1.0 - p, dof)
     lo, hi = 0.0, max(2.0 * z, 1.0)
     while _t_cdf(hi, dof) < p:
         hi *= 2.0
