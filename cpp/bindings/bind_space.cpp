@@ -96,7 +96,8 @@ void bind_space(py::module_& m) {
                        const BoundArg& tpot_bound,
                        const std::optional<py::array_t<std::int64_t, py::array::c_style |
                                                                          py::array::forcecast>>&
-                           rows) {
+                           rows,
+                       const BoundArg& energy_bound) {
              space::Spec spec;
              spec.axes = axes;
              spec.params = params;
@@ -114,6 +115,7 @@ void bind_space(py::module_& m) {
              spec.tpot = make_models(tpot);
              set_bound(spec.ttft, ttft_bound, "ttft_bound");
              set_bound(spec.tpot, tpot_bound, "tpot_bound");
+             set_bound(spec.energy, energy_bound, "energy_bound");
              if (rows) {
                if (rows->ndim() != 2 || rows->shape(1) != static_cast<py::ssize_t>(axes.size()))
                  throw std::invalid_argument("rows: expected an (n_points, " +
@@ -127,7 +129,8 @@ void bind_space(py::module_& m) {
            py::arg("axes"), py::arg("params"), py::arg("derived"), py::arg("constraints"),
            py::arg("feature_slot"), py::arg("key_axis"), py::arg("energy"), py::arg("ttft"),
            py::arg("tpot"), py::arg("n_threads") = 0, py::arg("ttft_bound") = py::none(),
-           py::arg("tpot_bound") = py::none(), py::arg("rows") = py::none())
+           py::arg("tpot_bound") = py::none(), py::arg("rows") = py::none(),
+           py::arg("energy_bound") = py::none())
       .def_property_readonly("size", &Engine::size)
       .def_property_readonly("n_slots", &Engine::n_slots)
       .def_property_readonly("uses_table", &Engine::uses_table)
@@ -137,7 +140,8 @@ void bind_space(py::module_& m) {
             if (k < 0 || k >= space::kObjectives) throw std::out_of_range("objective: bad code");
             return e.objective_slot(static_cast<space::Objective>(k));
           },
-          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds).")
+          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds, 9 "
+          "energy_upper_j, 10 power_upper_w).")
       .def(
           "count_valid",
           [](const Engine& e, const Code& where) {

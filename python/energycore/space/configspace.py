@@ -25,7 +25,9 @@ fail a constraint, score the rest with fitted models and reduce: :meth:`count_va
 - ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
 - ``n_gpus``: ``tp * pp`` (always);
 - ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s``: upper bounds of the latency scores
-  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one).
+  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one);
+- ``energy_upper_j``, ``power_upper_w``: upper bounds of ``energy_j`` and ``power_w`` at the
+  query's ``confidence=`` (the energy model's uncertainty, and the latency's for power).
 
 Callables may add further columns (``scorers=``), evaluated on valid points in batches.
 
@@ -72,6 +74,8 @@ OBJECTIVES: tuple[str, ...] = (
     "ttft_upper_s",
     "tpot_upper_s",
     "latency_upper_s",
+    "energy_upper_j",
+    "power_upper_w",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "energy_j": ("energy",),
@@ -83,6 +87,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "ttft_upper_s": ("ttft_upper",),
     "tpot_upper_s": ("tpot_upper",),
     "latency_upper_s": ("latency_upper",),
+    "energy_upper_j": ("energy_upper",),
+    "power_upper_w": ("power_upper",),
 }
 _MODEL_OF = {
     "energy": "EnergyModel",
@@ -92,6 +98,8 @@ _MODEL_OF = {
     "ttft_upper": "TtftModel or LatencyModel, and confidence=...",
     "tpot_upper": "TpotModel or LatencyModel, and confidence=...",
     "latency_upper": "LatencyModel with both halves, and confidence=...",
+    "energy_upper": "EnergyModel, and confidence=...",
+    "power_upper": "EnergyModel and a LatencyModel with both halves, and confidence=...",
 }
 #: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
 MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
@@ -552,6 +560,7 @@ class ConfigSpace:
             self.n_threads,
             *mset.engine_bounds(),
             self._rows,
+            energy_bound=mset.energy_bound(),
         )
         q = _Query(engine, slots, params, mset)
         self._cache = (key, q)
@@ -605,6 +614,8 @@ class ConfigSpace:
             raise ValueError(f"{what}: unknown column {name!r}{extra}; columns: {', '.join(known)}")
         need = _NEEDS.get(name, ())
         for kind in need:
+            if kind not in q.models.kinds and kind in q.models.bound_errors:
+                raise ValueError(q.models.bound_errors[kind])  # a model without uncertainty
             if kind not in q.models.kinds:
                 raise ValueError(
                     f"{what}: {name!r} needs a fitted {kind} model; pass models=... "
@@ -660,6 +671,10 @@ class ConfigSpace:
         if where is None:
             return []
         expr = Expression(where, what="where")
+        for name in expr.names:  # a bound column of a model without uncertainty: say why
+            for kind in _NEEDS.get(name, ()):
+                if kind not in q.models.kinds and kind in q.models.bound_errors:
+                    raise ValueError(q.models.bound_errors[kind])
         known = [n for n in q.slots.slot if n not in _NEEDS or set(_NEEDS[n]) <= q.models.kinds]
         expr.check_names(known, detail="scores need their models")
         code = expr.compile(q.slots)
@@ -768,7 +783,8 @@ class ConfigSpace:
             ``None`` (default): limits judge the point predictions. A number in (0, 1): the
             SLO's latency limits and request rate judge the upper bounds of the predictions at
             that one-sided confidence (:mod:`energycore.space.uncertainty`), and the bound
-            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` exist.
+            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` (and, with an
+            energy model, ``energy_upper_j`` and ``power_upper_w``) exist.
         **workload : float
             Fixed values, e.g. ``input_len=512``.
         """
@@ -924,11 +940,13 @@ class ConfigSpace:
             request rate filters like ``where``.
         confidence : float, optional
             ``None`` (default): limits judge the point predictions. A number in (0, 1): upper
-            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s``, and the SLO's,
-            judge the upper bound of the prediction at that one-sided confidence instead, so a
-            configuration is kept only when its bound meets the limit (formula and the
-            composition with SLO percentiles: :mod:`energycore.space.uncertainty`). Other
-            limits (``power_w``, lower limits) keep the point prediction.
+            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s``, ``latency_s`` and ``power_w``,
+            and the SLO's, judge the upper bound of the prediction at that one-sided
+            confidence instead (``power_upper_w`` for a power cap: the energy and latency
+            models' uncertainties combined), so a configuration is kept only when its bound
+            meets the limit (formulas and the composition with SLO percentiles:
+            :mod:`energycore.space.uncertainty`). Other limits (energy, lower limits) keep the
+            point prediction.
 
         Returns
         -------

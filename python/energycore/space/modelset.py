@@ -21,7 +21,9 @@ class ModelSet:
     """Coefficients per model kind: (template, [theta]) with one theta per key or one for all.
 
     ``objects`` holds the fitted model objects per kind (in the order of the thetas), for
-    :meth:`with_confidence`; ``bounds`` the engine arguments of the latency upper bounds.
+    :meth:`with_confidence`; ``bounds`` the engine arguments of the upper bounds (latency
+    halves and energy); ``bound_errors`` why a kind could not be bounded (an energy model
+    without recorded uncertainty: raised only when a query needs its bound).
     """
 
     energy: tuple[str, list[np.ndarray]] | None = None
@@ -31,6 +33,7 @@ class ModelSet:
     objects: dict[str, list[Any]] = field(default_factory=dict, compare=False)
     confidence: float | None = None
     bounds: dict[str, BoundArgs] = field(default_factory=dict, compare=False)
+    bound_errors: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def kinds(self) -> set[str]:
@@ -48,26 +51,40 @@ class ModelSet:
                 out.add(f"{k}_upper")
         if "latency" in out and {"ttft_upper", "tpot_upper"} <= out:
             out.add("latency_upper")
+        if self.energy and "energy" in self.bounds:
+            out.add("energy_upper")
+            if "latency_upper" in out:
+                out.add("power_upper")
         return out
 
     def with_confidence(self, confidence: float | None, what: str = "confidence") -> ModelSet:
-        """This set with the upper bounds of its latency halves at ``confidence`` (``None``:
-        without bounds). ``ValueError`` naming a model that records no uncertainty."""
+        """This set with the upper bounds of its models at ``confidence`` (``None``: without
+        bounds). ``ValueError`` naming a latency model that records no uncertainty; an energy
+        model without it is recorded in :attr:`bound_errors` (its bound is needed only by
+        power limits and the energy and power bound columns)."""
         if confidence is None:
-            return replace(self, confidence=None, bounds={})
+            return replace(self, confidence=None, bounds={}, bound_errors={})
         bounds: dict[str, BoundArgs] = {}
-        for kind in ("ttft", "tpot"):
+        errors: dict[str, str] = {}
+        for kind in ("energy", "ttft", "tpot"):
             if getattr(self, kind) is None:
                 continue
             covs, vars_, sign = [], [], 0.0
-            for obj in self.objects.get(kind, []):
-                b = bound_of(obj, confidence, f"{what} ({kind} model)")
-                cov, var = b.engine_args()
-                covs.append(cov)
-                vars_.append(var)
-                sign = math.copysign(1.0, b.z) if b.z != 0 else 0.0
-            bounds[kind] = (covs, vars_, sign)
-        return replace(self, confidence=confidence, bounds=bounds)
+            try:
+                for obj in self.objects.get(kind, []):
+                    b = bound_of(obj, confidence, f"{what} ({kind} model)")
+                    cov, var = b.engine_args()
+                    covs.append(cov)
+                    vars_.append(var)
+                    sign = math.copysign(1.0, b.z) if b.z != 0 else 0.0
+            except ValueError as e:
+                if kind != "energy":
+                    raise
+                errors["energy_upper"] = errors["power_upper"] = str(e)
+                continue
+            if covs:
+                bounds[kind] = (covs, vars_, sign)
+        return replace(self, confidence=confidence, bounds=bounds, bound_errors=errors)
 
     def engine_parts(self) -> tuple[Any, Any, Any]:
         """(energy, ttft, tpot) for the C++ engine, which takes latency models in pairs.
@@ -92,6 +109,10 @@ class ModelSet:
     def engine_bounds(self) -> tuple[BoundArgs | None, BoundArgs | None]:
         """(ttft_bound, tpot_bound) for the C++ engine (``None`` when unbounded)."""
         return self.bounds.get("ttft"), self.bounds.get("tpot")
+
+    def energy_bound(self) -> BoundArgs | None:
+        """The energy model's bound for the C++ engine (``None`` when unbounded)."""
+        return self.bounds.get("energy")
 
 
 def _split_model(m: Any, where: str) -> dict[str, tuple[str, np.ndarray, Any]]:
