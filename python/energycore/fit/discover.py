@@ -23,9 +23,14 @@ non-increasing in ``batch`` (every term's batch exponent at most 1, also as the 
 batch exponent); ``exponent_bounds`` bound any variable's exponent; ``require`` and ``exclude``
 name variables that must / must not appear.
 
-Use in a :class:`~energycore.space.ConfigSpace`: a model is a scorer (``scorers={"e": model}``)
-and :meth:`DiscoveredModel.to_expression` writes it as a derived-column expression that the C++
-engine evaluates (``derived={"e": model.to_expression()}``).
+Use in a :class:`~energycore.space.ConfigSpace`: a model is usable everywhere an
+``EnergyModel`` is, ``space.argmin("energy_j", models=model)``, ``models={"H100": m1, ...}``
+and :class:`~energycore.space.Selector`: the C++ engine evaluates it as a generic term-sum
+template (:meth:`DiscoveredModel.engine_template`), with its gradient for the confidence bounds
+when its target is a latency (``ttft_s``, ``tpot_s``). Its terms may use the model inputs of a
+space (``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``, ``n_gpus``, ``tp-1``,
+``pp-1``); a form over user columns is a scorer (``scorers={"e": model}``) or a derived column
+(``derived={"e": model.to_expression()}``) instead.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from energycore.fit.results import check_level
 
 __all__ = [
     "BASE_VARIABLES",
+    "ENGINE_VARIABLES",
     "Constraints",
     "DiscoveredModel",
     "Discovery",
@@ -383,8 +389,28 @@ def _term_values(t: Term, V: Mapping[str, FloatArray], exps: Sequence[float] | N
         ek = e if exps is None else exps[k]
         x = V[v]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = out * np.where(x == 0, 0.0 if ek > 0 else np.inf, np.abs(x) ** ek)
+            zero = 0.0 if ek > 0 else 1.0 if ek == 0 else np.inf
+            out = out * np.where(x == 0, zero, np.abs(x) ** ek)
     return out
+
+
+#: The variables the C++ term-sum template computes from a feature row (term_sum.hpp), by index.
+ENGINE_VARIABLES: dict[str, int] = {
+    "tp": 0,
+    "pp": 1,
+    "batch": 2,
+    "input_len": 3,
+    "output_len": 4,
+    "n_gpus": 5,
+    "tp-1": 6,
+    "pp-1": 7,
+}
+#: The targets a discovered model can stand for in a ConfigSpace, and the role it takes there.
+ENGINE_ROLES: dict[str, str] = {"energy_j": "energy", "ttft_s": "ttft", "tpot_s": "tpot"}
+
+#: A term-sum template for the engine: ((variable index, exponent, free index) per factor, per
+#: term), and the number of free exponents (theta = coefficients, then free exponents).
+EngineTerms = tuple[tuple[tuple[tuple[int, float, int], ...], ...], int]
 
 
 # ------------------------------------------------------------------------------------ model
@@ -497,6 +523,55 @@ class DiscoveredModel:
             f"{float(c)!r} * {t.expression()}" for t, c in zip(self.terms, self.coef_)
         )
 
+    # -------------------------------------------------------------------- space engine
+    def engine_template(self) -> tuple[EngineTerms, FloatArray]:
+        """The model as the C++ engine's term-sum template: ``(terms, theta)``.
+
+        ``terms`` is ``(((variable index, exponent, free index), ...) per term, n_free)`` with
+        the variable indices of :data:`ENGINE_VARIABLES` (free index -1: a fixed exponent) and
+        ``theta`` the coefficients, then the free exponents. This is what a
+        :class:`~energycore.space.ConfigSpace` passes to the engine for ``models=``.
+
+        Raises
+        ------
+        ValueError
+            A variable the engine cannot compute from a configuration (a user column): only
+            ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``, ``n_gpus``, ``tp-1`` and
+            ``pp-1`` are model inputs of a space.
+        """
+        for v in self.variables:
+            if v not in ENGINE_VARIABLES:
+                raise ValueError(
+                    f"models: the DiscoveredModel uses the variable {v!r}, which is not a model "
+                    f"input of a ConfigSpace ({', '.join(ENGINE_VARIABLES)}); score it as a "
+                    "scorer (scorers={'pred': model}) or a derived column "
+                    "(derived={'pred': model.to_expression()}) instead"
+                )
+        free_of = {jk: i for i, jk in enumerate(self.free)}
+        terms = tuple(
+            tuple(
+                (ENGINE_VARIABLES[v], float(e), free_of.get((j, k), -1))
+                for k, (v, e) in enumerate(t.factors)
+            )
+            for j, t in enumerate(self.terms)
+        )
+        exps = [self.terms[j].factors[k][1] for j, k in self.free]
+        theta = np.ascontiguousarray(np.concatenate([self.coef_, exps]), dtype=np.float64)
+        return (terms, len(self.free)), theta
+
+    @property
+    def template_name(self) -> str:
+        """``"term_sum"``: the C++ template a ConfigSpace evaluates this model with."""
+        return "term_sum"
+
+    def monotone_in_lengths(self) -> bool:
+        """Whether the prediction never decreases when ``input_len`` or ``output_len`` grow
+        (non-negative coefficients and no negative length exponent), which a
+        :class:`~energycore.space.Selector` relies on to prune workload cells."""
+        return all(
+            e >= 0 for t in self.terms for v, e in t.factors if v in ("input_len", "output_len")
+        )
+
     # -------------------------------------------------------------------- prediction
     def _values(self, X: Any) -> tuple[FloatArray, dict[str, FloatArray]]:
         V = _variables(X, self.variables)
@@ -539,6 +614,16 @@ class DiscoveredModel:
             cols.append((self.coef_[j] * T[:, j] * lv)[:, None])
         G = np.column_stack(cols) / np.maximum(pred, 1e-300)[:, None]
         return pred, G
+
+    def _features(self, X: Any) -> Any:
+        """The rows as given (columns by name): :func:`~energycore.space.upper_bound` hook."""
+        return X
+
+    def _log_variance(self, X: Any) -> tuple[FloatArray, FloatArray]:
+        """(prediction, delta-method variance of ``log(prediction)`` from ``covariance_``)."""
+        pred, G = self._log_jacobian(X)
+        cov = np.nan_to_num(self.covariance_, nan=0.0, posinf=0.0, neginf=0.0)
+        return pred, np.maximum(np.einsum("ij,jk,ik->i", G, cov, G), 0.0)
 
     def predict_interval(self, X: Any, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
         """Prediction interval at ``level``, multiplicative like ``EnergyModel``'s.

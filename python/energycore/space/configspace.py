@@ -54,7 +54,7 @@ from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
-from energycore.space.modelset import ModelSet, collect
+from energycore.space.modelset import ModelSet, collect, merge
 from energycore.space.selection import Selection
 from energycore.space.slo import SLO, SloParts, slo_parts
 from energycore.space.uncertainty import UPPER_OF, check_confidence
@@ -509,15 +509,17 @@ class ConfigSpace:
                         f"{cats[0]!r} has {sorted(first)}; give every value the same kinds"
                     )
             out: dict[str, Any] = {}
+            maps: dict[str, list[np.ndarray]] = {}
             for kind in first:
-                names = {per[c][kind][0] for c in cats}
-                if len(names) > 1:
-                    raise ValueError(f"models: {kind} models use different templates {names}")
-                out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
+                tmpl, thetas, pmap = merge(kind, [per[c][kind][:2] for c in cats])
+                out[kind] = (tmpl, thetas)
+                if pmap is not None:
+                    maps[kind] = pmap
             objs = {kind: [per[c][kind][2] for c in cats] for kind in first}
             return ModelSet(
-                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs
-            )
+                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs,
+                param_maps=maps,
+            )  # fmt: skip
         got = collect(models, "given")
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
         objs = {k: [v[2]] for k, v in got.items()}
