@@ -165,6 +165,9 @@ def eval_planted(quick: bool, with_gp: bool) -> list[str]:
 
 # ----------------------------------------------------------------------------- (b) simulator
 class DiscoverPredictor(es.EnergycorePredictor):
+    """``structure``: a DiscoveredModel (its structure refitted on the deployment's rows) or a
+    Discovery (the front entry the deployment's rows support best, Discovery.refit)."""
+
     def __init__(self, d: dict[str, np.ndarray], seed: int, structure: Any) -> None:
         super().__init__(d, seed)
         self.e = structure.refit(d, d["energy_j"])
@@ -177,6 +180,7 @@ def eval_simulator(
     free: tuple[str, ...] = (),
     monotone: bool = False,
     max_terms: int = 12,
+    deploy_cv: bool = False,
 ) -> list[str]:
     models = es.MODELS[:2] if quick else es.MODELS
     gpus = es.GPUS[:3] if quick else es.GPUS
@@ -195,19 +199,22 @@ def eval_simulator(
             # the profiling set: other noise seed, other random plan order
             lab = Node(gpu, model, n_gpus=es.N_GPUS, noise=0.03, seed=s + 99991)
             prof = es.measure(lab, es.plan(s + 7, np.random.default_rng(s + 7)), prof_rows)
-            disc = discover(
+            found = discover(
                 prof,
                 prof["energy_j"],
                 max_terms=max_terms,
                 seed=s,
                 free_exponents=free,
                 constraints={"monotone_batch": monotone},
-            ).best
-            forms.append((model, gpu, disc.n_params, disc.formula(digits=3)))
+            )
+            disc = found.best
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 preds = {"energy_v2": es.EnergycorePredictor(data, s),
-                         "discover": DiscoverPredictor(data, s, disc)}  # fmt: skip
+                         "discover": DiscoverPredictor(data, s, found if deploy_cv else disc)}  # fmt: skip
+            if deploy_cv:
+                disc = preds["discover"].e
+            forms.append((model, gpu, disc.n_params, disc.formula(digits=3)))
             for li, lo in es.WORKLOADS:
                 X = _grid.enumerate_configs(es.N_GPUS, es.SELECT_BATCHES, li, lo)
                 t = truth.run(X, noise=False)
@@ -242,7 +249,9 @@ def eval_simulator(
     out += [
         "",
         f"Discovered forms ({prof_rows}-row profiling set, max_terms={max_terms}, free "
-        f"exponents {free or 'none'}, monotone_batch={monotone}); fitted parameters "
+        f"exponents {free or 'none'}, monotone_batch={monotone}, structure per deployment "
+        f"{'by CV on its 50 rows (Discovery.refit)' if deploy_cv else 'the profiling best'}); "
+        "fitted parameters "
         f"(coefficients + free exponents) min {min(ks)}, median {int(np.median(ks))}, max {max(ks)}:",
         "",
     ]
@@ -414,13 +423,16 @@ def main() -> None:
     ap.add_argument("--free", default="", help="(b) comma-separated free-exponent variables")
     ap.add_argument("--monotone", action="store_true", help="(b) monotone_batch constraint")
     ap.add_argument("--max-terms", type=int, default=12, help="(b) largest form searched")
+    ap.add_argument("--deploy-cv", action="store_true",
+                    help="(b) front entry chosen per deployment by CV on its rows (Discovery.refit)")  # fmt: skip
     args = ap.parse_args()
     gp = not args.no_gplearn
     t0 = time.perf_counter()
     parts = {"speed": lambda: [speed()], "a": lambda: eval_planted(args.quick, gp),
              "b": lambda: eval_simulator(args.quick, 0, args.prof_rows,
                                         tuple(v for v in args.free.split(",") if v), args.monotone,
-                                        args.max_terms), "c": lambda: eval_real(gp, args.quick)}  # fmt: skip
+                                        args.max_terms, args.deploy_cv),
+             "c": lambda: eval_real(gp, args.quick)}  # fmt: skip
     for k, f in parts.items():
         if args.only and k != args.only:
             continue

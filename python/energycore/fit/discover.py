@@ -382,8 +382,11 @@ def _variables(X: Any, names: Iterable[str], what: str = "X") -> dict[str, Float
     return res
 
 
-def _term_values(t: Term, V: Mapping[str, FloatArray], exps: Sequence[float] | None = None):
-    n = len(next(iter(V.values()))) if V else 0
+def _term_values(
+    t: Term, V: Mapping[str, FloatArray], exps: Sequence[float] | None = None, n: int = 0
+):
+    """Values of a term over the rows of V (``n`` rows when V is empty: a constant form)."""
+    n = len(next(iter(V.values()))) if V else n
     out = np.ones(n)
     for k, (v, e) in enumerate(t.factors):
         ek = e if exps is None else exps[k]
@@ -781,6 +784,75 @@ class Discovery:
     def predict(self, X: Any) -> FloatArray:
         return self.best.predict(X)
 
+    def refit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        cv: int = 5,
+        seed: int = 0,
+        one_se: bool = True,
+        **refit_kw: Any,
+    ) -> DiscoveredModel:
+        """The front entry that the new data supports best, refitted on it.
+
+        The structure search ran on rich profiling data; a deployment has few measurements
+        (say 50), which may not support as many coefficients as the profiling set did. Each
+        front structure is refitted (:meth:`DiscoveredModel.refit`) on ``cv - 1`` folds of
+        ``(X, y)`` and scored on the held-out fold (RMS of ``log(prediction / y)``); the entry
+        chosen is the smallest whose CV error is within one standard error of the lowest
+        (``one_se=True``, the one-standard-error rule) or the lowest, then refitted on all
+        rows. Its ``cv_error_`` is that CV error on ``(X, y)``.
+
+        Parameters
+        ----------
+        X, y
+            The new measurements (as for :meth:`DiscoveredModel.refit`).
+        cv : int
+            Folds (at least 2); structures with more terms than a training fold has rows are
+            skipped.
+        seed : int
+            Seed of the fold assignment.
+        one_se : bool
+            Prefer the smallest structure within one standard error of the best.
+        **refit_kw
+            Passed to :meth:`DiscoveredModel.refit` (``free_exponents``, ``loss``, ...).
+        """
+        if not (isinstance(cv, (int, np.integer)) and cv >= 2):
+            raise ValueError(f"cv: must be an integer >= 2, got {cv!r}")
+        names = column_names(X)
+        n = len(get_column(X, names[0])) if names else 0
+        yt = _target(y, n)
+        if n < 2 * cv:
+            raise ValueError(f"X: needs at least {2 * cv} rows for cv={cv}, got {n}")
+        folds = _folds(n, cv, seed)
+        rows = {k: np.asarray(get_column(X, k)) for k in names}
+        scored: list[tuple[float, float, DiscoveredModel]] = []
+        for m in self.front:
+            if m.n_terms > n - max(len(f) for f in folds):
+                continue
+            sq = np.empty(n)
+            errs = []
+            for k, test in enumerate(folds):
+                train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+                fit = m.refit({c: v[train] for c, v in rows.items()}, yt[train], **refit_kw)
+                pred = fit.predict({c: v[test] for c, v in rows.items()})
+                lr = np.log(np.maximum(pred, 1e-300) / yt[test])
+                sq[test] = lr**2
+                errs.append(float(np.sqrt(np.mean(lr**2))))
+            scored.append((float(np.sqrt(np.mean(sq))), float(np.std(errs) / math.sqrt(cv)), m))
+        if not scored:
+            raise ValueError(f"X: {n} rows are too few to refit any structure of the front")
+        err, se, _ = min(scored, key=lambda s: s[0])
+        pick = (
+            next(s for s in scored if s[0] <= err + se)
+            if one_se
+            else min(scored, key=lambda s: s[0])
+        )
+        out = pick[2].refit(X, yt, **refit_kw)
+        out.cv_error_ = pick[0]
+        return out
+
     def table(self) -> str:
         """The front as a Markdown table."""
         lines = ["| terms | CV RMS log | formula |", "|---:|---:|---|"]
@@ -931,7 +1003,7 @@ def _lm_refit(
             for i, (jj, k) in enumerate(free):
                 if jj == j:
                     ex[k] = e[i]
-            T[:, j] = _term_values(t, V, ex)
+            T[:, j] = _term_values(t, V, ex, len(y))
         return T
 
     def fun(x: FloatArray) -> FloatArray:
