@@ -414,11 +414,52 @@ def speed() -> str:
             f"{min(ts):.2f} s (best of 3), {d.n_fits} NNLS fits")  # fmt: skip
 
 
+def space_speed() -> list[str]:
+    """A discovered model in a ConfigSpace: native (models=, the C++ term-sum template) against
+    the scorer path (scorers=, numpy on batches of valid points) and the derived expression, on
+    the same space in the same run (best of 3 each); every point has its own model inputs (the
+    lengths are axes), so nothing is tabulated."""
+    from energycore import ConfigSpace
+
+    X, y, _, _, _ = planted(7, 200)
+    m = discover(X, y, max_terms=8).best
+    space = ConfigSpace(
+        {"tp": [1, 2, 4, 8], "pp": [1, 2, 4, 8], "batch": ConfigSpace.powers_of_two(1, 512),
+         "input_len": list(range(64, 4096, 64)), "output_len": list(range(32, 2048, 32))},
+        constraints=["tp * pp <= 8"],
+    )  # fmt: skip
+    s2 = ConfigSpace(
+        {a.name: list(a.values) for a in space.axes},
+        constraints=["tp * pp <= 8"],
+        derived={"e": m.to_expression()},
+    )
+    runs = {
+        "models= (C++ term-sum template)": lambda: space.argmin("energy_j", models=m),
+        "derived= (C++ expression)": lambda: s2.argmin("e"),
+        "scorers= (numpy predict on batches)": lambda: space.argmin("e", scorers={"e": m}),
+    }
+    out = [f"ConfigSpace.argmin over {space.size:,} points ({m.n_terms}-term discovered form):", "",
+           "| path | time (s) | vs models= |", "|---|---:|---:|"]  # fmt: skip
+    ts, picks = {}, set()
+    for name, f in runs.items():
+        best = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            r = f()
+            best.append(time.perf_counter() - t0)
+        ts[name] = min(best)
+        picks.add(r.index)
+    base = ts[next(iter(runs))]
+    out += [f"| {k} | {v:.3f} | {v / base:.1f}x |" for k, v in ts.items()]
+    out.append(f"\nsame argmin on every path: {len(picks) == 1}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-gplearn", action="store_true")
-    ap.add_argument("--only", choices=("a", "b", "c", "speed"))
+    ap.add_argument("--only", choices=("a", "b", "c", "speed", "space"))
     ap.add_argument("--prof-rows", type=int, default=200, help="(b) profiling-set rows")
     ap.add_argument("--free", default="", help="(b) comma-separated free-exponent variables")
     ap.add_argument("--monotone", action="store_true", help="(b) monotone_batch constraint")
@@ -432,7 +473,7 @@ def main() -> None:
              "b": lambda: eval_simulator(args.quick, 0, args.prof_rows,
                                         tuple(v for v in args.free.split(",") if v), args.monotone,
                                         args.max_terms, args.deploy_cv),
-             "c": lambda: eval_real(gp, args.quick)}  # fmt: skip
+             "c": lambda: eval_real(gp, args.quick), "space": space_speed}  # fmt: skip
     for k, f in parts.items():
         if args.only and k != args.only:
             continue

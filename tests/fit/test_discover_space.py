@@ -187,7 +187,7 @@ def test_keyed_discovered_models_same_and_different_structures(found):
 def test_variables_outside_the_space_are_refused(found):
     space = ConfigSpace(AXES, fixed={"input_len": 512, "output_len": 256})
     user = DiscoveredModel(["batch*output_len", "gpu_tdp"], [0.1, 2.0])
-    with pytest.raises(ValueError, match=r"'gpu_tdp'.*not a model input"):
+    with pytest.raises(ValueError, match=r"'gpu_tdp'.*neither a model input"):
         space.argmin("energy_j", models=user)
     # batch is a model input but neither an axis nor given
     s2 = ConfigSpace({"tp": [1, 2]}, fixed={"input_len": 512, "output_len": 256})
@@ -291,3 +291,46 @@ def test_selector_does_not_prune_with_a_non_monotone_model():
         got = sel.best(lin, lout)
         assert got.index == frame["index"][int(np.argmin(e))]
         assert got.value == pytest.approx(float(e.min()), rel=1e-12)
+
+
+# ------------------------------------------------------------------- fixed values as variables
+def test_fixed_values_are_folded_into_the_coefficients():
+    m = DiscoveredModel(
+        ["batch*output_len", "gpu_tdp*n_gpus", {"gpu_tdp": -1, "batch": 1, "input_len": 1}],
+        [0.1, 0.02, 50.0],
+    )
+    space = ConfigSpace(AXES, fixed={"input_len": 512, "output_len": 256, "gpu_tdp": 700.0})
+    for tdp in (700.0, 400.0):
+        frame = space.to_frame(models=m, as_frame=False, gpu_tdp=tdp)
+        rows = {**_numpy_rows(frame), "gpu_tdp": np.full(len(frame["index"]), tdp)}
+        np.testing.assert_allclose(frame["energy_j"], m.predict(rows), rtol=1e-12)
+        best = space.argmin("energy_per_request_j", models=m, gpu_tdp=tdp)
+        assert best.index == frame["index"][int(np.argmin(m.predict(rows) / rows["batch"]))]
+    # a fixed value the model needs but that is an axis, or not declared: refused, named
+    s2 = ConfigSpace({**AXES, "gpu_tdp": [400.0, 700.0]}, fixed={"input_len": 512,
+                     "output_len": 256})  # fmt: skip
+    with pytest.raises(ValueError, match=r"'gpu_tdp'.*nor a fixed value"):
+        s2.argmin("energy_j", models=m)
+    # a free exponent on a fixed value cannot be folded
+    free = DiscoveredModel(["batch", "gpu_tdp"], [1.0, 0.1], free=[(1, 0)],
+                           covariance=np.zeros((3, 3)))  # fmt: skip
+    with pytest.raises(ValueError, match="free exponent on the fixed value 'gpu_tdp'"):
+        space.argmin("energy_j", models=free)
+    # zero to a negative power
+    with pytest.raises(ValueError, match="infinite at the fixed values"):
+        space.argmin("energy_j", models=m, gpu_tdp=0.0)
+
+
+def test_folded_latency_model_bounds_match_numpy(found):
+    X, _, _ = planted_data(["1"], n=120, noise=0.0, seed=5)
+    X = {**X, "gpu_tdp": np.full(120, 700.0)}
+    rng = np.random.default_rng(3)
+    tpot = (0.01 + 2e-4 * X["batch"] / X["tp"]) * np.exp(rng.normal(0, 0.03, 120))
+    m = DiscoveredModel(["gpu_tdp", "batch*tp^-1*gpu_tdp"], [1e-5, 1e-7], target="tpot_s",
+                        target_unit="s").refit(X, tpot)  # fmt: skip
+    space = ConfigSpace(AXES, fixed={"input_len": 512, "output_len": 256, "gpu_tdp": 700.0})
+    frame = space.to_frame(models=[found[2], m], as_frame=False, confidence=0.95)
+    rows = {**_numpy_rows(frame), "gpu_tdp": np.full(len(frame["index"]), 700.0)}
+    np.testing.assert_allclose(frame["tpot_s"], m.predict(rows), rtol=1e-12)
+    np.testing.assert_allclose(frame["tpot_upper_s"], upper_bound(m, rows, 0.95), rtol=1e-10)
+    assert (frame["tpot_upper_s"] > frame["tpot_s"] * 1.01).all()

@@ -527,7 +527,9 @@ class DiscoveredModel:
         )
 
     # -------------------------------------------------------------------- space engine
-    def engine_template(self) -> tuple[EngineTerms, FloatArray]:
+    def engine_template(
+        self, constants: Mapping[str, float] | None = None
+    ) -> tuple[EngineTerms, FloatArray]:
         """The model as the C++ engine's term-sum template: ``(terms, theta)``.
 
         ``terms`` is ``(((variable index, exponent, free index), ...) per term, n_free)`` with
@@ -535,32 +537,77 @@ class DiscoveredModel:
         ``theta`` the coefficients, then the free exponents. This is what a
         :class:`~energycore.space.ConfigSpace` passes to the engine for ``models=``.
 
+        Parameters
+        ----------
+        constants : mapping of str to float, optional
+            Values of variables that are constant over the query (a space's fixed values, e.g.
+            ``fixed={"gpu_tdp": 700}``): their factors are folded into the coefficients
+            (``c * x^e`` with ``x`` fixed is a coefficient); see :meth:`engine_scale`.
+
         Raises
         ------
         ValueError
-            A variable the engine cannot compute from a configuration (a user column): only
-            ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``, ``n_gpus``, ``tp-1`` and
-            ``pp-1`` are model inputs of a space.
+            A variable that is neither a model input of a space (``tp``, ``pp``, ``batch``,
+            ``input_len``, ``output_len``, ``n_gpus``, ``tp-1``, ``pp-1``) nor in
+            ``constants`` (a numeric axis or derived column is not a model input), a constant
+            that is not given (NaN) or not finite, a free exponent on a constant, or a negative
+            power of a zero constant.
         """
-        for v in self.variables:
-            if v not in ENGINE_VARIABLES:
-                raise ValueError(
-                    f"models: the DiscoveredModel uses the variable {v!r}, which is not a model "
-                    f"input of a ConfigSpace ({', '.join(ENGINE_VARIABLES)}); score it as a "
-                    "scorer (scorers={'pred': model}) or a derived column "
-                    "(derived={'pred': model.to_expression()}) instead"
-                )
+        scale = self.engine_scale(constants)
         free_of = {jk: i for i, jk in enumerate(self.free)}
         terms = tuple(
             tuple(
                 (ENGINE_VARIABLES[v], float(e), free_of.get((j, k), -1))
                 for k, (v, e) in enumerate(t.factors)
+                if v in ENGINE_VARIABLES
             )
             for j, t in enumerate(self.terms)
         )
         exps = [self.terms[j].factors[k][1] for j, k in self.free]
-        theta = np.ascontiguousarray(np.concatenate([self.coef_, exps]), dtype=np.float64)
-        return (terms, len(self.free)), theta
+        theta = np.concatenate([self.coef_, exps]) * scale
+        return (terms, len(self.free)), np.ascontiguousarray(theta, dtype=np.float64)
+
+    def engine_scale(self, constants: Mapping[str, float] | None = None) -> FloatArray:
+        """Per parameter (coefficients, then free exponents), the factor the engine's
+        coefficient carries: the product of the folded constants' powers (1 without any).
+        The engine's covariance is the model's scaled by it on both sides."""
+        consts = dict(constants or {})
+        for v in self.variables:
+            if v in ENGINE_VARIABLES:
+                continue
+            if v not in consts:
+                raise ValueError(
+                    f"models: the DiscoveredModel uses the variable {v!r}, which is neither a "
+                    f"model input of a ConfigSpace ({', '.join(ENGINE_VARIABLES)}) nor a fixed "
+                    f"value of the space (declare it with fixed={{{v!r}: ...}}); as an axis or "
+                    "a derived column, score the model as a scorer (scorers={'pred': model}) "
+                    "or a derived column (derived={'pred': model.to_expression()}) instead"
+                )
+            x = float(consts[v])
+            if not math.isfinite(x):
+                raise ValueError(f"{v}: the DiscoveredModel needs it; pass {v}=... (a number)")
+        for j, k in self.free:
+            v = self.terms[j].factors[k][0]
+            if v not in ENGINE_VARIABLES:
+                raise ValueError(
+                    f"models: the DiscoveredModel has a free exponent on the fixed value {v!r}; "
+                    "the engine folds fixed values into the coefficients, which needs a fixed "
+                    "exponent (refit without it in free_exponents)"
+                )
+        scale = np.ones(self.n_params)
+        for j, t in enumerate(self.terms):
+            for v, e in t.factors:
+                if v not in ENGINE_VARIABLES:
+                    x = float(consts[v])
+                    scale[j] *= (
+                        (0.0 if e > 0 else 1.0 if e == 0 else math.inf) if x == 0 else (abs(x) ** e)
+                    )
+            if not math.isfinite(scale[j]):
+                raise ValueError(
+                    f"models: the term {self.terms[j]} of the DiscoveredModel is infinite at the "
+                    "fixed values given (a negative power of zero)"
+                )
+        return scale
 
     @property
     def template_name(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +43,9 @@ class ModelSet:
     #: Per kind, per object: positions of its parameters in a merged term-sum template (keyed
     #: discovered models of different structures, see :func:`merge`); absent: the identity.
     param_maps: dict[str, list[np.ndarray]] = field(default_factory=dict, compare=False)
+    #: Per kind, per object: the factor of each parameter folded from the space's fixed
+    #: values (DiscoveredModel.engine_scale); absent: none folded.
+    param_scales: dict[str, list[np.ndarray]] = field(default_factory=dict, compare=False)
 
     def monotone(self, objective: str) -> bool:
         """Whether the models behind an objective never decrease with the lengths (fixed
@@ -86,6 +90,9 @@ class ModelSet:
             for i, obj in enumerate(self.objects.get(kind, [])):
                 b = bound_of(obj, confidence, f"{what} ({kind} model)")
                 cov, var = b.engine_args()
+                scale = self.param_scales.get(kind)
+                if scale is not None:
+                    cov = cov * np.outer(scale[i], scale[i])
                 if maps is not None:
                     full = np.zeros((n_params, n_params))
                     full[np.ix_(maps[i], maps[i])] = cov
@@ -121,10 +128,13 @@ class ModelSet:
         return self.bounds.get("ttft"), self.bounds.get("tpot")
 
 
-def _split_model(m: Any, where: str) -> dict[str, tuple[Any, np.ndarray, Any]]:
+def _split_model(
+    m: Any, where: str, constants: Mapping[str, float] | None = None
+) -> dict[str, tuple[Any, np.ndarray, Any]]:
     """The template parts of one fitted model: {"energy"|"ttft"|"tpot": (template, coef,
     the fitted part)}. The template is a name, or a term-sum model (a DiscoveredModel's
-    :meth:`~energycore.fit.DiscoveredModel.engine_template`)."""
+    :meth:`~energycore.fit.DiscoveredModel.engine_template`, with the space's fixed values
+    ``constants`` folded into its coefficients)."""
     if callable(getattr(m, "engine_template", None)):
         kind = {"energy_j": "energy", "ttft_s": "ttft", "tpot_s": "tpot"}.get(
             str(getattr(m, "target", ""))
@@ -135,7 +145,7 @@ def _split_model(m: Any, where: str) -> dict[str, tuple[Any, np.ndarray, Any]]:
                 "ConfigSpace takes discovered models of energy_j, ttft_s or tpot_s (discover("
                 "..., target=...))"
             )
-        tmpl, theta = m.engine_template()
+        tmpl, theta = m.engine_template(constants)
         return {kind: (tmpl, theta, m)}
     parts = (
         [("ttft", m.ttft_model_), ("tpot", m.tpot_model_)] if hasattr(m, "ttft_model_") else None
@@ -162,14 +172,36 @@ def _split_model(m: Any, where: str) -> dict[str, tuple[Any, np.ndarray, Any]]:
     return out
 
 
-def collect(models: Any, where: str) -> dict[str, tuple[Any, np.ndarray, Any]]:
+def collect(
+    models: Any, where: str, constants: Mapping[str, float] | None = None
+) -> dict[str, tuple[Any, np.ndarray, Any]]:
     items = list(models) if isinstance(models, (list, tuple)) else [models]
     out: dict[str, tuple[Any, np.ndarray, Any]] = {}
     for m in items:
-        for kind, part in _split_model(m, where).items():
+        for kind, part in _split_model(m, where, constants).items():
             if kind in out:
                 raise ValueError(f"models: two {kind} models {where}")
             out[kind] = part
+    return out
+
+
+def scales(
+    objects: dict[str, list[Any]], constants: Mapping[str, float] | None
+) -> dict[str, list[np.ndarray]]:
+    """ModelSet.param_scales of the objects: for the kinds with a discovered model that folds
+    a fixed value into its coefficients (the others get ones)."""
+    out: dict[str, list[np.ndarray]] = {}
+    for kind, objs in objects.items():
+        s = [
+            np.asarray(o.engine_scale(constants)) if callable(getattr(o, "engine_scale", None))
+            else None
+            for o in objs
+        ]  # fmt: skip
+        if any(x is not None and (x != 1.0).any() for x in s):
+            out[kind] = [
+                x if x is not None else np.ones(len(getattr(o, "coef_", [])))
+                for x, o in zip(s, objs)
+            ]
     return out
 
 
