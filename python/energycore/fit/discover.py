@@ -50,6 +50,7 @@ import numpy.typing as npt
 from energycore import _core
 from energycore._util.columns import as_float, column_names, get_column
 from energycore._util.persist import check_format, read_json
+from energycore.fit import provenance as _prov
 from energycore.fit.results import check_level
 
 __all__ = [
@@ -471,6 +472,7 @@ class DiscoveredModel:
         self.cv_error_ = float(cv_error)
         self.train_error_ = float(train_error)
         self.n_rows = int(n_rows)
+        self._provenance: dict[str, str | None] | None = None
 
     # -------------------------------------------------------------------- properties
     @property
@@ -701,6 +703,28 @@ class DiscoveredModel:
             lr = np.log(np.maximum(pred, 1e-300) / yt)
         return {"mape": mape, "r2": r2, "rmse_log": float(np.sqrt(np.mean(lr**2)))}
 
+    def metrics(self, X: Any, y: Any) -> dict[str, float]:
+        """Same as :meth:`score` (the name ``EnergyModel`` uses for this dict)."""
+        return self.score(X, y)
+
+    def set_provenance(
+        self,
+        gpu: str | None = None,
+        served_model: str | None = None,
+        engine: str | None = None,
+    ) -> DiscoveredModel:
+        """Record the GPU, served model and engine the data were measured on (as
+        ``EnergyModel.set_provenance``; saved in the model file). Returns ``self``."""
+        self._provenance = _prov.check_provenance(
+            {"gpu": gpu, "served_model": served_model, "engine": engine}, "provenance"
+        )
+        return self
+
+    @property
+    def provenance(self) -> dict[str, str | None]:
+        """``{"gpu", "served_model", "engine"}`` as recorded (``None``: unknown)."""
+        return dict(self._provenance or dict.fromkeys(_prov.PROVENANCE_FIELDS))
+
     def refit(
         self,
         X: Any,
@@ -759,6 +783,7 @@ class DiscoveredModel:
             "cv_error": num(self.cv_error_),
             "train_error": num(self.train_error_),
             "n_rows": self.n_rows,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -770,7 +795,7 @@ class DiscoveredModel:
             def f(v: Any) -> float:
                 return math.nan if v is None else float(v)
 
-            return cls(
+            out = cls(
                 [Term.of((str(v), float(e)) for v, e in t) for t in d["terms"]],
                 [float(c) for c in d["coef"]],
                 target=str(d["target"]),
@@ -783,6 +808,10 @@ class DiscoveredModel:
                 train_error=f(d.get("train_error")),
                 n_rows=int(d.get("n_rows", 0)),
             )
+            prov = d.get("provenance")
+            if prov is not None:
+                out._provenance = _prov.check_provenance(prov, "model file: provenance")
+            return out
         except (KeyError, TypeError, IndexError, AttributeError) as e:
             raise ValueError(f"model file: malformed content ({type(e).__name__}: {e})") from None
 
