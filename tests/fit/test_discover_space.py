@@ -334,3 +334,24 @@ def test_folded_latency_model_bounds_match_numpy(found):
     np.testing.assert_allclose(frame["tpot_s"], m.predict(rows), rtol=1e-12)
     np.testing.assert_allclose(frame["tpot_upper_s"], upper_bound(m, rows, 0.95), rtol=1e-10)
     assert (frame["tpot_upper_s"] > frame["tpot_s"] * 1.01).all()
+
+
+def test_keyed_latency_models_of_different_structures_keep_their_bounds(found, latency_pair):
+    m1, m2 = latency_pair
+    X, _, _ = planted_data(["1"], n=120, noise=0.0, seed=5)
+    rng = np.random.default_rng(11)
+    tpot = (0.02 + 1e-4 * X["batch"]) * np.exp(rng.normal(0, 0.05, 120))
+    other = DiscoveredModel(["1", "batch"], [1.0, 1.0], target="tpot_s").refit(X, tpot)
+    space = ConfigSpace({"gpu": ["H100", "A100"], **AXES},
+                        fixed={"input_len": 512, "output_len": 256})  # fmt: skip
+    models = {"H100": [found[2], m1, m2], "A100": [found[2], m1, other]}
+    q = space._query(models, {}, 0.9)
+    assert "tpot" in q.models.param_maps  # merged: the union of both structures
+    frame = space.to_frame(models=models, as_frame=False, confidence=0.9, limit=None)
+    rows = _numpy_rows(frame)
+    for name, m in (("H100", m2), ("A100", other)):
+        sel = np.asarray(frame["gpu"]) == name
+        sub = {k: v[sel] for k, v in rows.items()}
+        np.testing.assert_allclose(frame["tpot_s"][sel], m.predict(sub), rtol=1e-12)
+        np.testing.assert_allclose(frame["tpot_upper_s"][sel], upper_bound(m, sub, 0.9),
+                                   rtol=1e-10)  # fmt: skip
