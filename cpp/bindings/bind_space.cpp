@@ -10,11 +10,13 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 #include "energycore/templates.hpp"
 #include "energycore/selector.hpp"
 #include "energycore/space.hpp"
+#include "term_arg.hpp"
 
 namespace energycore::bindings {
 
@@ -43,10 +45,23 @@ std::vector<Limit> make_limits(const std::vector<std::tuple<int, int, double>>& 
   return out;
 }
 
-space::ModelSet make_models(const std::optional<std::pair<std::string, std::vector<Vector>>>& m) {
+/// A template name, or a term-sum model (term_arg.hpp) such as a DiscoveredModel.
+using TemplateArg = std::variant<std::string, TermArg>;
+using ModelArg = std::optional<std::pair<TemplateArg, std::vector<Vector>>>;
+
+space::ModelSet make_models(const ModelArg& m, const char* quantity) {
   space::ModelSet s;
   if (!m) return s;
-  s.tmpl = &model::get_template(m->first);
+  if (const auto* name = std::get_if<std::string>(&m->first)) {
+    s.tmpl = &model::get_template(*name);
+  } else {
+    s.owned = term_sum_of(std::get<TermArg>(m->first), quantity);
+    s.tmpl = s.owned.get();
+    for (size_t k = 0; k < m->second.size(); ++k)
+      check_term_theta(*s.tmpl, m->second[k],
+                       std::string(quantity) + " model (coefficient vector " + std::to_string(k) +
+                           ")");
+  }
   s.theta = m->second;
   return s;
 }
@@ -85,7 +100,6 @@ py::array_t<std::int64_t> index_array(const std::vector<Index>& v) {
 }  // namespace
 
 void bind_space(py::module_& m) {
-  using ModelArg = std::optional<std::pair<std::string, std::vector<Vector>>>;
   py::class_<Engine, std::shared_ptr<Engine>>(m, "SpaceEngine",
                                               "Enumeration and scoring engine of a ConfigSpace.")
       .def(py::init([](const std::vector<std::vector<double>>& axes,
@@ -110,9 +124,9 @@ void bind_space(py::module_& m) {
              for (int f = 0; f < kFeatures; ++f)
                spec.feature_slot[static_cast<size_t>(f)] = feature_slot[static_cast<size_t>(f)];
              spec.key_axis = key_axis;
-             spec.energy = make_models(energy);
-             spec.ttft = make_models(ttft);
-             spec.tpot = make_models(tpot);
+             spec.energy = make_models(energy, "energy_j");
+             spec.ttft = make_models(ttft, "ttft_s");
+             spec.tpot = make_models(tpot, "tpot_s");
              set_bound(spec.ttft, ttft_bound, "ttft_bound");
              set_bound(spec.tpot, tpot_bound, "tpot_bound");
              set_bound(spec.energy, energy_bound, "energy_bound");

@@ -107,6 +107,8 @@ enum Objective : int {
 /// One model template with a coefficient vector per code of the key axis (or a single one).
 struct ModelSet {
   const model::ModelTemplate* tmpl = nullptr;
+  /// Keeps a template built at run time alive (a term-sum model, term_sum.hpp); tmpl points to it.
+  std::shared_ptr<const model::ModelTemplate> owned;
   std::vector<Vector> theta;  ///< size 1 (used for every point) or one per key code
   /// Uncertainty, for the upper-bound objectives (empty: no bound). One
   /// entry per theta: the coefficient covariance (n_params x n_params) and the residual

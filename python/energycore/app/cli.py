@@ -207,12 +207,29 @@ def _sibling(model_path: Path, kind: str) -> Path:
     return model_path.with_name(f"{model_path.stem}.{kind}{model_path.suffix or '.json'}")
 
 
+def _is_discovered(path: Path) -> bool:
+    from energycore._util.persist import read_json
+    from energycore.fit.discover import FORMAT
+
+    try:
+        d = read_json(path, "model file")
+    except ValueError:
+        return False  # EnergyModel.load reports it
+    return isinstance(d, dict) and d.get("format") == FORMAT
+
+
 def _load_models(path: Path) -> tuple[Any, dict[str, Any]]:
     from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     if not path.is_file():
         raise CLIError(f"{path}: no such file")
-    em = EnergyModel.load(path)
+    em: Any
+    if _is_discovered(path):  # a DiscoveredModel file (energycore.discover) is one too
+        from energycore.fit.discover import DiscoveredModel
+
+        em = DiscoveredModel.load(path)
+    else:
+        em = EnergyModel.load(path)
     if not hasattr(em, "coef_"):
         raise CLIError(f"{path}: the model is not fitted")
     lat: dict[str, Any] = {}
@@ -695,7 +712,8 @@ def predict(
     missing = [c for c in FEATURES if c not in cols]
     if missing:
         raise CLIError(f"{data}: missing column(s) {', '.join(missing)}")
-    pred = em.predict(cols)
+    # n_gpus = tp * pp, as in `select` (a recorded n_gpus column is blank for failed runs)
+    pred = em.predict({k: v for k, v in cols.items() if k not in ("n_gpus", "tp-1", "pp-1")})
     out = dict(cols)
     out["pred_energy_j"] = pred
     out["pred_energy_per_request_j"] = pred / cols["batch"]

@@ -56,7 +56,7 @@ from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
-from energycore.space.modelset import ModelSet, collect
+from energycore.space.modelset import ModelSet, collect, merge, scales
 from energycore.space.selection import Selection
 from energycore.space.slo import SLO, SloParts, slo_parts
 from energycore.space.uncertainty import UPPER_OF, check_confidence
@@ -487,9 +487,11 @@ class ConfigSpace:
             vals[k] = x
         return vals
 
-    def _modelset(self, models: Any) -> ModelSet:
+    def _modelset(self, models: Any, params: Mapping[str, float] | None = None) -> ModelSet:
         if models is None:
             return ModelSet()
+        # fixed values a discovered model may use as variables (folded into its coefficients)
+        consts = {k: v for k, v in (params or {}).items() if k not in FEATURES}
         if isinstance(models, Mapping):
             if self.model_axis is None:
                 raise ValueError(
@@ -503,7 +505,9 @@ class ConfigSpace:
                     f"(values: {', '.join(map(str, cats))})"
                 )
             per = {
-                c: collect(models[c], f"for {self.model_axis}={c!r}") for c in cats if c in models
+                c: collect(models[c], f"for {self.model_axis}={c!r}", consts)
+                for c in cats
+                if c in models
             }
             missing = [c for c in cats if c not in per]
             if missing:
@@ -517,25 +521,30 @@ class ConfigSpace:
                         f"{cats[0]!r} has {sorted(first)}; give every value the same kinds"
                     )
             out: dict[str, Any] = {}
+            maps: dict[str, list[np.ndarray]] = {}
             for kind in first:
-                names = {per[c][kind][0] for c in cats}
-                if len(names) > 1:
-                    raise ValueError(f"models: {kind} models use different templates {names}")
-                out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
+                tmpl, thetas, pmap = merge(kind, [per[c][kind][:2] for c in cats])
+                out[kind] = (tmpl, thetas)
+                if pmap is not None:
+                    maps[kind] = pmap
             objs = {kind: [per[c][kind][2] for c in cats] for kind in first}
             return ModelSet(
-                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs
-            )
-        got = collect(models, "given")
+                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs,
+                param_maps=maps, param_scales=scales(objs, consts),
+            )  # fmt: skip
+        got = collect(models, "given", consts)
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
         objs = {k: [v[2]] for k, v in got.items()}
-        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs)
+        return ModelSet(
+            parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs,
+            param_scales=scales(objs, consts),
+        )  # fmt: skip
 
     def _query(
         self, models: Any, workload: Mapping[str, Any], confidence: float | None = None
     ) -> _Query:
         params = self._param_values(workload)
-        mset = models if isinstance(models, ModelSet) else self._modelset(models)
+        mset = models if isinstance(models, ModelSet) else self._modelset(models, params)
         if confidence is not None or mset.confidence is not None:
             mset = mset.with_confidence(confidence)
         key = (tuple(params.items()), mset.fingerprint())

@@ -194,7 +194,11 @@ class Selector:
             if maximize:
                 monotone = not self._varies(name)
             else:
-                monotone = name in MONOTONE_IN_LENGTHS or name in ("input_len", "output_len")
+                # (a discovered model with a negative length exponent is not monotone)
+                monotone = (name in MONOTONE_IN_LENGTHS and q.models.monotone(name)) or name in (
+                    "input_len",
+                    "output_len",
+                )
                 monotone = monotone or not self._varies(name)
             s = q.slots.slot
             selectors[key] = _core.SpaceSelector(

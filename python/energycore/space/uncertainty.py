@@ -192,6 +192,8 @@ def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
     scale = getattr(model, "residual_scale_", None)
     mask = getattr(model, "fixed_mask_", None)
     result = getattr(model, "fit_result_", None)
+    if callable(getattr(model, "engine_template", None)):
+        return _discovered_bound(model, confidence, what)
     if cov is None or scale is None or mask is None or result is None:
         raise ValueError(
             f"{what}: the {name} ({getattr(model, 'template_name', '?')}) records no "
@@ -215,6 +217,25 @@ def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
             "configurations, or pass confidence=None"
         )
     c = np.nan_to_num(np.asarray(cov, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
+
+
+def _discovered_bound(model: Any, confidence: float, what: str) -> Bound:
+    """The bound of a DiscoveredModel: every coefficient and free exponent fitted on
+    ``n_rows`` rows; its ``residual_scale_`` (the RMS of the log ratios) is corrected to
+    ``n - k`` degrees of freedom like the templates' scale."""
+    n, k = int(model.n_rows), int(model.n_params)
+    dof = n - k
+    rms = float(model.residual_scale_)
+    cov = np.asarray(model.covariance_, dtype=np.float64)
+    if dof < 1 or not math.isfinite(rms) or not np.isfinite(cov).any():
+        raise ValueError(
+            f"{what}: the DiscoveredModel ({n} row(s), {k} fitted parameter(s)) records no "
+            "uncertainty to bound its predictions with (residual scale and covariance from a "
+            "fit on more rows than parameters); pass confidence=None"
+        )
+    s = rms * math.sqrt(n / dof)
+    c = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
     return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
 
 
@@ -246,7 +267,10 @@ def power_upper_bound(
     e, a_e = _exponent(energy_model, X, confidence)
     t, a_t = _exponent(ttft_model, X, confidence)
     p, a_p = _exponent(tpot_model, X, confidence)
-    lout = np.asarray(ttft_model._features(X)[:, 4], dtype=np.float64)
+    if callable(getattr(ttft_model, "engine_template", None)):  # a DiscoveredModel: columns
+        lout = np.asarray(X["output_len"], dtype=np.float64)
+    else:
+        lout = np.asarray(ttft_model._features(X)[:, 4], dtype=np.float64)
     lat = t + lout * p
     with np.errstate(divide="ignore", invalid="ignore"):
         a_l = (t * a_t + lout * p * a_p) / lat
