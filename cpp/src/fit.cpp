@@ -59,7 +59,8 @@ void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
   r = r.cwiseMax(kTiny);
   // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major).
   if (J != nullptr) J->array().colwise() /= r.array();
-  for (Index i = 0; i < n; ++i) r[i] = std::log(r[i] / y_[i]);
+  // log(f / y), vectorised (Eigen's packet log).
+  r.array() = (r.array() / y_.array()).log();
 }
 
 Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
@@ -213,6 +214,85 @@ lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
   const auto starts = starting_points(t, X, y, w, spec);
   return lm::solve_multistart(problem, starts, bounds_of(t, spec), spec.fixed, w, spec.lm,
                               spec.n_threads);
+}
+
+void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
+               Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out) {
+  if (k < 1) throw std::invalid_argument("X: no problems to fit");
+  if (X.rows() % k != 0 || X.rows() == 0)
+    throw std::invalid_argument("X: " + std::to_string(X.rows()) + " rows do not split into " +
+                                std::to_string(k) + " problems of equal size");
+  const Index n = X.rows() / k;
+  check_data(X, y, w);
+  const Index p = t.n_params();
+  const auto pz = static_cast<size_t>(p);
+  const lm::Bounds bounds = bounds_of(t, spec);
+  Vector held(p);  // typical values, the user's fixed ones where given
+  for (Index j = 0; j < p; ++j)
+    held[j] = is_fixed(spec, j) ? spec.fixed_values[j] : t.params()[static_cast<size_t>(j)].typical;
+  parallel_for(k, spec.n_threads, [&](Index g) {
+    const FeatureRef Xg(X.middleRows(g * n, n));
+    const Eigen::Ref<const Vector> yg(y.segment(g * n, n));
+    const Vector wg = w.size() ? Vector(w.segment(g * n, n)) : Vector();
+    FitSpec sg = spec;
+    sg.n_threads = 1;
+    std::uint8_t* pin = out.pinned + g * p;
+    std::fill(pin, pin + p, std::uint8_t{0});
+    Index n_rows = n;
+    if (wg.size()) n_rows = (wg.array() > 0.0).count();
+    if (pin_unidentified) {
+      // Jacobian columns at the held values: a coefficient whose column vanishes on every row
+      // of positive weight has no effect on the data (e.g. tp == 1 everywhere).
+      Vector v(n);
+      Matrix G(n, p);
+      t.batch(Xg, held.data(), v.data(), &G);
+      std::vector<double> scale(pz, 0.0);
+      for (Index j = 0; j < p; ++j)
+        for (Index i = 0; i < n; ++i)
+          if (!wg.size() || wg[i] > 0.0)
+            scale[static_cast<size_t>(j)] =
+                std::max(scale[static_cast<size_t>(j)], std::abs(G(i, j)));
+      for (Index j = 0; j < p; ++j) {
+        if (is_fixed(spec, j) || scale[static_cast<size_t>(j)] != 0.0) continue;
+        if (sg.fixed.empty()) {
+          sg.fixed.assign(pz, false);
+          sg.fixed_values = held;
+        }
+        sg.fixed[static_cast<size_t>(j)] = true;
+        sg.fixed_values[j] = held[j];
+        pin[j] = 1;
+      }
+    }
+    Index n_free = p;
+    if (!sg.fixed.empty())
+      for (Index j = 0; j < p; ++j) n_free -= sg.fixed[static_cast<size_t>(j)] ? 1 : 0;
+    if (n_rows < n_free)
+      throw std::invalid_argument("problem " + std::to_string(g) + ": X: " +
+                                  std::to_string(n_rows) + " row(s) cannot determine " +
+                                  std::to_string(n_free) + " free coefficients");
+    const LogRatioProblem problem(t, Xg, yg);
+    const auto starts = starting_points(t, Xg, yg, wg, sg);
+    const lm::Result r = lm::solve_multistart(problem, starts, bounds, sg.fixed, wg, sg.lm, 1);
+    Eigen::Map<Eigen::RowVectorXd>(out.coef + g * p, p) = r.x.transpose();
+    out.cost[g] = r.cost;
+    out.optimality[g] = r.optimality;
+    out.status[g] = static_cast<int>(r.status);
+    out.iterations[g] = r.iterations;
+    out.n_fev[g] = r.n_fev;
+    out.n_jev[g] = r.n_jev;
+    out.start_index[g] = r.start_index;
+    for (Index j = 0; j < p; ++j) {
+      out.active[g * p + j] = r.active.empty() ? 0 : r.active[static_cast<size_t>(j)];
+      out.null_weight[g * p + j] = r.null_weight.size() == p ? r.null_weight[j] : 0.0;
+    }
+    if (out.covariance != nullptr) {
+      // Row-major p x p per problem (the covariance is symmetric, so either order reads alike).
+      double* c = out.covariance + g * p * p;
+      for (Index a = 0; a < p; ++a)
+        for (Index b = 0; b < p; ++b)
+          c[a * p + b] = r.covariance.rows() == p ? r.covariance(a, b) : 0.0;
+    }
+  });
 }
 
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
