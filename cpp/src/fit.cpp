@@ -57,8 +57,12 @@ void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
   if (J != nullptr) J->resize(n, t_.n_params());
   t_.batch(X_, x.data(), r.data(), J);
   r = r.cwiseMax(kTiny);
-  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major).
-  if (J != nullptr) J->array().colwise() /= r.array();
+  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major): one
+  // division per row, then products.
+  if (J != nullptr) {
+    const Vector inv = r.cwiseInverse();
+    J->array().colwise() *= inv.array();
+  }
   // log(f / y), vectorised (Eigen's packet log).
   r.array() = (r.array() / y_.array()).log();
 }
@@ -230,6 +234,7 @@ void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
   Vector held(p);  // typical values, the user's fixed ones where given
   for (Index j = 0; j < p; ++j)
     held[j] = is_fixed(spec, j) ? spec.fixed_values[j] : t.params()[static_cast<size_t>(j)].typical;
+  std::vector<std::string> errors(static_cast<size_t>(k));
   parallel_for(k, spec.n_threads, [&](Index g) {
     const FeatureRef Xg(X.middleRows(g * n, n));
     const Eigen::Ref<const Vector> yg(y.segment(g * n, n));
@@ -266,10 +271,13 @@ void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
     Index n_free = p;
     if (!sg.fixed.empty())
       for (Index j = 0; j < p; ++j) n_free -= sg.fixed[static_cast<size_t>(j)] ? 1 : 0;
-    if (n_rows < n_free)
-      throw std::invalid_argument("problem " + std::to_string(g) + ": X: " +
-                                  std::to_string(n_rows) + " row(s) cannot determine " +
-                                  std::to_string(n_free) + " free coefficients");
+    if (n_rows < n_free) {
+      // Reported after the loop, the lowest problem first (threads finish in any order).
+      errors[static_cast<size_t>(g)] = "problem " + std::to_string(g) + ": X: " +
+                                       std::to_string(n_rows) + " row(s) cannot determine " +
+                                       std::to_string(n_free) + " free coefficients";
+      return;
+    }
     const LogRatioProblem problem(t, Xg, yg);
     const auto starts = starting_points(t, Xg, yg, wg, sg);
     const lm::Result r = lm::solve_multistart(problem, starts, bounds, sg.fixed, wg, sg.lm, 1);
@@ -293,6 +301,8 @@ void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
           c[a * p + b] = r.covariance.rows() == p ? r.covariance(a, b) : 0.0;
     }
   });
+  for (const auto& e : errors)
+    if (!e.empty()) throw std::invalid_argument(e);
 }
 
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,

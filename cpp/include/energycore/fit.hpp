@@ -78,8 +78,8 @@ struct BatchOutput {
 /// problem, y the k * n targets, w none or k * n weights. With `pin_unidentified`, a free
 /// coefficient whose Jacobian column (at the typical values, fixed ones at theirs) vanishes on
 /// every row of positive weight is held at its typical value, as the Python fit does. Throws
-/// std::invalid_argument naming the problem when its rows cannot determine its free
-/// coefficients. The answer does not depend on the thread count.
+/// std::invalid_argument naming the first problem (lowest index) whose rows cannot determine
+/// its free coefficients. The answer does not depend on the thread count.
 void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out);
 
