@@ -164,7 +164,7 @@ Result solve_sized(const Problem& problem, const Vector& x0, const Bounds& bound
   Vs g(n), gf(n), D(n), gs(n), ds(n), step(n), dx(n), Hdx(n);
   Vs col_norm = Vs::Zero(n);  // MINPACK-style: scales never shrink
   Vector x_new(n);
-  Eigen::LDLT<Sq> ldlt(n);
+  Eigen::LLT<Sq> chol(n);
   double lambda = -1.0;
   double radius = -1.0;
   double nu = 2.0;
@@ -246,9 +246,12 @@ Result solve_sized(const Problem& problem, const Vector& x0, const Bounds& bound
     for (int inner = 0; inner < 60; ++inner) {
       Al = A;
       Al.diagonal().array() += lambda;
-      ldlt.compute(Al);
-      ds = ldlt.solve(-gs);
-      if (!ds.allFinite() || ldlt.info() != Eigen::Success) {
+      // A + lambda I is symmetric positive definite for lambda > 0 (A is a Gram matrix): a
+      // plain Cholesky factorisation, no pivoting; a failure (lost definiteness to rounding)
+      // raises the damping as a non-finite step does.
+      chol.compute(Al);
+      ds = chol.solve(-gs);
+      if (chol.info() != Eigen::Success || !ds.allFinite()) {
         lambda *= nu;
         nu *= 2.0;
         continue;

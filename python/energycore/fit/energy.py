@@ -377,9 +377,10 @@ class TemplateModel(SolverParams):
             A = A / np.where(norm > 0, norm, 1.0)
             if A.shape[0] < A.shape[1]:  # fewer rows than terms: the budget decides, not here
                 break
-            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            sv = np.linalg.svd(A, compute_uv=False)  # the singular vectors only when needed
             if sv[-1] > _COLLINEAR_RTOL * sv[0]:
                 break
+            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
             v = np.abs(Vt[-1])
             involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
             drop = min(
@@ -712,8 +713,9 @@ class TemplateModel(SolverParams):
         self.reduced_: dict[str, str] = {names[j]: why for j, why in sorted(prep.reduced.items())}
         rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
         Xr = prep.X[rows]
+        lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
         self.ranges_: dict[str, tuple[float, float]] | None = {
-            f: (float(Xr[:, k].min()), float(Xr[:, k].max())) for k, f in enumerate(FEATURES)
+            f: (lo[k], hi[k]) for k, f in enumerate(FEATURES)
         }
         self.fit_result_ = FitResult(
             status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
