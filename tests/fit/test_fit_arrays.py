@@ -215,3 +215,26 @@ def test_fit_many_arrays_reports_the_iteration_limit_and_failures() -> None:
     assert res.status_[1] == -1 and not res.success_[1] and res.success_[[0, 2, 3, 4]].all()
     with pytest.raises(ValueError, match="problem 1: EnergyModel: the fit failed"):
         res.model(1)
+
+
+def test_residual_quantiles_equal_numpys() -> None:
+    from energycore.fit.provenance import RESID_PERCENTILES, residual_quantiles
+
+    rng = np.random.default_rng(5)
+    for n in (2, 3, 4, 7, 50, 51, 1000):
+        p = rng.lognormal(0.0, 0.3, n)
+        y = rng.lognormal(0.0, 0.3, n)
+        q = residual_quantiles(p, y)
+        assert q is not None
+        ref = np.quantile(np.log(y / p), np.asarray(RESID_PERCENTILES) / 100.0)
+        np.testing.assert_array_equal(list(q.values()), ref)
+        assert list(q) == list(RESID_PERCENTILES)
+
+
+def test_median_helper_equals_numpys() -> None:
+    from energycore.fit.energy import _median
+
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 3, 10, 11):
+        a = rng.normal(size=n)
+        assert _median(a) == float(np.median(a))

@@ -929,11 +929,15 @@ class TemplateModel(SolverParams):
         a = np.asarray(x0, dtype=np.float64)
         if a.shape != (len(names),):
             raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
-        for j, p in enumerate(info):
-            if not np.isfinite(a[j]) or not p["lower"] <= a[j] <= p["upper"]:
-                raise ValueError(
-                    f"x0: {names[j]}={a[j]} is not finite or outside [{p['lower']}, {p['upper']}]"
-                )
+        lo = np.array([p["lower"] for p in info])
+        hi = np.array([p["upper"] for p in info])
+        bad = ~(np.isfinite(a) & (lo <= a) & (a <= hi))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"x0: {names[j]}={a[j]} is not finite or outside [{info[j]['lower']}, "
+                f"{info[j]['upper']}]"
+            )
         return a
 
     def _warn_degenerate(self, null_weight: FloatArray) -> None:
