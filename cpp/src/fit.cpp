@@ -82,18 +82,28 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
   const int limit = max_iter > 0 ? max_iter : static_cast<int>(3 * n + 10);
   const double tol = 10.0 * std::numeric_limits<double>::epsilon() * As.norm() *
                      static_cast<double>(std::max(m, n));
+  // Work space reused across the active-set changes (the factorisation is recomputed each
+  // time, on the same numbers as before; only allocations are saved).
+  std::vector<Index> idx;
+  idx.reserve(static_cast<size_t>(n));
+  Matrix Ap(m, n);
+  Eigen::ColPivHouseholderQR<Matrix> qr(m, n);
+  Vector Ax(m), resid(m), w(n);
   auto solve_passive = [&](Vector& z) {
-    std::vector<Index> idx;
+    idx.clear();
     for (Index j = 0; j < n; ++j)
       if (passive[static_cast<size_t>(j)]) idx.push_back(j);
-    Matrix Ap(m, static_cast<Index>(idx.size()));
-    for (size_t k = 0; k < idx.size(); ++k) Ap.col(static_cast<Index>(k)) = As.col(idx[k]);
-    const Vector zp = Ap.colPivHouseholderQr().solve(b);
+    const Index k = static_cast<Index>(idx.size());
+    for (Index c = 0; c < k; ++c) Ap.col(c) = As.col(idx[static_cast<size_t>(c)]);
+    qr.compute(Ap.leftCols(k));
+    const Vector zp = qr.solve(b);
     z.setZero(n);
-    for (size_t k = 0; k < idx.size(); ++k) z[idx[k]] = zp[static_cast<Index>(k)];
+    for (Index c = 0; c < k; ++c) z[idx[static_cast<size_t>(c)]] = zp[c];
   };
   for (int it = 0; it < limit; ++it) {
-    const Vector w = As.transpose() * (b - As * x);
+    Ax.noalias() = As * x;
+    resid = b - Ax;
+    w.noalias() = As.transpose() * resid;
     Index best = -1;
     double wmax = tol;
     for (Index j = 0; j < n; ++j)
@@ -154,7 +164,8 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
     std::shuffle(perm.begin(), perm.end(), rng);
   }
   const double n_strata = static_cast<double>(std::max(1, n_starts - 1));
-  std::vector<double> g(static_cast<size_t>(p));
+  Vector held(n);
+  Matrix G(n, p);
   for (int s = 0; s < n_starts; ++s) {
     Vector theta(p);
     for (Index j = 0; j < p; ++j) {
@@ -179,12 +190,14 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
       Vector rhs(n);
       Vector theta0 = theta;
       for (Index j : lin_idx) theta0[j] = 0.0;
+      // Values and gradients of every row in one batched call (the powers of the few
+      // distinct tp / pp values computed once each; the same numbers as row by row).
+      t.batch(X, theta0.data(), held.data(), &G);
       for (Index i = 0; i < n; ++i) {
-        const double held = t.value_and_gradient(X.row(i).data(), theta0.data(), g.data());
         const double sw = w.size() ? std::sqrt(w[i]) : 1.0;
         for (size_t k = 0; k < lin_idx.size(); ++k)
-          A(i, static_cast<Index>(k)) = sw * g[static_cast<size_t>(lin_idx[k])] / y[i];
-        rhs[i] = sw * (1.0 - held / y[i]);
+          A(i, static_cast<Index>(k)) = sw * G(i, lin_idx[k]) / y[i];
+        rhs[i] = sw * (1.0 - held[i] / y[i]);
       }
       const Vector c = nnls(A, rhs);
       for (size_t k = 0; k < lin_idx.size(); ++k) {
