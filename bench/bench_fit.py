@@ -44,9 +44,10 @@ def main() -> None:
     ap.add_argument(
         "--many", type=int, default=0, help="only time fit_many on this many 50-row problems"
     )
+    ap.add_argument("--many-repeat", type=int, default=3, help="runs of the array path (median)")
     args = ap.parse_args()
     if args.many:
-        bench_many(args.many)
+        bench_many(args.many, args.many_repeat)
         return
     from scipy.optimize import least_squares
 
@@ -68,12 +69,22 @@ def main() -> None:
             v = _core.template_value(template, Xt, t, 1)
             return _core.template_jacobian(template, Xt, t) / v[:, None]
 
+        empty = np.empty(0)
         cases: dict[str, Callable[[], float]] = {
             "energycore LM (soft_l1, bounds, 1 start)": lambda X=X, y=y, x0=x0: EnergyModel(
                 loss="soft_l1", f_scale=0.1, n_threads=1
             )
             .fit(X, y, x0=x0)
             .fit_result_.cost,
+            "energycore LM, (n, 5) array input (soft_l1, bounds, 1 start)": lambda Xt=Xt, y=y, x0=x0: EnergyModel(
+                loss="soft_l1", f_scale=0.1, n_threads=1
+            )
+            .fit(Xt, y, x0=x0)
+            .fit_result_.cost,
+            "energycore C++ call alone (_core.fit_template, 1 start)": lambda Xt=Xt, y=y, x0=x0, empty=empty: _core.fit_template(
+                template, Xt, y, empty, [], empty, empty, empty, x0=x0, n_starts=1,
+                n_threads=1, loss="soft_l1", f_scale=0.1,
+            )["cost"],
             "energycore LM (soft_l1, bounds, 8 starts)": lambda X=X, y=y: EnergyModel(
                 loss="soft_l1", f_scale=0.1, n_threads=1
             )
@@ -123,6 +134,12 @@ def main() -> None:
     print(
         f"\nspeed-up of energycore over scipy trf (analytic J), same start: {t_anchor / t_ours:.0f}x"
     )
+    for label, name in (
+        ("(n, 5) array input", "energycore LM, (n, 5) array input (soft_l1, bounds, 1 start)"),
+        ("C++ call alone", "energycore C++ call alone (_core.fit_template, 1 start)"),
+    ):
+        t_x = statistics.median(t for t, _ in rows[name])
+        print(f"speed-up over scipy trf (analytic J), {label}: {t_anchor / t_x:.0f}x")
     print(f"final cost equal to scipy's (1e-6 rel.) or lower on {sum(same)}/{len(same)} problems")
     t_lm = statistics.median(t for t, _ in rows["scipy lm (linear, unbounded), analytic J"])
     t_ours_lin = statistics.median(
@@ -140,9 +157,10 @@ def main() -> None:
     )  # type: ignore[union-attr]
 
 
-def bench_many(k: int) -> None:
-    """EnergyModel.fit_many of k problems of 50 rows vs a loop of single fits (one start,
-    reduce=False: the configuration of the issue's target) and vs scipy trf on a sample."""
+def bench_many(k: int, repeat: int = 3) -> None:
+    """EnergyModel.fit_many of k problems of 50 rows: the array path (one C++ call, no object
+    per problem) and the list path, both with one start and reduce=False (the configuration
+    of the issue's target), against a loop of single fits and scipy trf on a sample."""
     import warnings
 
     from scipy.optimize import least_squares
@@ -151,10 +169,32 @@ def bench_many(k: int) -> None:
     probs = [noisy_problem(s, n=50, noise=0.02) for s in range(k)]
     Xs = [p[0] for p in probs]
     ys = [p[1] for p in probs]
+    X3 = np.ascontiguousarray(np.stack([table(X) for X in Xs]))
+    Y = np.ascontiguousarray(np.stack(ys))
     kw = {"n_starts": 1, "reduce": False, "outliers": 0}
+    load = os.getloadavg()
+
+    def timed(fn: Callable[[], object]) -> tuple[float, float, object]:
+        """(median wall s, median CPU s of this process, last result) over `repeat` runs."""
+        walls, cpus, out = [], [], None
+        for _ in range(repeat):
+            w0, c0 = time.perf_counter(), time.process_time()
+            out = fn()
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+        return statistics.median(walls), statistics.median(cpus), out
+
+    t_arr, c_arr, arr = timed(
+        lambda: EnergyModel.fit_many(X3, Y, as_arrays=True, n_threads=0, n_starts=1)
+    )
+    t_arr8, c_arr8, arr8 = timed(
+        lambda: EnergyModel.fit_many(X3, Y, as_arrays=True, n_threads=0, n_starts=8)
+    )
+    n_list = min(k, 2000)
     t0 = time.perf_counter()
-    many = EnergyModel.fit_many(Xs, ys, n_threads=0, **kw)
-    t_many = time.perf_counter() - t0
+    many = EnergyModel.fit_many(Xs[:n_list], ys[:n_list], n_threads=0, **kw)
+    t_many = (time.perf_counter() - t0) * k / n_list
+    same = all(np.array_equal(m.coef_, c) for m, c in zip(many, arr.coef_))  # type: ignore[union-attr]
     n_loop = min(k, 1000)
     t0 = time.perf_counter()
     for X, y in zip(Xs[:n_loop], ys[:n_loop]):
@@ -165,7 +205,7 @@ def bench_many(k: int) -> None:
     lo, hi = np.array([p["lower"] for p in info]), np.array([p["upper"] for p in info])
     n_sp = min(k, 100)
     t0 = time.perf_counter()
-    for Xd, y, m in zip(Xs[:n_sp], ys[:n_sp], many[:n_sp]):
+    for Xd, y, c in zip(Xs[:n_sp], ys[:n_sp], arr.coef_[:n_sp]):  # type: ignore[union-attr]
         X = table(Xd)
 
         def fun(t, X=X, y=y):
@@ -177,16 +217,30 @@ def bench_many(k: int) -> None:
                 / _core.template_value(template, X, t, 1)[:, None]
             )
 
-        least_squares(fun, np.clip(m.coef_ * 1.1, lo, hi), jac=jac, bounds=(lo, hi),
+        least_squares(fun, np.clip(c * 1.1, lo, hi), jac=jac, bounds=(lo, hi),
                       method="trf", x_scale="jac", loss="soft_l1", f_scale=0.1)  # fmt: skip
     t_sp = (time.perf_counter() - t0) * k / n_sp
-    n_limit = sum(m.fit_result_.status == 0 for m in many)
-    print(f"# fit_many: {k} problems of 50 rows, 1 start, reduce=False, {os.cpu_count()} cores")
+    n_limit = int((arr.status_ == 0).sum())  # type: ignore[union-attr]
+    n_limit8 = int((arr8.status_ == 0).sum())  # type: ignore[union-attr]
+    cost_8_lower = float(np.mean(arr8.cost_ < arr.cost_ * (1 - 1e-9)))  # type: ignore[union-attr]
     print(
-        f"fit_many: {t_many:.2f} s ({t_many / k * 1e6:.0f} us per problem; {n_limit} at max_iter)"
+        f"# fit_many: {k} problems of 50 rows, reduce=False, {os.cpu_count()} cores, load "
+        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; median of {repeat}"
     )
-    print(f"loop of EnergyModel.fit (from {n_loop}): {t_loop:.2f} s -> {t_loop / t_many:.1f}x")
-    print(f"loop of scipy trf, analytic J (from {n_sp}): {t_sp:.2f} s -> {t_sp / t_many:.1f}x")
+    print(
+        f"fit_many(as_arrays=True), 1 start: {t_arr:.3f} s wall, {c_arr:.3f} s CPU "
+        f"({t_arr / k * 1e6:.0f} us per problem; {n_limit} at max_iter)"
+    )
+    print(
+        f"fit_many(as_arrays=True), 8 starts: {t_arr8:.3f} s wall, {c_arr8:.3f} s CPU "
+        f"({n_limit8} at max_iter; lower cost than 1 start on {cost_8_lower:.1%})"
+    )
+    print(
+        f"fit_many list path, 1 start (from {n_list}): {t_many:.2f} s -> {t_many / t_arr:.1f}x; "
+        f"same coefficients as the array path: {same}"
+    )
+    print(f"loop of EnergyModel.fit (from {n_loop}): {t_loop:.2f} s -> {t_loop / t_arr:.1f}x")
+    print(f"loop of scipy trf, analytic J (from {n_sp}): {t_sp:.2f} s -> {t_sp / t_arr:.1f}x")
 
 
 if __name__ == "__main__":

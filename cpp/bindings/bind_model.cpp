@@ -240,6 +240,85 @@ void bind_model(py::module_& m) {
       py::arg("n_threads") = 0,
       "Fit independent problems (one per group) across threads; a list of result dicts.");
   m.def(
+      "fit_template_arrays",
+      [](const std::string& name, const DoubleArray& X, const DoubleArray& y, const DoubleArray& w,
+         const std::vector<bool>& fixed, const Vector& fixed_values, const std::string& loss,
+         double f_scale, double ftol, double xtol, double gtol, int max_iter, int n_starts,
+         std::uint64_t seed, int n_threads, bool pin_unidentified, bool covariance) {
+        const ModelTemplate& t = model::get_template(name);
+        if (X.ndim() != 3 || X.shape(2) != kFeatures)
+          throw std::invalid_argument("X: expected shape (n_problems, n_rows, 5), got " +
+                                      std::to_string(X.ndim()) + " dimension(s)");
+        const Index k = X.shape(0), n = X.shape(1);
+        if (k < 1) throw std::invalid_argument("X: no problems to fit");
+        if (n < 1) throw std::invalid_argument("X: no rows to fit");
+        if (y.ndim() != 2 || y.shape(0) != k || y.shape(1) != n)
+          throw std::invalid_argument("y: expected shape (" + std::to_string(k) + ", " +
+                                      std::to_string(n) + ")");
+        if (w.size() != 0 && (w.ndim() != 2 || w.shape(0) != k || w.shape(1) != n))
+          throw std::invalid_argument("sample_weight: expected shape (" + std::to_string(k) +
+                                      ", " + std::to_string(n) + ") or none");
+        const FitSpec spec =
+            make_spec(t, fixed, fixed_values, Vector(), Vector(),
+                      make_options(loss, f_scale, ftol, xtol, gtol, max_iter), n_starts, seed,
+                      n_threads);
+        const Index p = t.n_params();
+        // Views of the numpy buffers (C-contiguous float64: DoubleArray forces it), made while
+        // the GIL is held; the arrays are owned by the arguments, alive for the whole call.
+        const Eigen::Map<const FeatureTable> Xm(X.data(), k * n, kFeatures);
+        const Eigen::Map<const Vector> ym(y.data(), k * n);
+        const Vector wv = w.size() ? Vector(Eigen::Map<const Vector>(w.data(), k * n)) : Vector();
+        py::array_t<double> coef({k, p}), cost(k), optimality(k), null_weight({k, p});
+        py::array_t<int> status(k), iterations(k), n_fev(k), n_jev(k), start_index(k),
+            active({k, p});
+        py::array_t<std::uint8_t> pinned({k, p});
+        py::array_t<double> cov = covariance ? py::array_t<double>({k, p, p})
+                                             : py::array_t<double>(std::vector<Index>{0, p, p});
+        model::BatchOutput out;
+        out.coef = coef.mutable_data();
+        out.cost = cost.mutable_data();
+        out.optimality = optimality.mutable_data();
+        out.status = status.mutable_data();
+        out.iterations = iterations.mutable_data();
+        out.n_fev = n_fev.mutable_data();
+        out.n_jev = n_jev.mutable_data();
+        out.start_index = start_index.mutable_data();
+        out.active = active.mutable_data();
+        out.null_weight = null_weight.mutable_data();
+        out.pinned = pinned.mutable_data();
+        out.covariance = covariance ? cov.mutable_data() : nullptr;
+        {
+          py::gil_scoped_release release;
+          model::fit_batch(t, Xm, ym, wv, k, spec, pin_unidentified, out);
+        }
+        py::dict d;
+        d["x"] = coef;
+        d["cost"] = cost;
+        d["optimality"] = optimality;
+        d["status"] = status;
+        d["iterations"] = iterations;
+        d["n_fev"] = n_fev;
+        d["n_jev"] = n_jev;
+        d["start_index"] = start_index;
+        d["active"] = active;
+        d["null_weight"] = null_weight;
+        d["pinned"] = pinned.attr("astype")("bool");
+        d["covariance"] = cov;
+        py::dict messages;  // status -> message, for the result objects built from one row
+        for (const lm::Status st : {lm::Status::failed, lm::Status::max_iterations,
+                                    lm::Status::gtol, lm::Status::ftol, lm::Status::xtol})
+          messages[py::int_(static_cast<int>(st))] = std::string(lm::status_message(st));
+        d["messages"] = messages;
+        return d;
+      },
+      py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("fixed"),
+      py::arg("fixed_values"), py::arg("loss") = "soft_l1", py::arg("f_scale") = 0.1,
+      py::arg("ftol") = 1e-8, py::arg("xtol") = 1e-8, py::arg("gtol") = 1e-8,
+      py::arg("max_iter") = 200, py::arg("n_starts") = 8, py::arg("seed") = 0,
+      py::arg("n_threads") = 0, py::arg("pin_unidentified") = true, py::arg("covariance") = true,
+      "Fit k independent problems of n rows (X: k x n x 5, y: k x n, w: k x n or empty) in one "
+      "call across threads; a dict of arrays with one row per problem.");
+  m.def(
       "nnls",
       [](const Matrix& A, const Vector& b) {
         if (A.rows() != b.size()) throw std::invalid_argument("b: length differs from A's rows");

@@ -57,9 +57,14 @@ void LogRatioProblem::evaluate(const Vector& x, Vector& r, Matrix* J) const {
   if (J != nullptr) J->resize(n, t_.n_params());
   t_.batch(X_, x.data(), r.data(), J);
   r = r.cwiseMax(kTiny);
-  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major).
-  if (J != nullptr) J->array().colwise() /= r.array();
-  for (Index i = 0; i < n; ++i) r[i] = std::log(r[i] / y_[i]);
+  // d log f / d theta = (d f / d theta) / f, scaled column by column (J is column-major): one
+  // division per row, then products.
+  if (J != nullptr) {
+    const Vector inv = r.cwiseInverse();
+    J->array().colwise() *= inv.array();
+  }
+  // log(f / y), vectorised (Eigen's packet log).
+  r.array() = (r.array() / y_.array()).log();
 }
 
 Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
@@ -77,18 +82,28 @@ Vector nnls(const Matrix& A, const Vector& b, int max_iter) {
   const int limit = max_iter > 0 ? max_iter : static_cast<int>(3 * n + 10);
   const double tol = 10.0 * std::numeric_limits<double>::epsilon() * As.norm() *
                      static_cast<double>(std::max(m, n));
+  // Work space reused across the active-set changes (the factorisation is recomputed each
+  // time, on the same numbers as before; only allocations are saved).
+  std::vector<Index> idx;
+  idx.reserve(static_cast<size_t>(n));
+  Matrix Ap(m, n);
+  Eigen::ColPivHouseholderQR<Matrix> qr(m, n);
+  Vector Ax(m), resid(m), w(n);
   auto solve_passive = [&](Vector& z) {
-    std::vector<Index> idx;
+    idx.clear();
     for (Index j = 0; j < n; ++j)
       if (passive[static_cast<size_t>(j)]) idx.push_back(j);
-    Matrix Ap(m, static_cast<Index>(idx.size()));
-    for (size_t k = 0; k < idx.size(); ++k) Ap.col(static_cast<Index>(k)) = As.col(idx[k]);
-    const Vector zp = Ap.colPivHouseholderQr().solve(b);
+    const Index k = static_cast<Index>(idx.size());
+    for (Index c = 0; c < k; ++c) Ap.col(c) = As.col(idx[static_cast<size_t>(c)]);
+    qr.compute(Ap.leftCols(k));
+    const Vector zp = qr.solve(b);
     z.setZero(n);
-    for (size_t k = 0; k < idx.size(); ++k) z[idx[k]] = zp[static_cast<Index>(k)];
+    for (Index c = 0; c < k; ++c) z[idx[static_cast<size_t>(c)]] = zp[c];
   };
   for (int it = 0; it < limit; ++it) {
-    const Vector w = As.transpose() * (b - As * x);
+    Ax.noalias() = As * x;
+    resid = b - Ax;
+    w.noalias() = As.transpose() * resid;
     Index best = -1;
     double wmax = tol;
     for (Index j = 0; j < n; ++j)
@@ -149,7 +164,8 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
     std::shuffle(perm.begin(), perm.end(), rng);
   }
   const double n_strata = static_cast<double>(std::max(1, n_starts - 1));
-  std::vector<double> g(static_cast<size_t>(p));
+  Vector held(n);
+  Matrix G(n, p);
   for (int s = 0; s < n_starts; ++s) {
     Vector theta(p);
     for (Index j = 0; j < p; ++j) {
@@ -174,12 +190,14 @@ std::vector<Vector> starting_points(const ModelTemplate& t, FeatureRef X,
       Vector rhs(n);
       Vector theta0 = theta;
       for (Index j : lin_idx) theta0[j] = 0.0;
+      // Values and gradients of every row in one batched call (the powers of the few
+      // distinct tp / pp values computed once each; the same numbers as row by row).
+      t.batch(X, theta0.data(), held.data(), &G);
       for (Index i = 0; i < n; ++i) {
-        const double held = t.value_and_gradient(X.row(i).data(), theta0.data(), g.data());
         const double sw = w.size() ? std::sqrt(w[i]) : 1.0;
         for (size_t k = 0; k < lin_idx.size(); ++k)
-          A(i, static_cast<Index>(k)) = sw * g[static_cast<size_t>(lin_idx[k])] / y[i];
-        rhs[i] = sw * (1.0 - held / y[i]);
+          A(i, static_cast<Index>(k)) = sw * G(i, lin_idx[k]) / y[i];
+        rhs[i] = sw * (1.0 - held[i] / y[i]);
       }
       const Vector c = nnls(A, rhs);
       for (size_t k = 0; k < lin_idx.size(); ++k) {
@@ -213,6 +231,91 @@ lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
   const auto starts = starting_points(t, X, y, w, spec);
   return lm::solve_multistart(problem, starts, bounds_of(t, spec), spec.fixed, w, spec.lm,
                               spec.n_threads);
+}
+
+void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
+               Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out) {
+  if (k < 1) throw std::invalid_argument("X: no problems to fit");
+  if (X.rows() % k != 0 || X.rows() == 0)
+    throw std::invalid_argument("X: " + std::to_string(X.rows()) + " rows do not split into " +
+                                std::to_string(k) + " problems of equal size");
+  const Index n = X.rows() / k;
+  check_data(X, y, w);
+  const Index p = t.n_params();
+  const auto pz = static_cast<size_t>(p);
+  const lm::Bounds bounds = bounds_of(t, spec);
+  Vector held(p);  // typical values, the user's fixed ones where given
+  for (Index j = 0; j < p; ++j)
+    held[j] = is_fixed(spec, j) ? spec.fixed_values[j] : t.params()[static_cast<size_t>(j)].typical;
+  std::vector<std::string> errors(static_cast<size_t>(k));
+  parallel_for(k, spec.n_threads, [&](Index g) {
+    const FeatureRef Xg(X.middleRows(g * n, n));
+    const Eigen::Ref<const Vector> yg(y.segment(g * n, n));
+    const Vector wg = w.size() ? Vector(w.segment(g * n, n)) : Vector();
+    FitSpec sg = spec;
+    sg.n_threads = 1;
+    std::uint8_t* pin = out.pinned + g * p;
+    std::fill(pin, pin + p, std::uint8_t{0});
+    Index n_rows = n;
+    if (wg.size()) n_rows = (wg.array() > 0.0).count();
+    if (pin_unidentified) {
+      // Jacobian columns at the held values: a coefficient whose column vanishes on every row
+      // of positive weight has no effect on the data (e.g. tp == 1 everywhere).
+      Vector v(n);
+      Matrix G(n, p);
+      t.batch(Xg, held.data(), v.data(), &G);
+      std::vector<double> scale(pz, 0.0);
+      for (Index j = 0; j < p; ++j)
+        for (Index i = 0; i < n; ++i)
+          if (!wg.size() || wg[i] > 0.0)
+            scale[static_cast<size_t>(j)] =
+                std::max(scale[static_cast<size_t>(j)], std::abs(G(i, j)));
+      for (Index j = 0; j < p; ++j) {
+        if (is_fixed(spec, j) || scale[static_cast<size_t>(j)] != 0.0) continue;
+        if (sg.fixed.empty()) {
+          sg.fixed.assign(pz, false);
+          sg.fixed_values = held;
+        }
+        sg.fixed[static_cast<size_t>(j)] = true;
+        sg.fixed_values[j] = held[j];
+        pin[j] = 1;
+      }
+    }
+    Index n_free = p;
+    if (!sg.fixed.empty())
+      for (Index j = 0; j < p; ++j) n_free -= sg.fixed[static_cast<size_t>(j)] ? 1 : 0;
+    if (n_rows < n_free) {
+      // Reported after the loop, the lowest problem first (threads finish in any order).
+      errors[static_cast<size_t>(g)] = "problem " + std::to_string(g) + ": X: " +
+                                       std::to_string(n_rows) + " row(s) cannot determine " +
+                                       std::to_string(n_free) + " free coefficients";
+      return;
+    }
+    const LogRatioProblem problem(t, Xg, yg);
+    const auto starts = starting_points(t, Xg, yg, wg, sg);
+    const lm::Result r = lm::solve_multistart(problem, starts, bounds, sg.fixed, wg, sg.lm, 1);
+    Eigen::Map<Eigen::RowVectorXd>(out.coef + g * p, p) = r.x.transpose();
+    out.cost[g] = r.cost;
+    out.optimality[g] = r.optimality;
+    out.status[g] = static_cast<int>(r.status);
+    out.iterations[g] = r.iterations;
+    out.n_fev[g] = r.n_fev;
+    out.n_jev[g] = r.n_jev;
+    out.start_index[g] = r.start_index;
+    for (Index j = 0; j < p; ++j) {
+      out.active[g * p + j] = r.active.empty() ? 0 : r.active[static_cast<size_t>(j)];
+      out.null_weight[g * p + j] = r.null_weight.size() == p ? r.null_weight[j] : 0.0;
+    }
+    if (out.covariance != nullptr) {
+      // Row-major p x p per problem (the covariance is symmetric, so either order reads alike).
+      double* c = out.covariance + g * p * p;
+      for (Index a = 0; a < p; ++a)
+        for (Index b = 0; b < p; ++b)
+          c[a * p + b] = r.covariance.rows() == p ? r.covariance(a, b) : 0.0;
+    }
+  });
+  for (const auto& e : errors)
+    if (!e.empty()) throw std::invalid_argument(e);
 }
 
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,

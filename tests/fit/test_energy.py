@@ -229,7 +229,8 @@ def _good():
         (lambda X, y: (X, y[:-1]), "has 29 values but X has 30 rows"),
         (lambda X, y: ({**X, "tp": X["tp"][:-1]}, y), "different lengths"),
         (lambda X, y: ({k: v[:0] for k, v in X.items()}, y[:0]), "at least 1 row"),
-        (lambda X, y: (np.ones((30, 5)), y), "named columns"),
+        (lambda X, y: (np.ones((30, 5)).tolist(), y), "named columns"),
+        (lambda X, y: (np.ones((30, 4)), y), r"expected an array of shape \(n, 5\)"),
         (lambda X, y: ({**X, "batch": np.array(["a"] * 30)}, y), "must be numeric"),
     ],
 )

@@ -56,6 +56,33 @@ lm::Result fit(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
 Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                  const Vector& theta0, const FitSpec& spec, int n_boot, std::uint64_t seed);
 
+/// Where fit_batch writes its results: caller-owned arrays (numpy buffers, say), one entry (or
+/// row) per problem, row-major. `covariance` may be null (not computed).
+struct BatchOutput {
+  double* coef = nullptr;         ///< k x p
+  double* cost = nullptr;         ///< k
+  double* optimality = nullptr;   ///< k
+  int* status = nullptr;          ///< k (lm::Status)
+  int* iterations = nullptr;      ///< k
+  int* n_fev = nullptr;           ///< k
+  int* n_jev = nullptr;           ///< k
+  int* start_index = nullptr;     ///< k
+  int* active = nullptr;          ///< k x p (-1 lower, +1 upper, 0 free, 2 fixed)
+  double* null_weight = nullptr;  ///< k x p
+  std::uint8_t* pinned = nullptr; ///< k x p: held because it has no effect on any row
+  double* covariance = nullptr;   ///< k x p x p, or null
+};
+
+/// Fits k independent problems of n rows each in one call across spec.n_threads threads (one
+/// thread per problem; each problem's starts run inline). X holds the k * n rows problem after
+/// problem, y the k * n targets, w none or k * n weights. With `pin_unidentified`, a free
+/// coefficient whose Jacobian column (at the typical values, fixed ones at theirs) vanishes on
+/// every row of positive weight is held at its typical value, as the Python fit does. Throws
+/// std::invalid_argument naming the first problem (lowest index) whose rows cannot determine
+/// its free coefficients. The answer does not depend on the thread count.
+void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
+               Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out);
+
 /// Lawson-Hanson non-negative least squares: argmin ||A x - b|| subject to x >= 0.
 Vector nnls(const Matrix& A, const Vector& b, int max_iter = 0);
 

@@ -121,10 +121,76 @@ def check_positive(a: FloatArray, name: str, *, what: str = "X") -> None:
         raise ValueError(f"{what}: '{name}' must be positive, got {a[i]} at row {i}")
 
 
-def _first_bad(mask: np.ndarray) -> tuple[int, int]:
-    """(row, column) of the first True in a 2-D mask, row-major."""
-    i = int(np.flatnonzero(mask.any(axis=1))[0])
-    return i, int(np.flatnonzero(mask[i])[0])
+def _first_bad(mask: np.ndarray) -> tuple[int, ...]:
+    """Index of the first True in a mask, row-major (problem, row, column for a 3-D mask)."""
+    return tuple(int(v) for v in np.argwhere(mask)[0])
+
+
+def _where(idx: tuple[int, ...]) -> str:
+    """``row i`` of a table, ``problem g, row i`` of a stack of tables."""
+    return f"row {idx[-2]}" if len(idx) == 2 else f"problem {idx[0]}, row {idx[1]}"
+
+
+def _check_table(table: FloatArray, what: str) -> None:
+    """The feature checks of :func:`as_feature_table` on a float64 table (or a stack of
+    tables) whose last axis holds the columns of :data:`FEATURES`: vectorised, one pass per
+    rule; only a failure looks for the first offender to name it (column and row)."""
+    bad = ~np.isfinite(table)
+    if bad.any():
+        *_, k = idx = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' has a non-finite value ({table[idx]}) at {_where(idx)}"
+        )
+    ints = table[..., :2]
+    bad = ints != np.floor(ints)
+    if bad.any():
+        *_, k = idx = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' must be an integer, got {ints[idx]} at {_where(idx)}"
+        )
+    ints = table[..., :3]
+    bad = ints <= 0
+    if bad.any():
+        *_, k = idx = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' must be positive, got {ints[idx]} at {_where(idx)}"
+        )
+    lens = table[..., 3:]
+    bad = lens < 0
+    if bad.any():
+        *_, k = idx = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[3 + k]}' must be non-negative, got {lens[idx]} at {_where(idx)}"
+        )
+    limit = np.array([FEATURE_MAX[f] for f in FEATURES])
+    bad = table > limit
+    if bad.any():
+        *_, k = idx = _first_bad(bad)
+        raise ValueError(
+            f"{what}: '{FEATURES[k]}' is {table[idx]:g} at {_where(idx)}, past the physical bound "
+            f"{limit[k]:g} (see energycore._util.columns.FEATURE_MAX)"
+        )
+
+
+def as_feature_array(X: Any, *, what: str = "X", ndim: int = 2, min_rows: int = 1) -> FloatArray:
+    """A plain numeric array of features (columns in the order of :data:`FEATURES`) checked
+    as :func:`as_feature_table` checks named columns, without copying a C-contiguous float64
+    array. ``ndim=2``: one table ``(n, 5)``; ``ndim=3``: a stack ``(n_problems, n_rows, 5)``,
+    errors naming the problem and the row."""
+    shape = "(n_problems, n_rows, 5)" if ndim == 3 else "(n, 5)"
+    a = np.asarray(X)
+    if a.ndim != ndim or a.shape[-1] != len(FEATURES):
+        raise ValueError(
+            f"{what}: expected an array of shape {shape} (columns {', '.join(FEATURES)}), "
+            f"got shape {a.shape}"
+        )
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and a.dtype.itemsize > 8):
+        raise ValueError(f"{what}: expected real numbers (float64), got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if a.shape[-2] < min_rows or (ndim == 3 and a.shape[0] < 1):
+        raise ValueError(f"{what}: needs at least {min_rows} row(s), got shape {a.shape}")
+    _check_table(a, what)
+    return a
 
 
 def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArray:
@@ -155,37 +221,7 @@ def as_feature_table(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArra
     table = np.empty((n, len(FEATURES)), dtype=np.float64)
     for k, c in enumerate(cols):
         table[:, k] = c
-    # Whole-table checks first (cheap); the slow path only names the first offender.
-    bad = ~np.isfinite(table)
-    if bad.any():
-        i, k = _first_bad(bad)
-        raise ValueError(
-            f"{what}: '{FEATURES[k]}' has a non-finite value ({table[i, k]}) at row {i}"
-        )
-    ints = table[:, :2]
-    bad = ints != np.floor(ints)
-    if bad.any():
-        i, k = _first_bad(bad)
-        raise ValueError(f"{what}: '{FEATURES[k]}' must be an integer, got {ints[i, k]} at row {i}")
-    ints = table[:, :3]
-    bad = ints <= 0
-    if bad.any():
-        i, k = _first_bad(bad)
-        raise ValueError(f"{what}: '{FEATURES[k]}' must be positive, got {ints[i, k]} at row {i}")
-    bad = table[:, 3:] < 0
-    if bad.any():
-        i, k = _first_bad(bad)
-        raise ValueError(
-            f"{what}: '{FEATURES[3 + k]}' must be non-negative, got {table[i, 3 + k]} at row {i}"
-        )
-    limit = np.array([FEATURE_MAX[f] for f in FEATURES])
-    bad = table > limit
-    if bad.any():
-        i, k = _first_bad(bad)
-        raise ValueError(
-            f"{what}: '{FEATURES[k]}' is {table[i, k]:g} at row {i}, past the physical bound "
-            f"{limit[k]:g} (see energycore._util.columns.FEATURE_MAX)"
-        )
+    _check_table(table, what)
     return table
 
 

@@ -6,7 +6,8 @@
   coverage to the decode step;
 - :func:`discover`: structure discovery, a search over sparse sums of candidate terms
   (:class:`Discovery`, :class:`DiscoveredModel`; docs/discover.md);
-- :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates.
+- :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates;
+  :class:`FitManyResult`: thousands of small fits as arrays (``fit_many(..., as_arrays=True)``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from energycore.fit.discover import Constraints, DiscoveredModel, Discovery, Term, discover
 from energycore.fit.energy import (
     EnergyModel,
+    FitManyResult,
     MoeTpotModel,
     SolverParams,
     TemplateModel,
@@ -29,6 +31,7 @@ __all__ = [
     "DiscoveredModel",
     "Discovery",
     "EnergyModel",
+    "FitManyResult",
     "FitResult",
     "IdentifiabilityWarning",
     "LatencyModel",

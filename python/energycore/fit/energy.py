@@ -19,7 +19,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from energycore import _core
 from energycore._util.columns import (
     FEATURES,
     FloatArray,
-    as_feature_table,
+    as_feature_array,
     as_model_features,
     as_target,
     as_weights,
@@ -47,6 +47,7 @@ __all__ = [
     "BootstrapResult",
     "ConvergenceWarning",
     "EnergyModel",
+    "FitManyResult",
     "FitResult",
     "IdentifiabilityWarning",
     "SolverParams",
@@ -129,6 +130,21 @@ def _check_outliers(d: Any, n_samples: int) -> dict[int, float]:
 
 def _fmt(v: float) -> str:
     return "nan" if not math.isfinite(v) else f"{v:.4g}"
+
+
+def _median(a: FloatArray) -> float:
+    """``np.median`` of a non-empty 1-D float array (same value), without its dispatch overhead."""
+    s = np.sort(a)
+    h = len(s) // 2
+    return float(s[h]) if len(s) % 2 else float((s[h - 1] + s[h]) / 2.0)
+
+
+def _as_features(X: Any) -> FloatArray:
+    """The feature table of ``X``: a plain ``(n, 5)`` numeric array (columns in the order of
+    ``FEATURES``; the fast path, no copy when C-contiguous float64) or named columns."""
+    if isinstance(X, np.ndarray) and X.dtype.names is None:
+        return as_feature_array(X)
+    return as_model_features(X)
 
 
 class SolverParams:
@@ -361,9 +377,10 @@ class TemplateModel(SolverParams):
             A = A / np.where(norm > 0, norm, 1.0)
             if A.shape[0] < A.shape[1]:  # fewer rows than terms: the budget decides, not here
                 break
-            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            sv = np.linalg.svd(A, compute_uv=False)  # the singular vectors only when needed
             if sv[-1] > _COLLINEAR_RTOL * sv[0]:
                 break
+            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
             v = np.abs(Vt[-1])
             involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
             drop = min(
@@ -385,9 +402,12 @@ class TemplateModel(SolverParams):
 
         Parameters
         ----------
-        X : DataFrame, dict of arrays or structured array
+        X : DataFrame, dict of arrays, structured array or ndarray of shape (n, 5)
             Columns ``tp``, ``pp``, ``batch``, ``input_len``, ``output_len`` and optionally
             ``n_gpus`` (others ignored). ``batch`` may be fractional (a time-averaged batch).
+            A plain 2-D array holds the five columns in that order (``FEATURES``); a
+            C-contiguous float64 one is checked in place (one vectorised pass per rule) and
+            not copied: the fast path for many small fits.
         y : array-like or str
             The measured target (e.g. joules per batch), positive; or the name of a column of X.
         sample_weight : array-like, optional
@@ -451,9 +471,9 @@ class TemplateModel(SolverParams):
         flagged: list[int] = []
         for _ in range(3):
             r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
-            ok = np.setdiff1d(rows, flagged)
-            med = float(np.median(r[ok]))
-            sigma = max(1.4826 * float(np.median(np.abs(r[ok] - med))), 0.02)
+            ok = np.setdiff1d(rows, flagged) if flagged else rows
+            med = _median(r[ok])
+            sigma = max(1.4826 * _median(np.abs(r[ok] - med)), 0.02)
             dev = np.abs(r[rows] - med)
             over = rows[dev > k * sigma]
             new = sorted(over.tolist(), key=lambda i: -abs(r[i] - med))[:cap]
@@ -588,21 +608,29 @@ class TemplateModel(SolverParams):
         }
 
     def _features(self, X: Any) -> FloatArray:
-        """The feature table the template sees (``n_gpus`` applied)."""
-        return as_model_features(X)
+        """The feature table the template sees (``n_gpus`` applied; a plain ``(n, 5)`` array
+        as it is, checked)."""
+        return _as_features(X)
 
     def _prepare(self, X: Any, y: Any, sample_weight: Any) -> _Prepared:
         """Validate the data; set the coefficients the rows cannot identify to neutral values."""
-        self._check_hyper()
-        Xt = self._features(X)
+        hyper = self._check_hyper()
+        Xt = _as_features(X)
         n = len(Xt)
         yt = as_target(y, n, self.target or "y", X)
         w = as_weights(sample_weight, n)
-        return self._prepare_table(Xt, yt, w)
+        return self._prepare_table(Xt, yt, w, hyper)
 
-    def _prepare_table(self, Xt: FloatArray, yt: FloatArray, w: FloatArray) -> _Prepared:
-        """:meth:`_prepare` on validated arrays (the feature table, target and weights)."""
-        flags, values = self._check_hyper()
+    def _prepare_table(
+        self,
+        Xt: FloatArray,
+        yt: FloatArray,
+        w: FloatArray,
+        hyper: tuple[list[bool], FloatArray] | None = None,
+    ) -> _Prepared:
+        """:meth:`_prepare` on validated arrays (the feature table, target and weights);
+        ``hyper`` is :meth:`_check_hyper`'s answer when the caller has it."""
+        flags, values = self._check_hyper() if hyper is None else (list(hyper[0]), hyper[1].copy())
         info = self.template_info()["params"]
         typical = np.array([p["typical"] for p in info], dtype=np.float64)
         n = len(Xt)
@@ -622,9 +650,9 @@ class TemplateModel(SolverParams):
                 IdentifiabilityWarning,
                 stacklevel=user_stacklevel(),
             )
-        constant = [
-            f"{f}={Xt[rows][0, k]:g}" for k, f in enumerate(FEATURES) if np.ptp(Xt[rows][:, k]) == 0
-        ]
+        Xr = Xt[rows]
+        flat = np.flatnonzero(np.ptp(Xr, axis=0) == 0)
+        constant = [f"{FEATURES[k]}={Xr[0, k]:g}" for k in flat]
         why = "no effect on any row" + (f" (constant {', '.join(constant)})" if constant else "")
         for j in pinned:
             flags[j] = True
@@ -685,8 +713,9 @@ class TemplateModel(SolverParams):
         self.reduced_: dict[str, str] = {names[j]: why for j, why in sorted(prep.reduced.items())}
         rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
         Xr = prep.X[rows]
+        lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
         self.ranges_: dict[str, tuple[float, float]] | None = {
-            f: (float(Xr[:, k].min()), float(Xr[:, k].max())) for k, f in enumerate(FEATURES)
+            f: (lo[k], hi[k]) for k, f in enumerate(FEATURES)
         }
         self.fit_result_ = FitResult(
             status=int(res["status"]), message=str(res["message"]), success=bool(res["success"]),
@@ -705,10 +734,40 @@ class TemplateModel(SolverParams):
         )
         return self
 
+    @overload
     @classmethod
     def fit_many(
-        cls: type[M], Xs: Any, ys: Any, sample_weights: Any = None, **params: Any
-    ) -> list[M]:
+        cls: type[M],
+        Xs: Any,
+        ys: Any,
+        sample_weights: Any = None,
+        *,
+        as_arrays: Literal[False] = False,
+        **params: Any,
+    ) -> list[M]: ...
+
+    @overload
+    @classmethod
+    def fit_many(
+        cls: type[M],
+        Xs: Any,
+        ys: Any,
+        sample_weights: Any = None,
+        *,
+        as_arrays: Literal[True],
+        **params: Any,
+    ) -> FitManyResult[M]: ...
+
+    @classmethod
+    def fit_many(
+        cls: type[M],
+        Xs: Any,
+        ys: Any,
+        sample_weights: Any = None,
+        *,
+        as_arrays: bool = False,
+        **params: Any,
+    ) -> list[M] | FitManyResult[M]:
         """Fit one model per independent problem, in one threaded C++ call (GIL released).
 
         The same as ``[cls(**params).fit(X, y, w) for X, y, w in zip(Xs, ys, sample_weights)]``
@@ -716,22 +775,44 @@ class TemplateModel(SolverParams):
         fitted in a single call across threads; with ``reduce=True`` (the default) one call
         per problem fits its candidate reductions.
 
+        ``as_arrays=True`` is the fast path for thousands of small problems: every problem is
+        fitted in one threaded C++ call that writes into arrays, with no Python object per
+        problem, and a :class:`FitManyResult` comes back (coefficients, costs, convergence as
+        arrays; :meth:`FitManyResult.model` builds one problem's model on demand). It fits
+        every coefficient the rows identify (``reduce=False``; a coefficient with no effect on
+        any row of a problem is held at its typical value, as ``fit`` holds it) with the
+        outlier screen off (``outliers=0``); passing ``reduce=True`` or ``outliers`` > 0 with it
+        is a ``ValueError``. A problem whose fit fails or stops at ``max_iter`` is reported in
+        ``status_`` / ``success_`` (one :class:`~energycore.errors.ConvergenceWarning` for all
+        that stopped at the limit), not raised. Each coefficient vector equals the one
+        ``fit_many(..., reduce=False, outliers=0)`` gives for that problem.
+
         Parameters
         ----------
-        Xs : sequence
-            One feature table per problem (anything :meth:`fit` takes as ``X``).
-        ys : sequence
-            One target per problem (array-like, as ``y`` of :meth:`fit`).
-        sample_weights : sequence, optional
-            One weight vector (or ``None``) per problem.
+        Xs : sequence or ndarray
+            One feature table per problem (anything :meth:`fit` takes as ``X``). With
+            ``as_arrays=True``: an array of shape ``(n_problems, n_rows, 5)`` (columns in the
+            order of ``FEATURES``; C-contiguous float64 is used in place), or a sequence of
+            tables with the same number of rows.
+        ys : sequence or ndarray
+            One target per problem (array-like, as ``y`` of :meth:`fit`); with
+            ``as_arrays=True`` an array of shape ``(n_problems, n_rows)``.
+        sample_weights : sequence or ndarray, optional
+            One weight vector (or ``None``) per problem; with ``as_arrays=True`` an array of
+            shape ``(n_problems, n_rows)``.
+        as_arrays : bool
+            Return a :class:`FitManyResult` (the fast path above) instead of a list of models.
         **params
-            Constructor parameters shared by every model.
+            Constructor parameters shared by every model (``n_starts=1`` is the fastest; the
+            default 8 starts cost about 8 times as much).
 
         Returns
         -------
-        list
-            The fitted models, in the order of ``Xs``.
+        list or FitManyResult
+            The fitted models, in the order of ``Xs``; or the arrays of every fit.
         """
+        if as_arrays:
+            return FitManyResult._fit(cls, Xs, ys, sample_weights, params)
         Xs, ys = list(Xs), list(ys)
         if len(Xs) != len(ys):
             raise ValueError(f"ys: {len(ys)} targets for {len(Xs)} problems in Xs")
@@ -743,7 +824,7 @@ class TemplateModel(SolverParams):
         tables, targets, weights = [], [], []
         for g, (X, y, w) in enumerate(zip(Xs, ys, ws)):
             try:
-                Xt = as_model_features(X)
+                Xt = _as_features(X)
                 targets.append(as_target(y, len(Xt), cls.target or "y", X))
                 wt = as_weights(w, len(Xt))
             except ValueError as e:
@@ -848,11 +929,15 @@ class TemplateModel(SolverParams):
         a = np.asarray(x0, dtype=np.float64)
         if a.shape != (len(names),):
             raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
-        for j, p in enumerate(info):
-            if not np.isfinite(a[j]) or not p["lower"] <= a[j] <= p["upper"]:
-                raise ValueError(
-                    f"x0: {names[j]}={a[j]} is not finite or outside [{p['lower']}, {p['upper']}]"
-                )
+        lo = np.array([p["lower"] for p in info])
+        hi = np.array([p["upper"] for p in info])
+        bad = ~(np.isfinite(a) & (lo <= a) & (a <= hi))
+        if bad.any():
+            j = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"x0: {names[j]}={a[j]} is not finite or outside [{info[j]['lower']}, "
+                f"{info[j]['upper']}]"
+            )
         return a
 
     def _warn_degenerate(self, null_weight: FloatArray) -> None:
@@ -1233,6 +1318,196 @@ class TemplateModel(SolverParams):
         )
 
 
+class FitManyResult(Generic[M]):
+    """The fits of :meth:`TemplateModel.fit_many` with ``as_arrays=True``: one row per problem.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_problems, n_params)
+        Fitted coefficients, template order (:attr:`param_names`).
+    cost_ : ndarray of shape (n_problems,)
+        Final robust, weighted cost of each fit.
+    success_ : ndarray of bool, shape (n_problems,)
+        The solver converged (``status_ > 0``).
+    status_ : ndarray of int, shape (n_problems,)
+        As :attr:`FitResult.status`: 0 ``max_iter`` reached, 1-3 converged, -1 failed (the
+        model gave non-finite values at the start; its ``coef_`` row is not a fit).
+    n_iter_ : ndarray of int, shape (n_problems,)
+        LM iterations of each fit.
+    optimality_ : ndarray of shape (n_problems,)
+        Scaled projected-gradient norm at the solution.
+    fixed_mask_ : ndarray of bool, shape (n_problems, n_params)
+        Coefficients held: the user's ``fixed`` and those with no effect on a problem's rows.
+    covariance_ : ndarray of shape (n_problems, n_params, n_params)
+        Coefficient covariance of each fit (as ``covariance_`` of a model).
+    param_names : tuple of str
+        Coefficient names.
+    """
+
+    def __init__(
+        self,
+        cls: type[M],
+        params: dict[str, Any],
+        X: FloatArray,
+        y: FloatArray,
+        w: FloatArray,
+        values: FloatArray,
+        res: dict[str, Any],
+    ) -> None:
+        self._cls = cls
+        self._params = params
+        self._X, self._y, self._w, self._values = X, y, w, values
+        self._res = res
+        self.param_names: tuple[str, ...] = cls.param_names()
+        self.coef_: FloatArray = res["x"]
+        self.cost_: FloatArray = res["cost"]
+        self.status_: np.ndarray = res["status"]
+        self.success_: np.ndarray = res["status"] > 0
+        self.n_iter_: np.ndarray = res["iterations"]
+        self.optimality_: FloatArray = res["optimality"]
+        self.fixed_mask_: np.ndarray = res["active"] == 2
+        self.covariance_: FloatArray = res["covariance"]
+
+    def __len__(self) -> int:
+        return int(self.coef_.shape[0])
+
+    def __repr__(self) -> str:
+        n_limit = int((self.status_ == 0).sum())
+        n_failed = int((self.status_ < 0).sum())
+        return (
+            f"FitManyResult({self._cls.__name__}, {len(self)} problems, "
+            f"{int(self.success_.sum())} converged, {n_limit} at max_iter, {n_failed} failed)"
+        )
+
+    def model(self, i: int) -> M:
+        """The fitted model of problem ``i``, built on demand (the same state as the model
+        ``fit_many(..., reduce=False, outliers=0)`` returns for it); ``ValueError`` for a
+        problem whose fit failed."""
+        n = len(self)
+        if not (isinstance(i, (int, np.integer)) and not isinstance(i, bool) and -n <= i < n):
+            raise ValueError(f"i: must be a problem index in [0, {n}), got {i!r}")
+        i = int(i) % n
+        m = self._cls(**self._params)
+        r = self._res
+        flags = [bool(v) for v in self.fixed_mask_[i]]
+        pinned = [int(j) for j in np.flatnonzero(r["pinned"][i])]
+        values = self._values.copy()
+        w = self._w[i] if len(self._w) else np.empty(0)
+        n_rows = int((w > 0).sum()) if len(w) else len(self._y[i])
+        prep = _Prepared(
+            self._X[i], self._y[i], w, flags, values, pinned,
+            len(flags) - sum(flags), {}, n_rows,
+        )  # fmt: skip
+        status = int(r["status"][i])
+        one = {
+            "x": self.coef_[i].copy(), "cost": float(self.cost_[i]), "status": status,
+            "message": r["messages"][status], "success": status > 0,
+            "iterations": int(r["iterations"][i]), "n_fev": int(r["n_fev"][i]),
+            "n_jev": int(r["n_jev"][i]), "optimality": float(r["optimality"][i]),
+            "start_index": int(r["start_index"][i]), "active": [int(a) for a in r["active"][i]],
+            "covariance": self.covariance_[i].copy(), "null_weight": r["null_weight"][i],
+        }  # fmt: skip
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IdentifiabilityWarning)  # reported by fit_many
+                m._finish(one, prep)
+        except ValueError as e:
+            raise ValueError(f"problem {i}: {e}") from None
+        m.outliers_ = {}
+        return m
+
+    @staticmethod
+    def _fit(
+        cls: type[M], Xs: Any, ys: Any, sample_weights: Any, params: dict[str, Any]
+    ) -> FitManyResult[M]:
+        for name, off in (("reduce", False), ("outliers", 0)):
+            if name in params and params[name] != off:
+                raise ValueError(
+                    f"{name}: fit_many(as_arrays=True) fits every coefficient with the outlier "
+                    f"screen off (reduce=False, outliers=0), got {name}={params[name]!r}; use "
+                    "as_arrays=False for the adaptive or screened fit of each problem"
+                )
+        params = {**params, "reduce": False, "outliers": 0}
+        proto = cls(**params)
+        flags, values = proto._check_hyper()
+        if isinstance(Xs, np.ndarray) and Xs.dtype.names is None:
+            X = as_feature_array(Xs, what="Xs", ndim=3)
+        else:
+            tables = []
+            for g, Xg in enumerate(Xs):
+                try:
+                    tables.append(_as_features(Xg))
+                except ValueError as e:
+                    raise ValueError(f"problem {g}: {e}") from None
+            if not tables:
+                raise ValueError("Xs: no problems to fit")
+            if len({len(t) for t in tables}) > 1:
+                raise ValueError(
+                    "Xs: as_arrays=True needs the same number of rows in every problem, got "
+                    f"{sorted({len(t) for t in tables})}; pad with zero-weight rows or use "
+                    "as_arrays=False"
+                )
+            X = np.stack(tables)
+        k, n = X.shape[0], X.shape[1]
+        y = _as_stack(ys, (k, n), cls.target or "ys", positive=True)
+        w = np.empty(0)
+        if sample_weights is not None:
+            w = _as_stack(sample_weights, (k, n), "sample_weights", positive=False)
+            none = np.flatnonzero(~(w > 0).any(axis=1))
+            if len(none):
+                raise ValueError(f"sample_weights: all weights are zero in problem {none[0]}")
+        res = _core.fit_template_arrays(
+            proto.template_name, X, y, w, flags if any(flags) else [],
+            values if any(flags) else np.empty(0), n_starts=int(proto.n_starts),
+            seed=int(proto.seed), n_threads=int(proto.n_threads), pin_unidentified=True,
+            covariance=True, **proto._solver_kwargs(),
+        )  # fmt: skip
+        names = cls.param_names()
+        pinned = np.asarray(res["pinned"])
+        if pinned.any():
+            held = ", ".join(names[j] for j in np.flatnonzero(pinned.any(axis=0)))
+            warnings.warn(
+                f"{cls.__name__}.fit_many: in {int(pinned.any(axis=1).sum())} of {k} problems "
+                f"some coefficients ({held}) have no effect on any row and are held at their "
+                "typical values (fixed_mask_ says which); predictions outside the measured "
+                "range of tp/pp are unreliable for those problems.",
+                IdentifiabilityWarning,
+                stacklevel=user_stacklevel(),
+            )
+        n_limit = int((res["status"] == 0).sum())
+        if n_limit:
+            warnings.warn(
+                f"{cls.__name__}.fit_many: {n_limit} of {k} fits did not converge within "
+                f"max_iter={proto.max_iter} iterations (status_ == 0; their coefficients are the "
+                "best reached). Raise max_iter or check those problems' data.",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
+        return FitManyResult(cls, params, X, y, w, values, res)
+
+
+def _as_stack(a: Any, shape: tuple[int, int], what: str, *, positive: bool) -> FloatArray:
+    """A ``(n_problems, n_rows)`` float64 array of finite values, positive (targets) or
+    non-negative (weights); ``ValueError`` naming the problem and the row."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and arr.dtype.itemsize > 8):
+        raise ValueError(f"{what}: expected real numbers (float64), got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{what}: expected shape {shape} (one row per problem), got {arr.shape}")
+    for bad, rule in (
+        (~np.isfinite(arr), "must be finite"),
+        (
+            arr <= 0 if positive else arr < 0,
+            "must be positive" if positive else "must be non-negative",
+        ),
+    ):
+        if bad.any():
+            g, i = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"{what}: {rule}, got {arr[g, i]} at problem {g}, row {i}")
+    return arr
+
+
 class EnergyModel(TemplateModel):
     """Energy of one batch over all GPUs, in joules (DESIGN.md's template, twelve coefficients).
 
@@ -1299,7 +1574,7 @@ class EnergyModel(TemplateModel):
 
     def predict_per_request(self, X: Any) -> FloatArray:
         """Predicted energy per request, joules: ``predict(X) / batch``."""
-        return self.predict(X) / as_feature_table(X)[:, FEATURES.index("batch")]
+        return self.predict(X) / _as_features(X)[:, FEATURES.index("batch")]
 
 
 class TtftModel(TemplateModel):

@@ -62,9 +62,17 @@ def residual_quantiles(
         ok &= np.asarray(weight, dtype=np.float64) > 0
     if int(ok.sum()) < 2:
         return None
-    r = np.log(y[ok] / p[ok])
-    q = np.quantile(r, np.asarray(RESID_PERCENTILES) / 100.0)
-    return {pc: float(v) for pc, v in zip(RESID_PERCENTILES, q)}
+    r = np.sort(np.log(y[ok] / p[ok]))
+    # np.quantile's default ("linear") interpolation written out, the same values without its
+    # dispatch overhead (which dominated a small fit's result objects).
+    t = np.asarray(RESID_PERCENTILES) / 100.0 * (len(r) - 1)
+    lo = np.floor(t).astype(np.intp)
+    hi = np.minimum(lo + 1, len(r) - 1)
+    frac = t - lo
+    a, b = r[lo], r[hi]
+    d = b - a
+    q = np.where(frac >= 0.5, b - d * (1.0 - frac), a + d * frac)
+    return {pc: float(v) for pc, v in zip(RESID_PERCENTILES, q.tolist())}
 
 
 def quantile_at(quantiles: dict[float, float], percentile: float) -> float:
