@@ -10,8 +10,9 @@ energy per request under a latency limit and a power cap. Prints configurations 
 - a plain ``itertools.product`` loop in Python (on a sub-space, same answer checked),
 
 their ratios, the worst case where every point has its own model inputs (no reuse), the
-latency of ``Selector.best`` called from Python, the cost of ``confidence=0.9`` (latency upper
-bounds, with the models' gradients) and an explicit list of 10**6 configurations
+latency of ``Selector.best`` called from Python, the cost of ``confidence=0.9`` (upper bounds,
+with the models' gradients; with the power cap judged on ``power_upper_w`` and without a power
+cap, on the engine and on the Selector) and an explicit list of 10**6 configurations
 (``ConfigSpace.from_rows``) against numpy on the same rows. Every implementation's answer is
 checked equal.
 Run:
@@ -265,15 +266,23 @@ def main() -> None:
         f"worst case, no model reuse ({sw.size:,} pts), 1 thread: {sw.size / tw / 1e6:.1f} M configurations/s"
     )
 
-    # confidence=0.9: the latency upper bounds (gradients of the templates) on the same query.
-    s1.argmin("energy_per_request_j", subject_to=limits, confidence=0.9, **kw)  # warm
-    tc, rc = timed(
-        lambda: s1.argmin("energy_per_request_j", subject_to=limits, confidence=0.9, **kw)
-    )
-    print(
-        f"confidence=0.9, 1 thread     {n / tc / 1e6:9.1f} M configurations/s "
-        f"({tc / t1:.2f}x the time of the point query; {rc.n_feasible:,} feasible)"
-    )
+    # confidence=0.9: the upper bounds (gradients of the templates) on the same query, with the
+    # power cap (judged on power_upper_w) and without it (latency limit only).
+    lat_only = {"latency_s": ("<=", LAT)}
+    t1l, _ = timed(lambda: s1.argmin("energy_per_request_j", subject_to=lat_only, **kw))
+    for what, lim, t_point in (
+        ("latency + power cap", limits, t1),
+        ("latency only", lat_only, t1l),
+    ):
+        s1.argmin("energy_per_request_j", subject_to=lim, confidence=0.9, **kw)  # warm
+        tc, rc = timed(
+            lambda lim=lim: s1.argmin("energy_per_request_j", subject_to=lim, confidence=0.9, **kw)
+        )
+        print(
+            f"confidence=0.9, {what}, 1 thread {n / tc / 1e6:9.1f} M configurations/s "
+            f"({tc / t_point:.2f}x the time of the point query with the same limits, "
+            f"{n / t_point / 1e6:.1f} M/s; {rc.n_feasible:,} feasible)"
+        )
 
     # An explicit list: 10**6 distinct random points of the same space, in random order.
     rng = np.random.default_rng(1)
@@ -331,6 +340,29 @@ def main() -> None:
     feas = sum(sel.best(*q).feasible for q in qs[:2000]) / min(2000, len(qs))
     print(f"Selector: {sel.n_candidates} candidates, built in {build * 1e3:.0f} ms; best() from Python "
           f"{per * 1e6:.1f} us/query CPU ({per_wall * 1e6:.1f} wall), {feas:.0%} feasible; equal to argmin on 200 queries")  # fmt: skip
+
+    # The same queries under confidence=0.9: the latency limit on latency_upper_s, the power cap
+    # on power_upper_w (pruned by the stored power lower bound: power_upper_w >= power_w).
+    selc = Selector(sp, models=ms, confidence=0.9)
+    for q in qs[:200]:
+        a = selc.best(*q)
+        b = sp.argmin(
+            selc.objective,
+            subject_to={"latency_s": ("<=", q[2]), "power_w": ("<=", q[3])},
+            models=ms, confidence=0.9, input_len=q[0], output_len=q[1],
+        )  # fmt: skip
+        assert (a.index, a.nearest_index) == (b.index, b.nearest_index)
+    for what, with_cap in (("latency + power cap", True), ("latency only", False)):
+        t0 = time.thread_time()
+        for q in qs:
+            selc.best(q[0], q[1], q[2], q[3] if with_cap else None)
+        per_c = (time.thread_time() - t0) / len(qs)
+        t0 = time.thread_time()
+        for q in qs:
+            sel.best(q[0], q[1], q[2], q[3] if with_cap else None)
+        per_p = (time.thread_time() - t0) / len(qs)
+        print(f"Selector, confidence=0.9, {what}: {per_c * 1e6:.1f} us/query CPU against "
+              f"{per_p * 1e6:.1f} us for the point prediction (same queries, same run)")  # fmt: skip
 
 
 if __name__ == "__main__":

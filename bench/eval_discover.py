@@ -165,6 +165,9 @@ def eval_planted(quick: bool, with_gp: bool) -> list[str]:
 
 # ----------------------------------------------------------------------------- (b) simulator
 class DiscoverPredictor(es.EnergycorePredictor):
+    """``structure``: a DiscoveredModel (its structure refitted on the deployment's rows) or a
+    Discovery (the front entry the deployment's rows support best, Discovery.refit)."""
+
     def __init__(self, d: dict[str, np.ndarray], seed: int, structure: Any) -> None:
         super().__init__(d, seed)
         self.e = structure.refit(d, d["energy_j"])
@@ -177,6 +180,7 @@ def eval_simulator(
     free: tuple[str, ...] = (),
     monotone: bool = False,
     max_terms: int = 12,
+    deploy_cv: bool = False,
 ) -> list[str]:
     models = es.MODELS[:2] if quick else es.MODELS
     gpus = es.GPUS[:3] if quick else es.GPUS
@@ -195,19 +199,22 @@ def eval_simulator(
             # the profiling set: other noise seed, other random plan order
             lab = Node(gpu, model, n_gpus=es.N_GPUS, noise=0.03, seed=s + 99991)
             prof = es.measure(lab, es.plan(s + 7, np.random.default_rng(s + 7)), prof_rows)
-            disc = discover(
+            found = discover(
                 prof,
                 prof["energy_j"],
                 max_terms=max_terms,
                 seed=s,
                 free_exponents=free,
                 constraints={"monotone_batch": monotone},
-            ).best
-            forms.append((model, gpu, disc.n_params, disc.formula(digits=3)))
+            )
+            disc = found.best
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 preds = {"energy_v2": es.EnergycorePredictor(data, s),
-                         "discover": DiscoverPredictor(data, s, disc)}  # fmt: skip
+                         "discover": DiscoverPredictor(data, s, found if deploy_cv else disc)}  # fmt: skip
+            if deploy_cv:
+                disc = preds["discover"].e
+            forms.append((model, gpu, disc.n_params, disc.formula(digits=3)))
             for li, lo in es.WORKLOADS:
                 X = _grid.enumerate_configs(es.N_GPUS, es.SELECT_BATCHES, li, lo)
                 t = truth.run(X, noise=False)
@@ -242,7 +249,9 @@ def eval_simulator(
     out += [
         "",
         f"Discovered forms ({prof_rows}-row profiling set, max_terms={max_terms}, free "
-        f"exponents {free or 'none'}, monotone_batch={monotone}); fitted parameters "
+        f"exponents {free or 'none'}, monotone_batch={monotone}, structure per deployment "
+        f"{'by CV on its 50 rows (Discovery.refit)' if deploy_cv else 'the profiling best'}); "
+        "fitted parameters "
         f"(coefficients + free exponents) min {min(ks)}, median {int(np.median(ks))}, max {max(ks)}:",
         "",
     ]
@@ -405,22 +414,66 @@ def speed() -> str:
             f"{min(ts):.2f} s (best of 3), {d.n_fits} NNLS fits")  # fmt: skip
 
 
+def space_speed() -> list[str]:
+    """A discovered model in a ConfigSpace: native (models=, the C++ term-sum template) against
+    the scorer path (scorers=, numpy on batches of valid points) and the derived expression, on
+    the same space in the same run (best of 3 each); every point has its own model inputs (the
+    lengths are axes), so nothing is tabulated."""
+    from energycore import ConfigSpace
+
+    X, y, _, _, _ = planted(7, 200)
+    m = discover(X, y, max_terms=8).best
+    space = ConfigSpace(
+        {"tp": [1, 2, 4, 8], "pp": [1, 2, 4, 8], "batch": ConfigSpace.powers_of_two(1, 512),
+         "input_len": list(range(64, 4096, 64)), "output_len": list(range(32, 2048, 32))},
+        constraints=["tp * pp <= 8"],
+    )  # fmt: skip
+    s2 = ConfigSpace(
+        {a.name: list(a.values) for a in space.axes},
+        constraints=["tp * pp <= 8"],
+        derived={"e": m.to_expression()},
+    )
+    runs = {
+        "models= (C++ term-sum template)": lambda: space.argmin("energy_j", models=m),
+        "derived= (C++ expression)": lambda: s2.argmin("e"),
+        "scorers= (numpy predict on batches)": lambda: space.argmin("e", scorers={"e": m}),
+    }
+    out = [f"ConfigSpace.argmin over {space.size:,} points ({m.n_terms}-term discovered form):", "",
+           "| path | time (s) | vs models= |", "|---|---:|---:|"]  # fmt: skip
+    ts, picks = {}, set()
+    for name, f in runs.items():
+        best = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            r = f()
+            best.append(time.perf_counter() - t0)
+        ts[name] = min(best)
+        picks.add(r.index)
+    base = ts[next(iter(runs))]
+    out += [f"| {k} | {v:.3f} | {v / base:.1f}x |" for k, v in ts.items()]
+    out.append(f"\nsame argmin on every path: {len(picks) == 1}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-gplearn", action="store_true")
-    ap.add_argument("--only", choices=("a", "b", "c", "speed"))
+    ap.add_argument("--only", choices=("a", "b", "c", "speed", "space"))
     ap.add_argument("--prof-rows", type=int, default=200, help="(b) profiling-set rows")
     ap.add_argument("--free", default="", help="(b) comma-separated free-exponent variables")
     ap.add_argument("--monotone", action="store_true", help="(b) monotone_batch constraint")
     ap.add_argument("--max-terms", type=int, default=12, help="(b) largest form searched")
+    ap.add_argument("--deploy-cv", action="store_true",
+                    help="(b) front entry chosen per deployment by CV on its rows (Discovery.refit)")  # fmt: skip
     args = ap.parse_args()
     gp = not args.no_gplearn
     t0 = time.perf_counter()
     parts = {"speed": lambda: [speed()], "a": lambda: eval_planted(args.quick, gp),
              "b": lambda: eval_simulator(args.quick, 0, args.prof_rows,
                                         tuple(v for v in args.free.split(",") if v), args.monotone,
-                                        args.max_terms), "c": lambda: eval_real(gp, args.quick)}  # fmt: skip
+                                        args.max_terms, args.deploy_cv),
+             "c": lambda: eval_real(gp, args.quick), "space": space_speed}  # fmt: skip
     for k, f in parts.items():
         if args.only and k != args.only:
             continue

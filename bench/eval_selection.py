@@ -19,7 +19,15 @@ gbdt            scikit-learn gradient boosting on the same five features (log en
 energycore c=C  (one per ``--confidence`` value) the energycore models, the latency limit judged
                 by the upper bound at one-sided confidence C that ``ConfigSpace.argmin(...,
                 confidence=C)`` uses: ttft_upper + output_len * tpot_upper
-                (energycore.space.uncertainty.upper_bound). Power caps keep the point prediction.
+                (energycore.space.uncertainty.upper_bound), and the power cap by power_upper_w
+                (energycore.space.uncertainty.power_upper_bound: the energy and latency
+                models' log variances added).
+power-model     (power-capped scenarios only) energy from the energycore EnergyModel, the cap
+                judged by a separate model of per-GPU average power fitted on the measured
+                power (energy_j / latency_s / GPUs): ordinary least squares on log power in
+                1, log tp, log pp, log batch, log^2 batch, log tp * log batch, log input_len,
+                log output_len; "power-model c=C" judges its OLS prediction bound
+                (Student-t, n - 8 degrees of freedom).
 
 Run:  PYTHONPATH=python python bench/eval_selection.py            (full, ~1-2 min on 2 cores)
       PYTHONPATH=python python bench/eval_selection.py --quick    (fewer scenarios)
@@ -45,7 +53,7 @@ from energycore.app import grid as _grid
 from energycore.app.demo import PLAN_BATCHES, PLAN_INPUT_LENS, PLAN_OUTPUT_LENS
 from energycore.simulate import Node
 from energycore.simulate.catalog import get_model
-from energycore.space.uncertainty import upper_bound
+from energycore.space.uncertainty import power_upper_bound, student_t_quantile, upper_bound
 
 MODELS = ("llama-3.1-8b", "llama-3.1-70b", "mixtral-8x7b", "llava-1.5-7b")
 GPUS = ("A100", "H100", "H200", "B200", "L40S", "MI300X")
@@ -133,6 +141,45 @@ class BoundedPredictor(Predictor):
         lat = upper_bound(b.t, X, c) + upper_bound(b.p, X, c) * X["output_len"]
         return b.predict(X)[0], lat
 
+    def power_per_gpu(self, X: dict[str, np.ndarray]) -> np.ndarray:
+        """power_upper_w / GPUs: the bound a power cap judges under ``confidence=``."""
+        b = self.base
+        assert b.e is not None
+        return power_upper_bound(b.e, b.t, b.p, X, self.confidence) / (X["tp"] * X["pp"])
+
+
+def _power_basis(X: dict[str, np.ndarray]) -> np.ndarray:
+    lt, lp, lb = np.log(X["tp"]), np.log(X["pp"]), np.log(X["batch"])
+    li, lo = np.log(X["input_len"]), np.log(X["output_len"])
+    return np.column_stack([np.ones_like(lt), lt, lp, lb, lb * lb, lt * lb, li, lo])
+
+
+class PowerModelPredictor(Predictor):
+    """Energy from the energycore EnergyModel; per-GPU power from its own log-linear fit on the
+    measured average power, as a point or at a one-sided OLS prediction bound."""
+
+    def __init__(
+        self, base: EnergycorePredictor, d: dict[str, np.ndarray], confidence: float | None
+    ) -> None:
+        self.base = base
+        A = _power_basis(d)
+        y = np.log(d["energy_j"] / d["latency_s"] / (d["tp"] * d["pp"]))
+        self.coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        dof = len(y) - A.shape[1]
+        if dof < 1:
+            raise ValueError("power model: too few rows")
+        self.s2 = float(np.sum((y - A @ self.coef) ** 2) / dof)
+        self.inv = np.linalg.pinv(A.T @ A)
+        self.t = 0.0 if confidence is None else student_t_quantile(confidence, dof)
+
+    def predict(self, X: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return self.base.predict(X)
+
+    def power_per_gpu(self, X: dict[str, np.ndarray]) -> np.ndarray:
+        A = _power_basis(X)
+        var = self.s2 * (1.0 + np.einsum("ij,jk,ik->i", A, self.inv, A))
+        return np.asarray(np.exp(A @ self.coef + self.t * np.sqrt(var)))
+
 
 def _token_basis(X: dict[str, np.ndarray]) -> np.ndarray:
     b, li, lo = X["batch"], X["input_len"], X["output_len"]
@@ -206,6 +253,14 @@ def evaluate(
                     preds[(f"energycore c={c:g}", n)] = (
                         None if base is None else BoundedPredictor(base, c)  # type: ignore[arg-type]
                     )
+                for c in (None, *confidences):
+                    name = "power-model" if c is None else f"power-model c={c:g}"
+                    try:
+                        preds[(name, n)] = (
+                            None if base is None else PowerModelPredictor(base, sub, c)  # type: ignore[arg-type]
+                        )
+                    except (ValueError, np.linalg.LinAlgError):
+                        preds[(name, n)] = None
             for li, lo in WORKLOADS:
                 X = _grid.enumerate_configs(N_GPUS, SELECT_BATCHES, li, lo)
                 t = truth_node.run(X, noise=False)
@@ -230,16 +285,24 @@ def evaluate(
                         thr = constrained_argmin(gpu_s, ok, t["latency_s"], limit)
                         thr_extra.append(float(t["energy_per_request_j"][thr] / e_opt - 1.0))
                     for (name, n), p in preds.items():
+                        if name.startswith("power-model") and not capped:
+                            continue  # a power model judges caps only
                         rec: dict[str, Any] = {"method": name, "n": n, "top1": False,
                                                "regret": np.nan, "violates": False,
                                                "model": model, "gpu": gpu,
                                                "limit": factor}  # fmt: skip
                         if p is not None:
-                            # a bound is for latency limits: power caps keep the point latency
+                            # under a power cap the latency bound plays no part: the cap judges
+                            # the power bound (BoundedPredictor) or the power model's
                             q = p.base if capped and isinstance(p, BoundedPredictor) else p
                             e, lat = q.predict(X)
-                            # predicted power per GPU = energy of the batch / its latency / GPUs
-                            pred_v = e * X["batch"] / lat / (X["tp"] * X["pp"]) if capped else lat
+                            if capped and isinstance(p, (BoundedPredictor, PowerModelPredictor)):
+                                pred_v = p.power_per_gpu(X)
+                            elif capped:
+                                # power per GPU = energy of the batch / its latency / GPUs
+                                pred_v = e * X["batch"] / lat / (X["tp"] * X["pp"])
+                            else:
+                                pred_v = lat
                             pick = constrained_argmin(e, ok, pred_v, lim)
                             if pick is not None:
                                 # a pick that breaks the limit can use less energy than
@@ -257,7 +320,7 @@ def table(results: list[dict[str, Any]], capped: bool = False) -> str:
         "| method | n | Top-1 | mean regret | p95 regret | no pick | breaks limit |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    order = ("energycore", "latency-proxy", "token-count", "gbdt", "gbdt@10n")
+    order = ("energycore", "latency-proxy", "token-count", "gbdt", "gbdt@10n", "power-model")
 
     def rank(k: tuple[str, int]) -> tuple[int, str, int]:
         m = k[0]

@@ -172,7 +172,7 @@ def test_space_bad_queries() -> None:
     with pytest.raises(ValueError, match="program"):
         e.count_valid([(2, 0, 0.0)])  # Add on an empty stack
     with pytest.raises(ValueError, match="objective"):
-        e.objective_slot(9)
+        e.objective_slot(11)
     with pytest.raises(ValueError, match="axis"):
         _engine([[]], [-1] * 5)
 
@@ -304,7 +304,7 @@ def test_space_explicit_rows_and_bounds_are_checked() -> None:
     p = ("tpot_v1", [np.full(6, 0.01)])
     ok = ([np.eye(6) * 1e-6], [0.01], 1.0)
     e = eng(None, t, p, ok, ok)
-    assert e.objective_slot(8) == e.n_slots - 1
+    assert e.objective_slot(10) == e.n_slots - 1
     with pytest.raises(ValueError, match="covariance must be 6 x 6"):
         eng(None, t, p, ([np.eye(5)], [0.01], 1.0))
     with pytest.raises(ValueError, match="covariance must be finite"):

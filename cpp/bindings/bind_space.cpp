@@ -10,11 +10,13 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <variant>
 #include <vector>
 
 #include "energycore/templates.hpp"
 #include "energycore/selector.hpp"
 #include "energycore/space.hpp"
+#include "term_arg.hpp"
 
 namespace energycore::bindings {
 
@@ -43,10 +45,23 @@ std::vector<Limit> make_limits(const std::vector<std::tuple<int, int, double>>& 
   return out;
 }
 
-space::ModelSet make_models(const std::optional<std::pair<std::string, std::vector<Vector>>>& m) {
+/// A template name, or a term-sum model (term_arg.hpp) such as a DiscoveredModel.
+using TemplateArg = std::variant<std::string, TermArg>;
+using ModelArg = std::optional<std::pair<TemplateArg, std::vector<Vector>>>;
+
+space::ModelSet make_models(const ModelArg& m, const char* quantity) {
   space::ModelSet s;
   if (!m) return s;
-  s.tmpl = &model::get_template(m->first);
+  if (const auto* name = std::get_if<std::string>(&m->first)) {
+    s.tmpl = &model::get_template(*name);
+  } else {
+    s.owned = term_sum_of(std::get<TermArg>(m->first), quantity);
+    s.tmpl = s.owned.get();
+    for (size_t k = 0; k < m->second.size(); ++k)
+      check_term_theta(*s.tmpl, m->second[k],
+                       std::string(quantity) + " model (coefficient vector " + std::to_string(k) +
+                           ")");
+  }
   s.theta = m->second;
   return s;
 }
@@ -85,7 +100,6 @@ py::array_t<std::int64_t> index_array(const std::vector<Index>& v) {
 }  // namespace
 
 void bind_space(py::module_& m) {
-  using ModelArg = std::optional<std::pair<std::string, std::vector<Vector>>>;
   py::class_<Engine, std::shared_ptr<Engine>>(m, "SpaceEngine",
                                               "Enumeration and scoring engine of a ConfigSpace.")
       .def(py::init([](const std::vector<std::vector<double>>& axes,
@@ -96,7 +110,8 @@ void bind_space(py::module_& m) {
                        const BoundArg& tpot_bound,
                        const std::optional<py::array_t<std::int64_t, py::array::c_style |
                                                                          py::array::forcecast>>&
-                           rows) {
+                           rows,
+                       const BoundArg& energy_bound) {
              space::Spec spec;
              spec.axes = axes;
              spec.params = params;
@@ -109,11 +124,12 @@ void bind_space(py::module_& m) {
              for (int f = 0; f < kFeatures; ++f)
                spec.feature_slot[static_cast<size_t>(f)] = feature_slot[static_cast<size_t>(f)];
              spec.key_axis = key_axis;
-             spec.energy = make_models(energy);
-             spec.ttft = make_models(ttft);
-             spec.tpot = make_models(tpot);
+             spec.energy = make_models(energy, "energy_j");
+             spec.ttft = make_models(ttft, "ttft_s");
+             spec.tpot = make_models(tpot, "tpot_s");
              set_bound(spec.ttft, ttft_bound, "ttft_bound");
              set_bound(spec.tpot, tpot_bound, "tpot_bound");
+             set_bound(spec.energy, energy_bound, "energy_bound");
              if (rows) {
                if (rows->ndim() != 2 || rows->shape(1) != static_cast<py::ssize_t>(axes.size()))
                  throw std::invalid_argument("rows: expected an (n_points, " +
@@ -127,7 +143,8 @@ void bind_space(py::module_& m) {
            py::arg("axes"), py::arg("params"), py::arg("derived"), py::arg("constraints"),
            py::arg("feature_slot"), py::arg("key_axis"), py::arg("energy"), py::arg("ttft"),
            py::arg("tpot"), py::arg("n_threads") = 0, py::arg("ttft_bound") = py::none(),
-           py::arg("tpot_bound") = py::none(), py::arg("rows") = py::none())
+           py::arg("tpot_bound") = py::none(), py::arg("rows") = py::none(),
+           py::arg("energy_bound") = py::none())
       .def_property_readonly("size", &Engine::size)
       .def_property_readonly("n_slots", &Engine::n_slots)
       .def_property_readonly("uses_table", &Engine::uses_table)
@@ -137,7 +154,8 @@ void bind_space(py::module_& m) {
             if (k < 0 || k >= space::kObjectives) throw std::out_of_range("objective: bad code");
             return e.objective_slot(static_cast<space::Objective>(k));
           },
-          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds).")
+          py::arg("k"), "Slot of objective k (0 energy_j ... 5 power_w, 6-8 the latency upper bounds, 9 "
+          "energy_upper_j, 10 power_upper_w).")
       .def(
           "count_valid",
           [](const Engine& e, const Code& where) {

@@ -26,6 +26,7 @@ void bind_space(py::module_& m);
 void bind_nvml(py::module_& m);
 void bind_cuda(py::module_& m);
 void bind_gbdt(py::module_& m);
+void bind_terms(py::module_& m);
 
 }  // namespace energycore::bindings
 

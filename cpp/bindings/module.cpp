@@ -22,4 +22,5 @@ PYBIND11_MODULE(_core, m) {
   energycore::bindings::bind_nvml(m);
   energycore::bindings::bind_cuda(m);
   energycore::bindings::bind_gbdt(m);
+  energycore::bindings::bind_terms(m);
 }

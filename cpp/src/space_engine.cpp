@@ -158,8 +158,6 @@ Engine::Engine(Spec spec, int n_threads)
   if (spec_.key_axis >= A) throw std::invalid_argument("models: key axis out of range");
   if (spec_.ttft.present() != spec_.tpot.present())
     throw std::invalid_argument("models: a latency model needs both ttft and tpot");
-  if (spec_.energy.bounded())
-    throw std::invalid_argument("energy model: upper bounds are for latency models only");
   check_model(spec_.energy, spec_, "energy model");
   check_model(spec_.ttft, spec_, "ttft model");
   check_model(spec_.tpot, spec_, "tpot model");

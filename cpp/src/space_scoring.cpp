@@ -59,6 +59,26 @@ void values_and_uppers(const ModelSet& m, size_t k, const FeatureRef& X, double*
   for (Index r = 0; r < n; ++r) out[r] = upper_of(m, k, vals[r], G.data() + r, n);
 }
 
+/// The log-space exponent a of an upper bound u = v * exp(a) (0 where v is not positive).
+double exponent_of(double v, double u) noexcept { return v > 0.0 ? std::log(u / v) : 0.0; }
+
+/// power_upper_w of a scored row (space.hpp, kPowerUpperW): from the bounds of the same
+/// template evaluation, NaN when energy or latency has none.
+void bound_power(double* o, double output_len) noexcept {
+  const double eu = o[kEnergyUpperJ], tu = o[kTtftUpperS], pu = o[kTpotUpperS];
+  if (std::isnan(eu) || std::isnan(tu) || std::isnan(pu) || !(o[kLatencyS] > 0.0)) {
+    o[kPowerUpperW] = kNaN;
+    return;
+  }
+  const double a_e = exponent_of(o[kEnergyJ], eu);
+  const double a_l = (o[kTtftS] * exponent_of(o[kTtftS], tu) +
+                      output_len * o[kTpotS] * exponent_of(o[kTpotS], pu)) /
+                     o[kLatencyS];
+  // Every exponent has the sign of z (one confidence for all models), or is 0.
+  const double a = std::copysign(std::sqrt(a_e * a_e + a_l * a_l), a_e + a_l);
+  o[kPowerUpperW] = o[kPowerW] * std::exp(a);
+}
+
 }  // namespace
 
 void Engine::build_table() {
@@ -108,6 +128,8 @@ void Engine::build_table() {
       e[2] = o[kTpotS];
       e[3] = o[kTtftUpperS];
       e[4] = o[kTpotUpperS];
+      e[5] = o[kEnergyUpperJ];
+      e[6] = o[kPowerUpperW];
     }
   });
 }
@@ -134,7 +156,7 @@ void Engine::score_direct(double* slots) const noexcept {
       m.tmpl->batch(X, theta_for(m, key).data(), out, nullptr);
     }
   };
-  one(spec_.energy, &o[kEnergyJ], nullptr);
+  one(spec_.energy, &o[kEnergyJ], &o[kEnergyUpperJ]);
   one(spec_.ttft, &o[kTtftS], &o[kTtftUpperS]);
   one(spec_.tpot, &o[kTpotS], &o[kTpotUpperS]);
 }
@@ -194,10 +216,15 @@ void Engine::score_rows(double* rows, size_t n) const {
     if (bound)
       for (size_t r = 0; r < n; ++r) rows[r * static_cast<size_t>(n_slots_) + ucol] = ups[r];
   };
-  run(spec_.energy, kEnergyJ, -1);
+  run(spec_.energy, kEnergyJ, kEnergyUpperJ);
   run(spec_.ttft, kTtftS, kTtftUpperS);
   run(spec_.tpot, kTpotS, kTpotUpperS);
-  for (size_t r = 0; r < n; ++r) derive(rows + r * static_cast<size_t>(n_slots_));
+  const int so = spec_.feature_slot[kOutputLen];
+  for (size_t r = 0; r < n; ++r) {
+    double* row = rows + r * static_cast<size_t>(n_slots_);
+    derive(row);
+    bound_power(row + obj0_, so >= 0 ? row[so] : kNaN);
+  }
 }
 
 void Engine::derive(double* slots) const noexcept {
@@ -222,12 +249,19 @@ void Engine::score(const Index* digits, double* slots, bool own_params) const no
     o[kTpotS] = e[2];
     o[kTtftUpperS] = e[3];
     o[kTpotUpperS] = e[4];
+    o[kEnergyUpperJ] = e[5];
+    o[kPowerUpperW] = e[6];
+    derive(slots);
   } else if (spec_.energy.present() || spec_.ttft.present()) {
     score_direct(slots);
+    derive(slots);
+    const int so = spec_.feature_slot[kOutputLen];
+    bound_power(o, so >= 0 ? slots[so] : kNaN);
   } else {
     o[kEnergyJ] = o[kTtftS] = o[kTpotS] = o[kTtftUpperS] = o[kTpotUpperS] = kNaN;
+    o[kEnergyUpperJ] = o[kPowerUpperW] = kNaN;
+    derive(slots);
   }
-  derive(slots);
 }
 
 void Engine::build_constraint_tables() {

@@ -195,7 +195,9 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
   const int l_slot = E.objective_slot(kLatencyS);
   const int u_slot = E.objective_slot(kLatencyUpperS);
   const int p_slot = E.objective_slot(kPowerW);
+  const int pu_slot = E.objective_slot(kPowerUpperW);
   const bool bound_above = upper_bounds_latency();
+  const bool power_above = upper_bounds_power();
   const size_t n = cand_index_.size();
   // Lower bound of each candidate's total violation: only latency and power terms are
   // bounded (the others count 0); shrunk a hair so that rounding can never lift it above.
@@ -207,7 +209,8 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
       if (l.op != 0 && l.op != 1) continue;
       if (l.slot == l_slot || (l.slot == u_slot && bound_above))
         v += l.violation(static_cast<double>(e.latency_lb));
-      if (l.slot == p_slot) v += l.violation(static_cast<double>(e.power_lb));
+      if (l.slot == p_slot || (l.slot == pu_slot && power_above))
+        v += l.violation(static_cast<double>(e.power_lb));
     }
     vlb[k] = std::isinf(v) ? 0.0 : v * (1.0 - 1e-12);
   }
@@ -235,12 +238,20 @@ bool Selector::upper_bounds_latency() const noexcept {
   return spec.ttft.bounded() && spec.tpot.bounded() && spec.ttft.z >= 0 && spec.tpot.z >= 0;
 }
 
+bool Selector::upper_bounds_power() const noexcept {
+  // power_upper = power * exp(sqrt(a_E^2 + a_L^2)) with the sign of the exponents: >= power
+  // when every z >= 0.
+  const Spec& spec = engine_->spec();
+  return upper_bounds_latency() && spec.energy.bounded() && spec.energy.z >= 0;
+}
+
 Selection Selector::best(double input_len, double output_len,
                          const std::vector<Limit>& limits) const {
   const Engine& E = *engine_;
   constexpr double kInf = std::numeric_limits<double>::infinity();
   double lat_max = kInf, pow_max = kInf;
   const bool bound_above = upper_bounds_latency();
+  const bool power_above = upper_bounds_power();
   for (const Limit& l : limits) {
     if (l.slot < 0 || l.slot >= E.n_slots() || l.op < 0 || l.op > 4)
       throw std::out_of_range("limits: bad limit");
@@ -250,6 +261,9 @@ Selection Selector::best(double input_len, double output_len,
     if (upper && bound_above && l.slot == E.objective_slot(kLatencyUpperS))
       lat_max = std::min(lat_max, l.value);
     if (upper && l.slot == E.objective_slot(kPowerW)) pow_max = std::min(pow_max, l.value);
+    // Likewise power_upper_w >= power_w.
+    if (upper && power_above && l.slot == E.objective_slot(kPowerUpperW))
+      pow_max = std::min(pow_max, l.value);
   }
   const int ci = cell(input_len, lin_edges_);
   const int cj = cell(output_len, lout_edges_);

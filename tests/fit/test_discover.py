@@ -244,3 +244,24 @@ def test_refit_keeps_the_structure(planted):
     assert math.isnan(m.cv_error_) and m.score(sub, y[:40] * 2)["rmse_log"] < 0.03
     with pytest.raises(ValueError, match="at least 4 rows"):
         d.best.refit({k: v[:3] for k, v in X.items()}, y[:3])
+
+
+def test_discovery_refit_picks_a_front_structure_the_new_rows_support(planted):
+    X, y, _, d = planted
+    few = {k: v[:50] for k, v in X.items()}
+    m = d.refit(few, y[:50] * 3.0, cv=5, seed=1)
+    fronts = {m2.terms for m2 in d.front}
+    assert m.terms in fronts
+    assert math.isfinite(m.cv_error_) and m.score(few, y[:50] * 3.0)["rmse_log"] < 0.05
+    # deterministic for a seed; the lowest-CV pick is never smaller than the one-SE pick
+    assert d.refit(few, y[:50] * 3.0, cv=5, seed=1).terms == m.terms
+    low = d.refit(few, y[:50] * 3.0, cv=5, seed=1, one_se=False)
+    assert low.n_terms >= m.n_terms and low.cv_error_ <= m.cv_error_
+    # the CV error is the one of refits on held-out folds: a structure too small shows it
+    assert d.front[0].n_terms == 1
+    one = d.refit(few, y[:50], cv=5, seed=1, one_se=False)
+    assert one.cv_error_ < d.front[0].refit(few, y[:50]).score(few, y[:50])["rmse_log"]
+    with pytest.raises(ValueError, match="cv: must be an integer >= 2"):
+        d.refit(few, y[:50], cv=1)
+    with pytest.raises(ValueError, match="at least 10 rows"):
+        d.refit({k: v[:6] for k, v in X.items()}, y[:6])

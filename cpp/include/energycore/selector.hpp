@@ -60,6 +60,9 @@ class Selector {
   /// Whether latency_upper_s >= latency_s at every point (both halves bounded with z >= 0), so
   /// that the stored latency bounds also bound it.
   bool upper_bounds_latency() const noexcept;
+  /// Whether power_upper_w >= power_w at every point (energy and latency bounded, z >= 0), so
+  /// that the stored power bounds also bound it.
+  bool upper_bounds_power() const noexcept;
   /// Cell of x among the edges ([e_k, e_k+1)), -1 outside.
   int cell(double x, const std::vector<double>& edges) const noexcept;
   /// Axis and param slots of candidate c at the given workload.

@@ -92,14 +92,25 @@ enum Objective : int {
   kTtftUpperS = 6,
   kTpotUpperS = 7,
   kLatencyUpperS = 8,  ///< ttft_upper_s + output_len * tpot_upper_s
-  kObjectives = 9,
+  /// Upper bound of energy_j, as the latency halves' (NaN unless the energy model is bounded).
+  kEnergyUpperJ = 9,
+  /// Upper bound of power_w (NaN unless the energy model and both latency halves are bounded):
+  /// the delta method on log power = log energy - log latency, the energy and latency models
+  /// fitted independently so that their log variances add: power_w * exp(sqrt(a_E^2 + a_L^2))
+  /// with a_E = log(energy_upper_j / energy_j) and a_L = (ttft_s a_T + output_len tpot_s a_P)
+  /// / latency_s (a_T, a_P the halves' exponents, fully correlated as in latency_upper_s); the
+  /// square root takes the sign of the exponents (all z share it: one confidence).
+  kPowerUpperW = 10,
+  kObjectives = 11,
 };
 
 /// One model template with a coefficient vector per code of the key axis (or a single one).
 struct ModelSet {
   const model::ModelTemplate* tmpl = nullptr;
+  /// Keeps a template built at run time alive (a term-sum model, term_sum.hpp); tmpl points to it.
+  std::shared_ptr<const model::ModelTemplate> owned;
   std::vector<Vector> theta;  ///< size 1 (used for every point) or one per key code
-  /// Uncertainty, for the upper-bound objectives (latency models only; empty: no bound). One
+  /// Uncertainty, for the upper-bound objectives (empty: no bound). One
   /// entry per theta: the coefficient covariance (n_params x n_params) and the residual
   /// variance in log space; `z` is the one-sided quantile that scales the log-space std.
   std::vector<Matrix> cov;
@@ -243,8 +254,9 @@ class Engine {
   int n_slots_ = 0;
   int obj0_ = 0;
   std::vector<Index> table_stride_;  ///< per axis: stride in the model table (0: not an input)
-  std::vector<double> table_;  ///< kTableWidth doubles per entry: energy, ttft, tpot, bounds
-  static constexpr size_t kTableWidth = 5;
+  /// kTableWidth doubles per entry: energy, ttft, tpot, their bounds, the power bound
+  std::vector<double> table_;
+  static constexpr size_t kTableWidth = 7;
   // Incremental walk: a program is re-evaluated only when an axis it depends on changed, and a
   // failing constraint skips the whole block of points sharing its axes' values.
   std::vector<std::uint64_t> slot_deps_;  ///< per slot: bit a set when it depends on axis a

@@ -207,12 +207,29 @@ def _sibling(model_path: Path, kind: str) -> Path:
     return model_path.with_name(f"{model_path.stem}.{kind}{model_path.suffix or '.json'}")
 
 
+def _is_discovered(path: Path) -> bool:
+    from energycore._util.persist import read_json
+    from energycore.fit.discover import FORMAT
+
+    try:
+        d = read_json(path, "model file")
+    except ValueError:
+        return False  # EnergyModel.load reports it
+    return isinstance(d, dict) and d.get("format") == FORMAT
+
+
 def _load_models(path: Path) -> tuple[Any, dict[str, Any]]:
     from energycore.fit.energy import EnergyModel, TpotModel, TtftModel
 
     if not path.is_file():
         raise CLIError(f"{path}: no such file")
-    em = EnergyModel.load(path)
+    em: Any
+    if _is_discovered(path):  # a DiscoveredModel file (energycore.discover) is one too
+        from energycore.fit.discover import DiscoveredModel
+
+        em = DiscoveredModel.load(path)
+    else:
+        em = EnergyModel.load(path)
     if not hasattr(em, "coef_"):
         raise CLIError(f"{path}: the model is not fitted")
     lat: dict[str, Any] = {}
@@ -695,7 +712,8 @@ def predict(
     missing = [c for c in FEATURES if c not in cols]
     if missing:
         raise CLIError(f"{data}: missing column(s) {', '.join(missing)}")
-    pred = em.predict(cols)
+    # n_gpus = tp * pp, as in `select` (a recorded n_gpus column is blank for failed runs)
+    pred = em.predict({k: v for k, v in cols.items() if k not in ("n_gpus", "tp-1", "pp-1")})
     out = dict(cols)
     out["pred_energy_j"] = pred
     out["pred_energy_per_request_j"] = pred / cols["batch"]
@@ -736,6 +754,8 @@ def predict(
 
 #: Latency columns (and their bounds under --confidence) of select's ranked output.
 _SCORE_COLS = ("latency_s", "ttft_s", "tpot_s", "latency_upper_s", "ttft_upper_s", "tpot_upper_s")
+#: Power columns (and the bound under --confidence) of the ranked output with --power-cap.
+_POWER_COLS = ("power_w", "power_upper_w")
 
 #: SLO fields and the select flags that set them (for messages).
 _SLO_FLAGS = {
@@ -808,6 +828,14 @@ def select(
     latency_limit: Annotated[
         float | None, typer.Option(min=0.0, help="Limit on batch latency, s.")
     ] = None,
+    power_cap: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Cap on the average power of the deployment (all its GPUs: energy of a batch "
+            "over its latency), W; on the upper bound with --confidence.",
+        ),
+    ] = None,
     ttft_limit: Annotated[
         float | None,
         typer.Option(min=0.0, help="Limit on time to first token, s (mean, or --percentile)."),
@@ -839,9 +867,10 @@ def select(
     confidence: Annotated[
         float | None,
         typer.Option(
-            help="Judge the latency limits on the upper bound of the prediction at this "
-            "one-sided confidence (0 < C < 1, e.g. 0.9) instead of the prediction: residual "
-            "spread and coefficient uncertainty of the fit (docs/serving.md).",
+            help="Judge the latency limits and the power cap on the upper bound of the "
+            "prediction at this one-sided confidence (0 < C < 1, e.g. 0.9) instead of the "
+            "prediction: residual spread and coefficient uncertainty of the fits "
+            "(docs/serving.md).",
         ),
     ] = None,
     input_len: InputLen = 512,
@@ -889,6 +918,7 @@ def select(
     beside = f"beside {model} ({_sibling(model, 'ttft').name}, {_sibling(model, 'tpot').name})"
     for flag, v, need in (
         ("--latency-limit", latency_limit, ("ttft", "tpot")),
+        ("--power-cap", power_cap, ("ttft", "tpot")),
         ("--request-rate", request_rate, ("ttft", "tpot")),
         ("--ttft-limit", ttft_limit, ("ttft",)),
         ("--tpot-limit", tpot_limit, ("tpot",)),
@@ -915,7 +945,13 @@ def select(
         notes.append(f"{n} configurations refused: {reason}")
     fitted = [em, *lat.values()]
     lat_name = "latency_s" if confidence is None else "latency_upper_s"
-    where = f"{lat_name} <= {float(latency_limit)!r}" if latency_limit is not None else None
+    pow_name = "power_w" if confidence is None else "power_upper_w"
+    terms = [
+        f"{name} <= {float(v)!r}"
+        for name, v in ((lat_name, latency_limit), (pow_name, power_cap))
+        if v is not None
+    ]
+    where = " and ".join(terms) or None
     try:
         best = space.top_k(
             "energy_per_request_j", top, where=where, models=fitted, as_frame=False,
@@ -971,8 +1007,11 @@ def select(
             hints.append(f"highest rate {float(np.max(r)):.3g} req/s")
         if latency_limit is not None:
             hints.append(f"fastest batch latency {float(np.min(allc[lat_name])):.3g} s{bound}")
+        if power_cap is not None:
+            hints.append(f"lowest power {float(np.min(allc[pow_name])):.4g} W{bound}")
         limits = [s for s in (
             f"--latency-limit {latency_limit} s" if latency_limit is not None else "",
+            f"--power-cap {power_cap} W" if power_cap is not None else "",
             "" if slo.empty else slo.describe(),
             "" if confidence is None else f"at confidence {confidence:g}",
         ) if s]  # fmt: skip
@@ -981,6 +1020,7 @@ def select(
             f"(of {n_fit} that fit; predicted: {', '.join(hints)})"
         )
     title = [f"latency <= {latency_limit} s"] if latency_limit is not None else []
+    title += [f"power <= {power_cap} W"] if power_cap is not None else []
     title += [] if slo.empty else [slo.describe()]
     title += [] if confidence is None else [f"upper bounds at confidence {confidence:g}"]
     t = Table(
@@ -990,6 +1030,10 @@ def select(
     )
     cols_shown = ["rank", "tp", "pp", "batch", "J/request (pred)", "latency s (pred)"]
     cols_shown += [] if "latency_upper_s" not in best else [f"latency s (c={confidence:g})"]
+    pcols = [c for c in _POWER_COLS if c in best] if power_cap is not None else []
+    cols_shown += [
+        "power W (pred)" if c == "power_w" else f"power W (c={confidence:g})" for c in pcols
+    ]
     cols_shown += [f"{k.upper()} {tag} s" for k in factors] + (
         ["req/s (pred)"] if "latency_s" in best else []
     )
@@ -1004,6 +1048,7 @@ def select(
             f"{best['energy_per_request_j'][k]:.1f}",
             "" if lat_col is None else f"{lat_col[k]:.2f}",
             *([f"{best['latency_upper_s'][k]:.2f}"] if "latency_upper_s" in best else []),
+            *(f"{best[c][k]:.0f}" for c in pcols),
             *(f"{ex[f'{kind}_{tag}_s']:.3g}" for kind in factors),
             *([f"{ex['request_rate_rps']:.3g}"] if "request_rate_rps" in ex else []),
         )  # fmt: skip
@@ -1012,6 +1057,7 @@ def select(
                 "rank": k + 1, "tp": best["tp"][k], "pp": best["pp"][k], "batch": best["batch"][k],
                 "energy_per_request_j": best["energy_per_request_j"][k],
                 **{c: best[c][k] for c in _SCORE_COLS if c in best},
+                **{c: best[c][k] for c in _POWER_COLS if c in best and power_cap is not None},
                 **ex,
             }
         )  # fmt: skip
@@ -1019,7 +1065,8 @@ def select(
     _notes(notes)
     result: dict[str, Any] = {
         "gpus": gpus, "input_len": input_len, "output_len": output_len,
-        "latency_limit_s": latency_limit, "slo": slo.to_dict(), "confidence": confidence,
+        "latency_limit_s": latency_limit, "power_cap_w": power_cap, "slo": slo.to_dict(),
+        "confidence": confidence,
         "hardware": None if check is None else {**check.to_dict(), "source": hw_source},
         "refused": [{"reason": r, "count": n} for r, n in refused],
         "notes": notes, "configurations": ranked,

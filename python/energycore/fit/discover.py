@@ -23,9 +23,14 @@ non-increasing in ``batch`` (every term's batch exponent at most 1, also as the 
 batch exponent); ``exponent_bounds`` bound any variable's exponent; ``require`` and ``exclude``
 name variables that must / must not appear.
 
-Use in a :class:`~energycore.space.ConfigSpace`: a model is a scorer (``scorers={"e": model}``)
-and :meth:`DiscoveredModel.to_expression` writes it as a derived-column expression that the C++
-engine evaluates (``derived={"e": model.to_expression()}``).
+Use in a :class:`~energycore.space.ConfigSpace`: a model is usable everywhere an
+``EnergyModel`` is, ``space.argmin("energy_j", models=model)``, ``models={"H100": m1, ...}``
+and :class:`~energycore.space.Selector`: the C++ engine evaluates it as a generic term-sum
+template (:meth:`DiscoveredModel.engine_template`), with its gradient for the confidence bounds
+when its target is a latency (``ttft_s``, ``tpot_s``). Its terms may use the model inputs of a
+space (``tp``, ``pp``, ``batch``, ``input_len``, ``output_len``, ``n_gpus``, ``tp-1``,
+``pp-1``); a form over user columns is a scorer (``scorers={"e": model}``) or a derived column
+(``derived={"e": model.to_expression()}``) instead.
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ import numpy.typing as npt
 from energycore import _core
 from energycore._util.columns import as_float, column_names, get_column
 from energycore._util.persist import check_format, read_json
+from energycore.fit import provenance as _prov
 from energycore.fit.results import check_level
 
 __all__ = [
     "BASE_VARIABLES",
+    "ENGINE_VARIABLES",
     "Constraints",
     "DiscoveredModel",
     "Discovery",
@@ -376,15 +383,38 @@ def _variables(X: Any, names: Iterable[str], what: str = "X") -> dict[str, Float
     return res
 
 
-def _term_values(t: Term, V: Mapping[str, FloatArray], exps: Sequence[float] | None = None):
-    n = len(next(iter(V.values()))) if V else 0
+def _term_values(
+    t: Term, V: Mapping[str, FloatArray], exps: Sequence[float] | None = None, n: int = 0
+):
+    """Values of a term over the rows of V (``n`` rows when V is empty: a constant form)."""
+    n = len(next(iter(V.values()))) if V else n
     out = np.ones(n)
     for k, (v, e) in enumerate(t.factors):
         ek = e if exps is None else exps[k]
         x = V[v]
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = out * np.where(x == 0, 0.0 if ek > 0 else np.inf, np.abs(x) ** ek)
+            zero = 0.0 if ek > 0 else 1.0 if ek == 0 else np.inf
+            out = out * np.where(x == 0, zero, np.abs(x) ** ek)
     return out
+
+
+#: The variables the C++ term-sum template computes from a feature row (term_sum.hpp), by index.
+ENGINE_VARIABLES: dict[str, int] = {
+    "tp": 0,
+    "pp": 1,
+    "batch": 2,
+    "input_len": 3,
+    "output_len": 4,
+    "n_gpus": 5,
+    "tp-1": 6,
+    "pp-1": 7,
+}
+#: The targets a discovered model can stand for in a ConfigSpace, and the role it takes there.
+ENGINE_ROLES: dict[str, str] = {"energy_j": "energy", "ttft_s": "ttft", "tpot_s": "tpot"}
+
+#: A term-sum template for the engine: ((variable index, exponent, free index) per factor, per
+#: term), and the number of free exponents (theta = coefficients, then free exponents).
+EngineTerms = tuple[tuple[tuple[tuple[int, float, int], ...], ...], int]
 
 
 # ------------------------------------------------------------------------------------ model
@@ -442,6 +472,7 @@ class DiscoveredModel:
         self.cv_error_ = float(cv_error)
         self.train_error_ = float(train_error)
         self.n_rows = int(n_rows)
+        self._provenance: dict[str, str | None] | None = None
 
     # -------------------------------------------------------------------- properties
     @property
@@ -497,6 +528,102 @@ class DiscoveredModel:
             f"{float(c)!r} * {t.expression()}" for t, c in zip(self.terms, self.coef_)
         )
 
+    # -------------------------------------------------------------------- space engine
+    def engine_template(
+        self, constants: Mapping[str, float] | None = None
+    ) -> tuple[EngineTerms, FloatArray]:
+        """The model as the C++ engine's term-sum template: ``(terms, theta)``.
+
+        ``terms`` is ``(((variable index, exponent, free index), ...) per term, n_free)`` with
+        the variable indices of :data:`ENGINE_VARIABLES` (free index -1: a fixed exponent) and
+        ``theta`` the coefficients, then the free exponents. This is what a
+        :class:`~energycore.space.ConfigSpace` passes to the engine for ``models=``.
+
+        Parameters
+        ----------
+        constants : mapping of str to float, optional
+            Values of variables that are constant over the query (a space's fixed values, e.g.
+            ``fixed={"gpu_tdp": 700}``): their factors are folded into the coefficients
+            (``c * x^e`` with ``x`` fixed is a coefficient); see :meth:`engine_scale`.
+
+        Raises
+        ------
+        ValueError
+            A variable that is neither a model input of a space (``tp``, ``pp``, ``batch``,
+            ``input_len``, ``output_len``, ``n_gpus``, ``tp-1``, ``pp-1``) nor in
+            ``constants`` (a numeric axis or derived column is not a model input), a constant
+            that is not given (NaN) or not finite, a free exponent on a constant, or a negative
+            power of a zero constant.
+        """
+        scale = self.engine_scale(constants)
+        free_of = {jk: i for i, jk in enumerate(self.free)}
+        terms = tuple(
+            tuple(
+                (ENGINE_VARIABLES[v], float(e), free_of.get((j, k), -1))
+                for k, (v, e) in enumerate(t.factors)
+                if v in ENGINE_VARIABLES
+            )
+            for j, t in enumerate(self.terms)
+        )
+        exps = [self.terms[j].factors[k][1] for j, k in self.free]
+        theta = np.concatenate([self.coef_, exps]) * scale
+        return (terms, len(self.free)), np.ascontiguousarray(theta, dtype=np.float64)
+
+    def engine_scale(self, constants: Mapping[str, float] | None = None) -> FloatArray:
+        """Per parameter (coefficients, then free exponents), the factor the engine's
+        coefficient carries: the product of the folded constants' powers (1 without any).
+        The engine's covariance is the model's scaled by it on both sides."""
+        consts = dict(constants or {})
+        for v in self.variables:
+            if v in ENGINE_VARIABLES:
+                continue
+            if v not in consts:
+                raise ValueError(
+                    f"models: the DiscoveredModel uses the variable {v!r}, which is neither a "
+                    f"model input of a ConfigSpace ({', '.join(ENGINE_VARIABLES)}) nor a fixed "
+                    f"value of the space (declare it with fixed={{{v!r}: ...}}); as an axis or "
+                    "a derived column, score the model as a scorer (scorers={'pred': model}) "
+                    "or a derived column (derived={'pred': model.to_expression()}) instead"
+                )
+            x = float(consts[v])
+            if not math.isfinite(x):
+                raise ValueError(f"{v}: the DiscoveredModel needs it; pass {v}=... (a number)")
+        for j, k in self.free:
+            v = self.terms[j].factors[k][0]
+            if v not in ENGINE_VARIABLES:
+                raise ValueError(
+                    f"models: the DiscoveredModel has a free exponent on the fixed value {v!r}; "
+                    "the engine folds fixed values into the coefficients, which needs a fixed "
+                    "exponent (refit without it in free_exponents)"
+                )
+        scale = np.ones(self.n_params)
+        for j, t in enumerate(self.terms):
+            for v, e in t.factors:
+                if v not in ENGINE_VARIABLES:
+                    x = float(consts[v])
+                    scale[j] *= (
+                        (0.0 if e > 0 else 1.0 if e == 0 else math.inf) if x == 0 else (abs(x) ** e)
+                    )
+            if not math.isfinite(scale[j]):
+                raise ValueError(
+                    f"models: the term {self.terms[j]} of the DiscoveredModel is infinite at the "
+                    "fixed values given (a negative power of zero)"
+                )
+        return scale
+
+    @property
+    def template_name(self) -> str:
+        """``"term_sum"``: the C++ template a ConfigSpace evaluates this model with."""
+        return "term_sum"
+
+    def monotone_in_lengths(self) -> bool:
+        """Whether the prediction never decreases when ``input_len`` or ``output_len`` grow
+        (non-negative coefficients and no negative length exponent), which a
+        :class:`~energycore.space.Selector` relies on to prune workload cells."""
+        return all(
+            e >= 0 for t in self.terms for v, e in t.factors if v in ("input_len", "output_len")
+        )
+
     # -------------------------------------------------------------------- prediction
     def _values(self, X: Any) -> tuple[FloatArray, dict[str, FloatArray]]:
         V = _variables(X, self.variables)
@@ -540,6 +667,16 @@ class DiscoveredModel:
         G = np.column_stack(cols) / np.maximum(pred, 1e-300)[:, None]
         return pred, G
 
+    def _features(self, X: Any) -> Any:
+        """The rows as given (columns by name): :func:`~energycore.space.upper_bound` hook."""
+        return X
+
+    def _log_variance(self, X: Any) -> tuple[FloatArray, FloatArray]:
+        """(prediction, delta-method variance of ``log(prediction)`` from ``covariance_``)."""
+        pred, G = self._log_jacobian(X)
+        cov = np.nan_to_num(self.covariance_, nan=0.0, posinf=0.0, neginf=0.0)
+        return pred, np.maximum(np.einsum("ij,jk,ik->i", G, cov, G), 0.0)
+
     def predict_interval(self, X: Any, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
         """Prediction interval at ``level``, multiplicative like ``EnergyModel``'s.
 
@@ -565,6 +702,28 @@ class DiscoveredModel:
         with np.errstate(divide="ignore"):
             lr = np.log(np.maximum(pred, 1e-300) / yt)
         return {"mape": mape, "r2": r2, "rmse_log": float(np.sqrt(np.mean(lr**2)))}
+
+    def metrics(self, X: Any, y: Any) -> dict[str, float]:
+        """Same as :meth:`score` (the name ``EnergyModel`` uses for this dict)."""
+        return self.score(X, y)
+
+    def set_provenance(
+        self,
+        gpu: str | None = None,
+        served_model: str | None = None,
+        engine: str | None = None,
+    ) -> DiscoveredModel:
+        """Record the GPU, served model and engine the data were measured on (as
+        ``EnergyModel.set_provenance``; saved in the model file). Returns ``self``."""
+        self._provenance = _prov.check_provenance(
+            {"gpu": gpu, "served_model": served_model, "engine": engine}, "provenance"
+        )
+        return self
+
+    @property
+    def provenance(self) -> dict[str, str | None]:
+        """``{"gpu", "served_model", "engine"}`` as recorded (``None``: unknown)."""
+        return dict(self._provenance or dict.fromkeys(_prov.PROVENANCE_FIELDS))
 
     def refit(
         self,
@@ -624,6 +783,7 @@ class DiscoveredModel:
             "cv_error": num(self.cv_error_),
             "train_error": num(self.train_error_),
             "n_rows": self.n_rows,
+            "provenance": self.provenance,
         }
 
     @classmethod
@@ -635,7 +795,7 @@ class DiscoveredModel:
             def f(v: Any) -> float:
                 return math.nan if v is None else float(v)
 
-            return cls(
+            out = cls(
                 [Term.of((str(v), float(e)) for v, e in t) for t in d["terms"]],
                 [float(c) for c in d["coef"]],
                 target=str(d["target"]),
@@ -648,6 +808,10 @@ class DiscoveredModel:
                 train_error=f(d.get("train_error")),
                 n_rows=int(d.get("n_rows", 0)),
             )
+            prov = d.get("provenance")
+            if prov is not None:
+                out._provenance = _prov.check_provenance(prov, "model file: provenance")
+            return out
         except (KeyError, TypeError, IndexError, AttributeError) as e:
             raise ValueError(f"model file: malformed content ({type(e).__name__}: {e})") from None
 
@@ -695,6 +859,75 @@ class Discovery:
 
     def predict(self, X: Any) -> FloatArray:
         return self.best.predict(X)
+
+    def refit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        cv: int = 5,
+        seed: int = 0,
+        one_se: bool = True,
+        **refit_kw: Any,
+    ) -> DiscoveredModel:
+        """The front entry that the new data supports best, refitted on it.
+
+        The structure search ran on rich profiling data; a deployment has few measurements
+        (say 50), which may not support as many coefficients as the profiling set did. Each
+        front structure is refitted (:meth:`DiscoveredModel.refit`) on ``cv - 1`` folds of
+        ``(X, y)`` and scored on the held-out fold (RMS of ``log(prediction / y)``); the entry
+        chosen is the smallest whose CV error is within one standard error of the lowest
+        (``one_se=True``, the one-standard-error rule) or the lowest, then refitted on all
+        rows. Its ``cv_error_`` is that CV error on ``(X, y)``.
+
+        Parameters
+        ----------
+        X, y
+            The new measurements (as for :meth:`DiscoveredModel.refit`).
+        cv : int
+            Folds (at least 2); structures with more terms than a training fold has rows are
+            skipped.
+        seed : int
+            Seed of the fold assignment.
+        one_se : bool
+            Prefer the smallest structure within one standard error of the best.
+        **refit_kw
+            Passed to :meth:`DiscoveredModel.refit` (``free_exponents``, ``loss``, ...).
+        """
+        if not (isinstance(cv, (int, np.integer)) and cv >= 2):
+            raise ValueError(f"cv: must be an integer >= 2, got {cv!r}")
+        names = column_names(X)
+        n = len(get_column(X, names[0])) if names else 0
+        yt = _target(y, n)
+        if n < 2 * cv:
+            raise ValueError(f"X: needs at least {2 * cv} rows for cv={cv}, got {n}")
+        folds = _folds(n, cv, seed)
+        rows = {k: np.asarray(get_column(X, k)) for k in names}
+        scored: list[tuple[float, float, DiscoveredModel]] = []
+        for m in self.front:
+            if m.n_terms > n - max(len(f) for f in folds):
+                continue
+            sq = np.empty(n)
+            errs = []
+            for k, test in enumerate(folds):
+                train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+                fit = m.refit({c: v[train] for c, v in rows.items()}, yt[train], **refit_kw)
+                pred = fit.predict({c: v[test] for c, v in rows.items()})
+                lr = np.log(np.maximum(pred, 1e-300) / yt[test])
+                sq[test] = lr**2
+                errs.append(float(np.sqrt(np.mean(lr**2))))
+            scored.append((float(np.sqrt(np.mean(sq))), float(np.std(errs) / math.sqrt(cv)), m))
+        if not scored:
+            raise ValueError(f"X: {n} rows are too few to refit any structure of the front")
+        err, se, _ = min(scored, key=lambda s: s[0])
+        pick = (
+            next(s for s in scored if s[0] <= err + se)
+            if one_se
+            else min(scored, key=lambda s: s[0])
+        )
+        out = pick[2].refit(X, yt, **refit_kw)
+        out.cv_error_ = pick[0]
+        return out
 
     def table(self) -> str:
         """The front as a Markdown table."""
@@ -846,7 +1079,7 @@ def _lm_refit(
             for i, (jj, k) in enumerate(free):
                 if jj == j:
                     ex[k] = e[i]
-            T[:, j] = _term_values(t, V, ex)
+            T[:, j] = _term_values(t, V, ex, len(y))
         return T
 
     def fun(x: FloatArray) -> FloatArray:

@@ -25,7 +25,9 @@ fail a constraint, score the rest with fitted models and reduce: :meth:`count_va
 - ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
 - ``n_gpus``: ``tp * pp`` (always);
 - ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s``: upper bounds of the latency scores
-  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one).
+  at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one);
+- ``energy_upper_j``, ``power_upper_w``: upper bounds of ``energy_j`` and ``power_w`` at the
+  query's ``confidence=`` (the energy model's uncertainty, and the latency's for power).
 
 Callables may add further columns (``scorers=``), evaluated on valid points in batches.
 
@@ -54,7 +56,7 @@ from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
 from energycore.space.constraints import OP, Code, Expression, Slots
-from energycore.space.modelset import ModelSet, collect
+from energycore.space.modelset import ModelSet, collect, merge, scales
 from energycore.space.selection import Selection
 from energycore.space.slo import SLO, SloParts, slo_parts
 from energycore.space.uncertainty import UPPER_OF, check_confidence
@@ -72,6 +74,8 @@ OBJECTIVES: tuple[str, ...] = (
     "ttft_upper_s",
     "tpot_upper_s",
     "latency_upper_s",
+    "energy_upper_j",
+    "power_upper_w",
 )
 _NEEDS: dict[str, tuple[str, ...]] = {
     "energy_j": ("energy",),
@@ -83,6 +87,8 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "ttft_upper_s": ("ttft_upper",),
     "tpot_upper_s": ("tpot_upper",),
     "latency_upper_s": ("latency_upper",),
+    "energy_upper_j": ("energy_upper",),
+    "power_upper_w": ("power_upper",),
 }
 _MODEL_OF = {
     "energy": "EnergyModel",
@@ -92,6 +98,8 @@ _MODEL_OF = {
     "ttft_upper": "TtftModel or LatencyModel, and confidence=...",
     "tpot_upper": "TpotModel or LatencyModel, and confidence=...",
     "latency_upper": "LatencyModel with both halves, and confidence=...",
+    "energy_upper": "EnergyModel, and confidence=...",
+    "power_upper": "EnergyModel and a LatencyModel with both halves, and confidence=...",
 }
 #: Objectives that never decrease when input_len or output_len grow (the Selector relies on it).
 MONOTONE_IN_LENGTHS: frozenset[str] = frozenset(
@@ -479,9 +487,11 @@ class ConfigSpace:
             vals[k] = x
         return vals
 
-    def _modelset(self, models: Any) -> ModelSet:
+    def _modelset(self, models: Any, params: Mapping[str, float] | None = None) -> ModelSet:
         if models is None:
             return ModelSet()
+        # fixed values a discovered model may use as variables (folded into its coefficients)
+        consts = {k: v for k, v in (params or {}).items() if k not in FEATURES}
         if isinstance(models, Mapping):
             if self.model_axis is None:
                 raise ValueError(
@@ -495,7 +505,9 @@ class ConfigSpace:
                     f"(values: {', '.join(map(str, cats))})"
                 )
             per = {
-                c: collect(models[c], f"for {self.model_axis}={c!r}") for c in cats if c in models
+                c: collect(models[c], f"for {self.model_axis}={c!r}", consts)
+                for c in cats
+                if c in models
             }
             missing = [c for c in cats if c not in per]
             if missing:
@@ -509,25 +521,30 @@ class ConfigSpace:
                         f"{cats[0]!r} has {sorted(first)}; give every value the same kinds"
                     )
             out: dict[str, Any] = {}
+            maps: dict[str, list[np.ndarray]] = {}
             for kind in first:
-                names = {per[c][kind][0] for c in cats}
-                if len(names) > 1:
-                    raise ValueError(f"models: {kind} models use different templates {names}")
-                out[kind] = (names.pop(), [per[c][kind][1] for c in cats])
+                tmpl, thetas, pmap = merge(kind, [per[c][kind][:2] for c in cats])
+                out[kind] = (tmpl, thetas)
+                if pmap is not None:
+                    maps[kind] = pmap
             objs = {kind: [per[c][kind][2] for c in cats] for kind in first}
             return ModelSet(
-                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs
-            )
-        got = collect(models, "given")
+                out.get("energy"), out.get("ttft"), out.get("tpot"), keyed=True, objects=objs,
+                param_maps=maps, param_scales=scales(objs, consts),
+            )  # fmt: skip
+        got = collect(models, "given", consts)
         parts = {k: (v[0], [v[1]]) for k, v in got.items()}
         objs = {k: [v[2]] for k, v in got.items()}
-        return ModelSet(parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs)
+        return ModelSet(
+            parts.get("energy"), parts.get("ttft"), parts.get("tpot"), objects=objs,
+            param_scales=scales(objs, consts),
+        )  # fmt: skip
 
     def _query(
         self, models: Any, workload: Mapping[str, Any], confidence: float | None = None
     ) -> _Query:
         params = self._param_values(workload)
-        mset = models if isinstance(models, ModelSet) else self._modelset(models)
+        mset = models if isinstance(models, ModelSet) else self._modelset(models, params)
         if confidence is not None or mset.confidence is not None:
             mset = mset.with_confidence(confidence)
         key = (tuple(params.items()), mset.fingerprint())
@@ -552,6 +569,7 @@ class ConfigSpace:
             self.n_threads,
             *mset.engine_bounds(),
             self._rows,
+            energy_bound=mset.energy_bound(),
         )
         q = _Query(engine, slots, params, mset)
         self._cache = (key, q)
@@ -605,6 +623,8 @@ class ConfigSpace:
             raise ValueError(f"{what}: unknown column {name!r}{extra}; columns: {', '.join(known)}")
         need = _NEEDS.get(name, ())
         for kind in need:
+            if kind not in q.models.kinds and kind in q.models.bound_errors:
+                raise ValueError(q.models.bound_errors[kind])  # a model without uncertainty
             if kind not in q.models.kinds:
                 raise ValueError(
                     f"{what}: {name!r} needs a fitted {kind} model; pass models=... "
@@ -660,6 +680,10 @@ class ConfigSpace:
         if where is None:
             return []
         expr = Expression(where, what="where")
+        for name in expr.names:  # a bound column of a model without uncertainty: say why
+            for kind in _NEEDS.get(name, ()):
+                if kind not in q.models.kinds and kind in q.models.bound_errors:
+                    raise ValueError(q.models.bound_errors[kind])
         known = [n for n in q.slots.slot if n not in _NEEDS or set(_NEEDS[n]) <= q.models.kinds]
         expr.check_names(known, detail="scores need their models")
         code = expr.compile(q.slots)
@@ -768,7 +792,8 @@ class ConfigSpace:
             ``None`` (default): limits judge the point predictions. A number in (0, 1): the
             SLO's latency limits and request rate judge the upper bounds of the predictions at
             that one-sided confidence (:mod:`energycore.space.uncertainty`), and the bound
-            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` exist.
+            columns ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s`` (and, with an
+            energy model, ``energy_upper_j`` and ``power_upper_w``) exist.
         **workload : float
             Fixed values, e.g. ``input_len=512``.
         """
@@ -924,11 +949,13 @@ class ConfigSpace:
             request rate filters like ``where``.
         confidence : float, optional
             ``None`` (default): limits judge the point predictions. A number in (0, 1): upper
-            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s``, and the SLO's,
-            judge the upper bound of the prediction at that one-sided confidence instead, so a
-            configuration is kept only when its bound meets the limit (formula and the
-            composition with SLO percentiles: :mod:`energycore.space.uncertainty`). Other
-            limits (``power_w``, lower limits) keep the point prediction.
+            limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s``, ``latency_s`` and ``power_w``,
+            and the SLO's, judge the upper bound of the prediction at that one-sided
+            confidence instead (``power_upper_w`` for a power cap: the energy and latency
+            models' uncertainties combined), so a configuration is kept only when its bound
+            meets the limit (formulas and the composition with SLO percentiles:
+            :mod:`energycore.space.uncertainty`). Other limits (energy, lower limits) keep the
+            point prediction.
 
         Returns
         -------

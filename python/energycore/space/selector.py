@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore.space.configspace import MONOTONE_IN_LENGTHS, ConfigSpace, Selection
+from energycore.space.configspace import MONOTONE_IN_LENGTHS, OBJECTIVES, ConfigSpace, Selection
 from energycore.space.slo import SLO
 from energycore.space.uncertainty import check_confidence
 
@@ -171,6 +171,8 @@ class Selector:
         """Whether a column depends on input_len or output_len."""
         if name in MONOTONE_IN_LENGTHS or name in ("power_w", "input_len", "output_len"):
             return True
+        if name in OBJECTIVES:  # the bound columns
+            return True
         return name in self.space.derived and self._depends(name, frozenset())
 
     def _depends(self, name: str, seen: frozenset[str]) -> bool:
@@ -192,7 +194,11 @@ class Selector:
             if maximize:
                 monotone = not self._varies(name)
             else:
-                monotone = name in MONOTONE_IN_LENGTHS or name in ("input_len", "output_len")
+                # (a discovered model with a negative length exponent is not monotone)
+                monotone = (name in MONOTONE_IN_LENGTHS and q.models.monotone(name)) or name in (
+                    "input_len",
+                    "output_len",
+                )
                 monotone = monotone or not self._varies(name)
             s = q.slots.slot
             selectors[key] = _core.SpaceSelector(
@@ -211,12 +217,19 @@ class Selector:
         latency_limit_s: float | None,
         power_cap_w: float | None,
         tpot_limit_s: float | None = None,
-        bounded: bool = False,
+        q: Any = None,
     ) -> list[tuple[int, int, float]]:
+        """(slot, op, value) of the limits; ``q``: the query of a confidence, whose upper
+        limits judge the bound columns."""
+        bounded = q is not None
         out = []
         slot = self._q.slots.slot
         lat = slot["latency_upper_s"] if bounded and self._lat >= 0 else self._lat
         tpot = slot["tpot_upper_s"] if bounded and self._tpot >= 0 else self._tpot
+        pow_ = self._pow
+        if q is not None and pow_ >= 0 and power_cap_w is not None:
+            # the bound needs the energy model's uncertainty too: a clear error if it has none
+            pow_ = self.space._objective(q, "power_upper_w", what="power_cap_w")
         needs = {
             "latency_limit_s": "a latency model with both halves (ttft and tpot)",
             "power_cap_w": "a latency model with both halves and an energy model",
@@ -224,7 +237,7 @@ class Selector:
         }
         for what, v, slot in (
             ("latency_limit_s", latency_limit_s, lat),
-            ("power_cap_w", power_cap_w, self._pow),
+            ("power_cap_w", power_cap_w, pow_),
             ("tpot_limit_s", tpot_limit_s, tpot),
         ):
             if v is None:
@@ -277,16 +290,19 @@ class Selector:
         ``n_valid``/``n_feasible`` counted; a full scan instead of a few candidates).
 
         ``confidence`` (default: the one the Selector was built with) judges the latency
-        limits, the TPOT limit and the SLO's on the upper bounds of the predictions, as
-        :meth:`ConfigSpace.argmin` does (:mod:`energycore.space.uncertainty`); the power cap
-        keeps the point prediction. The answer equals ``argmin(..., confidence=...)``.
+        limits, the TPOT limit, the power cap (on ``power_upper_w``, which needs an energy
+        model that records its uncertainty) and the SLO's on the upper bounds of the
+        predictions, as :meth:`ConfigSpace.argmin` does (:mod:`energycore.space.uncertainty`).
+        The answer equals ``argmin(..., confidence=...)``.
         """
         lin = self._length(input_len, "input_len")
         lout = self._length(output_len, "output_len")
         conf = self.confidence if confidence == "default" else check_confidence(confidence)
         core = self._selector(self._slot, False, conf)
         q = self._state(conf)[0]
-        limits = self._limits(latency_limit_s, power_cap_w, tpot_limit_s, conf is not None)
+        limits = self._limits(
+            latency_limit_s, power_cap_w, tpot_limit_s, q if conf is not None else None
+        )
         s = SLO.make(slo)
         if s is not None and not s.empty:
             parts = self.space._slo(q, s, self._models)

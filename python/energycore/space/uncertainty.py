@@ -1,10 +1,10 @@
-"""Selection under uncertainty: upper bounds of the latency predictions at a confidence.
+"""Selection under uncertainty: upper bounds of the latency and power predictions at a confidence.
 
 ``confidence=c`` (a number in (0, 1)) on :meth:`ConfigSpace.argmin` and the other queries,
 :meth:`Selector.best` and ``energycore select --confidence`` keeps a configuration only when
-the *upper bound* of its predicted latency at one-sided confidence ``c`` meets the limit. For a
-fitted latency half (``TtftModel``, ``TpotModel``, ``MoeTpotModel``) with prediction
-``m(x; theta)`` the bound is
+the *upper bound* of its predicted latency (and power) at one-sided confidence ``c`` meets the
+limit. For a fitted latency half (``TtftModel``, ``TpotModel``, ``MoeTpotModel``) or energy
+model (``EnergyModel``) with prediction ``m(x; theta)`` the bound is
 
 .. math::
 
@@ -23,9 +23,34 @@ fitted latency half (``TtftModel``, ``TpotModel``, ``MoeTpotModel``) with predic
 
 ``c = 0.5`` gives ``t = 0``: the bound *is* the point prediction, whatever the residuals.
 ``latency_s`` is bounded by ``ttft_upper_s + output_len * tpot_upper_s`` (conservative: as if
-the errors of the two halves were fully correlated). A model that has no residual scale
+the errors of the two halves were fully correlated); ``energy_upper_j`` is the bound of the
+energy model.
+
+**Power.** ``power_w = energy_j / latency_s``, so ``log power = log E - log L``. The energy and
+latency models are fitted independently, so the variances of the two logs add (delta method):
+with ``a_E = t_E sqrt(s_E^2 + g_E' Sigma_E g_E)`` the exponent of the energy bound and
+``a_L = (ttft_s a_T + output_len tpot_s a_P) / latency_s`` that of the latency (the halves'
+exponents ``a_T``, ``a_P`` weighted by their share of ``latency_s``: the linearised log of
+``latency_upper_s``, fully correlated halves as there),
+
+.. math::
+
+    \\mathrm{power\\_upper\\_w}(x) = \\mathrm{power\\_w}(x) \\exp\\Big(\\sqrt{a_E^2 + a_L^2}\\Big).
+
+Each term is scaled by its own model's quantile ``t_{c, nu}`` (the convention of the latency
+bound: each model's Student-t at its own degrees of freedom), and the square root takes the
+sign of the exponents (negative below ``c = 0.5``, where every ``t`` is negative). The bound
+covers a lower latency as much as a higher energy: a configuration whose power is
+overestimated by chance is what a power cap would otherwise select (a winner's curse: the
+energy-optimal point under a cap is the one predicted just under it). ``c = 0.5`` gives the
+point prediction again. It is computed in the engine from the same template evaluation (with
+gradient) that gives the values and the latency bounds.
+
+A model that has no residual scale
 (fitted on as many rows as it has free coefficients, ``nu = 0``) or no covariance (a file from
-before they were recorded) cannot give a bound: ``ValueError`` naming it.
+before they were recorded) cannot give a bound: ``ValueError`` naming it (for the energy model, when a query uses a
+power limit or the energy or power bound columns: a latency limit under ``confidence=`` still
+works with an energy model from an older file).
 
 Composition with an :class:`~energycore.space.slo.SLO`: a *mean* limit is judged on the bound;
 a *percentile* limit (``percentile=p``) is judged on the percentile estimate
@@ -35,14 +60,16 @@ bound the uncertainty of the prediction itself; requiring both is the stricter o
 never counts the residual spread twice in one number. The request rate uses the bound of
 ``latency_s`` (a slower configuration sustains fewer requests).
 
-Only upper limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s`` and ``latency_s`` move onto the
-bounds; other limits (``power_w``, lower limits) keep the point prediction. ``where=``
-expressions are taken as written; they may use the bound columns ``ttft_upper_s``,
-``tpot_upper_s`` and ``latency_upper_s`` themselves.
+Only upper limits (``<=``, ``<``) on ``ttft_s``, ``tpot_s``, ``latency_s`` and ``power_w``
+(also :class:`Selector`'s ``power_cap_w`` and ``energycore select --power-cap``) move onto the
+bounds; other limits (energy, lower limits) keep the point prediction. ``where=`` expressions
+are taken as written; they may use the bound columns ``ttft_upper_s``, ``tpot_upper_s``,
+``latency_upper_s``, ``energy_upper_j`` and ``power_upper_w`` themselves.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -55,15 +82,17 @@ __all__ = [
     "Bound",
     "bound_of",
     "check_confidence",
+    "power_upper_bound",
     "student_t_quantile",
     "upper_bound",
 ]
 
-#: The bound column of each latency score.
+#: The bound column of each score whose upper limits judge a bound under ``confidence=``.
 UPPER_OF: dict[str, str] = {
     "ttft_s": "ttft_upper_s",
     "tpot_s": "tpot_upper_s",
     "latency_s": "latency_upper_s",
+    "power_w": "power_upper_w",
 }
 
 
@@ -104,6 +133,13 @@ def _t_cdf(x: float, dof: int) -> float:
 def student_t_quantile(p: float, dof: int) -> float:
     """The ``p`` quantile of Student's t with ``dof >= 1`` degrees of freedom (bisection on
     the CDF, about 1e-9 absolute); the normal quantile for ``dof > 100000``."""
+    return _t_quantile(float(p), int(dof))
+
+
+@functools.lru_cache(maxsize=1024)
+def _t_quantile(p: float, dof: int) -> float:
+    """:func:`student_t_quantile`, cached: every query under a confidence needs it once per
+    model and key, and the bisection costs milliseconds."""
     if not 0.0 < p < 1.0:
         raise ValueError(f"p: must lie in (0, 1), got {p}")
     if dof < 1:
@@ -114,7 +150,7 @@ def student_t_quantile(p: float, dof: int) -> float:
     if dof > 100_000:
         return z
     if p < 0.5:
-        return -student_t_quantile(1.0 - p, dof)
+        return -_t_quantile(1.0 - p, dof)
     lo, hi = 0.0, max(2.0 * z, 1.0)
     while _t_cdf(hi, dof) < p:
         hi *= 2.0
@@ -131,7 +167,7 @@ def student_t_quantile(p: float, dof: int) -> float:
 
 @dataclass(frozen=True)
 class Bound:
-    """What the engine needs to bound one fitted latency half at a confidence.
+    """What the engine needs to bound one fitted model (latency half or energy) at a confidence.
 
     ``z`` is the quantile ``t_{c, nu}``; ``cov`` and ``resid_var`` are the coefficient
     covariance and the squared residual scale (log space), unscaled.
@@ -149,13 +185,15 @@ class Bound:
 
 
 def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
-    """The :class:`Bound` of a fitted latency half; ``ValueError`` naming the model when it
-    has no recorded uncertainty."""
+    """The :class:`Bound` of a fitted latency half or energy model; ``ValueError`` naming the
+    model when it has no recorded uncertainty."""
     name = type(model).__name__
     cov = getattr(model, "covariance_", None)
     scale = getattr(model, "residual_scale_", None)
     mask = getattr(model, "fixed_mask_", None)
     result = getattr(model, "fit_result_", None)
+    if callable(getattr(model, "engine_template", None)):
+        return _discovered_bound(model, confidence, what)
     if cov is None or scale is None or mask is None or result is None:
         raise ValueError(
             f"{what}: the {name} ({getattr(model, 'template_name', '?')}) records no "
@@ -182,13 +220,60 @@ def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
     return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
 
 
-def upper_bound(model: Any, X: Any, confidence: float) -> np.ndarray:
-    """The upper bound ``u_c(x)`` of a fitted latency half at each row of ``X`` (numpy; the
-    engine computes the same in C++)."""
+def _discovered_bound(model: Any, confidence: float, what: str) -> Bound:
+    """The bound of a DiscoveredModel: every coefficient and free exponent fitted on
+    ``n_rows`` rows; its ``residual_scale_`` (the RMS of the log ratios) is corrected to
+    ``n - k`` degrees of freedom like the templates' scale."""
+    n, k = int(model.n_rows), int(model.n_params)
+    dof = n - k
+    rms = float(model.residual_scale_)
+    cov = np.asarray(model.covariance_, dtype=np.float64)
+    if dof < 1 or not math.isfinite(rms) or not np.isfinite(cov).any():
+        raise ValueError(
+            f"{what}: the DiscoveredModel ({n} row(s), {k} fitted parameter(s)) records no "
+            "uncertainty to bound its predictions with (residual scale and covariance from a "
+            "fit on more rows than parameters); pass confidence=None"
+        )
+    s = rms * math.sqrt(n / dof)
+    c = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
+    return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
+
+
+def _exponent(model: Any, X: Any, confidence: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, exponent ``t sqrt(s^2 + g' Sigma g)`` of its bound) at each row of X."""
     c = check_confidence(confidence)
     if c is None:
         raise ValueError("confidence: a number in (0, 1) is needed for a bound")
     b = bound_of(model, c)
     pred, var = model._log_variance(model._features(X))
     rel = np.where(pred > 0, var, 0.0)
-    return np.asarray(pred * np.exp(b.z * np.sqrt(b.resid_var + rel)), dtype=np.float64)
+    return pred, b.z * np.sqrt(b.resid_var + rel)
+
+
+def upper_bound(model: Any, X: Any, confidence: float) -> np.ndarray:
+    """The upper bound ``u_c(x)`` of a fitted latency half or energy model at each row of
+    ``X`` (numpy; the engine computes the same in C++)."""
+    pred, a = _exponent(model, X, confidence)
+    return np.asarray(pred * np.exp(a), dtype=np.float64)
+
+
+def power_upper_bound(
+    energy_model: Any, ttft_model: Any, tpot_model: Any, X: Any, confidence: float
+) -> np.ndarray:
+    """The upper bound of ``power_w = energy_j / latency_s`` at each row of ``X`` (numpy; the
+    engine computes the same in C++): ``power_w exp(sqrt(a_E^2 + a_L^2))`` as in the module
+    docstring, signed like the exponents. ``X`` needs the five feature columns (the
+    ``output_len`` weights the TPOT half)."""
+    e, a_e = _exponent(energy_model, X, confidence)
+    t, a_t = _exponent(ttft_model, X, confidence)
+    p, a_p = _exponent(tpot_model, X, confidence)
+    if callable(getattr(ttft_model, "engine_template", None)):  # a DiscoveredModel: columns
+        lout = np.asarray(X["output_len"], dtype=np.float64)
+    else:
+        lout = np.asarray(ttft_model._features(X)[:, 4], dtype=np.float64)
+    lat = t + lout * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_l = (t * a_t + lout * p * a_p) / lat
+        a = np.copysign(np.sqrt(a_e * a_e + a_l * a_l), a_e + a_l)
+        out = e / lat * np.exp(a)
+    return np.asarray(np.where(lat > 0, out, np.nan), dtype=np.float64)
