@@ -337,6 +337,69 @@ class TpotV1 final : public ClosedForm<TpotV1> {
 };
 
 // ---------------------------------------------------------------------------------------------
+// tpot_v2: tpot_v1 with a power law in the batch for the per-sequence decode time:
+//   tpot = (c1 + c2 b^(1 + c7) + c3 b (Lin + Lout/2)) tp^c4 pp^c5 + c6 b (1 - 1/tp)
+// Real engines' decode steps are not linear in the batch: below the compute roofline a step
+// mostly streams weights (growth slower than linear, c7 < 0); batching overheads and attention
+// kernels past it grow faster (c7 > 0). c7 = 0 (its neutral value) is tpot_v1 exactly.
+class TpotV2 final : public ClosedForm<TpotV2> {
+ public:
+  static constexpr bool kPpPowers = true;
+  static Exponents tp_exponents(const double* t) noexcept { return {t[3], 0.0}; }
+  static Exponents pp_exponents(const double* t) noexcept { return {t[4], 0.0}; }
+
+  TpotV2()
+      : params_{
+            lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
+            lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
+            lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
+            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
+                   0.0),
+            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
+                   1.0),
+            lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
+            nonlin("c7", "exponent", "batch exponent of the per-sequence time, minus 1", -0.9,
+                   1.0, 0.0, 0.5),
+        },
+        phases_{"compute", "allreduce"} {}
+  std::string_view name() const noexcept override { return "tpot_v2"; }
+  std::string_view quantity() const noexcept override { return "tpot_s"; }
+  const std::vector<ParamInfo>& params() const noexcept override { return params_; }
+  const std::vector<std::string>& phase_names() const noexcept override { return phases_; }
+
+  /// tp.p1 = tp^c4, pp.p1 = pp^c5.
+  template <bool kGrad>
+  static double kernel(const double* x, const double* t, const Pow& tp, const Pow& pp,
+                       double* ph, Grad g) noexcept {
+    const double b = x[kBatch];
+    const double lb = std::log(b);
+    const double bp = b * std::exp(t[6] * lb);  // b^(1 + c7)
+    const double kv = b * (x[kInputLen] + 0.5 * x[kOutputLen]);
+    const double S = tp.p1 * pp.p1;
+    const double C = t[0] + t[1] * bp + t[2] * kv;
+    const double ar = b * (1.0 - 1.0 / tp.x);
+    if (ph != nullptr) {
+      ph[0] = C * S;
+      ph[1] = t[5] * ar;
+    }
+    if constexpr (kGrad) {
+      g[0] = S;
+      g[1] = bp * S;
+      g[2] = kv * S;
+      g[3] = C * S * tp.log;
+      g[4] = C * S * pp.log;
+      g[5] = ar;
+      g[6] = t[1] * bp * lb * S;
+    }
+    return C * S + t[5] * ar;
+  }
+
+ private:
+  std::vector<ParamInfo> params_;
+  std::vector<std::string> phases_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // tpot_moe_v1: tpot_v1 for a mixture-of-experts model, whose decode step reads only the experts
 // its tokens are routed to. With b sequences in a step each routed to a fraction r = k/E of the
 // experts (independently and uniformly), the expected share of experts read is 1 - (1 - r)^b:
@@ -408,9 +471,10 @@ const EnergyTemplate kEnergyV1("energy_v1", AllReduce::kPerGpuShare);
 const EnergyTemplate kEnergyV2("energy_v2", AllReduce::kAllGpus);
 const TtftV1 kTtftV1;
 const TpotV1 kTpotV1;
+const TpotV2 kTpotV2;
 const TpotMoeV1 kTpotMoeV1;
 const ModelTemplate* const kTemplates[] = {&kEnergyV1, &kEnergyV2, &kTtftV1, &kTpotV1,
-                                           &kTpotMoeV1};
+                                           &kTpotMoeV1, &kTpotV2};
 
 }  // namespace
 

@@ -18,7 +18,8 @@ def test_fit_recovers_known_coefficients_from_noise_free_data() -> None:
     X, y = _data(1.0, seed=3)
     lm = LatencyModel(n_threads=1).fit(X, y["ttft_v1"], y["tpot_v1"])
     np.testing.assert_allclose(lm.coef_[:6], TRUE["ttft_v1"], rtol=1e-4)
-    np.testing.assert_allclose(lm.coef_[6:], TRUE["tpot_v1"], rtol=1e-4)
+    np.testing.assert_allclose(lm.coef_[6:12], TRUE["tpot_v1"], rtol=1e-4)
+    assert abs(lm.coef_[12]) < 1e-6  # tpot_v2's batch power: tpot_v1 data need none
     assert list(lm.params_) == list(LatencyModel.param_names())
     assert set(lm.stderr_) == set(lm.params_)
     assert isinstance(lm.ttft_model_, TtftModel) and isinstance(lm.tpot_model_, TpotModel)

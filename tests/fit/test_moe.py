@@ -87,7 +87,7 @@ def test_save_load_and_the_generic_loaders(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.predict(X), m.predict(X))
     dense = tmp_path / "dense.json"
     TpotModel(seed=0).fit(X, y).save(dense)
-    with pytest.raises(ValueError, match="holds template 'tpot_v1'"):
+    with pytest.raises(ValueError, match="holds template 'tpot_v2'"):
         MoeTpotModel.load(dense)
 
 

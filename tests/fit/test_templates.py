@@ -39,6 +39,14 @@ def _tpot(X: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.column_stack([compute, c[5] * b * (1 - 1 / tp)])
 
 
+def _tpot_v2(X: np.ndarray, c: np.ndarray) -> np.ndarray:
+    tp, pp, b, lin, lout = X.T
+    compute = (
+        (c[0] + c[1] * b ** (1 + c[6]) + c[2] * b * (lin + lout / 2)) * tp ** c[3] * pp ** c[4]
+    )
+    return np.column_stack([compute, c[5] * b * (1 - 1 / tp)])
+
+
 def _tpot_moe(X: np.ndarray, c: np.ndarray) -> np.ndarray:
     tp, pp, b, lin, lout = X.T
     scale = tp ** c[3] * pp ** c[4]
@@ -52,6 +60,7 @@ ORACLES = {
     "energy_v2": lambda X, t: _energy(X, t, lambda tp: tp - 1),
     "ttft_v1": _ttft,
     "tpot_v1": _tpot,
+    "tpot_v2": _tpot_v2,
     "tpot_moe_v1": _tpot_moe,
 }
 

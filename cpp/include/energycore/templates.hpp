@@ -47,7 +47,8 @@ class ModelTemplate {
   virtual void batch(const FeatureRef& X, const double* theta, double* values, Matrix* grad) const;
 };
 
-/// The registered templates: "energy_v1", "energy_v2", "ttft_v1", "tpot_v1", "tpot_moe_v1".
+/// The registered templates: "energy_v1", "energy_v2", "ttft_v1", "tpot_v1", "tpot_moe_v1",
+/// "tpot_v2".
 const ModelTemplate& get_template(std::string_view name);  // throws std::invalid_argument
 std::vector<std::string> template_names();
 

@@ -1587,12 +1587,50 @@ class TtftModel(TemplateModel):
 
 
 class TpotModel(TemplateModel):
-    """Time per output token during decode, seconds (template ``tpot_v1``, six coefficients)."""
+    """Time per output token during decode, seconds (template ``tpot_v2``, seven coefficients).
 
-    default_template: ClassVar[str] = "tpot_v1"
+    ``tpot = (c1 + c2 b^(1 + c7) + c3 b (Lin + Lout/2)) tp^c4 pp^c5 + c6 b (1 - 1/tp)``: the
+    ``tpot_v1`` form with a power law in the batch for the per-sequence decode time (``c7 = 0``
+    is ``tpot_v1``; the adaptive fit keeps ``c7`` only when the rows support it). Files written
+    with ``tpot_v1`` load as ``tpot_v2`` with ``c7 = 0`` (the same predictions), recorded in
+    ``reduced_``. See docs/model.md.
+    """
+
+    default_template: ClassVar[str] = "tpot_v2"
     target: ClassVar[str] = "tpot_s"
-    reduction_order: ClassVar[tuple[str, ...]] = ("c3", "c5", "c6", "c4", "c2", "c1")
+    reduction_order: ClassVar[tuple[str, ...]] = ("c3", "c5", "c6", "c7", "c4", "c2", "c1")
     core: ClassVar[tuple[str, ...]] = ("c1", "c2")
+
+    @classmethod
+    def _from_dict(cls: type[M], d: Any) -> M:
+        if (
+            cls.default_template == "tpot_v2"
+            and isinstance(d, dict)
+            and d.get("template") == "tpot_v1"
+        ):
+            d = _tpot_v1_as_v2(d)
+        return super()._from_dict(d)  # type: ignore[misc]
+
+
+def _tpot_v1_as_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """A ``tpot_v1`` model file as the ``tpot_v2`` one of the same predictions (``c7 = 0``)."""
+    d = {**d, "template": "tpot_v2"}
+    fit = d.get("fit")
+    if not isinstance(fit, dict):
+        return d
+    fit = dict(fit)
+    try:
+        fit["params"] = {**fit["params"], "c7": 0.0}
+        fit["stderr"] = {**fit["stderr"], "c7": None}
+        fit["covariance"] = [[*row, None] for row in fit["covariance"]] + [
+            [None] * (len(fit["covariance"]) + 1)
+        ]
+        fit["fixed_mask"] = [*fit["fixed_mask"], True]
+        fit["reduced"] = {**(fit.get("reduced") or {}), "c7": "fitted as tpot_v1 (no batch power)"}
+    except (TypeError, AttributeError):
+        return d  # malformed: the checks of _from_dict name the field
+    d["fit"] = fit
+    return d
 
 
 class MoeTpotModel(TpotModel):

@@ -1,7 +1,7 @@
 """LatencyModel: time to first token and time per output token, fitted together.
 
 A ``LatencyModel`` composes a :class:`~energycore.TtftModel` (template ``ttft_v1``) and a
-:class:`~energycore.TpotModel` (template ``tpot_v1``), both fitted by the same C++
+:class:`~energycore.TpotModel` (template ``tpot_v2``), both fitted by the same C++
 Levenberg-Marquardt on log ratios as :class:`~energycore.EnergyModel`. It predicts
 
 - ``ttft_s``: seconds from the arrival of a batch to its first token (prefill);
@@ -48,7 +48,7 @@ class LatencyModel(SolverParams):
         As in :class:`~energycore.fit.energy.SolverParams`; used for both halves.
     fixed : dict of str to float, optional
         Coefficients held at given values, by name across both templates (``a1`` ... ``a6``
-        for time to first token, ``c1`` ... ``c6`` for time per output token), e.g.
+        for time to first token, ``c1`` ... ``c7`` for time per output token), e.g.
         ``{"a4": 0.0, "c5": 0.0}``.
 
     Attributes
@@ -56,7 +56,7 @@ class LatencyModel(SolverParams):
     ttft_model_, tpot_model_ : TtftModel or None, TpotModel or None
         The fitted halves (``None`` for a half fitted without its target).
     coef_ : ndarray
-        ``a1 .. a6`` then ``c1 .. c6`` (NaN for a half that was not fitted).
+        ``a1 .. a6`` then ``c1 .. c7`` (NaN for a half that was not fitted).
     params_, stderr_ : dict
         Coefficients and their standard errors by name.
 
@@ -70,7 +70,7 @@ class LatencyModel(SolverParams):
 
     @staticmethod
     def param_names() -> tuple[str, ...]:
-        """Coefficient names: the ``ttft_v1`` ones then the ``tpot_v1`` ones."""
+        """Coefficient names: the ``ttft_v1`` ones then the ``tpot_v2`` ones."""
         return TtftModel.param_names() + TpotModel.param_names()
 
     def _halves(self) -> tuple[TtftModel, TpotModel]:
