@@ -151,3 +151,10 @@ def test_fuzz_model_file_tampering(path: list[Any], value: Any) -> None:
         return
     pred = m.predict(ROW)
     assert np.isfinite(pred).all() and (pred > 0).all()
+
+
+def test_model_file_with_an_overflowing_coefficient_is_refused() -> None:
+    """Found by the tampering fuzz (t1 = 4.39e304): accepted at load, predict overflowed."""
+    d = _tamper(["fit", "params", "t1"], 4.39e304)
+    with pytest.raises(ValueError, match="coefficient 't1'.*corrupt"):
+        EnergyModel.from_dict(json.loads(json.dumps(d)))

@@ -28,6 +28,9 @@ _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "at_bound": (dict,),
     "n_samples": (int,),
 }
+#: Largest coefficient magnitude a model file may hold: fitted coefficients in SI units (J, s,
+#: W, per token) lie many orders of magnitude below; beyond it predictions can overflow.
+_MAX_COEF = 1e100
 _NON_NEGATIVE = ("iterations", "n_fev", "n_jev", "cost", "optimality", "start_index", "n_samples")
 
 
@@ -69,6 +72,11 @@ def check_fit_section(fit: Any, names: Sequence[str], info: Sequence[dict[str, A
     for name, p in zip(names, info):
         v = params[name]
         _number(v, f"coefficient {name!r}")
+        if abs(v) > _MAX_COEF:
+            raise ValueError(
+                f"{_WHAT}: coefficient {name!r} is {v!r}; no fit in SI units reaches "
+                f"|c| > {_MAX_COEF:g} (its predictions would overflow): the file is corrupt"
+            )
         lo, hi = float(p["lower"]), float(p["upper"])
         if not lo <= v <= hi:
             side = f"below its lower bound {lo:g}" if v < lo else f"above its upper bound {hi:g}"
