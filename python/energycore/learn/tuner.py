@@ -478,13 +478,13 @@ class Tuner:
         free candidates it ranks best): the own model's best there, or random ones weighted
         by P(valid) before the own model exists."""
         trust = self.prior_trust_ if self.prior_adapt else 1.0
-        m = min(int(round(self.prior_explore * trust * picks.size)), picks.size - 1)
+        m = min(round(self.prior_explore * trust * picks.size), picks.size - 1)
         if m <= 0:
             return picks
         keep = picks[: picks.size - m]
         away = np.ones(prior_score.size, dtype=bool)
         away[keep] = False
-        n_region = int(math.ceil(0.1 * prior_score.size))
+        n_region = math.ceil(0.1 * prior_score.size)
         away[np.argsort(-prior_score, kind="stable")[:n_region]] = False
         cand = np.flatnonzero(away)
         if cand.size == 0:
