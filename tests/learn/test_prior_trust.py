@@ -75,12 +75,12 @@ def test_trust_low_for_a_misleading_prior_high_for_a_helpful_one() -> None:
 def test_tuner_prior_weight_shrinks_when_misled_and_stays_when_helped() -> None:
     X = _space()
     target = _time(X, 6.0, 0.7)  # the sources put the optimum at a = 1
-    t, hist, _ = _run(_prior(1.0), target, seed=0)
+    _, hist, _ = _run(_prior(1.0), target, seed=0)
     trust = [h[0] for h in hist]
     assert trust[0] == 1.0  # nothing measured yet
     assert max(trust[2:]) < 0.3
     assert all(w < 0.3 * cap for _, w, cap in hist[2:])
-    t, hist, _ = _run(_prior(6.0), target, seed=0)  # the sources are right, at another scale
+    _, hist, _ = _run(_prior(6.0), target, seed=0)  # the sources are right, at another scale
     assert min(h[0] for h in hist) > 0.8
     assert all(w > 0.8 * cap for _, w, cap in hist[1:])
 
@@ -89,8 +89,7 @@ def test_adaptive_prior_finds_the_optimum_sooner_than_the_fixed_one_when_misled(
     target = _time(_space(), 6.0, 0.7)
     adaptive = [_run(_prior(1.0), target, seed=s)[2] for s in range(3)]
     fixed = [
-        _run(_prior(1.0), target, seed=s, prior_adapt=False, prior_explore=0.0)[2]
-        for s in range(3)
+        _run(_prior(1.0), target, seed=s, prior_adapt=False, prior_explore=0.0)[2] for s in range(3)
     ]
     assert None not in adaptive
     assert sum(adaptive) < sum(f if f is not None else 97 for f in fixed)
@@ -98,7 +97,7 @@ def test_adaptive_prior_finds_the_optimum_sooner_than_the_fixed_one_when_misled(
 
 def test_fixed_prior_keeps_the_cap() -> None:
     target = _time(_space(), 6.0, 0.7)
-    t, hist, _ = _run(_prior(1.0), target, seed=1, prior_adapt=False)
+    _, hist, _ = _run(_prior(1.0), target, seed=1, prior_adapt=False)
     assert all(h[0] == 1.0 for h in hist)
     assert [h[1] for h in hist[1:]] == pytest.approx([h[2] for h in hist[1:]])
 

@@ -447,8 +447,10 @@ class Tuner:
     def _prior_options(adapt: Any, explore: Any) -> tuple[bool, float]:
         if not isinstance(adapt, bool | np.bool_):
             raise ValueError(f"prior_adapt: expected True or False, got {adapt!r}")
-        if isinstance(explore, bool) or not isinstance(explore, numbers.Real) or not (
-            0.0 <= float(explore) <= 1.0
+        if (
+            isinstance(explore, bool)
+            or not isinstance(explore, numbers.Real)
+            or not (0.0 <= float(explore) <= 1.0)
         ):
             raise ValueError(f"prior_explore: expected a number in [0, 1], got {explore!r}")
         return bool(adapt), float(explore)
