@@ -10,7 +10,9 @@
    top-5 score (best true time / best true time among the 5 predicted best; 0 if all fail).
    The dedispersion set of ../shared/data has one GPU (A100) only: no transfer to evaluate.
 2. **Tuner** warm-started from the other three GPUs (``Tuner(..., prior=...)``) vs cold start:
-   evaluations to the top 1 % / 0.1 % of the held-out GPU (budget 400, batch 16).
+   evaluations to the top 1 % / 0.1 % of the held-out GPU (budget 400, batch 16), the prior at
+   a fixed weight and adaptive (the default), and a cold start told the sources' best
+   configuration first (does one good row from the sources trap the search?).
 3. **Energy model**: ML.ENERGY v3 groups (task, model) with both H100 and B200 (>= 6 rows on
    the source, so it can be fitted), both directions: fit on the source GPU, transfer
    (``transfer_model``), refit with 0 / 5 / 10 target rows as prior (``fit_with_prior``) vs a fit
@@ -181,31 +183,45 @@ def _evals(x: float, budget: int) -> str:
 
 
 def eval_tuner(seeds: int, budget: int) -> None:
+    from energycore.learn.transfer import TransferScorer
     from energycore.learn.tuner import Tuner
     from energycore.tune import CacheReplay
 
-    _, _, d = load_conv()
+    X, y, d = load_conv()
     reps = {g: CacheReplay.from_frame(d[d.gpu == g].drop(columns="gpu"), CONV, device_name=g,
                                       kernel_name="convolution", problem_size=[4096, 4096])
             for g in GPUS}  # fmt: skip
     print(f"\n## Tuner: warm start from the other three GPUs vs cold, budget {budget}, "
           f"batch 16, {seeds} seeds\n")  # fmt: skip
-    print("| held-out | cold: evals to top 1 % / 0.1 % (share reaching 0.1 %) | warm | "
-          "warm / cold (0.1 %) | round overhead cold / warm |")  # fmt: skip
-    print("|---|---|---|---|---|")
+    print("cells: median evaluations to the top 1 % / 0.1 % (share of seeds reaching 0.1 %); "
+          "fixed: the prior's weight 50 / (n + 50) (prior_adapt=False, prior_explore=0); "
+          "adaptive: the defaults; cold + top told: a cold start told the sources' consensus "
+          "best configuration before its first batch\n")  # fmt: skip
+    print("| held-out | cold | warm, fixed | warm, adaptive | warm / cold (0.1 %) fixed -> "
+          "adaptive | cold + top told | round overhead cold / fixed / adaptive |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    modes = {"cold": None, "fixed": {"prior_adapt": False, "prior_explore": 0.0},
+             "adaptive": {}, "told": None}  # fmt: skip
     for tg in GPUS:
         rep = reps[tg]
         v = rep.values()
         ok = np.sort(v[np.isfinite(v)])
         t1, t01 = ok[int(0.01 * ok.size) - 1], ok[max(int(0.001 * ok.size) - 1, 0)]
         prior = {g: reps[g] for g in GPUS if g != tg}
+        consensus = TransferScorer().fit_sources({g: (X, y[g]) for g in prior})
+        top_cfg = X.iloc[int(np.argmax(consensus.predict(X)))].to_dict()
         out = {}
-        for mode in ("cold", "warm"):
+        for mode, kw in modes.items():
             e1, e01, rs = [], [], []
             for seed in range(seeds):
-                t = Tuner(rep, budget=budget, batch=16, seed=seed,
-                          prior=prior if mode == "warm" else None)  # fmt: skip
+                if kw is None:
+                    t = Tuner(rep, budget=budget, batch=16, seed=seed)
+                else:
+                    t = Tuner(rep, budget=budget, batch=16, seed=seed, prior=prior, **kw)
                 order = []
+                if mode == "told":
+                    t.tell([top_cfg], [rep(top_cfg)])
+                    order.append(rep.index_of(top_cfg))
                 while not t.done:
                     c = t.ask()
                     t.tell(c, [rep(x) for x in c])
@@ -220,10 +236,15 @@ def eval_tuner(seeds: int, budget: int) -> None:
             a, b, share, _ = out[m]
             return f"{_evals(a, budget)} / {_evals(b, budget)} ({share:.0%})"
 
-        ratio = out["warm"][1] / out["cold"][1] if np.isfinite(out["cold"][1]) else np.nan
+        def ratio(m, out=out):
+            c = out["cold"][1]
+            return f"{out[m][1] / c:.2f}" if np.isfinite(c) else "-"
+
         print(
-            f"| {tg} | {cell('cold')} | {cell('warm')} | {ratio:.2f} | "
-            f"{out['cold'][3] * 1e3:.0f} / {out['warm'][3] * 1e3:.0f} ms |",
+            f"| {tg} | {cell('cold')} | {cell('fixed')} | {cell('adaptive')} | "
+            f"{ratio('fixed')} -> {ratio('adaptive')} | {cell('told')} | "
+            f"{out['cold'][3] * 1e3:.0f} / {out['fixed'][3] * 1e3:.0f} / "
+            f"{out['adaptive'][3] * 1e3:.0f} ms |",
             flush=True,
         )
 

@@ -179,8 +179,23 @@ class Tuner:
         and every round blends the transferred score (sources re-weighted by the target's
         measurements) with the tuner's own models.
     prior_rows : int
-        Valid target measurements at which the tuner's own models weigh as much as the prior
-        (weight ``n / (n + prior_rows)``).
+        The user's cap on the prior: with ``n`` valid target measurements the prior weighs at
+        most ``prior_rows / (n + prior_rows)`` (it weighs as much as the tuner's own models at
+        ``n = prior_rows``). Larger: trust the sources longer.
+    prior_adapt : bool
+        Scale the prior's weight by the evidence of the target rows
+        (:func:`~energycore.learn.prior_trust.prior_trust`: the share of bootstrap resamples on
+        which the prior ranks the measured rows, top first, at least as well as an
+        out-of-fold model of the target alone), so a prior the target contradicts loses its
+        weight; ``False``: the fixed cap alone.
+    prior_explore : float
+        Share of each batch (times the trust) asked away from the prior's region: the best
+        candidates of the tuner's own model (random ones, weighted by P(valid), before it
+        exists) among those outside the tenth of the space the prior ranks best, to give the
+        target a chance to contradict a confident prior. Default 0: on benchmark-hub A100
+        (misled sources) 0.25 cost 13 % more evaluations to the top 0.1 % (the own model's
+        picks outside the data it has seen are poor); on a planted misleading prior it helps a
+        little (``docs/transfer.md``).
     """
 
     def __init__(
@@ -204,6 +219,8 @@ class Tuner:
         validity_weight: float = 1.0,
         prior: Any = None,
         prior_rows: int = 50,
+        prior_adapt: bool = True,
+        prior_explore: float = 0.0,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -277,6 +294,8 @@ class Tuner:
         self._coded: CodedRows | bool | None = False  # False: not tried yet
         self.round_seconds_: list[float] = []
         self.prior_rows = self._count(prior_rows, "prior_rows")
+        self.prior_adapt, self.prior_explore = self._prior_options(prior_adapt, prior_explore)
+        self.prior_trust_, self.prior_weight_ = 1.0, 1.0
         self.prior_: Any = None if prior is None else self._fit_prior(prior)
         self.journal = None if journal is None else Path(journal)
         self._writer: _journal.Writer | None = None
@@ -422,8 +441,69 @@ class Tuner:
         v = self._value[ok]
         scorer.fit_target(self.features_[ok], v, scores=self._prior_S[ok])
         s = scorer.predict(self.features_[free], scores=self._prior_S[free])
-        alpha = ok.size / (ok.size + self.prior_rows)
-        return self._z(s), self._prior_p[free], alpha
+        cap = self.prior_rows / (ok.size + self.prior_rows)
+        self.prior_trust_ = self._prior_evidence(ok) if self.prior_adapt else 1.0
+        self.prior_weight_ = cap * self.prior_trust_
+        return self._z(s), self._prior_p[free], 1.0 - self.prior_weight_
+
+    @staticmethod
+    def _prior_options(adapt: Any, explore: Any) -> tuple[bool, float]:
+        if not isinstance(adapt, bool | np.bool_):
+            raise ValueError(f"prior_adapt: expected True or False, got {adapt!r}")
+        if (
+            isinstance(explore, bool)
+            or not isinstance(explore, numbers.Real)
+            or not (0.0 <= float(explore) <= 1.0)
+        ):
+            raise ValueError(f"prior_explore: expected a number in [0, 1], got {explore!r}")
+        return bool(adapt), float(explore)
+
+    def _prior_evidence(self, ok: np.ndarray) -> float:
+        """Trust in the prior from the valid target rows ``ok`` (1 with too few of them)."""
+        from energycore.learn.prior_trust import MIN_ROWS, oof_goodness, prior_trust
+
+        if ok.size < MIN_ROWS:
+            return 1.0
+        g = self._targets(ok)
+        seed = int(np.random.default_rng([self.seed, self.round_, 13]).integers(2**31 - 1))
+        own = oof_goodness(self.features_[ok], g, seed=seed)
+        prior = self.prior_.predict(self.features_[ok], scores=self._prior_S[ok])
+        return prior_trust(prior, own, g, seed=seed)
+
+    def _prior_share(
+        self,
+        picks: np.ndarray,
+        prior_score: np.ndarray,
+        p: np.ndarray,
+        logp: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Replace the last ``prior_explore * trust`` share of the batch ``picks`` (positions
+        in the free candidates) by candidates outside the prior's region (the tenth of the
+        free candidates it ranks best): the own model's best there, or random ones weighted
+        by P(valid) before the own model exists."""
+        trust = self.prior_trust_ if self.prior_adapt else 1.0
+        m = min(round(self.prior_explore * trust * picks.size), picks.size - 1)
+        if m <= 0:
+            return picks
+        keep = picks[: picks.size - m]
+        away = np.ones(prior_score.size, dtype=bool)
+        away[keep] = False
+        n_region = math.ceil(0.1 * prior_score.size)
+        away[np.argsort(-prior_score, kind="stable")[:n_region]] = False
+        cand = np.flatnonzero(away)
+        if cand.size == 0:
+            return picks
+        m = min(m, cand.size)
+        own = getattr(self, "_own_z", None)
+        if own is None:
+            w = np.clip(p[cand], 0.02, 1.0)
+            w = w / w.sum()
+            extra = rng.choice(cand, size=m, replace=False, p=w)
+        else:
+            u = own[cand] + self.validity_weight * logp[cand]
+            extra = cand[np.argsort(-u, kind="stable")[:m]]
+        return np.concatenate([keep, extra])
 
     # ---- journal ---------------------------------------------------------------------------
 
@@ -800,6 +880,7 @@ class Tuner:
             prior_score, prior_p, alpha = self._prior_blend(free, ok)
             if not own:
                 alpha = 0.0
+                self.prior_weight_ = 1.0
             p = (1.0 - alpha) * prior_p + alpha * p
         p_all = np.ones(self.n_configs)
         p_all[free] = p
@@ -812,6 +893,7 @@ class Tuner:
         else:
             score = np.zeros(free.size)
         if self.prior_ is not None:
+            self._own_z = score if own else None  # for the share asked away from the prior
             score = self._z((1.0 - alpha) * prior_score + alpha * score)
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
@@ -833,6 +915,8 @@ class Tuner:
                 w = p[rest] / p[rest].sum()
                 m = min(n_explore, rest.size)
                 picks = np.concatenate([picks, rng.choice(rest, size=m, replace=False, p=w)])
+        if self.prior_ is not None:
+            picks = self._prior_share(picks, prior_score, p, logp, rng)
         return free[picks]
 
     def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
