@@ -202,6 +202,11 @@ class Tuner:
         explore: float = 0.2,
         diversity: float = 0.5,
         validity_weight: float = 1.0,
+        local: float = 0.0,
+        incumbents: int = 3,
+        top_weight: float = 0.0,
+        max_scored: int | None = 16384,
+        rescore_every: int = 4,
         prior: Any = None,
         prior_rows: int = 50,
     ) -> None:
@@ -220,13 +225,21 @@ class Tuner:
         self.seed = self._count(seed, "seed", minimum=0)
         self.n_init = self.batch if n_init is None else self._count(n_init, "n_init", minimum=0)
         for name, v in (("explore", explore), ("diversity", diversity),
-                        ("validity_weight", validity_weight)):  # fmt: skip
+                        ("validity_weight", validity_weight), ("local", local),
+                        ("top_weight", top_weight)):  # fmt: skip
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
             if v < 0:
                 raise ValueError(f"{name}: must be >= 0, got {v!r}")
         if explore > 1:
             raise ValueError(f"explore: must be in [0, 1], got {explore!r}")
+        if local > 1:
+            raise ValueError(f"local: must be in [0, 1], got {local!r}")
+        self.local = float(local)
+        self.incumbents = self._count(incumbents, "incumbents")
+        self.top_weight = float(top_weight)
+        self.max_scored = None if max_scored is None else self._count(max_scored, "max_scored", 2)
+        self.rescore_every = self._count(rescore_every, "rescore_every")
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
         if validity == _AUTO:
@@ -275,6 +288,13 @@ class Tuner:
         self.round_ = 0
         self.n_resumed_ = 0
         self._coded: CodedRows | bool | None = False  # False: not tried yet
+        self._sub_coded: tuple[np.ndarray, CodedRows | None] | None = None  # this round's subset
+        self._util_all: np.ndarray | None = None  # latest utility of every scored candidate
+        self._full_round = -1  # round of the last scoring of every free candidate
+        self._p_all = np.ones(n)  # latest P(valid) of every candidate
+        self._vm_labels = -1  # failed labels when the validity model was last fitted
+        self._vm_full = False  # ... and whether it scored every free candidate then
+        self._vm: Any = None
         self.round_seconds_: list[float] = []
         self.prior_rows = self._count(prior_rows, "prior_rows")
         self.prior_: Any = None if prior is None else self._fit_prior(prior)
@@ -753,10 +773,19 @@ class Tuner:
                 y[slow] = floor - spread * (1.0 + np.log(t[slow] / self.time_limit))
         return y
 
+    def _weights(self, y: np.ndarray) -> np.ndarray | None:
+        """Sample weights that favour the top of the measured (higher y = better): a row
+        ranked r-th of n weighs ``1 + top_weight * exp(-r / (0.1 n))``."""
+        if self.top_weight <= 0 or y.size < 2:
+            return None
+        r = np.empty(y.size)
+        r[np.argsort(-y, kind="stable")] = np.arange(y.size)
+        return 1.0 + self.top_weight * np.exp(-r / max(0.1 * y.size, 1.0))
+
     def _fit_rank(self, est: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
         model = _clone(est, seed)
         regress = getattr(model, "objective", "pairwise") != "pairwise"
-        model.fit(X, -y if regress else y)
+        model.fit(X, -y if regress else y, sample_weight=self._weights(y))
         model._ec_sign = -1.0 if regress else 1.0
         return model
 
@@ -764,7 +793,18 @@ class Tuner:
         """``model.<method>`` of the free candidates. energycore's own trees score the whole
         space from its coded form (leaf-bitmask tables, bit-identical to predicting
         ``features_[free]``) while most of it is free; other estimators get the rows."""
-        if isinstance(model, BoostingBase) and 4 * free.size >= self.n_configs:
+        if not isinstance(model, BoostingBase):
+            return getattr(model, method)(self.features_[free])  # type: ignore[no-any-return]
+        if 4 * free.size < self.n_configs and free.size >= 2048:  # a scored subset
+            if self._sub_coded is None or self._sub_coded[0] is not free:
+                try:
+                    self._sub_coded = (free, CodedRows(self.features_[free]))
+                except ValueError:
+                    self._sub_coded = (free, None)
+            sub = self._sub_coded[1]
+            if sub is not None:
+                return getattr(model, method)(sub)  # type: ignore[no-any-return]
+        if 4 * free.size >= self.n_configs:
             if self._coded is False:
                 try:
                     self._coded = CodedRows(self.features_)
@@ -781,20 +821,51 @@ class Tuner:
         sd = float(s.std())
         return (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
 
+    def _scored(self, free: np.ndarray, ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The free candidates to score this round: all of them, or on a space of more than
+        ``max_scored`` free candidates, between full scorings every ``rescore_every`` rounds,
+        the best half by their latest utility, the neighbours of the incumbents and a random
+        sample of the rest (a cheap pre-filter: the models only re-order what they liked)."""
+        m = self.max_scored
+        if (
+            m is None
+            or free.size <= m
+            or self._util_all is None
+            or self.round_ - self._full_round >= self.rescore_every
+        ):
+            self._full_round = self.round_
+            return free
+        u = self._util_all[free]
+        keep = np.zeros(free.size, dtype=bool)
+        keep[np.argpartition(-u, m // 2 - 1)[: m // 2]] = True
+        if self.local > 0:
+            keep |= self._near(free, ok)
+        rest = np.flatnonzero(~keep)
+        extra = m - int(keep.sum())
+        if extra > 0 and rest.size:
+            keep[rng.choice(rest, size=min(extra, rest.size), replace=False)] = True
+        return free[keep]
+
     def _model_picks(self, free: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         X = self.features_
         ok = np.flatnonzero(self._state == _OK)
         failed = np.flatnonzero(self._state == _FAILED)
         seeds = rng.integers(0, 2**31 - 1, size=3)
-        # 1. validity: P(valid) of every candidate (a soft penalty on the utility)
-        p = np.ones(free.size)
+        n_free = free.size
+        free = self._scored(free, ok, rng)
+        full = free.size == n_free
+        # 1. validity: P(valid) of every candidate (a soft penalty on the utility), refitted
+        # when new failures arrived (or when a full scoring follows a subset one)
         self.validity_model_ = None
         if self.validity is not None and failed.size and ok.size:
-            rows = np.concatenate([ok, failed])
-            labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
-            vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
-            p = self._predict_free(vm, "predict_proba", free)[:, 1]
-            self.validity_model_ = vm
+            if failed.size != self._vm_labels or (full and not self._vm_full):
+                rows = np.concatenate([ok, failed])
+                labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
+                vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
+                self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
+                self._vm_labels, self._vm_full, self._vm = failed.size, full, vm
+            self.validity_model_ = self._vm
+        p = self._p_all[free].copy()
         own = ok.size >= max(self.n_init, 2)
         if self.prior_ is not None:
             prior_score, prior_p, alpha = self._prior_blend(free, ok)
@@ -802,6 +873,7 @@ class Tuner:
                 alpha = 0.0
             p = (1.0 - alpha) * prior_p + alpha * p
         p_all = np.ones(self.n_configs)
+        p_all[self._state == _FREE] = self._p_all[self._state == _FREE]
         p_all[free] = p
         self.p_valid_ = p_all
         # 2. performance: a ranking score of every candidate (blended with the prior's)
@@ -815,6 +887,10 @@ class Tuner:
             score = self._z((1.0 - alpha) * prior_score + alpha * score)
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
+        if self.max_scored is not None and n_free > self.max_scored:
+            if self._util_all is None:
+                self._util_all = np.full(self.n_configs, -np.inf)
+            self._util_all[free] = util
         # 3. the short list, optionally re-ranked after a precheck
         k = min(free.size, max(4 * n, n + 8))
         top = np.argpartition(-util, k - 1)[:k] if k < free.size else np.arange(free.size)
@@ -824,7 +900,11 @@ class Tuner:
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
-        picks = self._diverse(free, top, util, n - n_explore)
+        n_local = min(int(round(self.local * (n - n_explore))), n - n_explore)
+        local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
+        if local.size:
+            top = top[~np.isin(top, local)]
+        picks = np.concatenate([local, self._diverse(free, top, util, n - n_explore - local.size)])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -834,6 +914,28 @@ class Tuner:
                 m = min(n_explore, rest.size)
                 picks = np.concatenate([picks, rng.choice(rest, size=m, replace=False, p=w)])
         return free[picks]
+
+    def _near(self, free: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Mask of the ``free`` candidates one parameter away from an incumbent (one of the
+        ``incumbents`` best measured feasible configurations)."""
+        near = np.zeros(free.size, dtype=bool)
+        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
+        if feas.size == 0:
+            return near
+        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+        F = self.features_[free]
+        for i in inc:
+            near |= (F != self.features_[i]).sum(axis=1) == 1
+        return near
+
+    def _local(self, free: np.ndarray, ok: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+        """Up to ``m`` picks (positions in ``free``) from the neighbourhood of the best measured
+        configurations (a trust region): the free candidates that differ from one of the
+        ``incumbents`` best in a single parameter, best utility first."""
+        cand = np.flatnonzero(self._near(free, ok))
+        if cand.size > m:
+            cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
+        return cand.astype(np.intp)
 
     def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
