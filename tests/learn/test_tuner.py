@@ -442,7 +442,7 @@ def test_top_weight_favours_the_best_rows() -> None:
     t = Tuner(_space_rows(), top_weight=3.0)
     w = t._weights(np.array([0.0, 5.0, 1.0, 4.0]))
     assert w is not None and list(np.argsort(-w)) == [1, 3, 2, 0] and w.min() >= 1.0
-    assert Tuner(_space_rows())._weights(np.arange(4.0)) is None  # off by default
+    assert Tuner(_space_rows(), top_weight=0.0)._weights(np.arange(4.0)) is None
 
 
 def test_diversity_spreads_a_batch() -> None:

@@ -170,6 +170,24 @@ class Tuner:
         parameter to one already in the batch; proportional to the share of equal values.
     validity_weight : float
         Weight of ``log P(valid)`` in the utility (0: the validity model is ignored).
+    local : float
+        Share of the model's picks in each batch taken from the neighbourhood of the best
+        measured configurations (a trust region: the free candidates one parameter away from
+        one of the ``incumbents`` best), best utility first; the rest is the diverse greedy
+        batch from the whole space.
+    incumbents : int
+        How many of the best measured configurations the local picks are drawn around.
+    top_weight : float
+        Extra weight of the best measured configurations in the performance model's fit: the
+        row ranked r-th of n weighs ``1 + top_weight * exp(-r / (0.1 n))`` (the rank objective
+        spends its effort on ordering the top, where the tuner picks).
+    max_scored : int or None
+        On a space with more free candidates than this, the rounds between full scorings
+        (every ``rescore_every`` rounds) score only the best ``max_scored / 2`` candidates by
+        their latest utility, the incumbents' neighbours and a random sample of the rest, up
+        to ``max_scored`` in all (``None``: always score every candidate).
+    rescore_every : int
+        Rounds between full scorings of a space larger than ``max_scored``.
     prior : mapping or TransferScorer, optional
         Measurements of the same space on other GPUs, to warm-start from: a mapping of source
         name to a ``CacheReplay`` or to a table (DataFrame / mapping of columns) with the
@@ -199,12 +217,12 @@ class Tuner:
         journal: str | Path | None = None,
         precheck: Callable[[dict[str, Any]], Any] | None = None,
         n_init: int | None = None,
-        explore: float = 0.2,
+        explore: float = 0.1,
         diversity: float = 0.5,
         validity_weight: float = 1.0,
-        local: float = 0.0,
+        local: float = 0.5,
         incumbents: int = 3,
-        top_weight: float = 0.0,
+        top_weight: float = 3.0,
         max_scored: int | None = 16384,
         rescore_every: int = 4,
         prior: Any = None,
@@ -288,7 +306,11 @@ class Tuner:
         self.round_ = 0
         self.n_resumed_ = 0
         self._coded: CodedRows | bool | None = False  # False: not tried yet
-        self._sub_coded: tuple[np.ndarray, CodedRows | None] | None = None  # this round's subset
+        # the scored subset (between full scorings): its rows, their coded form, and this
+        # round's split (which of them are still free, how many neighbours were appended)
+        self._sub: tuple[np.ndarray, CodedRows | None] | None = None
+        self._split: tuple[np.ndarray, int] | None = None
+        self._distinct: dict[str, list[Any] | None] = {}
         self._util_all: np.ndarray | None = None  # latest utility of every scored candidate
         self._full_round = -1  # round of the last scoring of every free candidate
         self._p_all = np.ones(n)  # latest P(valid) of every candidate
@@ -795,15 +817,13 @@ class Tuner:
         ``features_[free]``) while most of it is free; other estimators get the rows."""
         if not isinstance(model, BoostingBase):
             return getattr(model, method)(self.features_[free])  # type: ignore[no-any-return]
-        if 4 * free.size < self.n_configs and free.size >= 2048:  # a scored subset
-            if self._sub_coded is None or self._sub_coded[0] is not free:
-                try:
-                    self._sub_coded = (free, CodedRows(self.features_[free]))
-                except ValueError:
-                    self._sub_coded = (free, None)
-            sub = self._sub_coded[1]
-            if sub is not None:
-                return getattr(model, method)(sub)  # type: ignore[no-any-return]
+        if self._split is not None and self._sub is not None and self._sub[1] is not None:
+            s_free, n_extra = self._split  # this round scores the subset (+ neighbours)
+            out = getattr(model, method)(self._sub[1])[s_free]
+            if n_extra:
+                rest = getattr(model, method)(self.features_[free[free.size - n_extra :]])
+                out = np.concatenate([out, rest])
+            return out  # type: ignore[no-any-return]
         if 4 * free.size >= self.n_configs:
             if self._coded is False:
                 try:
@@ -824,8 +844,10 @@ class Tuner:
     def _scored(self, free: np.ndarray, ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The free candidates to score this round: all of them, or on a space of more than
         ``max_scored`` free candidates, between full scorings every ``rescore_every`` rounds,
-        the best half by their latest utility, the neighbours of the incumbents and a random
-        sample of the rest (a cheap pre-filter: the models only re-order what they liked)."""
+        a subset chosen after the last full scoring (the best half by its utility and a random
+        sample of the rest, coded once) plus the incumbents' neighbours (a cheap pre-filter:
+        the models re-order what they liked and what is next to the best measured)."""
+        self._split = None
         m = self.max_scored
         if (
             m is None
@@ -833,18 +855,28 @@ class Tuner:
             or self._util_all is None
             or self.round_ - self._full_round >= self.rescore_every
         ):
-            self._full_round = self.round_
+            self._full_round, self._sub = self.round_, None
             return free
-        u = self._util_all[free]
-        keep = np.zeros(free.size, dtype=bool)
-        keep[np.argpartition(-u, m // 2 - 1)[: m // 2]] = True
-        if self.local > 0:
-            keep |= self._near(free, ok)
-        rest = np.flatnonzero(~keep)
-        extra = m - int(keep.sum())
-        if extra > 0 and rest.size:
-            keep[rng.choice(rest, size=min(extra, rest.size), replace=False)] = True
-        return free[keep]
+        if self._sub is None:
+            u = self._util_all[free]
+            keep = np.zeros(free.size, dtype=bool)
+            keep[np.argpartition(-u, m // 2 - 1)[: m // 2]] = True
+            rest = np.flatnonzero(~keep)
+            keep[rng.choice(rest, size=min(m - m // 2, rest.size), replace=False)] = True
+            rows = free[keep]
+            try:
+                coded: CodedRows | None = CodedRows(self.features_[rows])
+            except ValueError:  # a column with more than 256 distinct values
+                coded = None
+            self._sub = (rows, coded)
+        rows = self._sub[0]
+        s_free = self._state[rows] == _FREE
+        mark = np.zeros(self.n_configs, dtype=bool)
+        mark[self._neighbours(ok)] = True
+        mark[rows] = False
+        extra = np.flatnonzero(mark & (self._state == _FREE))
+        self._split = (s_free, extra.size)
+        return np.concatenate([rows[s_free], extra])
 
     def _model_picks(self, free: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         X = self.features_
@@ -915,18 +947,33 @@ class Tuner:
                 picks = np.concatenate([picks, rng.choice(rest, size=m, replace=False, p=w)])
         return free[picks]
 
-    def _near(self, free: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Mask of the ``free`` candidates one parameter away from an incumbent (one of the
-        ``incumbents`` best measured feasible configurations)."""
-        near = np.zeros(free.size, dtype=bool)
+    def _neighbours(self, ok: np.ndarray) -> np.ndarray:
+        """Indices of the configurations one parameter away from an incumbent (one of the
+        ``incumbents`` best measured feasible configurations), found by lookup: no pass over
+        the space. Parameters with more than 256 values (sequences) have no neighbours."""
         feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
         if feas.size == 0:
-            return near
+            return np.zeros(0, dtype=np.intp)
         inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
-        F = self.features_[free]
+        out: list[int] = []
         for i in inc:
-            near |= (F != self.features_[i]).sum(axis=1) == 1
-        return near
+            row = [self._values[k][int(i)] for k in self.params]
+            for j, k in enumerate(self.params):
+                if k not in self._distinct:
+                    vals = list(dict.fromkeys(self._values[k]))
+                    self._distinct[k] = vals if len(vals) <= 256 else None
+                for v in self._distinct[k] or ():
+                    if v != row[j]:
+                        hit = self._lookup.get((*row[:j], v, *row[j + 1 :]))
+                        if hit is not None:
+                            out.append(hit)
+        return np.asarray(out, dtype=np.intp)
+
+    def _near(self, free: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Mask of the ``free`` candidates one parameter away from an incumbent."""
+        mark = np.zeros(self.n_configs, dtype=bool)
+        mark[self._neighbours(ok)] = True
+        return mark[free]
 
     def _local(self, free: np.ndarray, ok: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
         """Up to ``m`` picks (positions in ``free``) from the neighbourhood of the best measured
