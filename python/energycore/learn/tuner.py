@@ -6,20 +6,28 @@ and scores every unmeasured configuration of the space:
 1. a **validity model** (:class:`~energycore.ValidityScorer`) learns which configurations fail
    (failed measurements and failed prechecks are its negative labels). Its probability is a
    *soft penalty*, ``validity_weight * log P(valid)``, added to the ranking score, never a hard
-   filter: a configuration the model doubts can still win if it ranks high enough.
+   filter: a configuration the model doubts can still win if it ranks high enough. It is
+   refitted only when new failures arrive.
 2. a **performance model** (:class:`~energycore.PerformanceScorer` with the pairwise objective by
    default) learns to *order* the valid configurations by the objective (log-transformed when
    positive). Only the order matters to a tuner, and a rank objective is robust to the heavy
-   tails of run times. Scores are standardised over the candidates, so the validity penalty is
-   in units of the ranking spread.
+   tails of run times. The best measured rows weigh more (``top_weight``), so the fit spends
+   its effort on ordering the top. Scores are standardised over the candidates, so the
+   validity penalty is in units of the ranking spread.
 3. an optional **precheck** (ML²Tuner's model A): a cheap stage run on the short list before
    measuring (compile, read register counts). Its features feed a second performance model that
    re-ranks the short list; a precheck that fails is a validity label and the configuration is
    never measured.
-4. the batch is chosen greedily from the short list with a **diversity** penalty (similarity to
-   configurations already in the batch: the share of equal parameter values), and a share of it,
-   decaying linearly to zero over the budget, is **explored**: drawn at random, weighted by
-   P(valid).
+4. a share ``local`` of the model's picks is a **local search** around the best measured
+   configurations (the best-utility candidates one parameter away from one of them: a trust
+   region); the rest is chosen greedily from the short list with a **diversity** penalty
+   (similarity to configurations already in the batch: the share of equal parameter values),
+   and a share of the batch, decaying linearly to zero over the budget, is **explored**: drawn
+   at random, weighted by P(valid).
+
+On a space of more than ``max_scored`` free candidates, only every ``rescore_every``-th round
+scores all of them; the rounds between score a subset chosen after that full scoring (a cheap
+pre-filter) plus the incumbents' neighbours.
 
 The first ``n_init`` measurements are a seeded random sample. Refits are fresh every round (the
 C++ trees train in milliseconds on a few hundred rows) with a per-round seed, so two runs with
