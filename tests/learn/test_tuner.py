@@ -4,6 +4,7 @@ objectives, bad input; CacheReplay reading Kernel Tuner caches (.json, .json.gz)
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import math
 import os
@@ -469,7 +470,7 @@ def test_validity_model_refits_only_when_new_failures_arrive() -> None:
         configs = t.ask()
         models.append((t.n_failed, t.validity_model_))
         t.tell(configs, [_measure(c) for c in configs])
-    for (f0, m0), (f1, m1) in zip(models, models[1:]):
+    for (f0, m0), (f1, m1) in itertools.pairwise(models):
         if m0 is not None and m1 is not None:
             assert (m1 is m0) == (f1 == f0)
     assert any(m is not None for _, m in models)

@@ -822,16 +822,17 @@ class Tuner:
     def _predict_free(self, model: Any, method: str, free: np.ndarray) -> np.ndarray:
         """``model.<method>`` of the free candidates. energycore's own trees score the whole
         space from its coded form (leaf-bitmask tables, bit-identical to predicting
-        ``features_[free]``) while most of it is free; other estimators get the rows."""
+        ``features_[free]``) while most of it is free, or the scored subset from its coded form
+        (see :meth:`_scored`); other estimators get the rows."""
         if not isinstance(model, BoostingBase):
             return getattr(model, method)(self.features_[free])  # type: ignore[no-any-return]
         if self._split is not None and self._sub is not None and self._sub[1] is not None:
             s_free, n_extra = self._split  # this round scores the subset (+ neighbours)
-            out = getattr(model, method)(self._sub[1])[s_free]
+            part: np.ndarray = getattr(model, method)(self._sub[1])[s_free]
             if n_extra:
                 rest = getattr(model, method)(self.features_[free[free.size - n_extra :]])
-                out = np.concatenate([out, rest])
-            return out  # type: ignore[no-any-return]
+                part = np.concatenate([part, rest])
+            return part
         if 4 * free.size >= self.n_configs:
             if self._coded is False:
                 try:
@@ -940,7 +941,7 @@ class Tuner:
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
-        n_local = min(int(round(self.local * (n - n_explore))), n - n_explore)
+        n_local = min(round(self.local * (n - n_explore)), n - n_explore)
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
