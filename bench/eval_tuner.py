@@ -260,6 +260,8 @@ def main() -> int:
                 "seeds": n,
                 "top1": float(np.median(e1)),
                 "top01": float(np.median(e01)),
+                # geometric mean, a seed that never reaches the top 0.1 % counted as 500
+                "gmean01": float(np.exp(np.mean(np.log(np.minimum(e01, 500))))),
                 "reach01": float(np.isfinite(e01).mean()),
                 "fail": float(np.mean([np.isnan(r["values"]).mean() for r in runs])),
                 "base_fail": base_fail,
@@ -274,7 +276,8 @@ def main() -> int:
                 [best_curve(r["values"], a.budget) for r in runs], axis=0
             ) / np.nanmin(rep.values())
             print(f"{sname:12s} {strat:22s} seeds={n:3d} top1%={fmt(row['top1'], a.budget):>6s} "
-                  f"top0.1%={fmt(row['top01'], a.budget):>6s} reach={row['reach01']:.0%} "
+                  f"top0.1%={fmt(row['top01'], a.budget):>6s} (gmean {row['gmean01']:.1f}) "
+                  f"reach={row['reach01']:.0%} "
                   f"fail={row['fail']:.1%} (base {base_fail:.1%}) "
                   + (f"round={row['round_ms']:.1f}ms minP(best)={row['min_p_best']:.2f} "
                      if "round_ms" in row else "")
