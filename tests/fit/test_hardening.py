@@ -156,5 +156,5 @@ def test_fuzz_model_file_tampering(path: list[Any], value: Any) -> None:
 def test_model_file_with_an_overflowing_coefficient_is_refused() -> None:
     """Found by the tampering fuzz (t1 = 4.39e304): accepted at load, predict overflowed."""
     d = _tamper(["fit", "params", "t1"], 4.39e304)
-    with pytest.raises(ValueError, match="coefficient 't1'.*corrupt"):
+    with pytest.raises(ValueError, match=r"coefficient 't1'.*corrupt"):
         EnergyModel.from_dict(json.loads(json.dumps(d)))

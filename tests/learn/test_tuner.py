@@ -4,6 +4,7 @@ objectives, bad input; CacheReplay reading Kernel Tuner caches (.json, .json.gz)
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import math
 import os
@@ -401,3 +402,100 @@ def test_tuner_on_a_shared_benchmark_hub_cache(shared_data: Path) -> None:
     # far better than the median configuration, with fewer failures than the base rate
     assert t.best_value_ < np.nanmedian(rep.values()) / 2
     assert t.n_failed / t.n_measured < (~rep.valid()).mean()
+
+
+# ---------------------------------------------------------------- the loop's parts
+
+
+def _big_space() -> dict[str, np.ndarray]:
+    """6^5 = 7776 configurations of a smooth bowl with its optimum at 3 in every axis."""
+    g = np.stack(np.meshgrid(*[np.arange(6)] * 5, indexing="ij"), -1).reshape(-1, 5)
+    return {f"p{j}": g[:, j] for j in range(5)}
+
+
+def _bowl(c: dict[str, int]) -> float:
+    return 1.0 + sum((c[f"p{j}"] - 3) ** 2 for j in range(5))
+
+
+def test_local_picks_are_neighbours_of_the_incumbents() -> None:
+    """With local=1 every model pick differs from one of the best measured in one parameter."""
+    t = Tuner(_big_space(), budget=64, batch=8, seed=2, local=1.0, explore=0.0, incumbents=2)
+    while not t.done:
+        measured = [(r["result"]["time"], r["config"]) for r in t.records_ if r["status"] == "ok"]
+        configs = t.ask()
+        if len(measured) >= t.n_init:
+            second = sorted(v for v, _ in measured)[1]
+            inc = [c for v, c in measured if v <= second]  # the two best, with their ties
+            for c in configs:
+                assert min(sum(c[k] != i[k] for k in c) for i in inc) == 1
+        t.tell(configs, [_bowl(c) for c in configs])
+
+
+def test_local_search_and_top_weight_find_the_optimum_deterministically() -> None:
+    kw = {"budget": 96, "batch": 8, "local": 0.5, "top_weight": 3.0}
+    a = Tuner(_big_space(), seed=4, **kw).run(_bowl)
+    b = Tuner(_big_space(), seed=4, **kw).run(_bowl)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.best_value_ == 1.0
+
+
+def test_top_weight_favours_the_best_rows() -> None:
+    t = Tuner(_space_rows(), top_weight=3.0)
+    w = t._weights(np.array([0.0, 5.0, 1.0, 4.0]))
+    assert w is not None and list(np.argsort(-w)) == [1, 3, 2, 0] and w.min() >= 1.0
+    assert Tuner(_space_rows(), top_weight=0.0)._weights(np.arange(4.0)) is None
+
+
+def test_diversity_spreads_a_batch() -> None:
+    """The diversity penalty gives a batch more distinct parameter values than pure greedy."""
+
+    def spread(diversity: float) -> float:
+        total = 0
+        for s in range(3):
+            t = Tuner(_big_space(), budget=48, batch=16, seed=s, explore=0.0, diversity=diversity)
+            t.tell(*(lambda cs: (cs, [_bowl(c) for c in cs]))(t.ask()))
+            t.tell(*(lambda cs: (cs, [_bowl(c) for c in cs]))(t.ask()))
+            batch = t.ask()
+            total += sum(len({c[k] for c in batch}) for k in t.params)
+        return total
+
+    assert spread(2.0) > spread(0.0)
+
+
+def test_validity_model_refits_only_when_new_failures_arrive() -> None:
+    rows = _space_rows()
+    t = Tuner(rows, budget=200, batch=8, seed=0)
+    models = []
+    while not t.done:
+        configs = t.ask()
+        models.append((t.n_failed, t.validity_model_))
+        t.tell(configs, [_measure(c) for c in configs])
+    for (f0, m0), (f1, m1) in itertools.pairwise(models):
+        if m0 is not None and m1 is not None:
+            assert (m1 is m0) == (f1 == f0)
+    assert any(m is not None for _, m in models)
+
+
+def test_scored_subset_on_a_large_space() -> None:
+    """Past max_scored free candidates, rounds between full scorings score a subset that keeps
+    the best of the previous utility; the tuner still finds the optimum, deterministically."""
+    kw = {"budget": 96, "batch": 8, "max_scored": 1000, "rescore_every": 3, "local": 0.5}
+    sizes: list[int] = []
+    orig = Tuner._scored
+
+    def spy(self: Tuner, free: np.ndarray, ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = orig(self, free, ok, rng)
+        sizes.append(out.size)
+        return out
+
+    a = Tuner(_big_space(), seed=1, **kw)
+    a._scored = spy.__get__(a)  # type: ignore[method-assign]
+    a.run(_bowl)
+    b = Tuner(_big_space(), seed=1, **kw).run(_bowl)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.best_value_ == 1.0
+    assert any(s > 7000 for s in sizes) and any(1000 <= s < 1500 for s in sizes)
+    with pytest.raises(ValueError, match="max_scored"):
+        Tuner(_big_space(), max_scored=1)
+    with pytest.raises(ValueError, match="local"):
+        Tuner(_big_space(), local=1.5)

@@ -6,20 +6,28 @@ and scores every unmeasured configuration of the space:
 1. a **validity model** (:class:`~energycore.ValidityScorer`) learns which configurations fail
    (failed measurements and failed prechecks are its negative labels). Its probability is a
    *soft penalty*, ``validity_weight * log P(valid)``, added to the ranking score, never a hard
-   filter: a configuration the model doubts can still win if it ranks high enough.
+   filter: a configuration the model doubts can still win if it ranks high enough. It is
+   refitted only when new failures arrive.
 2. a **performance model** (:class:`~energycore.PerformanceScorer` with the pairwise objective by
    default) learns to *order* the valid configurations by the objective (log-transformed when
    positive). Only the order matters to a tuner, and a rank objective is robust to the heavy
-   tails of run times. Scores are standardised over the candidates, so the validity penalty is
-   in units of the ranking spread.
+   tails of run times. The best measured rows weigh more (``top_weight``), so the fit spends
+   its effort on ordering the top. Scores are standardised over the candidates, so the
+   validity penalty is in units of the ranking spread.
 3. an optional **precheck** (ML²Tuner's model A): a cheap stage run on the short list before
    measuring (compile, read register counts). Its features feed a second performance model that
    re-ranks the short list; a precheck that fails is a validity label and the configuration is
    never measured.
-4. the batch is chosen greedily from the short list with a **diversity** penalty (similarity to
-   configurations already in the batch: the share of equal parameter values), and a share of it,
-   decaying linearly to zero over the budget, is **explored**: drawn at random, weighted by
-   P(valid).
+4. a share ``local`` of the model's picks is a **local search** around the best measured
+   configurations (the best-utility candidates one parameter away from one of them: a trust
+   region); the rest is chosen greedily from the short list with a **diversity** penalty
+   (similarity to configurations already in the batch: the share of equal parameter values),
+   and a share of the batch, decaying linearly to zero over the budget, is **explored**: drawn
+   at random, weighted by P(valid).
+
+On a space of more than ``max_scored`` free candidates, only every ``rescore_every``-th round
+scores all of them; the rounds between score a subset chosen after that full scoring (a cheap
+pre-filter) plus the incumbents' neighbours.
 
 The first ``n_init`` measurements are a seeded random sample. Refits are fresh every round (the
 C++ trees train in milliseconds on a few hundred rows) with a per-round seed, so two runs with
@@ -170,6 +178,24 @@ class Tuner:
         parameter to one already in the batch; proportional to the share of equal values.
     validity_weight : float
         Weight of ``log P(valid)`` in the utility (0: the validity model is ignored).
+    local : float
+        Share of the model's picks in each batch taken from the neighbourhood of the best
+        measured configurations (a trust region: the free candidates one parameter away from
+        one of the ``incumbents`` best), best utility first; the rest is the diverse greedy
+        batch from the whole space.
+    incumbents : int
+        How many of the best measured configurations the local picks are drawn around.
+    top_weight : float
+        Extra weight of the best measured configurations in the performance model's fit: the
+        row ranked r-th of n weighs ``1 + top_weight * exp(-r / (0.1 n))`` (the rank objective
+        spends its effort on ordering the top, where the tuner picks).
+    max_scored : int or None
+        On a space with more free candidates than this, the rounds between full scorings
+        (every ``rescore_every`` rounds) score only the best ``max_scored / 2`` candidates by
+        their latest utility, the incumbents' neighbours and a random sample of the rest, up
+        to ``max_scored`` in all (``None``: always score every candidate).
+    rescore_every : int
+        Rounds between full scorings of a space larger than ``max_scored``.
     prior : mapping or TransferScorer, optional
         Measurements of the same space on other GPUs, to warm-start from: a mapping of source
         name to a ``CacheReplay`` or to a table (DataFrame / mapping of columns) with the
@@ -214,9 +240,14 @@ class Tuner:
         journal: str | Path | None = None,
         precheck: Callable[[dict[str, Any]], Any] | None = None,
         n_init: int | None = None,
-        explore: float = 0.2,
+        explore: float = 0.1,
         diversity: float = 0.5,
         validity_weight: float = 1.0,
+        local: float = 0.5,
+        incumbents: int = 3,
+        top_weight: float = 3.0,
+        max_scored: int | None = 16384,
+        rescore_every: int = 4,
         prior: Any = None,
         prior_rows: int = 50,
         prior_adapt: bool = True,
@@ -237,13 +268,21 @@ class Tuner:
         self.seed = self._count(seed, "seed", minimum=0)
         self.n_init = self.batch if n_init is None else self._count(n_init, "n_init", minimum=0)
         for name, v in (("explore", explore), ("diversity", diversity),
-                        ("validity_weight", validity_weight)):  # fmt: skip
+                        ("validity_weight", validity_weight), ("local", local),
+                        ("top_weight", top_weight)):  # fmt: skip
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
             if v < 0:
                 raise ValueError(f"{name}: must be >= 0, got {v!r}")
         if explore > 1:
             raise ValueError(f"explore: must be in [0, 1], got {explore!r}")
+        if local > 1:
+            raise ValueError(f"local: must be in [0, 1], got {local!r}")
+        self.local = float(local)
+        self.incumbents = self._count(incumbents, "incumbents")
+        self.top_weight = float(top_weight)
+        self.max_scored = None if max_scored is None else self._count(max_scored, "max_scored", 2)
+        self.rescore_every = self._count(rescore_every, "rescore_every")
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
         if validity == _AUTO:
@@ -292,6 +331,17 @@ class Tuner:
         self.round_ = 0
         self.n_resumed_ = 0
         self._coded: CodedRows | bool | None = False  # False: not tried yet
+        # the scored subset (between full scorings): its rows, their coded form, and this
+        # round's split (which of them are still free, how many neighbours were appended)
+        self._sub: tuple[np.ndarray, CodedRows | None] | None = None
+        self._split: tuple[np.ndarray, int] | None = None
+        self._distinct: dict[str, list[Any] | None] = {}
+        self._util_all: np.ndarray | None = None  # latest utility of every scored candidate
+        self._full_round = -1  # round of the last scoring of every free candidate
+        self._p_all = np.ones(n)  # latest P(valid) of every candidate
+        self._vm_labels = -1  # failed labels when the validity model was last fitted
+        self._vm_full = False  # ... and whether it scored every free candidate then
+        self._vm: Any = None
         self.round_seconds_: list[float] = []
         self.prior_rows = self._count(prior_rows, "prior_rows")
         self.prior_adapt, self.prior_explore = self._prior_options(prior_adapt, prior_explore)
@@ -833,18 +883,37 @@ class Tuner:
                 y[slow] = floor - spread * (1.0 + np.log(t[slow] / self.time_limit))
         return y
 
+    def _weights(self, y: np.ndarray) -> np.ndarray | None:
+        """Sample weights that favour the top of the measured (higher y = better): a row
+        ranked r-th of n weighs ``1 + top_weight * exp(-r / (0.1 n))``."""
+        if self.top_weight <= 0 or y.size < 2:
+            return None
+        r = np.empty(y.size)
+        r[np.argsort(-y, kind="stable")] = np.arange(y.size)
+        return 1.0 + self.top_weight * np.exp(-r / max(0.1 * y.size, 1.0))
+
     def _fit_rank(self, est: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
         model = _clone(est, seed)
         regress = getattr(model, "objective", "pairwise") != "pairwise"
-        model.fit(X, -y if regress else y)
+        model.fit(X, -y if regress else y, sample_weight=self._weights(y))
         model._ec_sign = -1.0 if regress else 1.0
         return model
 
     def _predict_free(self, model: Any, method: str, free: np.ndarray) -> np.ndarray:
         """``model.<method>`` of the free candidates. energycore's own trees score the whole
         space from its coded form (leaf-bitmask tables, bit-identical to predicting
-        ``features_[free]``) while most of it is free; other estimators get the rows."""
-        if isinstance(model, BoostingBase) and 4 * free.size >= self.n_configs:
+        ``features_[free]``) while most of it is free, or the scored subset from its coded form
+        (see :meth:`_scored`); other estimators get the rows."""
+        if not isinstance(model, BoostingBase):
+            return getattr(model, method)(self.features_[free])  # type: ignore[no-any-return]
+        if self._split is not None and self._sub is not None and self._sub[1] is not None:
+            s_free, n_extra = self._split  # this round scores the subset (+ neighbours)
+            part: np.ndarray = getattr(model, method)(self._sub[1])[s_free]
+            if n_extra:
+                rest = getattr(model, method)(self.features_[free[free.size - n_extra :]])
+                part = np.concatenate([part, rest])
+            return part
+        if 4 * free.size >= self.n_configs:
             if self._coded is False:
                 try:
                     self._coded = CodedRows(self.features_)
@@ -861,20 +930,63 @@ class Tuner:
         sd = float(s.std())
         return (s - s.mean()) / sd if sd > 0 else np.zeros_like(s)
 
+    def _scored(self, free: np.ndarray, ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The free candidates to score this round: all of them, or on a space of more than
+        ``max_scored`` free candidates, between full scorings every ``rescore_every`` rounds,
+        a subset chosen after the last full scoring (the best half by its utility and a random
+        sample of the rest, coded once) plus the incumbents' neighbours (a cheap pre-filter:
+        the models re-order what they liked and what is next to the best measured)."""
+        self._split = None
+        m = self.max_scored
+        if (
+            m is None
+            or free.size <= m
+            or self._util_all is None
+            or self.round_ - self._full_round >= self.rescore_every
+        ):
+            self._full_round, self._sub = self.round_, None
+            return free
+        if self._sub is None:
+            u = self._util_all[free]
+            keep = np.zeros(free.size, dtype=bool)
+            keep[np.argpartition(-u, m // 2 - 1)[: m // 2]] = True
+            rest = np.flatnonzero(~keep)
+            keep[rng.choice(rest, size=min(m - m // 2, rest.size), replace=False)] = True
+            rows = free[keep]
+            try:
+                coded: CodedRows | None = CodedRows(self.features_[rows])
+            except ValueError:  # a column with more than 256 distinct values
+                coded = None
+            self._sub = (rows, coded)
+        rows = self._sub[0]
+        s_free = self._state[rows] == _FREE
+        mark = np.zeros(self.n_configs, dtype=bool)
+        mark[self._neighbours(ok)] = True
+        mark[rows] = False
+        extra = np.flatnonzero(mark & (self._state == _FREE))
+        self._split = (s_free, extra.size)
+        return np.concatenate([rows[s_free], extra])
+
     def _model_picks(self, free: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         X = self.features_
         ok = np.flatnonzero(self._state == _OK)
         failed = np.flatnonzero(self._state == _FAILED)
         seeds = rng.integers(0, 2**31 - 1, size=3)
-        # 1. validity: P(valid) of every candidate (a soft penalty on the utility)
-        p = np.ones(free.size)
+        n_free = free.size
+        free = self._scored(free, ok, rng)
+        full = free.size == n_free
+        # 1. validity: P(valid) of every candidate (a soft penalty on the utility), refitted
+        # when new failures arrived (or when a full scoring follows a subset one)
         self.validity_model_ = None
         if self.validity is not None and failed.size and ok.size:
-            rows = np.concatenate([ok, failed])
-            labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
-            vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
-            p = self._predict_free(vm, "predict_proba", free)[:, 1]
-            self.validity_model_ = vm
+            if failed.size != self._vm_labels or (full and not self._vm_full):
+                rows = np.concatenate([ok, failed])
+                labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
+                vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
+                self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
+                self._vm_labels, self._vm_full, self._vm = failed.size, full, vm
+            self.validity_model_ = self._vm
+        p = self._p_all[free].copy()
         own = ok.size >= max(self.n_init, 2)
         if self.prior_ is not None:
             prior_score, prior_p, alpha = self._prior_blend(free, ok)
@@ -883,6 +995,7 @@ class Tuner:
                 self.prior_weight_ = 1.0
             p = (1.0 - alpha) * prior_p + alpha * p
         p_all = np.ones(self.n_configs)
+        p_all[self._state == _FREE] = self._p_all[self._state == _FREE]
         p_all[free] = p
         self.p_valid_ = p_all
         # 2. performance: a ranking score of every candidate (blended with the prior's)
@@ -897,6 +1010,10 @@ class Tuner:
             score = self._z((1.0 - alpha) * prior_score + alpha * score)
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
+        if self.max_scored is not None and n_free > self.max_scored:
+            if self._util_all is None:
+                self._util_all = np.full(self.n_configs, -np.inf)
+            self._util_all[free] = util
         # 3. the short list, optionally re-ranked after a precheck
         k = min(free.size, max(4 * n, n + 8))
         top = np.argpartition(-util, k - 1)[:k] if k < free.size else np.arange(free.size)
@@ -906,7 +1023,11 @@ class Tuner:
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
-        picks = self._diverse(free, top, util, n - n_explore)
+        n_local = min(round(self.local * (n - n_explore)), n - n_explore)
+        local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
+        if local.size:
+            top = top[~np.isin(top, local)]
+        picks = np.concatenate([local, self._diverse(free, top, util, n - n_explore - local.size)])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -918,6 +1039,43 @@ class Tuner:
         if self.prior_ is not None:
             picks = self._prior_share(picks, prior_score, p, logp, rng)
         return free[picks]
+
+    def _neighbours(self, ok: np.ndarray) -> np.ndarray:
+        """Indices of the configurations one parameter away from an incumbent (one of the
+        ``incumbents`` best measured feasible configurations), found by lookup: no pass over
+        the space. Parameters with more than 256 values (sequences) have no neighbours."""
+        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
+        if feas.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+        out: list[int] = []
+        for i in inc:
+            row = [self._values[k][int(i)] for k in self.params]
+            for j, k in enumerate(self.params):
+                if k not in self._distinct:
+                    vals = list(dict.fromkeys(self._values[k]))
+                    self._distinct[k] = vals if len(vals) <= 256 else None
+                for v in self._distinct[k] or ():
+                    if v != row[j]:
+                        hit = self._lookup.get((*row[:j], v, *row[j + 1 :]))
+                        if hit is not None:
+                            out.append(hit)
+        return np.asarray(out, dtype=np.intp)
+
+    def _near(self, free: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Mask of the ``free`` candidates one parameter away from an incumbent."""
+        mark = np.zeros(self.n_configs, dtype=bool)
+        mark[self._neighbours(ok)] = True
+        return mark[free]
+
+    def _local(self, free: np.ndarray, ok: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+        """Up to ``m`` picks (positions in ``free``) from the neighbourhood of the best measured
+        configurations (a trust region): the free candidates that differ from one of the
+        ``incumbents`` best in a single parameter, best utility first."""
+        cand = np.flatnonzero(self._near(free, ok))
+        if cand.size > m:
+            cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
+        return cand.astype(np.intp)
 
     def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
