@@ -70,6 +70,15 @@ def peak_rss_mib() -> float:
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
 
 
+def rss_mib() -> float:
+    """Resident set of this process now (Linux /proc; elsewhere the high-water mark)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mib()
+
+
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
     print(f"\n{title} ({load()})")
     print("| " + " | ".join(header) + " |")
@@ -144,6 +153,7 @@ def bench_enumerate(sizes: list[int], repeat: int) -> Rows:
     out: Rows = []
     for n in sizes:
         space = enumeration_space(n)
+        built = rss_mib()  # the axes themselves (a knob of up to 833k values) take room
         space.argmin("energy_per_request_j", subject_to=limits, **kw)  # warm: engine, models
         t, res = median_time(
             lambda s=space: s.argmin("energy_per_request_j", subject_to=limits, **kw),
@@ -153,14 +163,15 @@ def bench_enumerate(sizes: list[int], repeat: int) -> Rows:
         space.argmin("energy_per_request_j", subject_to=limits, **kw)
         py_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        out.append({"n": space.size, "t": t, "valid": res.n_valid, "rss": peak_rss_mib(),
-                    "py": py_peak})  # fmt: skip
+        out.append({"n": space.size, "t": t, "valid": res.n_valid, "built": built,
+                    "rss": peak_rss_mib(), "py": py_peak})  # fmt: skip
     print_table(
         f"Enumeration (ConfigSpace.argmin, 1 thread); peak RSS before the section {base:.0f} MiB",
-        ["configurations", "valid", "time (ms)", "M configurations/s", "peak RSS (MiB)",
-         "Python allocations, peak (KiB)"],
+        ["configurations", "valid", "time (ms)", "M configurations/s",
+         "RSS with the space built (MiB)", "peak RSS after the queries (MiB)",
+         "Python allocations in a query, peak (KiB)"],
         [[f"{r['n']:,}", f"{r['valid']:,}", f"{r['t'] * 1e3:.2f}", f"{r['n'] / r['t'] / 1e6:.1f}",
-          f"{r['rss']:.0f}", f"{r['py'] / 1024:.0f}"] for r in out],
+          f"{r['built']:.0f}", f"{r['rss']:.0f}", f"{r['py'] / 1024:.0f}"] for r in out],
     )  # fmt: skip
     return out
 
@@ -297,6 +308,8 @@ def plot(path: str, res: dict[str, Rows]) -> None:
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
     axs[0].set_ylabel("seconds")
+    fig.suptitle(f"bench_scaling.py on {os.cpu_count()} CPUs, {load()} (other processes slow "
+                 "every curve; LightGBM's spinning threads most)", fontsize=9)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=72)
     print(f"\nplot written to {path} ({os.path.getsize(path) / 1024:.0f} KiB)")
