@@ -501,27 +501,44 @@ double base_score(const Params& p, const DataView& d) {
   return std::log(q / (1.0 - q));
 }
 
+/// Below this many rows the element-wise loops of a round stay on the calling thread.
+constexpr Index kParallelRowsPerRound = 32768;
+
 void gradients(const Params& p, const DataView& d, const std::vector<double>& pred,
                const std::vector<std::vector<Index>>& groups, std::mt19937_64& rng,
-               std::vector<GH>& gh) {
+               std::vector<GH>& gh, const Workers& pool) {
   const Index n = d.n_rows;
   auto wt = [&](Index i) { return d.w ? d.w[i] : 1.0; };
+  // Row by row (all but pairwise): in chunks across the threads for a large set.
+  auto rows = [&](Index i0, Index i1) {
+    switch (p.objective) {
+      case Objective::squared_error:
+        for (Index i = i0; i < i1; ++i) gh[i] = {wt(i) * (pred[i] - d.y[i]), wt(i)};
+        break;
+      case Objective::huber:
+        for (Index i = i0; i < i1; ++i) {
+          const double r = std::min(p.huber_delta, std::max(-p.huber_delta, pred[i] - d.y[i]));
+          gh[i] = {wt(i) * r, wt(i)};
+        }
+        break;
+      case Objective::logistic:
+        for (Index i = i0; i < i1; ++i) {
+          const double q = sigmoid(pred[i]);
+          gh[i] = {wt(i) * (q - d.y[i]), wt(i) * std::max(q * (1.0 - q), 1e-16)};
+        }
+        break;
+      case Objective::pairwise:
+        break;
+    }
+  };
   switch (p.objective) {
     case Objective::squared_error:
-      for (Index i = 0; i < n; ++i) gh[i] = {wt(i) * (pred[i] - d.y[i]), wt(i)};
-      break;
     case Objective::huber:
-      for (Index i = 0; i < n; ++i) {
-        const double r = std::min(p.huber_delta, std::max(-p.huber_delta, pred[i] - d.y[i]));
-        gh[i] = {wt(i) * r, wt(i)};
-      }
+    case Objective::logistic: {
+      const Index chunks = pool.size() > 1 && n >= kParallelRowsPerRound ? 4 * pool.size() : 1;
+      pool.run(chunks, [&](Index c) { rows(n * c / chunks, n * (c + 1) / chunks); });
       break;
-    case Objective::logistic:
-      for (Index i = 0; i < n; ++i) {
-        const double q = sigmoid(pred[i]);
-        gh[i] = {wt(i) * (q - d.y[i]), wt(i) * std::max(q * (1.0 - q), 1e-16)};
-      }
-      break;
+    }
     case Objective::pairwise:
       std::fill(gh.begin(), gh.end(), GH{});
       for (const auto& g : groups) {
@@ -621,6 +638,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   constexpr Index kParallelValues = 100000;
   const int n_threads = n * F >= kParallelValues ? resolve_threads(p.n_threads) : 1;
   const Workers pool(n_threads);
+  const Workers serial(1);
   const Binned bins = detail::bin_features(d.X, d.w, n, F, p.max_bin, p.seed, pool);
   const auto groups = p.objective == Objective::pairwise ? make_groups(d.group, n)
                                                          : std::vector<std::vector<Index>>{};
@@ -647,7 +665,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   int since_best = 0;
 
   for (int it = 0; it < p.n_estimators; ++it) {
-    gradients(p, d, pred, groups, rng, gh);
+    gradients(p, d, pred, groups, rng, gh, pool);
     idx.clear();
     unsampled.clear();
     if (p.subsample < 1.0) {
@@ -669,11 +687,16 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
     }
     const std::vector<TreeNode> tree = builder.grow(idx, gh, cols, leaves);
     // Training predictions: sampled rows by leaf range, the others by a walk over bins.
-    for (const auto& [node, range] : leaves) {
+    // (Leaves hold disjoint rows: across the threads for a large set.)
+    const auto n_leaves = static_cast<Index>(leaves.size());
+    const Workers& by_leaf =
+        static_cast<Index>(idx.size()) >= kParallelRowsPerRound ? pool : serial;
+    by_leaf.run(n_leaves, [&](Index j) {
+      const auto& [node, range] = leaves[static_cast<size_t>(j)];
       const double v = tree[static_cast<size_t>(node)].value;
       for (Index k = range.first; k < range.second; ++k)
         pred[static_cast<size_t>(idx[static_cast<size_t>(k)])] += v;
-    }
+    });
     for (const Index r : unsampled) {
       int i = 0;
       while (tree[static_cast<size_t>(i)].feature >= 0) {
