@@ -79,6 +79,8 @@ struct TreeNode {
   double cover = 0.0;
 };
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 inline double sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 
 /// Grows one tree on the rows idx[0, n) (the sampled rows) from gradients `gh`.
@@ -116,23 +118,22 @@ class TreeBuilder {
     root.C = static_cast<double>(idx.size());
     std::vector<Leaf> pending;
     int n_leaves = 1;
-    // Leaves that may split get their best split (searched together, in parallel); those with
-    // one wait in `pending`, the others are final.
-    auto settle = [&](Leaf* a, Leaf* b) {
-      Leaf* both[2] = {a, b};
-      Leaf* search[2];
-      int k = 0;
-      for (Leaf* leaf : both)
-        if (leaf && can_split(*leaf)) search[k++] = leaf;
-      find_splits(search, k);
-      for (Leaf* leaf : both) {
-        if (!leaf) continue;
-        if (leaf->best.feature >= 0) pending.push_back(std::move(*leaf));
-        else finish(*leaf, leaves);
-      }
+    // Per tree: the histogram slots of the tree's features, and their total.
+    foff_.resize(features.size());
+    n_bins_ = 0;
+    for (size_t j = 0; j < features.size(); ++j) {
+      foff_[j] = offset_[static_cast<size_t>(features[j])];
+      n_bins_ += b_.n_bins(features[j]);
+    }
+    // Leaves that may split get their best split; those with one wait in `pending`, the
+    // others are final.
+    auto settle = [&](Leaf* leaf) {
+      if (!leaf) return;
+      if (leaf->best.feature >= 0) pending.push_back(std::move(*leaf));
+      else finish(*leaf, leaves);
     };
-    if (can_split(root)) build_hist(root);
-    settle(&root, nullptr);
+    if (can_split(root)) step(&root, nullptr);
+    settle(&root);
     while (!pending.empty()) {
       if (p_.num_leaves > 0 && n_leaves >= p_.num_leaves) break;
       size_t pick = 0;
@@ -146,17 +147,13 @@ class TreeBuilder {
       if (can_split(l) || can_split(r)) {
         Leaf& small = l.C <= r.C ? l : r;
         Leaf& large = l.C <= r.C ? r : l;
-        build_hist(small);
         large.hist = std::move(parent.hist);
-        for (size_t k = 0; k < large.hist.size(); ++k) {
-          large.hist[k].g -= small.hist[k].g;
-          large.hist[k].h -= small.hist[k].h;
-          large.hist[k].c -= small.hist[k].c;
-        }
+        step(&small, &large);
       } else {
         spare_.push_back(std::move(parent.hist));
       }
-      settle(&l, &r);
+      settle(&l);
+      settle(&r);
     }
     for (Leaf& leaf : pending) finish(leaf, leaves);
     return std::move(tree_);
@@ -176,45 +173,94 @@ class TreeBuilder {
     return -(2.0 * G * w + (H + p_.lambda_l2) * w * w);
   }
 
-  void build_hist(Leaf& leaf) {
+  /// One hand-off to the pool per split: in a parallel loop over blocks of features, each
+  /// block builds `small`'s histogram (rows of the leaf, one cache line of bins per row), turns
+  /// `large`'s (if given; it holds the parent's) into the sibling's by subtraction, and searches
+  /// the best split of those of the two that may split. Every bin is summed in row order and
+  /// the blocks' winners are compared in feature order, so the tree is the serial one whatever
+  /// the thread count.
+  void step(Leaf* small, Leaf* large) {
+    Leaf* search[2];
+    int k = 0;
+    for (Leaf* leaf : {small, large})
+      if (leaf && can_split(*leaf)) search[k++] = leaf;
     if (!spare_.empty()) {
-      leaf.hist = std::move(spare_.back());
+      small->hist = std::move(spare_.back());
       spare_.pop_back();
     }
-    // Zeroed here, or (constant hessian) overwritten from the (g, count) sums below.
-    if (const_hessian_) leaf.hist.resize(static_cast<size_t>(offset_.back()));
-    else leaf.hist.assign(static_cast<size_t>(offset_.back()), Bin{});
+    small->hist.resize(static_cast<size_t>(offset_.back()));  // zeroed per block below
+    if (const_hessian_) gc_.resize(small->hist.size());
+    const auto nf = static_cast<Index>(features_->size());
+    const Index m = small->end - small->begin;
+    // Below this much work (bin updates plus split candidates) another thread costs more
+    // than it saves.
+    constexpr Index kParallelWork = 8192;
+    const Index n_blocks = pool_.size() > 1 && m * nf + 4 * n_bins_ * k >= kParallelWork
+                               ? std::min<Index>(nf, pool_.size())
+                               : 1;
+    parts_.assign(static_cast<size_t>(k * n_blocks), Split{});
+    auto block = [&](Index bl) {
+      const Index j0 = nf * bl / n_blocks, j1 = nf * (bl + 1) / n_blocks;
+      hist_block(*small, j0, j1);
+      if (large) {
+        Bin* lh = large->hist.data();
+        const Bin* sh = small->hist.data();
+        for (Index j = j0; j < j1; ++j) {
+          const Index o = foff_[static_cast<size_t>(j)];
+          const Index e = o + b_.n_bins((*features_)[static_cast<size_t>(j)]);
+          for (Index q = o; q < e; ++q) {
+            lh[q].g -= sh[q].g;
+            lh[q].h -= sh[q].h;
+            lh[q].c -= sh[q].c;
+          }
+        }
+      }
+      for (int i = 0; i < k; ++i)
+        parts_[static_cast<size_t>(i * n_blocks + bl)] = scan(*search[i], j0, j1);
+    };
+    pool_.run(n_blocks, block);
+    for (int i = 0; i < k; ++i) {
+      Split best = parts_[static_cast<size_t>(i * n_blocks)];
+      for (Index blk = 1; blk < n_blocks; ++blk) {
+        const Split& s = parts_[static_cast<size_t>(i * n_blocks + blk)];
+        if (s.feature >= 0 && (best.feature < 0 || s.gain > best.gain)) best = s;
+      }
+      search[i]->best = best;
+    }
+  }
+
+  /// Histogram slots of the features features_[j0, j1) of a leaf, from its rows. With a
+  /// constant hessian (squared error or Huber, unweighted) only g and the count are summed
+  /// (16-byte bins), h follows.
+  void hist_block(Leaf& leaf, Index j0, Index j1) {
     const Index m = leaf.end - leaf.begin;
     const Index* rows = idx_->data() + leaf.begin;
     const GH* gh = gh_->data();
-    const std::vector<Index>& feats = *features_;
-    const auto nf = static_cast<Index>(feats.size());
-    foff_.resize(feats.size());
-    for (size_t j = 0; j < feats.size(); ++j) foff_[j] = offset_[static_cast<size_t>(feats[j])];
     const Index* foff = foff_.data();
-    const Index* fidx = feats.data();
+    const Index* fidx = features_->data();
     const Index F = b_.n_features;
     const std::uint8_t* bins = b_.bins.data();
+    const bool all = static_cast<Index>(features_->size()) == F;
     Bin* hist = leaf.hist.data();
-    // Row by row (one cache line of bins per row); threads take disjoint blocks of features, so
-    // every bin is summed in the same order whatever the thread count. With a constant hessian
-    // (squared error or Huber, unweighted) only g and the count are summed, h follows.
-    const Index n_blocks =
-        pool_.size() > 1 && m * nf >= 8192 ? std::min<Index>(nf, pool_.size()) : 1;
-    const bool all = nf == F;
-    if (const_hessian_) gc_.assign(leaf.hist.size(), GC{});
     GC* gc = gc_.data();
-    auto block = [&](Index bl) {
-      const Index j0 = nf * bl / n_blocks, j1 = nf * (bl + 1) / n_blocks;
-      if (const_hessian_ && all) hist_rows<GC, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
-      else if (const_hessian_) hist_rows<GC, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
-      else if (all) hist_rows<Bin, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
-      else hist_rows<Bin, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+    auto range = [&](Index j) {
+      const Index o = foff[j];
+      return std::pair<Index, Index>{o, o + b_.n_bins(fidx[j])};
     };
-    pool_.run(n_blocks, block);
+    for (Index j = j0; j < j1; ++j) {
+      const auto [o, e] = range(j);
+      if (const_hessian_) std::fill(gc + o, gc + e, GC{});
+      else std::fill(hist + o, hist + e, Bin{});
+    }
+    if (const_hessian_ && all) hist_rows<GC, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
+    else if (const_hessian_) hist_rows<GC, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, gc);
+    else if (all) hist_rows<Bin, true>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
+    else hist_rows<Bin, false>(rows, m, gh, bins, F, foff, fidx, j0, j1, hist);
     if (const_hessian_)
-      for (size_t k = 0; k < leaf.hist.size(); ++k)
-        leaf.hist[k] = Bin{gc[k].g, gc[k].c * hessian_, gc[k].c};
+      for (Index j = j0; j < j1; ++j) {
+        const auto [o, e] = range(j);
+        for (Index q = o; q < e; ++q) hist[q] = Bin{gc[q].g, gc[q].c * hessian_, gc[q].c};
+      }
   }
 
   /// Sums of a bin when every hessian is the same constant: 16 bytes instead of 24.
@@ -247,7 +293,13 @@ class TreeBuilder {
       return;
     double gain, wl = 0.0, wr = 0.0;
     if (!bounded_) {  // unclamped leaf values: the closed form, two divisions
-      gain = gl * gl / (hl + p_.lambda_l2) + gr * gr / (hr + p_.lambda_l2) - parent_score;
+      // Most candidates lose: gl^2/dl + gr^2/dr > best + parent_score is checked first without
+      // dividing (all terms >= 0, a slack of 1e-9 far above the rounding), and the gain is
+      // computed as before only where it may win, so the same candidates win.
+      const double dl = hl + p_.lambda_l2, dr = hr + p_.lambda_l2;
+      const double rhs = (best.gain + parent_score) * dl * dr;
+      if ((gl * gl * dr + gr * gr * dl) * (1.0 + 1e-9) < rhs && rhs < kInf) return;
+      gain = gl * gl / dl + gr * gr / dr - parent_score;
     } else {
       wl = weight(gl, hl, leaf.lo, leaf.hi);
       wr = weight(gr, hr, leaf.lo, leaf.hi);
@@ -261,32 +313,6 @@ class TreeBuilder {
         wr = -gr / (hr + p_.lambda_l2);
       }
       best = Split{gain, f, bin, default_left, gl, hl, cl, gr, hr, cr, wl, wr};
-    }
-  }
-
-  /// Best split of each of the k leaves (Split{} where none beats min_split_gain). The
-  /// features are cut into blocks searched in parallel; the blocks' winners are compared in
-  /// feature order, so the answer is the serial one whatever the thread count.
-  void find_splits(Leaf* const* ls, int k) {
-    if (k == 0) return;
-    const auto nf = static_cast<Index>(features_->size());
-    Index bins = 0;
-    for (const Index f : *features_) bins += b_.n_bins(f);
-    const Index n_blocks =
-        pool_.size() > 1 && bins * k >= 1024 ? std::min<Index>(nf, pool_.size()) : 1;
-    parts_.assign(static_cast<size_t>(k * n_blocks), Split{});
-    pool_.run(k * n_blocks, [&](Index t) {
-      const Index blk = t % n_blocks;
-      parts_[static_cast<size_t>(t)] =
-          scan(*ls[t / n_blocks], nf * blk / n_blocks, nf * (blk + 1) / n_blocks);
-    });
-    for (int i = 0; i < k; ++i) {
-      Split best = parts_[static_cast<size_t>(i * n_blocks)];
-      for (Index blk = 1; blk < n_blocks; ++blk) {
-        const Split& s = parts_[static_cast<size_t>(i * n_blocks + blk)];
-        if (s.feature >= 0 && (best.feature < 0 || s.gain > best.gain)) best = s;
-      }
-      ls[i]->best = best;
     }
   }
 
@@ -338,26 +364,46 @@ class TreeBuilder {
     node.left = left;
     tree_.emplace_back();  // invalidates `node`
     tree_.emplace_back();
-    // Stable partition of the parent's rows.
+    // Stable partition of the parent's rows, in chunks across the threads for a large node:
+    // each chunk's left rows forward and right rows backward into the scratch, then both to
+    // their places (the same order as a serial pass).
     const std::uint8_t* col = b_.bins.data() + s.feature;
     const Index stride = b_.n_features;
     const auto missing = static_cast<std::uint8_t>(b_.n_bins(s.feature) - 1);
-    std::vector<Index>& idx = *idx_;
-    scratch_.resize(static_cast<size_t>(parent.end - parent.begin));
-    Index w = parent.begin, nr = 0;
+    Index* rows = idx_->data() + parent.begin;
+    const Index m = parent.end - parent.begin;
+    scratch_.resize(static_cast<size_t>(m));
+    Index* out = scratch_.data();
+    constexpr Index kParallelRows = 16384;
+    const Index n_chunks = pool_.size() > 1 && m >= kParallelRows ? pool_.size() : 1;
+    n_left_.assign(static_cast<size_t>(n_chunks) + 1, 0);
     const int bin = s.bin;
     const bool dl = s.default_left;
-    for (Index k = parent.begin; k < parent.end; ++k) {  // branch-free: rows go left half the time
-      const Index r = idx[static_cast<size_t>(k)];
-      const std::uint8_t v = col[r * stride];
-      const bool go_left = (v <= bin) | ((v == missing) & dl);  // missing > bin always
-      idx[static_cast<size_t>(w)] = r;
-      scratch_[static_cast<size_t>(nr)] = r;
-      w += go_left;
-      nr += !go_left;
-    }
-    scratch_.resize(static_cast<size_t>(nr));
-    std::copy(scratch_.begin(), scratch_.end(), idx.begin() + w);
+    pool_.run(n_chunks, [&](Index t) {
+      const Index a = m * t / n_chunks, e = m * (t + 1) / n_chunks;
+      Index w = a, back = e;
+      for (Index k = a; k < e; ++k) {  // branch-free: rows go left half the time
+        const Index r = rows[k];
+        const std::uint8_t v = col[r * stride];
+        const bool go_left = (v <= bin) | ((v == missing) & dl);  // missing > bin always
+        out[w] = r;         // the slot stays if r goes left,
+        out[back - 1] = r;  // this one if it goes right (w < back until the last row)
+        w += go_left;
+        back -= !go_left;
+      }
+      n_left_[static_cast<size_t>(t) + 1] = w - a;
+    });
+    for (Index t = 0; t < n_chunks; ++t)
+      n_left_[static_cast<size_t>(t) + 1] += n_left_[static_cast<size_t>(t)];
+    const Index n_l = n_left_.back();
+    pool_.run(n_chunks, [&](Index t) {
+      const Index a = m * t / n_chunks, e = m * (t + 1) / n_chunks;
+      const Index nl = n_left_[static_cast<size_t>(t) + 1] - n_left_[static_cast<size_t>(t)];
+      std::copy(out + a, out + a + nl, rows + n_left_[static_cast<size_t>(t)]);
+      Index* dst = rows + n_l + (a - n_left_[static_cast<size_t>(t)]);
+      for (Index q = e - 1; q >= a + nl; --q) *dst++ = out[q];
+    });
+    const Index w = parent.begin + n_l;
     Leaf l, r;
     l.begin = parent.begin;
     l.end = r.begin = w;
@@ -369,10 +415,10 @@ class TreeBuilder {
     r.G = s.gr, r.H = s.hr, r.C = static_cast<double>(parent.end - w);
     l.lo = r.lo = parent.lo;
     l.hi = r.hi = parent.hi;
-    const int m = p_.monotone.empty() ? 0 : p_.monotone[f];
-    if (m != 0) {
+    const int mono = p_.monotone.empty() ? 0 : p_.monotone[f];
+    if (mono != 0) {
       const double mid = 0.5 * (s.wl + s.wr);
-      if (m > 0) {
+      if (mono > 0) {
         l.hi = std::min(l.hi, mid);
         r.lo = std::max(r.lo, mid);
       } else {
@@ -403,7 +449,9 @@ class TreeBuilder {
   const std::vector<GH>* gh_ = nullptr;
   const std::vector<Index>* features_ = nullptr;
   std::vector<TreeNode> tree_;
-  std::vector<Index> foff_;
+  std::vector<Index> foff_;  ///< histogram offset of each of the tree's features
+  Index n_bins_ = 0;         ///< histogram slots of the tree's features
+  std::vector<Index> n_left_;
   std::vector<Split> parts_;
   std::vector<GC> gc_;
   std::vector<Index> scratch_;
@@ -453,27 +501,44 @@ double base_score(const Params& p, const DataView& d) {
   return std::log(q / (1.0 - q));
 }
 
+/// Below this many rows the element-wise loops of a round stay on the calling thread.
+constexpr Index kParallelRowsPerRound = 32768;
+
 void gradients(const Params& p, const DataView& d, const std::vector<double>& pred,
                const std::vector<std::vector<Index>>& groups, std::mt19937_64& rng,
-               std::vector<GH>& gh) {
+               std::vector<GH>& gh, const Workers& pool) {
   const Index n = d.n_rows;
   auto wt = [&](Index i) { return d.w ? d.w[i] : 1.0; };
+  // Row by row (all but pairwise): in chunks across the threads for a large set.
+  auto rows = [&](Index i0, Index i1) {
+    switch (p.objective) {
+      case Objective::squared_error:
+        for (Index i = i0; i < i1; ++i) gh[i] = {wt(i) * (pred[i] - d.y[i]), wt(i)};
+        break;
+      case Objective::huber:
+        for (Index i = i0; i < i1; ++i) {
+          const double r = std::min(p.huber_delta, std::max(-p.huber_delta, pred[i] - d.y[i]));
+          gh[i] = {wt(i) * r, wt(i)};
+        }
+        break;
+      case Objective::logistic:
+        for (Index i = i0; i < i1; ++i) {
+          const double q = sigmoid(pred[i]);
+          gh[i] = {wt(i) * (q - d.y[i]), wt(i) * std::max(q * (1.0 - q), 1e-16)};
+        }
+        break;
+      case Objective::pairwise:
+        break;
+    }
+  };
   switch (p.objective) {
     case Objective::squared_error:
-      for (Index i = 0; i < n; ++i) gh[i] = {wt(i) * (pred[i] - d.y[i]), wt(i)};
-      break;
     case Objective::huber:
-      for (Index i = 0; i < n; ++i) {
-        const double r = std::min(p.huber_delta, std::max(-p.huber_delta, pred[i] - d.y[i]));
-        gh[i] = {wt(i) * r, wt(i)};
-      }
+    case Objective::logistic: {
+      const Index chunks = pool.size() > 1 && n >= kParallelRowsPerRound ? 4 * pool.size() : 1;
+      pool.run(chunks, [&](Index c) { rows(n * c / chunks, n * (c + 1) / chunks); });
       break;
-    case Objective::logistic:
-      for (Index i = 0; i < n; ++i) {
-        const double q = sigmoid(pred[i]);
-        gh[i] = {wt(i) * (q - d.y[i]), wt(i) * std::max(q * (1.0 - q), 1e-16)};
-      }
-      break;
+    }
     case Objective::pairwise:
       std::fill(gh.begin(), gh.end(), GH{});
       for (const auto& g : groups) {
@@ -568,10 +633,12 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
                                   " features, expected " + std::to_string(d.n_features));
   }
   const Index n = d.n_rows, F = d.n_features;
-  // Threads pay off only on enough work: below about 10k rows x 20 features the nodes are so
-  // small that handing them to another thread costs more than it saves (measured).
-  const int n_threads = n * F > 200000 ? resolve_threads(p.n_threads) : 1;
+  // Threads pay off only on enough work: below about 5k rows x 20 features a whole fit takes a
+  // few tens of milliseconds, in steps too small to share.
+  constexpr Index kParallelValues = 100000;
+  const int n_threads = n * F >= kParallelValues ? resolve_threads(p.n_threads) : 1;
   const Workers pool(n_threads);
+  const Workers serial(1);
   const Binned bins = detail::bin_features(d.X, d.w, n, F, p.max_bin, p.seed, pool);
   const auto groups = p.objective == Objective::pairwise ? make_groups(d.group, n)
                                                          : std::vector<std::vector<Index>>{};
@@ -598,7 +665,7 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
   int since_best = 0;
 
   for (int it = 0; it < p.n_estimators; ++it) {
-    gradients(p, d, pred, groups, rng, gh);
+    gradients(p, d, pred, groups, rng, gh, pool);
     idx.clear();
     unsampled.clear();
     if (p.subsample < 1.0) {
@@ -620,11 +687,16 @@ Model train(const DataView& d, const DataView* valid, const Params& p,
     }
     const std::vector<TreeNode> tree = builder.grow(idx, gh, cols, leaves);
     // Training predictions: sampled rows by leaf range, the others by a walk over bins.
-    for (const auto& [node, range] : leaves) {
+    // (Leaves hold disjoint rows: across the threads for a large set.)
+    const auto n_leaves = static_cast<Index>(leaves.size());
+    const Workers& by_leaf =
+        static_cast<Index>(idx.size()) >= kParallelRowsPerRound ? pool : serial;
+    by_leaf.run(n_leaves, [&](Index j) {
+      const auto& [node, range] = leaves[static_cast<size_t>(j)];
       const double v = tree[static_cast<size_t>(node)].value;
       for (Index k = range.first; k < range.second; ++k)
         pred[static_cast<size_t>(idx[static_cast<size_t>(k)])] += v;
-    }
+    });
     for (const Index r : unsampled) {
       int i = 0;
       while (tree[static_cast<size_t>(i)].feature >= 0) {

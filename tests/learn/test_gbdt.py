@@ -71,6 +71,33 @@ def test_deterministic_for_a_seed_and_any_thread_count() -> None:
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"growth": "leafwise", "num_leaves": 31, "max_depth": None, "min_child_samples": 20},
+        {"max_depth": 6},
+        {"objective": "logistic", "max_depth": 4},
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_two_threads_grow_the_same_trees(kw: dict, weighted: bool) -> None:
+    # 40k rows: the first splits partition their rows in chunks across the threads, and every
+    # split builds and searches its histograms in feature blocks; NaN in one column exercises
+    # the learned default side, weights the (gradient, hessian, count) histograms; the
+    # gradients and the training predictions are updated in chunks across the threads.
+    X, y = _data(40_000, p=6, seed=5)
+    X[np.random.default_rng(1).uniform(size=X.shape[0]) < 0.05, 1] = np.nan
+    if kw.get("objective") == "logistic":
+        y = (y > np.median(y)).astype(float)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=X.shape[0]) if weighted else None
+    states = []
+    for n_jobs in (1, 2):
+        m = GradientBoosting(n_estimators=15, n_jobs=n_jobs, **kw).fit(X, y, sample_weight=w)
+        states.append(m.model_.state())
+    for key, a in states[0].items():
+        np.testing.assert_array_equal(a, states[1][key], err_msg=key)
+
+
 def test_depth_and_leaf_limits() -> None:
     X, y = _data(2000)
     d = GradientBoosting(max_depth=3, n_estimators=10).fit(X, y)
