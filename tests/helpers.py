@@ -197,3 +197,27 @@ def simulated_energy_rows(
     r = node.run(cfg)
     ok = np.flatnonzero(r["valid"])[:n]
     return {k: np.asarray(r[k])[ok].astype(float) for k in FEATURES}, np.asarray(r["energy_j"])[ok]
+
+
+def simulated_serving_rows(
+    n: int, seed: int, noise: float = 0.03, gpu: str = "H100"
+) -> dict[str, np.ndarray]:
+    """``n`` valid simulated configurations of llama-3.1-8b on an 8-GPU node (random tp, pp,
+    batch and lengths) with their energy, TTFT and TPOT: the data of the confidence and
+    power-bound tests."""
+    from energycore.simulate import Node
+
+    node = Node(gpu, "llama-3.1-8b", n_gpus=8, noise=noise, seed=seed)
+    rng = np.random.default_rng(seed)
+    X = {
+        "tp": rng.choice([1.0, 2, 4, 8], 4 * n),
+        "pp": rng.choice([1.0, 2], 4 * n),
+        "batch": rng.choice([1.0, 4, 16, 64, 256], 4 * n),
+        "input_len": rng.choice([128.0, 512, 2048], 4 * n),
+        "output_len": rng.choice([64.0, 256, 512], 4 * n),
+    }
+    r = node.run(X)
+    ok = np.flatnonzero(r["valid"])[:n]
+    d = {k: v[ok] for k, v in X.items()}
+    d.update({k: r[k][ok] for k in ("energy_j", "ttft_s", "tpot_s")})
+    return d

@@ -14,25 +14,13 @@ from energycore.simulate import Node
 from energycore.space.selector import Selector
 from energycore.space.slo import SLO
 from energycore.space.uncertainty import student_t_quantile, upper_bound
+from tests.helpers import simulated_serving_rows
 
 WORK = {"input_len": 512.0, "output_len": 256.0}
 
 
 def _data(n: int, seed: int, noise: float = 0.03) -> dict[str, np.ndarray]:
-    node = Node("H100", "llama-3.1-8b", n_gpus=8, noise=noise, seed=seed)
-    rng = np.random.default_rng(seed)
-    X = {
-        "tp": rng.choice([1.0, 2, 4, 8], 4 * n),
-        "pp": rng.choice([1.0, 2], 4 * n),
-        "batch": rng.choice([1.0, 4, 16, 64, 256], 4 * n),
-        "input_len": rng.choice([128.0, 512, 2048], 4 * n),
-        "output_len": rng.choice([64.0, 256, 512], 4 * n),
-    }
-    r = node.run(X)
-    ok = np.flatnonzero(r["valid"])[:n]
-    d = {k: v[ok] for k, v in X.items()}
-    d.update({k: r[k][ok] for k in ("energy_j", "ttft_s", "tpot_s")})
-    return d
+    return simulated_serving_rows(n, seed, noise=noise)
 
 
 def _fit(d: dict[str, np.ndarray]) -> tuple[EnergyModel, LatencyModel]:

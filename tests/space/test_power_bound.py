@@ -12,28 +12,15 @@ import numpy as np
 import pytest
 
 from energycore import ConfigSpace, EnergyModel, LatencyModel
-from energycore.simulate import Node
 from energycore.space.selector import Selector
 from energycore.space.uncertainty import power_upper_bound, student_t_quantile, upper_bound
+from tests.helpers import simulated_serving_rows
 
 WORK = {"input_len": 512.0, "output_len": 256.0}
 
 
 def _data(n: int, seed: int, gpu: str = "H100") -> dict[str, np.ndarray]:
-    node = Node(gpu, "llama-3.1-8b", n_gpus=8, noise=0.03, seed=seed)
-    rng = np.random.default_rng(seed)
-    X = {
-        "tp": rng.choice([1.0, 2, 4, 8], 4 * n),
-        "pp": rng.choice([1.0, 2], 4 * n),
-        "batch": rng.choice([1.0, 4, 16, 64, 256], 4 * n),
-        "input_len": rng.choice([128.0, 512, 2048], 4 * n),
-        "output_len": rng.choice([64.0, 256, 512], 4 * n),
-    }
-    r = node.run(X)
-    ok = np.flatnonzero(r["valid"])[:n]
-    d = {k: v[ok] for k, v in X.items()}
-    d.update({k: r[k][ok] for k in ("energy_j", "ttft_s", "tpot_s")})
-    return d
+    return simulated_serving_rows(n, seed, gpu=gpu)
 
 
 def _fit(d: dict[str, np.ndarray]) -> tuple[EnergyModel, LatencyModel]:
