@@ -221,3 +221,23 @@ def simulated_serving_rows(
     d = {k: v[ok] for k, v in X.items()}
     d.update({k: r[k][ok] for k in ("energy_j", "ttft_s", "tpot_s")})
     return d
+
+
+def fit_serving_models(d: dict[str, np.ndarray]) -> tuple[EnergyModel, LatencyModel]:
+    """The default energy and latency models fitted on :func:`simulated_serving_rows` data
+    (identifiability warnings silenced: few-row fits are the point of those tests)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return EnergyModel().fit(d, "energy_j"), LatencyModel().fit(d, "ttft_s", "tpot_s")
+
+
+def serving_space(**kw: Any) -> ConfigSpace:
+    """tp x pp x batch (powers of two to 256) on at most 8 GPUs: the space of the confidence
+    and power-bound tests."""
+    return ConfigSpace(
+        {"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": ConfigSpace.powers_of_two(1, 256)},
+        constraints=["tp*pp <= 8"],
+        **kw,
+    )

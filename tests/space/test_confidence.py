@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -14,32 +13,14 @@ from energycore.simulate import Node
 from energycore.space.selector import Selector
 from energycore.space.slo import SLO
 from energycore.space.uncertainty import student_t_quantile, upper_bound
-from tests.helpers import simulated_serving_rows
+from tests.helpers import fit_serving_models, serving_space, simulated_serving_rows
 
 WORK = {"input_len": 512.0, "output_len": 256.0}
 
 
-def _data(n: int, seed: int, noise: float = 0.03) -> dict[str, np.ndarray]:
-    return simulated_serving_rows(n, seed, noise=noise)
-
-
-def _fit(d: dict[str, np.ndarray]) -> tuple[EnergyModel, LatencyModel]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return EnergyModel().fit(d, "energy_j"), LatencyModel().fit(d, "ttft_s", "tpot_s")
-
-
 @pytest.fixture(scope="module")
 def fitted() -> tuple[EnergyModel, LatencyModel]:
-    return _fit(_data(40, 3))
-
-
-def _space(**kw: Any) -> ConfigSpace:
-    return ConfigSpace(
-        {"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": ConfigSpace.powers_of_two(1, 256)},
-        constraints=["tp*pp <= 8"],
-        **kw,
-    )
+    return fit_serving_models(simulated_serving_rows(40, 3))
 
 
 def test_student_t_quantile_matches_scipy() -> None:
@@ -51,18 +32,18 @@ def test_student_t_quantile_matches_scipy() -> None:
 
 def test_bound_columns_match_numpy_oracle(fitted: Any) -> None:
     em, lm = fitted
-    f = _space().to_frame(None, models=[em, lm], confidence=0.9, **WORK)
+    f = serving_space().to_frame(None, models=[em, lm], confidence=0.9, **WORK)
     for half, col in ((lm.ttft_model_, "ttft_upper_s"), (lm.tpot_model_, "tpot_upper_s")):
         np.testing.assert_allclose(f[col], upper_bound(half, f, 0.9), rtol=1e-12)
     np.testing.assert_allclose(
         f["latency_upper_s"], f["ttft_upper_s"] + 256.0 * f["tpot_upper_s"], rtol=1e-12
     )
-    assert "tpot_upper_s" not in _space().to_frame(models=[em, lm], **WORK)
+    assert "tpot_upper_s" not in serving_space().to_frame(models=[em, lm], **WORK)
 
 
 def test_bound_monotone_in_confidence(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     prev = None
     for c in (0.05, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99):
         f = sp.to_frame(None, models=[em, lm], confidence=c, **WORK)
@@ -76,7 +57,7 @@ def test_bound_monotone_in_confidence(fitted: Any) -> None:
 
 def test_half_confidence_is_the_point_prediction(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     f = sp.to_frame(None, models=[em, lm], confidence=0.5, **WORK)
     for c in ("ttft", "tpot", "latency"):
         np.testing.assert_array_equal(f[f"{c}_upper_s"], f[f"{c}_s"])
@@ -94,7 +75,7 @@ def test_half_confidence_is_the_point_prediction(fitted: Any) -> None:
 
 def test_argmin_keeps_only_bounds_under_the_limit(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     lim = float(np.median(sp.to_frame(None, models=[em, lm], **WORK)["latency_s"]))
     counts = []
     for c in (None, 0.8, 0.9, 0.95):
@@ -115,7 +96,7 @@ def test_argmin_keeps_only_bounds_under_the_limit(fitted: Any) -> None:
 
 def test_slo_with_confidence(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     f = sp.to_frame(None, models=[em, lm], confidence=0.9, **WORK)
     lim = float(np.median(f["tpot_s"]))
     # mean limit: judged on the bound alone
@@ -170,7 +151,10 @@ def test_selector_equals_argmin(fitted: Any) -> None:
 
 
 def test_keyed_models_get_their_own_bounds() -> None:
-    a, b = _fit(_data(30, 1)), _fit(_data(30, 2, noise=0.1))
+    a, b = (
+        fit_serving_models(simulated_serving_rows(30, 1)),
+        fit_serving_models(simulated_serving_rows(30, 2, noise=0.1)),
+    )
     sp = ConfigSpace(
         {"gpu": ["x", "y"], "tp": [1, 2, 4], "batch": [1, 8, 64]}, constraints=["tp <= 4"]
     )
@@ -185,14 +169,14 @@ def test_keyed_models_get_their_own_bounds() -> None:
 def test_picks_meet_the_limit_more_often() -> None:
     """Simulated: fitted on 12 noisy rows, the picks under a bound break the true limit less."""
     node = Node("H100", "llama-3.1-8b", n_gpus=8, noise=0.0)
-    sp = _space()
+    sp = serving_space()
     truth_cols = sp.to_frame(None, **WORK)
     X = {k: truth_cols[k].to_numpy(dtype=float) for k in ("tp", "pp", "batch")}
     X.update({k: np.full(len(truth_cols), v) for k, v in WORK.items()})
     true = node.run(X, noise=False)
     broke = {None: 0, 0.95: 0}
     for seed in range(12):
-        em, lm = _fit(_data(12, 100 + seed, noise=0.08))
+        em, lm = fit_serving_models(simulated_serving_rows(12, 100 + seed, noise=0.08))
         valid_true = true["latency_s"][true["valid"]]
         lim = float(np.quantile(valid_true, 0.4))
         for c in broke:
@@ -209,9 +193,9 @@ def test_picks_meet_the_limit_more_often() -> None:
 def test_bad_confidence(fitted: Any, bad: Any) -> None:
     em, lm = fitted
     with pytest.raises(ValueError, match="confidence"):
-        _space().argmin("energy_j", models=[em, lm], confidence=bad, **WORK)
+        serving_space().argmin("energy_j", models=[em, lm], confidence=bad, **WORK)
     with pytest.raises(ValueError, match="confidence"):
-        Selector(_space(), energy_model=em, latency_model=lm, confidence=bad)
+        Selector(serving_space(), energy_model=em, latency_model=lm, confidence=bad)
 
 
 def test_model_without_uncertainty_is_named(fitted: Any) -> None:
@@ -219,29 +203,29 @@ def test_model_without_uncertainty_is_named(fitted: Any) -> None:
     old = TpotModel.from_dict(lm.tpot_model_.to_dict())
     del old.covariance_
     with pytest.raises(ValueError, match=r"confidence \(tpot model\): the TpotModel .*uncertainty"):
-        _space().argmin(
+        serving_space().argmin(
             "energy_j", {"tpot_s": ("<=", 0.01)}, models=[em, old], confidence=0.9, **WORK
         )
-    d = _data(10, 5)
+    d = simulated_serving_rows(10, 5)
     exact = TpotModel().fit({k: v[:2] for k, v in d.items()}, d["tpot_s"][:2])
     assert exact.fit_result_.n_samples == len(exact.fixed_mask_) - sum(exact.fixed_mask_)
     with pytest.raises(ValueError, match=r"2 row.*no residual spread"):
-        _space().count_valid(models=[exact], confidence=0.9, **WORK)
+        serving_space().count_valid(models=[exact], confidence=0.9, **WORK)
     # without confidence the same models work as before
-    assert _space().count_valid(models=[em, old], **WORK) > 0
+    assert serving_space().count_valid(models=[em, old], **WORK) > 0
 
 
 def test_bound_columns_need_confidence(fitted: Any) -> None:
     em, lm = fitted
     with pytest.raises(ValueError, match="confidence"):
-        _space().top_k("latency_upper_s", 1, models=[em, lm], **WORK)
-    r = _space().top_k("latency_upper_s", 1, models=[em, lm], confidence=0.9, **WORK)
+        serving_space().top_k("latency_upper_s", 1, models=[em, lm], **WORK)
+    r = serving_space().top_k("latency_upper_s", 1, models=[em, lm], confidence=0.9, **WORK)
     assert len(r) == 1
 
 
 def test_selector_scan_path_uses_the_confidence(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     sel = Selector(sp, energy_model=em, latency_model=lm)
     f = sp.to_frame(None, models=[em, lm], confidence=0.9, **WORK)
     rate = float(np.median(f["batch"] / f["latency_upper_s"]))
@@ -258,7 +242,7 @@ def test_selector_scan_path_uses_the_confidence(fitted: Any) -> None:
 
 def test_scorers_see_the_bound_columns(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     r = sp.argmin(
         "energy_j", {"margin": ("<=", 1.1)}, models=[em, lm], confidence=0.9,
         scorers={"margin": lambda c: c["latency_upper_s"] / c["latency_s"]}, **WORK,
@@ -272,7 +256,7 @@ def test_selector_random_queries_equal_argmin(fitted: Any, confidence: float) ->
     """The Selector prunes by latency bounds under a confidence >= 0.5; answers stay exact,
     feasible or not (nearest point), and for z < 0 nothing is pruned wrongly."""
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     sel = Selector(sp, energy_model=em, latency_model=lm, confidence=confidence)
     rng = np.random.default_rng(7)
     for _ in range(150):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -14,32 +13,14 @@ import pytest
 from energycore import ConfigSpace, EnergyModel, LatencyModel
 from energycore.space.selector import Selector
 from energycore.space.uncertainty import power_upper_bound, student_t_quantile, upper_bound
-from tests.helpers import simulated_serving_rows
+from tests.helpers import fit_serving_models, serving_space, simulated_serving_rows
 
 WORK = {"input_len": 512.0, "output_len": 256.0}
 
 
-def _data(n: int, seed: int, gpu: str = "H100") -> dict[str, np.ndarray]:
-    return simulated_serving_rows(n, seed, gpu=gpu)
-
-
-def _fit(d: dict[str, np.ndarray]) -> tuple[EnergyModel, LatencyModel]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return EnergyModel().fit(d, "energy_j"), LatencyModel().fit(d, "ttft_s", "tpot_s")
-
-
 @pytest.fixture(scope="module")
 def fitted() -> tuple[EnergyModel, LatencyModel]:
-    return _fit(_data(40, 3))
-
-
-def _space(**kw: Any) -> ConfigSpace:
-    return ConfigSpace(
-        {"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": ConfigSpace.powers_of_two(1, 256)},
-        constraints=["tp*pp <= 8"],
-        **kw,
-    )
+    return fit_serving_models(simulated_serving_rows(40, 3))
 
 
 def _stale(model: EnergyModel) -> EnergyModel:
@@ -52,7 +33,7 @@ def _stale(model: EnergyModel) -> EnergyModel:
 @pytest.mark.parametrize("c", [0.2, 0.9, 0.99])
 def test_power_bound_matches_numpy_delta_method(fitted: Any, c: float) -> None:
     em, lm = fitted
-    f = _space().to_frame(None, models=[em, lm], confidence=c, **WORK)
+    f = serving_space().to_frame(None, models=[em, lm], confidence=c, **WORK)
     np.testing.assert_allclose(f["energy_upper_j"], upper_bound(em, f, c), rtol=1e-12)
     ref = power_upper_bound(em, lm.ttft_model_, lm.tpot_model_, f, c)
     np.testing.assert_allclose(f["power_upper_w"], ref, rtol=1e-11)
@@ -70,7 +51,7 @@ def test_power_bound_matches_numpy_delta_method(fitted: Any, c: float) -> None:
 def test_power_bound_exceeds_both_parts(fitted: Any) -> None:
     """Variances add: the power bound is wider than the energy bound or the latency one."""
     em, lm = fitted
-    f = _space().to_frame(None, models=[em, lm], confidence=0.9, **WORK)
+    f = serving_space().to_frame(None, models=[em, lm], confidence=0.9, **WORK)
     a_p = np.log(f["power_upper_w"] / f["power_w"])
     assert (a_p >= np.log(f["energy_upper_j"] / f["energy_j"]) - 1e-12).all()
     assert (a_p > 0).all()
@@ -78,7 +59,7 @@ def test_power_bound_exceeds_both_parts(fitted: Any) -> None:
 
 def test_power_bound_monotone_and_point_at_half(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     f = sp.to_frame(None, models=[em, lm], confidence=0.5, **WORK)
     np.testing.assert_array_equal(f["power_upper_w"], f["power_w"])
     np.testing.assert_array_equal(f["energy_upper_j"], f["energy_j"])
@@ -97,7 +78,7 @@ def test_power_bound_monotone_and_point_at_half(fitted: Any) -> None:
 def test_table_and_direct_paths_agree(fitted: Any) -> None:
     """The model table (product walk) and per-point scoring (explicit rows) give the same."""
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     a = sp.to_frame(None, models=[em, lm], confidence=0.9, **WORK)
     rows = ConfigSpace.from_rows(a[["tp", "pp", "batch"]].reset_index(drop=True))
     b = rows.to_frame(None, models=[em, lm], confidence=0.9, **WORK)
@@ -120,7 +101,7 @@ def _brute(f: Any, cap: float, col: str, lat: float | None = None) -> int | None
 @pytest.mark.parametrize("c", [None, 0.5, 0.8, 0.95])
 def test_argmin_equals_brute_force_with_power_caps(fitted: Any, c: float | None) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     f = sp.to_frame(None, models=[em, lm], confidence=c, **WORK)
     col = "power_w" if c is None else "power_upper_w"
     lat = float(np.quantile(f["latency_s"], 0.6))
@@ -140,7 +121,7 @@ def test_argmin_equals_brute_force_with_power_caps(fitted: Any, c: float | None)
 
 def test_bound_cap_is_stricter_than_the_point_cap(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     f = sp.to_frame(None, models=[em, lm], **WORK)
     cap = float(np.median(f["power_w"]))
     point = sp.argmin("energy_per_request_j", {"power_w": ("<=", cap)}, models=[em, lm], **WORK)
@@ -158,7 +139,7 @@ def test_bound_cap_is_stricter_than_the_point_cap(fitted: Any) -> None:
 
 def test_selector_equals_argmin_with_power_caps(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     rng = np.random.default_rng(5)
     f = sp.to_frame(None, models=[em, lm], **WORK)
     p_lo, p_hi = float(f["power_w"].min()), float(f["power_w"].max())
@@ -194,7 +175,10 @@ def test_selector_equals_argmin_with_power_caps(fitted: Any) -> None:
 
 
 def test_keyed_models_get_their_own_energy_bounds() -> None:
-    per = {g: _fit(_data(30, 11 + i, gpu=g)) for i, g in enumerate(("H100", "A100"))}
+    per = {
+        g: fit_serving_models(simulated_serving_rows(30, 11 + i, gpu=g))
+        for i, g in enumerate(("H100", "A100"))
+    }
     sp = ConfigSpace(
         {"gpu": ["H100", "A100"], "tp": [1, 2, 4], "batch": [1, 8, 64]}, model_axis="gpu"
     )
@@ -209,7 +193,7 @@ def test_keyed_models_get_their_own_energy_bounds() -> None:
 def test_energy_model_without_uncertainty(fitted: Any) -> None:
     em, lm = fitted
     stale = _stale(em)
-    sp = _space()
+    sp = serving_space()
     cap = {"power_w": ("<=", 1e5)}
     with pytest.raises(ValueError, match=r"confidence \(energy model\): the EnergyModel records"):
         sp.argmin("energy_j", cap, models=[stale, lm], confidence=0.9, **WORK)
@@ -232,7 +216,7 @@ def test_energy_model_without_uncertainty(fitted: Any) -> None:
 
 def test_power_bound_needs_both_models(fitted: Any) -> None:
     em, lm = fitted
-    sp = _space()
+    sp = serving_space()
     with pytest.raises(ValueError, match="needs a fitted power_upper model"):
         sp.argmin("energy_j", {"power_w": ("<=", 1e4)}, models=[em], confidence=0.9, **WORK)
     with pytest.raises(ValueError, match="needs a fitted power_upper model"):
