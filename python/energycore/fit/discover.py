@@ -894,13 +894,8 @@ class Discovery:
         **refit_kw
             Passed to :meth:`DiscoveredModel.refit` (``free_exponents``, ``loss``, ...).
         """
-        if not (isinstance(cv, (int, np.integer)) and cv >= 2):
-            raise ValueError(f"cv: must be an integer >= 2, got {cv!r}")
-        names = column_names(X)
-        n = len(get_column(X, names[0])) if names else 0
-        yt = _target(y, n)
-        if n < 2 * cv:
-            raise ValueError(f"X: needs at least {2 * cv} rows for cv={cv}, got {n}")
+        _check_cv(cv)
+        names, n, yt = _cv_data(X, y, cv)
         folds = _folds(n, cv, seed)
         rows = {k: np.asarray(get_column(X, k)) for k in names}
         scored: list[tuple[float, float, DiscoveredModel]] = []
@@ -936,6 +931,22 @@ class Discovery:
             mark = " (best)" if m is self.best else ""
             lines.append(f"| {m.n_terms}{mark} | {m.cv_error_:.4f} | `{m.formula()}` |")
         return "\n".join(lines)
+
+
+def _check_cv(cv: Any) -> None:
+    if not (isinstance(cv, (int, np.integer)) and cv >= 2):
+        raise ValueError(f"cv: must be an integer >= 2, got {cv!r}")
+
+
+def _cv_data(X: Any, y: Any, cv: Any) -> tuple[list[str], int, FloatArray]:
+    """(column names, rows, target) of a cross-validated fit on ``(X, y)`` with a checked
+    ``cv`` (:func:`_check_cv`); ``ValueError`` for fewer than two rows per fold."""
+    names = column_names(X)
+    n = len(get_column(X, names[0])) if names else 0
+    yt = _target(y, n)
+    if n < 2 * cv:
+        raise ValueError(f"X: needs at least {2 * cv} rows for cv={cv}, got {n}")
+    return names, n, yt
 
 
 def _target(y: Any, n: int, name: str = "y") -> FloatArray:
@@ -1193,19 +1204,14 @@ def discover(
     cons = Constraints.coerce(constraints)
     if not (isinstance(max_terms, (int, np.integer)) and max_terms >= 1):
         raise ValueError(f"max_terms: must be a positive integer, got {max_terms!r}")
-    if not (isinstance(cv, (int, np.integer)) and cv >= 2):
-        raise ValueError(f"cv: must be an integer >= 2, got {cv!r}")
+    _check_cv(cv)
     if not (isinstance(beam, (int, np.integer)) and beam >= 1):
         raise ValueError(f"beam: must be a positive integer, got {beam!r}")
     if complexity is not None and not (
         isinstance(complexity, (int, float)) and math.isfinite(complexity) and complexity >= 0
     ):
         raise ValueError(f"complexity: must be a non-negative number, got {complexity!r}")
-    names = column_names(X)
-    n_rows = len(get_column(X, names[0])) if names else 0
-    yt = _target(y, n_rows)
-    if n_rows < 2 * cv:
-        raise ValueError(f"X: needs at least {2 * cv} rows for cv={cv}, got {n_rows}")
+    names, n_rows, yt = _cv_data(X, y, cv)
 
     # ---- candidate library
     if isinstance(terms, str):
