@@ -282,6 +282,20 @@ class TtftV1 final : public ClosedForm<TtftV1> {
 };
 
 // ---------------------------------------------------------------------------------------------
+/// The coefficients c1 .. c6 of tpot_v1, which tpot_v2 shares (and extends by c7).
+std::vector<ParamInfo> tpot_v1_params() {
+  return {
+      lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
+      lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
+      lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
+      nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
+             0.0),
+      nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
+             1.0),
+      lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
+  };
+}
+
 // tpot_v1: time per output token during decode (seconds per step).
 //   tpot = (c1 + c2 b + c3 b (Lin + Lout/2)) tp^c4 pp^c5 + c6 b (1 - 1/tp)
 class TpotV1 final : public ClosedForm<TpotV1> {
@@ -290,18 +304,7 @@ class TpotV1 final : public ClosedForm<TpotV1> {
   static Exponents tp_exponents(const double* t) noexcept { return {t[3], 0.0}; }
   static Exponents pp_exponents(const double* t) noexcept { return {t[4], 0.0}; }
 
-  TpotV1()
-      : params_{
-            lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
-            lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
-            lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
-            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
-                   0.0),
-            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
-                   1.0),
-            lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
-        },
-        phases_{"compute", "allreduce"} {}
+  TpotV1() : params_{tpot_v1_params()}, phases_{"compute", "allreduce"} {}
   std::string_view name() const noexcept override { return "tpot_v1"; }
   std::string_view quantity() const noexcept override { return "tpot_s"; }
   const std::vector<ParamInfo>& params() const noexcept override { return params_; }
@@ -348,20 +351,10 @@ class TpotV2 final : public ClosedForm<TpotV2> {
   static Exponents tp_exponents(const double* t) noexcept { return {t[3], 0.0}; }
   static Exponents pp_exponents(const double* t) noexcept { return {t[4], 0.0}; }
 
-  TpotV2()
-      : params_{
-            lin("c1", "s/step", "decode step time independent of batch (weight streaming)", 1e-2),
-            lin("c2", "s/token", "decode time per sequence in the batch", 1e-5),
-            lin("c3", "s/token^2", "KV-cache read time per cached token", 1e-9),
-            nonlin("c4", "exponent", "tensor-parallel scaling of decode time", -2.0, 1.0, -1.0,
-                   0.0),
-            nonlin("c5", "exponent", "pipeline-parallel scaling of decode time", -2.0, 2.0, 0.0,
-                   1.0),
-            lin("c6", "s/token", "decode all-reduce time per sequence per step", 1e-6),
-            nonlin("c7", "exponent", "batch exponent of the per-sequence time, minus 1", -0.9,
-                   1.0, 0.0, 0.5),
-        },
-        phases_{"compute", "allreduce"} {}
+  TpotV2() : params_{tpot_v1_params()}, phases_{"compute", "allreduce"} {
+    params_.push_back(nonlin("c7", "exponent", "batch exponent of the per-sequence time, minus 1",
+                             -0.9, 1.0, 0.0, 0.5));
+  }
   std::string_view name() const noexcept override { return "tpot_v2"; }
   std::string_view quantity() const noexcept override { return "tpot_s"; }
   const std::vector<ParamInfo>& params() const noexcept override { return params_; }
