@@ -241,3 +241,23 @@ def serving_space(**kw: Any) -> ConfigSpace:
         constraints=["tp*pp <= 8"],
         **kw,
     )
+
+
+def cli_invoke(*args: str | Path) -> tuple[int, str]:
+    """Run ``energycore ARGS`` in-process (typer's CliRunner): (exit code, output). Fails the
+    test on a traceback: the CLI turns every error into a message."""
+    from typer.testing import CliRunner
+
+    from energycore.app.cli import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in res.output
+    return res.exit_code, res.output
+
+
+def cli_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
+    """:func:`cli_invoke` with ``--json``: (exit code, the parsed last line)."""
+    import json
+
+    code, out = cli_invoke(*args, "--json")
+    return code, json.loads(out.strip().splitlines()[-1])  # the runner mixes in stderr

@@ -7,17 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from energycore.app.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    res = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output
-    return res.exit_code, res.output
+from tests.helpers import cli_invoke as invoke
 
 
 def rows(path: Path) -> list[dict[str, str]]:

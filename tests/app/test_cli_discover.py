@@ -8,20 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from energycore import discover
-from energycore.app.cli import app
 from energycore.data import read_csv
 from energycore.fit.discover import DiscoveredModel
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    res = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output
-    return res.exit_code, res.output
+from tests.helpers import cli_invoke as invoke
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from energycore.app.cli import app
 from energycore.campaign.journal import read as read_journal
 from energycore.campaign.spacefile import load_space_file
 from energycore.workloads import Launcher, OpenAIServer, free_port
 from tests.helpers import FAKE_SERVER, FakeServer
+from tests.helpers import cli_invoke as invoke
 
 pytest.importorskip("httpx")
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    res = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output
-    return res.exit_code, res.output
 
 
 def space_file(path: Path, base_url: str, launch: list[str] | None = None) -> Path:

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from energycore.app.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str]:
-    res = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in res.output
-    return res.exit_code, res.output
-
-
-def as_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
-    code, out = invoke(*args, "--json")
-    return code, json.loads(out.strip().splitlines()[-1])  # the runner mixes in stderr
+from tests.helpers import cli_invoke as invoke
+from tests.helpers import cli_json as as_json
 
 
 @pytest.fixture(scope="module")
