@@ -77,6 +77,8 @@ from typing import Any
 
 import numpy as np
 
+from energycore._util.columns import as_model_features
+
 __all__ = [
     "UPPER_OF",
     "Bound",
@@ -267,10 +269,8 @@ def power_upper_bound(
     e, a_e = _exponent(energy_model, X, confidence)
     t, a_t = _exponent(ttft_model, X, confidence)
     p, a_p = _exponent(tpot_model, X, confidence)
-    if callable(getattr(ttft_model, "engine_template", None)):  # a DiscoveredModel: columns
-        lout = np.asarray(X["output_len"], dtype=np.float64)
-    else:
-        lout = np.asarray(ttft_model._features(X)[:, 4], dtype=np.float64)
+    # output_len from the feature table itself: the same column whatever kind the models are
+    lout = np.asarray(as_model_features(X)[:, 4], dtype=np.float64)
     lat = t + lout * p
     with np.errstate(divide="ignore", invalid="ignore"):
         a_l = (t * a_t + lout * p * a_p) / lat
