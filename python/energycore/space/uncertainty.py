@@ -189,13 +189,13 @@ class Bound:
 def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
     """The :class:`Bound` of a fitted latency half or energy model; ``ValueError`` naming the
     model when it has no recorded uncertainty."""
+    if callable(getattr(model, "engine_template", None)):
+        return _discovered_bound(model, confidence, what)
     name = type(model).__name__
     cov = getattr(model, "covariance_", None)
     scale = getattr(model, "residual_scale_", None)
     mask = getattr(model, "fixed_mask_", None)
     result = getattr(model, "fit_result_", None)
-    if callable(getattr(model, "engine_template", None)):
-        return _discovered_bound(model, confidence, what)
     if cov is None or scale is None or mask is None or result is None:
         raise ValueError(
             f"{what}: the {name} ({getattr(model, 'template_name', '?')}) records no "
@@ -218,8 +218,7 @@ def bound_of(model: Any, confidence: float, what: str = "confidence") -> Bound:
             "leaves no residual spread to bound its predictions with; measure more "
             "configurations, or pass confidence=None"
         )
-    c = np.nan_to_num(np.asarray(cov, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
+    return _bound(confidence, cov, s, dof)
 
 
 def _discovered_bound(model: Any, confidence: float, what: str) -> Bound:
@@ -236,9 +235,14 @@ def _discovered_bound(model: Any, confidence: float, what: str) -> Bound:
             "uncertainty to bound its predictions with (residual scale and covariance from a "
             "fit on more rows than parameters); pass confidence=None"
         )
-    s = rms * math.sqrt(n / dof)
-    c = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
-    return Bound(student_t_quantile(confidence, dof), c, s * s, dof)
+    return _bound(confidence, cov, rms * math.sqrt(n / dof), dof)
+
+
+def _bound(confidence: float, cov: Any, scale: float, dof: int) -> Bound:
+    """The :class:`Bound` from a covariance (non-finite entries, unidentified directions, read
+    as 0), a residual scale and its degrees of freedom."""
+    c = np.nan_to_num(np.asarray(cov, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return Bound(student_t_quantile(confidence, dof), c, scale * scale, dof)
 
 
 def _exponent(model: Any, X: Any, confidence: Any) -> tuple[np.ndarray, np.ndarray]:
