@@ -28,6 +28,10 @@ Methods (all in the same run, same halves):
   configurations with the same ``tp``, ``pp`` and ``n_gpus``, interpolated linearly in ``log
   batch`` and held constant beyond the measured batches (:func:`neighbour_residuals`): a
   prototype for the energy model's gap to NNLS, judged by the true latency as that row;
+  ``... on energy and latency[, confidence c]``: the ``TpotModel``'s prediction (or bound)
+  times ``exp(r(x))`` of its own residuals as well (``alpha = 1``: each measured
+  configuration gets its measured ITL); with ``--measured`` also under a confidence, the bound's
+  factor on the unmeasured configurations only (``..., measured where measured, confidence c``);
 - ``NNLS``: ``a + b / avg_batch + c * n_gpus`` on energy per token (non-negative least
   squares), true latency;
 - ``RandomForest``, ``LightGBM`` (if installed): log energy per token from
@@ -274,6 +278,9 @@ def predict_method(
             tm = cache["tm"]
             c = float(m.rsplit("confidence ", 1)[1]) if "confidence " in m else None
             lat = tm.predict(te) if c is None else upper_bound(tm, te, c)
+            if "on energy and latency" in m:  # the latency's residuals carried the same way
+                r = np.log(tr["tpot_s"] / tm.predict(tr))
+                lat = lat * np.exp(neighbour_residuals(tr, r, te))
             if "measured where measured" in m:
                 if measured is None:
                     raise ValueError(f"{m}: needs the measured rows")
@@ -387,10 +394,14 @@ def main() -> None:
             else []
         ),
         *(
-            ["default + neighbour residuals (alpha = 1), measured where measured"]
-            + [
-                "default + neighbour residuals (alpha = 1), measured where measured, "
-                f"confidence {c:g}"
+            ["default + neighbour residuals (alpha = 1) on energy and latency"]
+            if args.residuals
+            else []
+        ),
+        *(
+            [
+                "default + neighbour residuals (alpha = 1) on energy and latency, measured where "
+                f"measured, confidence {c:g}"
                 for c in args.confidence
             ]
             if args.residuals and args.measured
