@@ -16,6 +16,9 @@ Predictors (all fitted on the training rows only; ``g`` = GPUs per stage, ``b`` 
 - ``TpotModel, c7 = 0``: ``TpotModel(fixed={"c7": 0.0})``, the ``tpot_v1`` form (the default
   before ``tpot_v2``);
 - ``TpotModel (tpot_v2, default)``: the default ``TpotModel()``, as a user calls it;
+- ``TpotModel, c7 = -0.5 when reduced and better``: the default fit; when it reduced ``c7``
+  (too few rows for it), the same reduction with ``c7 = -0.5`` instead, kept when it fits the
+  fitting rows better (same number of free coefficients);
 - ``MoeTpotModel``: ``MoeTpotModel()`` (expert coverage, ``tpot_moe_v1``) on every group;
 - ``by architecture``: ``MoeTpotModel`` on mixture-of-experts groups, ``TpotModel`` otherwise;
 - ``loglin``: ``log ITL = a + s log b + d log g`` (least squares; ``d`` only when ``g`` varies);
@@ -198,6 +201,24 @@ def tpot_v1_form(tr: Cols, te: Cols) -> np.ndarray:
         return TpotModel(fixed={"c7": 0.0}).fit(tr, "tpot_s").predict(te)
 
 
+def tpot_concave_alt(tr: Cols, te: Cols) -> np.ndarray:
+    """``TpotModel()``; when its fit reduced ``c7`` (too few rows), the same reduction refitted
+    with ``c7 = -0.5`` (a square-root batch term) instead of 0, kept when its in-sample log
+    error is smaller (the same number of free coefficients; decided on the fitting rows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = TpotModel().fit(tr, "tpot_s")
+        if "c7" not in base.reduced_:
+            return base.predict(te)
+        fixed = {k: float(base.params_[k]) for k in base.reduced_}
+        fixed["c7"] = -0.5
+        alt = TpotModel(fixed=fixed).fit(tr, "tpot_s")
+        y = tr["tpot_s"]
+        s0 = float(np.sum(np.log(base.predict(tr) / y) ** 2))
+        s1 = float(np.sum(np.log(alt.predict(tr) / y) ** 2))
+        return (alt if s1 < s0 else base).predict(te)
+
+
 def moe_tpot_model(tr: Cols, te: Cols) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -249,6 +270,7 @@ def make_prior(cols: Cols, gs: list[np.ndarray]) -> Callable[[int], Predictor]:
 METHODS: dict[str, Predictor | None] = {
     "TpotModel, c7 = 0 (tpot_v1 form)": tpot_v1_form,
     "TpotModel (tpot_v2, default)": tpot_model,
+    "TpotModel, c7 = -0.5 when reduced and better": tpot_concave_alt,
     "MoeTpotModel": moe_tpot_model,
     "by architecture": by_architecture,
     "loglin": loglin,
