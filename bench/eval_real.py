@@ -26,7 +26,8 @@ Methods (all in the same run, same halves):
   ``alpha`` chosen by leave-one-out on the fitting half): the ``EnergyModel``'s prediction times
   ``exp(alpha r(x))``, ``r`` the log residual ``log(measured / predicted)`` of the measured
   configurations with the same ``tp``, ``pp`` and ``n_gpus``, interpolated linearly in ``log
-  batch`` and held constant beyond the measured batches (:func:`neighbour_residuals`): a
+  batch`` and held constant beyond the measured batches
+  (``energycore.fit.latency.NeighbourResiduals``): a
   prototype for the energy model's gap to NNLS, judged by the true latency as that row;
   ``... on energy and latency[, confidence c]``: the ``TpotModel``'s prediction (or bound)
   times ``exp(r(x))`` of its own residuals as well (``alpha = 1``: each measured
@@ -62,6 +63,7 @@ import numpy as np
 from energycore.data import read_mlenergy
 from energycore.errors import ConvergenceWarning
 from energycore.fit.energy import EnergyModel, TpotModel
+from energycore.fit.latency import NeighbourResiduals
 from energycore.space.uncertainty import upper_bound
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -122,45 +124,6 @@ def lgb_predict(tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int)
     )  # fmt: skip
     m.fit(features(tr), np.log(per_token(tr)))
     return np.exp(m.predict(features(te)))
-
-
-def neighbour_residuals(
-    tr: dict[str, np.ndarray], r: np.ndarray, te: dict[str, np.ndarray], skip: int | None = None
-) -> np.ndarray:
-    """Log residuals ``r`` of the rows of ``tr`` carried to the rows of ``te``.
-
-    Per cell of equal ``tp``, ``pp`` and ``n_gpus``: linear interpolation in ``log batch``
-    between the measured batches, constant beyond them; 0 for a cell without measured rows.
-    ``skip`` leaves one row of ``tr`` out (for leave-one-out).
-    """
-    keep = np.ones(len(r), dtype=bool)
-    if skip is not None:
-        keep[skip] = False
-    key_tr = np.column_stack([tr["tp"], tr["pp"], tr["n_gpus"]])
-    key_te = np.column_stack([te["tp"], te["pp"], te["n_gpus"]])
-    out = np.zeros(len(te["batch"]))
-    for key in {tuple(k) for k in key_te.tolist()}:
-        q = np.all(key_te == key, axis=1)
-        t = keep & np.all(key_tr == key, axis=1)
-        if not t.any():
-            continue
-        lb = np.log(tr["batch"][t])
-        o = np.argsort(lb)
-        out[q] = np.interp(np.log(te["batch"][q]), lb[o], r[t][o])
-    return out
-
-
-#: the shrinkage factors leave-one-out chooses among
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def loo_alpha(tr: dict[str, np.ndarray], r: np.ndarray) -> float:
-    """The factor of :data:`ALPHAS` of least leave-one-out squared error of ``r`` on ``tr``."""
-    loo = np.array(
-        [neighbour_residuals(tr, r, sub(tr, np.array([i])), skip=i)[0] for i in range(len(r))]
-    )
-    errs = [float(np.mean((r - a * loo) ** 2)) for a in ALPHAS]
-    return ALPHAS[int(np.argmin(errs))]
 
 
 def pick(score: np.ndarray, feasible: np.ndarray, fallback: np.ndarray) -> int:
@@ -267,10 +230,9 @@ def predict_method(
                 cache["em"] = em
             e = cache["em"].predict(te) / (te["batch"] * te["output_len"])
             if m.startswith("default + neighbour residuals"):
-                y = per_token(tr)
-                r = np.log(y / (cache["em"].predict(tr) / (tr["batch"] * tr["output_len"])))
-                alpha = 1.0 if "alpha = 1" in m else loo_alpha(tr, r)
-                e = e * np.exp(alpha * neighbour_residuals(tr, r, te))
+                alpha: float | str = 1.0 if "alpha = 1" in m else "loo"
+                carry = NeighbourResiduals(alpha).fit(tr, tr["energy_j"], cache["em"].predict(tr))
+                e = e * carry.factor(te)
             if m.endswith("true latency"):
                 return e, true_lat
             if "tm" not in cache:
@@ -279,8 +241,7 @@ def predict_method(
             c = float(m.rsplit("confidence ", 1)[1]) if "confidence " in m else None
             lat = tm.predict(te) if c is None else upper_bound(tm, te, c)
             if "on energy and latency" in m:  # the latency's residuals carried the same way
-                r = np.log(tr["tpot_s"] / tm.predict(tr))
-                lat = lat * np.exp(neighbour_residuals(tr, r, te))
+                lat = lat * NeighbourResiduals().fit(tr, tr["tpot_s"], tm.predict(tr)).factor(te)
             if "measured where measured" in m:
                 if measured is None:
                     raise ValueError(f"{m}: needs the measured rows")

@@ -1,8 +1,8 @@
 """The selection-scoring helpers of bench/eval_real.py and bench/diag_latency.py (issue 11).
 
-The benchmarks' figures rest on these: the residual carrying of ``--residuals``, the
-leave-one-out choice of its factor, the "measured where measured" latency, and the limit
-margins and noisy-truth predictor of ``diag_latency.py --ceiling``.
+The benchmarks' figures rest on these: the "measured where measured" latency, the residual
+carrying of ``--residuals`` (``NeighbourResiduals``, tested in test_latency_neighbours.py),
+and the limit margins and noisy-truth predictor of ``diag_latency.py --ceiling``.
 """
 
 from __future__ import annotations
@@ -32,43 +32,6 @@ def er() -> ModuleType:
 @pytest.fixture(scope="module")
 def diag() -> ModuleType:
     return _bench("diag_latency")
-
-
-def _cells(batch: list[float], gpus: list[float]) -> dict[str, np.ndarray]:
-    n = len(batch)
-    return {
-        "tp": np.ones(n),
-        "pp": np.ones(n),
-        "n_gpus": np.asarray(gpus, dtype=float),
-        "batch": np.asarray(batch, dtype=float),
-    }
-
-
-def test_neighbour_residuals_interpolate_in_log_batch_within_a_cell(er: ModuleType) -> None:
-    tr = _cells([8, 32, 8], [1, 1, 2])
-    r = np.array([0.1, 0.3, -0.2])
-    te = _cells([16, 8, 32, 4, 64, 8, 100], [1, 1, 1, 1, 1, 2, 4])
-    got = er.neighbour_residuals(tr, r, te)
-    # 16 is halfway between 8 and 32 in log batch; beyond the ends the end value is held;
-    # the 2-GPU cell has one row (held everywhere); a cell without rows gets 0
-    np.testing.assert_allclose(got, [0.2, 0.1, 0.3, 0.1, 0.3, -0.2, 0.0])
-
-
-def test_neighbour_residuals_skip_leaves_the_row_out(er: ModuleType) -> None:
-    tr = _cells([8, 16, 32], [1, 1, 1])
-    r = np.array([0.0, 5.0, 0.2])
-    q = _cells([16], [1])
-    assert er.neighbour_residuals(tr, r, q)[0] == pytest.approx(5.0)
-    assert er.neighbour_residuals(tr, r, q, skip=1)[0] == pytest.approx(0.1)
-
-
-def test_loo_alpha_follows_the_residuals_smoothness(er: ModuleType) -> None:
-    b = [8, 16, 32, 64, 128, 256]
-    tr = _cells(b, [1] * 6)
-    smooth = 0.05 * np.log(np.asarray(b, dtype=float))  # linear in log b: LOO predicts it
-    assert er.loo_alpha(tr, smooth) == 1.0
-    alternating = np.array([0.1, -0.1, 0.1, -0.1, 0.1, -0.1])  # neighbours mislead
-    assert er.loo_alpha(tr, alternating) == 0.0
 
 
 def _group(n: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
