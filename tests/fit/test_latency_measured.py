@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from energycore import ConfigSpace, EnergyModel, TpotModel
+from energycore.fit.latency import NeighbourResiduals
 from energycore.space.uncertainty import upper_bound
 
 FEATURES = ("tp", "pp", "batch", "input_len", "output_len")
@@ -98,3 +99,43 @@ def test_a_measured_configuration_at_the_limit_stays_a_candidate() -> None:
         assert (i in recipe) == (g["tpot_s"][i] <= limit)
     # unmeasured points are judged by the bound as before
     assert {i for i in recipe if not measured[i]} == {i for i in by_bound if not measured[i]}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("q", [25, 50, 75])
+def test_recipe_with_neighbour_residuals_matches_the_reference(seed: int, q: int) -> None:
+    """Scorers carry both models' residuals; the latency limit is a ``subject_to`` on a scorer
+    column (the measurement where there is one, the carried bound elsewhere): eval_real's
+    "neighbour residuals on energy and latency, measured where measured" row."""
+    g = _deployment(seed)
+    measured = np.random.default_rng(200 + seed).permutation(len(g["batch"])) < 7
+    limit, c = float(np.percentile(g["tpot_s"], q)), 0.75
+    fit = {k: v[measured] for k, v in g.items()}
+    em = EnergyModel().fit(fit, "energy_j")
+    tm = TpotModel().fit(fit, "tpot_s")
+    carry_e = NeighbourResiduals().fit(fit, fit["energy_j"], em.predict(fit))
+    carry_t = NeighbourResiduals().fit(fit, fit["tpot_s"], tm.predict(fit))
+    rows = {k: g[k] for k in FEATURES}
+    rows["measured_tpot_s"] = np.where(measured, g["tpot_s"], -1.0)
+
+    def judged(col: dict[str, np.ndarray]) -> np.ndarray:
+        m = col["measured_tpot_s"]
+        return np.where(m >= 0, m, col["tpot_upper_s"] * carry_t.factor(col))
+
+    sel = ConfigSpace.from_rows(rows).argmin(
+        "j_per_token",
+        models=[em, tm],
+        scorers={
+            "j_per_token": lambda col: (
+                carry_e.factor(col) * col["energy_j"] / (col["batch"] * col["output_len"])
+            ),
+            "tpot_judged_s": judged,
+        },
+        subject_to={"tpot_judged_s": ("<=", limit)},
+        confidence=c,
+    )
+    e = carry_e.factor(g) * em.predict(g) / (g["batch"] * g["output_len"])
+    lat = np.where(measured, g["tpot_s"], upper_bound(tm, g, c) * carry_t.factor(g))
+    feas = np.flatnonzero(lat <= limit)
+    assert len(feas)
+    assert int(sel.index) == int(feas[np.argmin(e[feas])])
