@@ -16,6 +16,9 @@ Predictors (all fitted on the training rows only; ``g`` = GPUs per stage, ``b`` 
 - ``TpotModel, c7 = 0``: ``TpotModel(fixed={"c7": 0.0})``, the ``tpot_v1`` form (the default
   before ``tpot_v2``);
 - ``TpotModel (tpot_v2, default)``: the default ``TpotModel()``, as a user calls it;
+- ``TpotModel, c7 = -0.5 when reduced and better``: the default fit; when it reduced ``c7``
+  (too few rows for it), the same reduction with ``c7 = -0.5`` instead, kept when it fits the
+  fitting rows better (same number of free coefficients);
 - ``MoeTpotModel``: ``MoeTpotModel()`` (expert coverage, ``tpot_moe_v1``) on every group;
 - ``by architecture``: ``MoeTpotModel`` on mixture-of-experts groups, ``TpotModel`` otherwise;
 - ``loglin``: ``log ITL = a + s log b + d log g`` (least squares; ``d`` only when ``g`` varies);
@@ -31,15 +34,29 @@ Predictors (all fitted on the training rows only; ``g`` = GPUs per stage, ``b`` 
 - ``roofline``: ``ITL = sqrt(W^2 + (c b)^2) g^e``-shaped smooth maximum of a weight-read time and
   a per-sequence time, fitted in log space (scipy).
 
+``--ceiling`` asks instead how accurate *any* ITL predictor would have to be for the issue's
+targets (Top-1 >= 0.95, <= 2 % of limited picks breaking the limit), on the same halves:
+
+- **limit margins**: the share of limited cases whose true optimum is *unmeasured* and within
+  ``t`` of the limit (below it), and the share with a cheaper configuration within ``t`` above
+  it. The limits are percentiles of the group's own ITLs, so the optimum often sits exactly at
+  the limit (``t = 0``); a predictor with error ``t`` is a coin flip on those cases;
+- **noise ceiling**: selection with the default ``EnergyModel`` and a synthetic predictor, the
+  *measured* ITL times ``exp(s z)``, ``z`` standard normal (seeded), on every configuration or
+  on the unmeasured half only (the measured half exact): what an unbiased predictor with
+  log-error ``s`` would reach. ``s = 0`` is eval_real's "true latency" row.
+
 Run::
 
     python bench/diag_latency.py                 # LLM tasks, 20 seeds (~1-2 min)
     python bench/diag_latency.py --tasks all
+    python bench/diag_latency.py --ceiling       # limit margins and the noise ceiling (~10 s)
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -184,6 +201,24 @@ def tpot_v1_form(tr: Cols, te: Cols) -> np.ndarray:
         return TpotModel(fixed={"c7": 0.0}).fit(tr, "tpot_s").predict(te)
 
 
+def tpot_concave_alt(tr: Cols, te: Cols) -> np.ndarray:
+    """``TpotModel()``; when its fit reduced ``c7`` (too few rows), the same reduction refitted
+    with ``c7 = -0.5`` (a square-root batch term) instead of 0, kept when its in-sample log
+    error is smaller (the same number of free coefficients; decided on the fitting rows)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = TpotModel().fit(tr, "tpot_s")
+        if "c7" not in base.reduced_:
+            return base.predict(te)
+        fixed = {k: float(base.params_[k]) for k in base.reduced_}
+        fixed["c7"] = -0.5
+        alt = TpotModel(fixed=fixed).fit(tr, "tpot_s")
+        y = tr["tpot_s"]
+        s0 = float(np.sum(np.log(base.predict(tr) / y) ** 2))
+        s1 = float(np.sum(np.log(alt.predict(tr) / y) ** 2))
+        return (alt if s1 < s0 else base).predict(te)
+
+
 def moe_tpot_model(tr: Cols, te: Cols) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -235,6 +270,7 @@ def make_prior(cols: Cols, gs: list[np.ndarray]) -> Callable[[int], Predictor]:
 METHODS: dict[str, Predictor | None] = {
     "TpotModel, c7 = 0 (tpot_v1 form)": tpot_v1_form,
     "TpotModel (tpot_v2, default)": tpot_model,
+    "TpotModel, c7 = -0.5 when reduced and better": tpot_concave_alt,
     "MoeTpotModel": moe_tpot_model,
     "by architecture": by_architecture,
     "loglin": loglin,
@@ -246,14 +282,119 @@ METHODS: dict[str, Predictor | None] = {
 }
 
 
+#: log-error scales of the noise ceiling's synthetic predictor
+SCALES = (0.0, 0.02, 0.05, 0.10)
+#: margins (relative) of the limit-margin table
+MARGINS = (0.0, 0.01, 0.03, 0.05, 0.10)
+
+
+def _halves(n: int, gi: int, seeds: int) -> list[np.ndarray]:
+    """eval_real's fitting halves of a group of ``n`` rows, one per seed."""
+    out = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed * 1000 + gi)
+        out.append(np.sort(rng.choice(n, size=n // 2, replace=False)))
+    return out
+
+
+def limit_margins(
+    itl: np.ndarray, e_true: np.ndarray, measured: np.ndarray, margins: tuple[float, ...]
+) -> list[tuple[list[bool], list[bool]]]:
+    """For each limited case (25/50/75th percentile), per margin ``t``: (is the true optimum
+    unmeasured and within ``t`` below the limit, is a cheaper configuration within ``t`` above).
+    """
+    out = []
+    for q in er.LIMITS:
+        if q is None:
+            continue
+        lim = float(np.percentile(itl, q))
+        ok = itl <= lim
+        best = int(np.flatnonzero(ok)[np.argmin(e_true[ok])])
+        below = lim / itl[best] - 1.0
+        cheaper = ~ok & (e_true < e_true[best])
+        above = float(itl[cheaper].min() / lim - 1.0) if cheaper.any() else math.inf
+        out.append(
+            ([not measured[best] and below <= t for t in margins], [above <= t for t in margins])
+        )
+    return out
+
+
+def noisy_truth(
+    itl: np.ndarray, z: np.ndarray, scale: float, measured: np.ndarray | None
+) -> np.ndarray:
+    """The measured ITL times ``exp(scale z)``; rows marked in ``measured`` are left exact."""
+    lat = itl * np.exp(scale * z)
+    return lat if measured is None else np.where(measured, itl, lat)
+
+
+def ceiling(cols: Cols, gs: list[np.ndarray], seeds: int) -> None:
+    """Print the limit-margin table and the noise-ceiling table (see the module docstring)."""
+    marg: list[tuple[list[bool], list[bool]]] = []
+    sel: dict[str, list[tuple[bool, bool, bool]]] = {}
+    for gi, rows in enumerate(gs):
+        g = er.sub(cols, rows)
+        n = len(rows)
+        itl, e_true = g["tpot_s"], er.per_token(g)
+        limits = [None if q is None else float(np.percentile(itl, q)) for q in er.LIMITS]
+        for seed, h in enumerate(_halves(n, gi, seeds)):
+            measured = np.zeros(n, bool)
+            measured[h] = True
+            marg += limit_margins(itl, e_true, measured, MARGINS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                em = EnergyModel().fit(er.sub(g, h), "energy_j")
+            e_hat = em.predict(g) / (g["batch"] * g["output_len"])
+            z = np.random.default_rng(10**6 + seed * 1000 + gi).standard_normal(n)
+            for s in SCALES:
+                for where, mask in (("every configuration", None), ("unmeasured half", measured)):
+                    if s == 0 and mask is not None:
+                        continue
+                    lat = noisy_truth(itl, z, s, mask)
+                    key = f"{100 * s:g} % | {where if s else '- (the true latency)'}"
+                    for lim in limits:
+                        ok_true = np.ones(n, bool) if lim is None else itl <= lim
+                        best = int(np.flatnonzero(ok_true)[np.argmin(e_true[ok_true])])
+                        feas = np.ones(n, bool) if lim is None else lat <= lim
+                        k = er.pick(e_hat, feas, lat)
+                        sel.setdefault(key, []).append(
+                            (k == best, lim is not None and itl[k] > lim, lim is not None)
+                        )
+    below = np.array([b for b, _ in marg], dtype=float).mean(axis=0)
+    above = np.array([a for _, a in marg], dtype=float).mean(axis=0)
+    print(f"limit margins: {len(marg)} limited cases ({len(gs)} groups x {seeds} seeds x 3)")
+    print(
+        "| margin t | optimum unmeasured, within t below the limit | cheaper config within t above |"
+    )
+    print("|---:|---:|---:|")
+    for t, b, a in zip(MARGINS, below, above):
+        print(f"| {100 * t:g} % | {100 * b:.1f} % | {100 * a:.1f} % |")
+    print()
+    print("noise ceiling: default EnergyModel, ITL = measured x exp(s z)")
+    print("| log-error s | on | Top-1, 4 limits | Top-1, limited | breaks limit |")
+    print("|---:|---|---:|---:|---:|")
+    for key, v in sel.items():
+        a = np.array(v, dtype=float)
+        lim = a[:, 2] == 1
+        print(
+            f"| {key} | {a[:, 0].mean():.3f} | {a[lim, 0].mean():.3f} "
+            f"| {100 * a[lim, 1].mean():.1f} % |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", choices=("llm", "all"), default="llm")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    ap.add_argument(
+        "--ceiling", action="store_true", help="limit margins and the noise ceiling instead"
+    )
     args = ap.parse_args()
     cols = er.read_mlenergy(er.DATA / er.CSV)
     gs = er.groups(cols, args.tasks)
+    if args.ceiling:
+        ceiling(cols, gs, args.seeds)
+        return
     prior = make_prior(cols, gs)
     loo: dict[str, list[float]] = {m: [] for m in args.methods}
     half: dict[str, list[float]] = {m: [] for m in args.methods}

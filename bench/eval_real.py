@@ -16,7 +16,23 @@ Methods (all in the same run, same halves):
   is judged by the upper bound at one-sided confidence ``c`` that ``ConfigSpace.argmin(...,
   confidence=c)`` uses (``energycore.space.uncertainty.upper_bound``: residual scale and
   delta-method parameter variance, Student-t quantile);
+- ``default, measured where measured`` (and ``..., confidence c``): the limit judged by the
+  *measured* ITL for the configurations of the fitting half (a user who measured them knows
+  their latency) and by the fitted ``TpotModel``'s prediction (or its bound at ``c``) for the
+  unmeasured half; the energy is the model's everywhere. Not yet what ``ConfigSpace`` does:
+  it scores every configuration by the model;
 - ``default, true latency``: the same energy model, the limit judged by the measured ITL;
+- ``default + neighbour residuals, true latency`` (``--residuals``; two rows, ``alpha = 1`` and
+  ``alpha`` chosen by leave-one-out on the fitting half): the ``EnergyModel``'s prediction times
+  ``exp(alpha r(x))``, ``r`` the log residual ``log(measured / predicted)`` of the measured
+  configurations with the same ``tp``, ``pp`` and ``n_gpus``, interpolated linearly in ``log
+  batch`` and held constant beyond the measured batches
+  (``energycore.fit.latency.NeighbourResiduals``): a
+  prototype for the energy model's gap to NNLS, judged by the true latency as that row;
+  ``... on energy and latency[, confidence c]``: the ``TpotModel``'s prediction (or bound)
+  times ``exp(r(x))`` of its own residuals as well (``alpha = 1``: each measured
+  configuration gets its measured ITL); with ``--measured`` also under a confidence, the bound's
+  factor on the unmeasured configurations only (``..., measured where measured, confidence c``);
 - ``NNLS``: ``a + b / avg_batch + c * n_gpus`` on energy per token (non-negative least
   squares), true latency;
 - ``RandomForest``, ``LightGBM`` (if installed): log energy per token from
@@ -28,6 +44,7 @@ Run::
     PYTHONPATH=python python bench/eval_real.py                 # LLM tasks, seeds 0-19
     PYTHONPATH=python python bench/eval_real.py --tasks all
     PYTHONPATH=python python bench/eval_real.py --confidence 0.5 0.8 0.9 0.95 --no-trees
+    PYTHONPATH=python python bench/eval_real.py --no-trees --measured   # + measured rows
 """
 
 from __future__ import annotations
@@ -46,6 +63,7 @@ import numpy as np
 from energycore.data import read_mlenergy
 from energycore.errors import ConvergenceWarning
 from energycore.fit.energy import EnergyModel, TpotModel
+from energycore.fit.latency import NeighbourResiduals
 from energycore.space.uncertainty import upper_bound
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -139,10 +157,12 @@ def run(tasks: str, seeds: int, methods: list[str]) -> dict[str, Any]:
             fits += 1
             preds: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
             cache: dict[str, Any] = {}
+            measured = np.zeros(n, dtype=bool)
+            measured[half] = True
             for m in methods:
                 t0 = time.perf_counter()
                 try:
-                    preds[m] = predict_method(m, tr, g, seed, cache)
+                    preds[m] = predict_method(m, tr, g, seed, cache, measured)
                 except ValueError as e:
                     fails[m] += 1
                     preds[m] = None
@@ -188,11 +208,13 @@ STATS = {"energy fits": 0, "energy fits at max_iter": 0, "energy fits with outli
 
 def predict_method(
     m: str, tr: dict[str, np.ndarray], te: dict[str, np.ndarray], seed: int,
-    cache: dict[str, Any],
+    cache: dict[str, Any], measured: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(predicted energy per token, latency used for the limit) of every configuration.
 
-    ``cache`` holds the default models of this (group, seed), fitted once for every row.
+    ``cache`` holds the default models of this (group, seed), fitted once for every row;
+    ``measured`` marks the rows of ``te`` that are in the fitting half (for the "measured
+    where measured" methods, which judge those rows by their measured latency).
     """
     true_lat = te["tpot_s"]
     if m.startswith("default"):
@@ -207,15 +229,24 @@ def predict_method(
                 STATS["energy fits with outliers excluded"] += bool(em.outliers_)
                 cache["em"] = em
             e = cache["em"].predict(te) / (te["batch"] * te["output_len"])
-            if m == "default, true latency":
+            if m.startswith("default + neighbour residuals"):
+                alpha: float | str = 1.0 if "alpha = 1" in m else "loo"
+                carry = NeighbourResiduals(alpha).fit(tr, tr["energy_j"], cache["em"].predict(tr))
+                e = e * carry.factor(te)
+            if m.endswith("true latency"):
                 return e, true_lat
             if "tm" not in cache:
                 cache["tm"] = TpotModel().fit(tr, "tpot_s")
             tm = cache["tm"]
-            prefix = "default, predicted latency, confidence "
-            if m.startswith(prefix):
-                return e, upper_bound(tm, te, float(m[len(prefix) :]))
-            return e, tm.predict(te)
+            c = float(m.rsplit("confidence ", 1)[1]) if "confidence " in m else None
+            lat = tm.predict(te) if c is None else upper_bound(tm, te, c)
+            if "on energy and latency" in m:  # the latency's residuals carried the same way
+                lat = lat * NeighbourResiduals().fit(tr, tr["tpot_s"], tm.predict(tr)).factor(te)
+            if "measured where measured" in m:
+                if measured is None:
+                    raise ValueError(f"{m}: needs the measured rows")
+                lat = np.where(measured, true_lat, lat)
+            return e, lat
     if m == "NNLS":
         return nnls_predict(tr, te), true_lat
     if m == "RandomForest":
@@ -293,6 +324,14 @@ def main() -> None:
         help="one-sided confidences of the latency bound, one row each (none: no such row)",
     )  # fmt: skip
     ap.add_argument("--no-trees", action="store_true", help="skip RandomForest and LightGBM")
+    ap.add_argument(
+        "--residuals", action="store_true",
+        help="add the 'default + neighbour residuals' rows (energy prototype, true latency)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--measured", action="store_true",
+        help="add the 'measured where measured' rows (measured ITL for the fitting half)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, help="write the table as JSON here")
     args = ap.parse_args()
     if not (DATA / CSV).is_file():
@@ -300,7 +339,35 @@ def main() -> None:
     methods = [
         "default, predicted latency",
         *(f"default, predicted latency, confidence {c:g}" for c in args.confidence),
+        *(
+            ["default, measured where measured"]
+            + [f"default, measured where measured, confidence {c:g}" for c in args.confidence]
+            if args.measured
+            else []
+        ),
         "default, true latency",
+        *(
+            [
+                "default + neighbour residuals (alpha = 1), true latency",
+                "default + neighbour residuals (alpha by LOO), true latency",
+            ]
+            if args.residuals
+            else []
+        ),
+        *(
+            ["default + neighbour residuals (alpha = 1) on energy and latency"]
+            if args.residuals
+            else []
+        ),
+        *(
+            [
+                "default + neighbour residuals (alpha = 1) on energy and latency, measured where "
+                f"measured, confidence {c:g}"
+                for c in args.confidence
+            ]
+            if args.residuals and args.measured
+            else []
+        ),
         "NNLS",
         "highest throughput (measured half)",
     ]
@@ -322,7 +389,7 @@ def main() -> None:
     print(
         "held-out coverage (measured ITL of the unmeasured half <= the latency judged by): "
         + ", ".join(
-            f"{m.split(', ')[-1]} {table[m]['coverage_pct']:.1f} %"
+            f"{m} {table[m]['coverage_pct']:.1f} %"
             for m in methods
             if m.startswith("default, predicted")
         )

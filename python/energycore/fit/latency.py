@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ import numpy as np
 from energycore._util.columns import (
     FEATURES,
     FloatArray,
+    as_feature_table,
     as_model_features,
     as_target,
 )
 from energycore._util.persist import check_format, read_json
 from energycore.fit.energy import SolverParams, TpotModel, TtftModel
 
-__all__ = ["LatencyModel"]
+__all__ = ["LatencyModel", "NeighbourResiduals"]
 
 #: Version of the JSON written by :meth:`LatencyModel.save`.
 FORMAT_VERSION = 1
@@ -286,3 +288,130 @@ class LatencyModel(SolverParams):
             )
             + "</div>"
         )
+
+
+# ---------------------------------------------------------------------------------------------
+#: The factors ``NeighbourResiduals(alpha="loo")`` chooses among.
+LOO_ALPHAS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+_CELL_BY = ("input_len", "output_len")
+
+
+class NeighbourResiduals:
+    """A fitted model's log residuals at the measured configurations, carried to others.
+
+    ``factor(X)`` is ``exp(alpha r(x))``, where ``r`` is the log residual ``log(measured /
+    predicted)`` of the measured configurations in the same cell as ``x`` (equal ``tp``,
+    ``pp``, GPUs and the ``by`` columns), interpolated linearly in ``log batch`` between the
+    measured batches and held constant beyond them (1 for a cell without measurements).
+    Multiplying a model's prediction by it reproduces every measured configuration when
+    ``alpha = 1`` and carries the model's local bias to the configurations near them. Use it
+    in a ``ConfigSpace`` query as a scorer (see docs/model.md, "How far a fitted TPOT can be
+    trusted"); on ML.ENERGY v3 it closes the energy model's gap to the true optimum
+    (``bench/eval_real.py --residuals``, docs/benchmarks.md).
+
+    Parameters
+    ----------
+    alpha : float in [0, 1] or "loo", default 1.0
+        Share of the residual carried. ``"loo"`` chooses it among :data:`LOO_ALPHAS` by
+        leave-one-out over the measured configurations (each predicted from the others of its
+        cell): small when the residuals are noise, 1 when they are smooth in the batch.
+    by : sequence of str, default ()
+        Further columns that separate cells, among ``input_len`` and ``output_len`` (when your
+        measurements sweep them; ML.ENERGY's ``output_len`` is an outcome, not an axis).
+
+    Attributes
+    ----------
+    alpha_ : float
+        The factor used (``alpha``, or the one leave-one-out chose).
+    n_cells_ : int
+        Cells with measurements.
+    """
+
+    def __init__(self, alpha: float | str = 1.0, by: Sequence[str] = ()) -> None:
+        self.alpha = alpha
+        self.by = tuple(by)
+
+    def _check_params(self) -> None:
+        a = self.alpha
+        if isinstance(a, str):
+            if a != "loo":
+                raise ValueError(f"alpha: expected a number in [0, 1] or 'loo', got {a!r}")
+        elif isinstance(a, bool) or not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
+            raise ValueError(f"alpha: expected a number in [0, 1] or 'loo', got {a!r}")
+        bad = [b for b in self.by if b not in _CELL_BY]
+        if bad:
+            raise ValueError(f"by: {bad[0]!r} is not one of {', '.join(_CELL_BY)}")
+
+    def _keys(self, X: Any) -> tuple[FloatArray, FloatArray]:
+        """(cell keys, log batch) of each row of ``X``."""
+        plain = as_feature_table(X)
+        gpus = as_model_features(X)  # tp replaced by n_gpus / pp when there is an n_gpus
+        cols = [plain[:, 0], plain[:, 1], gpus[:, 0]] + [
+            plain[:, FEATURES.index(b)] for b in self.by
+        ]
+        return np.column_stack(cols), np.log(plain[:, FEATURES.index("batch")])
+
+    def fit(self, X: Any, measured: Any, predicted: Any) -> NeighbourResiduals:
+        """Record the residuals of the measured configurations.
+
+        Parameters
+        ----------
+        X : DataFrame, dict of arrays or structured array
+            The measured configurations: ``tp``, ``pp``, ``batch``, ``input_len``,
+            ``output_len`` (and ``n_gpus`` when GPUs are not ``tp * pp``).
+        measured, predicted : array-like or str
+            The measured value of each row and the model's prediction of it (positive), or
+            names of columns of ``X``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        keys, lb = self._keys(X)
+        n = len(lb)
+        y = as_target(measured, n, "measured", X)
+        p = as_target(predicted, n, "predicted", X)
+        self._key, self._lb, self._r = keys, lb, np.log(y / p)
+        self.n_cells_ = len({tuple(k) for k in keys.tolist()})
+        if self.alpha == "loo":
+            loo = np.array([self._carry(keys[i : i + 1], lb[i : i + 1], i)[0] for i in range(n)])
+            errs = [float(np.mean((self._r - a * loo) ** 2)) for a in LOO_ALPHAS]
+            self.alpha_ = LOO_ALPHAS[int(np.argmin(errs))]
+        else:
+            self.alpha_ = float(self.alpha)
+        return self
+
+    def _carry(self, keys: FloatArray, lb: FloatArray, skip: int | None = None) -> FloatArray:
+        keep = np.ones(len(self._r), dtype=bool)
+        if skip is not None:
+            keep[skip] = False
+        out = np.zeros(len(lb))
+        for key in {tuple(k) for k in keys.tolist()}:
+            q = np.all(keys == key, axis=1)
+            t = keep & np.all(self._key == key, axis=1)
+            if not t.any():
+                continue
+            o = np.argsort(self._lb[t])
+            out[q] = np.interp(lb[q], self._lb[t][o], self._r[t][o])
+        return out
+
+    def log_residual(self, X: Any) -> FloatArray:
+        """The carried log residual ``r(x)`` of each row of ``X`` (before ``alpha``)."""
+        if not hasattr(self, "alpha_"):
+            raise RuntimeError("this NeighbourResiduals is not fitted yet: call fit() first")
+        keys, lb = self._keys(X)
+        return self._carry(keys, lb)
+
+    def factor(self, X: Any) -> FloatArray:
+        """``exp(alpha_ r(x))`` for each row of ``X``: multiply the model's prediction by it."""
+        r = self.log_residual(X)
+        return np.asarray(np.exp(self.alpha_ * r), dtype=np.float64)
+
+    def __repr__(self) -> str:
+        head = f"NeighbourResiduals(alpha={self.alpha!r}" + (
+            f", by={self.by!r})" if self.by else ")"
+        )
+        if not hasattr(self, "alpha_"):
+            return head + "  [not fitted]"
+        return f"{head}  [{len(self._r)} rows in {self.n_cells_} cells, alpha_={self.alpha_:g}]"
