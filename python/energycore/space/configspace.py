@@ -23,7 +23,8 @@ fail a constraint, score the rest with fitted models and reduce: :meth:`count_va
 - ``tpot_s``: time per output token, s (latency model);
 - ``latency_s``: ``ttft_s + output_len * tpot_s``, s (latency model);
 - ``power_w``: ``energy_j / latency_s``, the average power of the deployment, W (both);
-- ``n_gpus``: ``tp * pp`` (always);
+- ``n_gpus``: ``tp * pp`` (always), or the rows' own ``n_gpus`` column in a space made by
+  :meth:`ConfigSpace.from_rows` (expert- or data-parallel serving);
 - ``ttft_upper_s``, ``tpot_upper_s``, ``latency_upper_s``: upper bounds of the latency scores
   at the query's ``confidence=`` (see :mod:`energycore.space.uncertainty`; only with one);
 - ``energy_upper_j``, ``power_upper_w``: upper bounds of ``energy_j`` and ``power_w`` at the
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore._util.columns import FEATURE_MAX, FEATURES
+from energycore._util.columns import FEATURE_MAX, FEATURES, N_GPUS
 from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
@@ -168,11 +169,30 @@ class ConfigSpace:
         model_axis: str | None = None,
         n_threads: int = 0,
     ) -> None:
+        self._setup(axes, constraints, fixed, derived, model_axis, n_threads, gpu_axes=False)
+
+    def _setup(
+        self,
+        axes: Mapping[str, Any],
+        constraints: Sequence[str],
+        fixed: Mapping[str, float] | None,
+        derived: Mapping[str, str] | None,
+        model_axis: str | None,
+        n_threads: int,
+        *,
+        gpu_axes: bool,
+    ) -> None:
+        """The constructor's work; ``gpu_axes``: the axes hold ``n_gpus`` and
+        ``gpus_per_stage`` (made by :meth:`from_rows` from an ``n_gpus`` column)."""
         if not isinstance(axes, Mapping) or not axes:
             raise ValueError("axes: expected a non-empty mapping of axis name to values")
+        own = (N_GPUS, GPUS_PER_STAGE) if gpu_axes else ()
         self.axes: tuple[Axis, ...] = tuple(
-            Axis.make(check_name(k, "axes"), v) for k, v in axes.items()
+            Axis.make(k if k in own else check_name(k, "axes"), v) for k, v in axes.items()
         )
+        #: The column the models read as ``tp``: ``tp``, or the GPUs per pipeline stage
+        #: ``n_gpus / pp`` when the rows give ``n_gpus`` (expert- or data-parallel serving).
+        self._model_tp = GPUS_PER_STAGE if gpu_axes else "tp"
         self._axis_index = {a.name: i for i, a in enumerate(self.axes)}
         size = 1
         for a in self.axes:
@@ -197,7 +217,9 @@ class ConfigSpace:
         self._defaults = {
             p: self.fixed.get(p, 1.0 if p in ("tp", "pp") else math.nan) for p in self._params
         }
-        self.derived: dict[str, Expression] = {"n_gpus": Expression("tp * pp", what="derived")}
+        self.derived: dict[str, Expression] = (
+            {} if gpu_axes else {N_GPUS: Expression("tp * pp", what="derived")}
+        )
         for k, src in (derived or {}).items():
             check_name(k, "derived")
             if k in self._axis_index or k in self._params:
@@ -387,6 +409,15 @@ class ConfigSpace:
         constraints, fixed, derived, model_axis, n_threads
             As in :class:`ConfigSpace`; constraints may remove rows too.
 
+        Notes
+        -----
+        An ``n_gpus`` column gives the GPUs that serve each row when they are not ``tp * pp``
+        (expert- or data-parallel serving, as ML.ENERGY runs its MoE models). It must be a
+        positive integer, a multiple of ``pp`` and at least ``tp * pp``. The space then has an
+        axis ``gpus_per_stage = n_gpus / pp`` next to it, which the models read as ``tp``, so
+        their per-GPU terms count the GPUs that draw power, as a model fitted with an
+        ``n_gpus`` column does (:func:`energycore._util.columns.as_model_features`).
+
         Raises
         ------
         ValueError
@@ -404,11 +435,15 @@ class ConfigSpace:
         (4, 4)
         """
         columns = _columns_of(rows)
+        gpu_axes = N_GPUS in columns
+        if gpu_axes:
+            columns = _with_gpus_per_stage(columns)
         axes: dict[str, list[Any]] = {}
         digits: list[np.ndarray] = []
         n = -1
         for name, col in columns.items():
-            check_name(name, "rows")
+            if not (gpu_axes and name in (N_GPUS, GPUS_PER_STAGE)):
+                check_name(name, "rows")
             values, codes = _axis_of(name, col)
             if n < 0:
                 n = len(codes)
@@ -422,10 +457,8 @@ class ConfigSpace:
             raise ValueError("rows: no rows; give at least one configuration")
         D = np.ascontiguousarray(np.column_stack(digits), dtype=np.int64)
         _refuse_duplicates(D, list(axes))
-        space = cls(
-            axes, constraints, fixed=fixed, derived=derived, model_axis=model_axis,
-            n_threads=n_threads,
-        )  # fmt: skip
+        space = cls.__new__(cls)
+        space._setup(axes, constraints, fixed, derived, model_axis, n_threads, gpu_axes=gpu_axes)
         space._rows = D
         space._size = n
         return space
@@ -556,7 +589,7 @@ class ConfigSpace:
         if mset.kinds:
             self._check_features(params)
         self._check_params(params, slots, [*derived, *constraints])
-        feature_slot = [slots.slot[f] for f in FEATURES]
+        feature_slot = [slots.slot[self._model_tp if f == "tp" else f] for f in FEATURES]
         key_axis = self._axis_index[self.model_axis] if mset.keyed and self.model_axis else -1
         engine = _core.SpaceEngine(
             [a.codes() for a in self.axes],
@@ -1055,7 +1088,7 @@ class ConfigSpace:
             "axes": [{"name": a.name, "kind": a.kind, "values": list(a.values)} for a in self.axes],
             "constraints": [c.source for c in self.constraints],
             "fixed": dict(self.fixed),
-            "derived": {k: e.source for k, e in self.derived.items() if k != "n_gpus"},
+            "derived": {k: e.source for k, e in self.derived.items() if k != N_GPUS},
             "model_axis": self.model_axis,
         }
         if self._rows is not None:
@@ -1119,6 +1152,11 @@ class ConfigSpace:
 
 
 # ---------------------------------------------------------------------------- from_rows input
+#: The axis :meth:`ConfigSpace.from_rows` adds beside an ``n_gpus`` column: the GPUs per
+#: pipeline stage, ``n_gpus / pp``, which the models' per-GPU terms read as ``tp``.
+GPUS_PER_STAGE = "gpus_per_stage"
+
+
 def _columns_of(rows: Any) -> dict[str, Any]:
     """The columns of a DataFrame, mapping, structured array or ``(2-D array, names)``."""
     if isinstance(rows, tuple) and len(rows) == 2 and not isinstance(rows[1], (int, float)):
@@ -1146,6 +1184,53 @@ def _columns_of(rows: Any) -> dict[str, Any]:
         f"rows: expected a DataFrame, a mapping of columns or a structured array, got "
         f"{type(rows).__name__}"
     )
+
+
+def _with_gpus_per_stage(columns: dict[str, Any]) -> dict[str, Any]:
+    """The columns with ``gpus_per_stage = n_gpus / pp`` added (or checked, when given, as in
+    a saved space); ``ValueError`` naming the row of an ``n_gpus`` that is not a positive
+    integer, a multiple of ``pp`` and at least ``tp * pp``."""
+    n = len(columns[N_GPUS]) if np.ndim(columns[N_GPUS]) == 1 else -1
+    if n < 0:
+        raise ValueError(f"rows: column {N_GPUS!r} must be one-dimensional")
+
+    def numbers(name: str) -> np.ndarray:
+        if name not in columns:
+            return np.ones(n)
+        col = columns[name]
+        try:
+            a = np.asarray(col, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"rows: column {name!r} must be numeric with {N_GPUS!r}") from None
+        if a.shape != (n,):
+            raise ValueError(f"rows: column {name!r} has {a.size} values, {N_GPUS!r} {n}")
+        bad = np.flatnonzero(~np.isfinite(a) | (a <= 0))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"rows: column {name!r} row {i}: {a[i]:g} is not a positive number")
+        return a
+
+    g, tp, pp = numbers(N_GPUS), numbers("tp"), numbers("pp")
+    for bad, rule in (
+        (g != np.floor(g), "must be an integer"),
+        (np.mod(g, pp) != 0, "must be a multiple of 'pp'"),
+        (g < tp * pp, "must be at least tp * pp"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"rows: {N_GPUS!r} {rule}, got {g[i]:g} at row {i}")
+    per_stage = g / pp
+    if GPUS_PER_STAGE in columns:
+        given = numbers(GPUS_PER_STAGE)
+        if not np.array_equal(given, per_stage):
+            i = int(np.flatnonzero(given != per_stage)[0])
+            raise ValueError(
+                f"rows: {GPUS_PER_STAGE!r} is n_gpus / pp, got {given[i]:g} at row {i} "
+                f"(n_gpus / pp = {per_stage[i]:g}); leave the column out"
+            )
+    out = dict(columns)
+    out[GPUS_PER_STAGE] = per_stage.astype(np.int64)
+    return out
 
 
 def _axis_of(name: str, col: Any) -> tuple[list[Any], np.ndarray]:
