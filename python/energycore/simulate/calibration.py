@@ -338,7 +338,8 @@ def _tune(
     x0 = list(np.log([max(defaults[n], _TUNE_FLOOR.get(n, 1e-9)) for n in names]))
     bounds = [static_power_bounds(rows, g) for g in gpus]
     x0 += [
-        np.log(min(max(get_gpu(g).idle_w, lo), hi)) for g, (lo, hi) in zip(gpus, bounds, strict=True)
+        np.log(min(max(get_gpu(g).idle_w, lo), hi))
+        for g, (lo, hi) in zip(gpus, bounds, strict=True)
     ]
     upper = {
         "compute": 1.0,

@@ -32,7 +32,10 @@ class GPU:
     tdp_w : float
         Board power limit, W.
     idle_w : float
-        Power of an idle GPU with a model loaded, W (an estimate; no vendor figure).
+        Static power, W: the draw of a serving GPU with its clocks up and no kernel running,
+        the floor of the simulator's power curve. Fitted on ML.ENERGY v3 for H100 and B200
+        (:func:`energycore.simulate.calibration.tune_static_power`); an estimate elsewhere (no
+        vendor figure).
     description : str
         Full product name.
     fp8_tflops : float
