@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from energycore.simulate.catalog import get_gpu, get_model
+from energycore.simulate.catalog import GPU, get_gpu, get_model
 from energycore.simulate.node import Efficiency, run_physics
 from energycore.simulate.simulator import CALIBRATED
 
@@ -98,6 +98,8 @@ _TUNE_FLOOR: dict[str, float] = {
     "fp8_block_ops_per_byte": 1.0,
     "ep_skew": 0.5,
 }
+#: The GPUs whose static power (``GPU.idle_w``) :func:`tune_static_power` fits on v3 rows.
+CALIBRATED_GPUS: tuple[str, ...] = ("H100", "B200")
 DATASET = "mlenergy-leaderboard-v3-llm/llm_configs.csv"
 
 
@@ -134,6 +136,7 @@ def compare(
     rows: Sequence[dict[str, Any]],
     efficiency: Efficiency | None = None,
     input_len: dict[str, float] | None = None,
+    gpus: dict[str, GPU] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per measured row: the configuration, measured and simulated figures, ratios.
 
@@ -142,9 +145,11 @@ def compare(
     token, as chunked prefill spreads the prompts over the decode steps; measured: median
     inter-token latency) and of per-GPU power. ``valid`` says whether the simulator accepted
     the configuration with its memory rule; ``queued`` whether the measured batch exceeds what
-    its KV cache holds.
+    its KV cache holds. ``gpus`` replaces catalogue GPUs by name (used by :func:`tune` to try
+    static powers).
     """
     eff = CALIBRATED if efficiency is None else efficiency
+    gpus = {} if gpus is None else gpus
     lens = ASSUMED_INPUT_LEN if input_len is None else input_len
     out: list[dict[str, Any]] = []
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -156,7 +161,7 @@ def compare(
         batch = np.array([max(1, round(float(r["avg_batch_size"]))) for r in grp], dtype=float)
         out_len = np.array([round(float(r["avg_output_len"])) for r in grp], dtype=float)
         sim = run_physics(
-            get_gpu(gpu),
+            gpus.get(gpu) or get_gpu(gpu),
             get_model(model),
             tp,
             1.0,
@@ -284,13 +289,58 @@ def tune(
     per-GPU power over the rows of :data:`TUNING_MODELS` (the others are never seen), so the
     largest ratios are pulled in without one row dominating. Used once to set the calibrated
     defaults; kept so the calibration can be redone when the data or the physics change.
+    The GPUs keep their catalogue static power; :func:`tune_static_power` also fits it.
     """
+    return _tune(rows, start, names, ())[0]
+
+
+def static_power_bounds(rows: Sequence[dict[str, Any]], gpu: str) -> tuple[float, float]:
+    """Physical bounds of a GPU's static power (``GPU.idle_w``) for :func:`tune_static_power`:
+    at least 10 % of its TDP (an idle board), at most 90 % of the lowest per-GPU power measured
+    on it in the tuning rows (a serving GPU draws more than its floor, and even the
+    lowest-power row does some work)."""
+    meas = [
+        float(r["avg_power_watts"]) / float(r["num_gpus"])
+        for r in rows
+        if r["gpu_model"] == gpu and r["nickname"] in TUNING_MODELS
+    ]
+    if not meas:
+        raise ValueError(f"gpu: no tuning rows measured on '{gpu}'")
+    g = get_gpu(gpu)
+    return 0.1 * g.tdp_w, 0.9 * min(meas)
+
+
+def tune_static_power(
+    rows: Sequence[dict[str, Any]],
+    start: Efficiency | None = None,
+    names: Sequence[str] = TUNED,
+    gpus: Sequence[str] = CALIBRATED_GPUS,
+) -> tuple[Efficiency, dict[str, float]]:
+    """:func:`tune`, also fitting the static power (``idle_w``: the draw of a serving GPU with
+    its clocks up and no kernel running) of each GPU in ``gpus``, within
+    :func:`static_power_bounds`. Returns the factors and ``{gpu: idle_w}``."""
+    return _tune(rows, start, names, tuple(gpus))
+
+
+def _tune(
+    rows: Sequence[dict[str, Any]],
+    start: Efficiency | None,
+    names: Sequence[str],
+    gpus: tuple[str, ...],
+) -> tuple[Efficiency, dict[str, float]]:
+    from dataclasses import replace as dc_replace
+
     from scipy.optimize import least_squares
 
     base = Efficiency() if start is None else start
     rows = [r for r in rows if r["nickname"] in TUNING_MODELS]
     defaults = {f.name: getattr(base, f.name) for f in fields(Efficiency)}
-    x0 = np.log([max(defaults[n], _TUNE_FLOOR.get(n, 1e-9)) for n in names])
+    x0 = list(np.log([max(defaults[n], _TUNE_FLOOR.get(n, 1e-9)) for n in names]))
+    bounds = [static_power_bounds(rows, g) for g in gpus]
+    x0 += [
+        np.log(min(max(get_gpu(g).idle_w, lo), hi))
+        for g, (lo, hi) in zip(gpus, bounds, strict=True)
+    ]
     upper = {
         "compute": 1.0,
         "bandwidth": 1.0,
@@ -299,19 +349,25 @@ def tune(
         "power_exponent": 1.0,
     }
 
-    def make(x: np.ndarray) -> Efficiency:
-        vals = {n: float(np.exp(v)) for n, v in zip(names, x, strict=True)}
+    def make(x: np.ndarray) -> tuple[Efficiency, dict[str, float]]:
+        vals = {n: float(np.exp(v)) for n, v in zip(names, x[: len(names)], strict=True)}
         for n, hi in upper.items():
             if n in vals:
                 vals[n] = min(vals[n], hi)
-        return base.replace(**vals)
+        idle = {
+            g: float(np.clip(np.exp(v), lo, hi))
+            for g, v, (lo, hi) in zip(gpus, x[len(names) :], bounds, strict=True)
+        }
+        return base.replace(**vals), idle
 
     def resid(x: np.ndarray) -> np.ndarray:
-        recs = [r for r in compare(rows, make(x)) if r["valid"]]
+        eff, idle = make(x)
+        over = {g: dc_replace(get_gpu(g), idle_w=w) for g, w in idle.items()}
+        recs = [r for r in compare(rows, eff, gpus=over) if r["valid"]]
         keys = ("energy_ratio", "itl_ratio", "power_ratio")
         return np.log([r[k] for r in recs for k in keys])
 
-    fit = least_squares(resid, x0, loss="soft_l1", f_scale=0.1)
+    fit = least_squares(resid, np.array(x0), loss="soft_l1", f_scale=0.1)
     return make(fit.x)
 
 

@@ -32,7 +32,10 @@ class GPU:
     tdp_w : float
         Board power limit, W.
     idle_w : float
-        Power of an idle GPU with a model loaded, W (an estimate; no vendor figure).
+        Static power, W: the draw of a serving GPU with its clocks up and no kernel running,
+        the floor of the simulator's power curve. Fitted on ML.ENERGY v3 for H100 and B200
+        (:func:`energycore.simulate.calibration.tune_static_power`); an estimate elsewhere (no
+        vendor figure).
     description : str
         Full product name.
     fp8_tflops : float
@@ -338,7 +341,7 @@ for _g in (
         "NVIDIA A100 80GB PCIe (no NVLink bridge: PCIe Gen4 x16 between GPUs)",
         fp32_tflops=19.5,
     ),
-    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 75.0, "NVIDIA H100 SXM5 80GB", 1979.0, 67.0),
+    GPU("H100", 989.0, 80.0, 3.35, 450.0, 700.0, 70.0, "NVIDIA H100 SXM5 80GB", 1979.0, 67.0),
     GPU("H200", 989.0, 141.0, 4.8, 450.0, 700.0, 75.0, "NVIDIA H200 SXM 141GB", 1979.0, 67.0),
     GPU(
         "B200",
@@ -347,7 +350,7 @@ for _g in (
         8.0,
         900.0,
         1000.0,
-        140.0,
+        305.0,  # static power calibrated on ML.ENERGY v3 (docs/simulator.md)
         "NVIDIA B200 (HGX/DGX B200, 180GB)",
         4500.0,
         75.0,

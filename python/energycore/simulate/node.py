@@ -106,23 +106,23 @@ class Efficiency:
 
     compute: float = 1.0
     gemm_half_tokens: float = 48.0
-    bandwidth: float = 0.83
+    bandwidth: float = 0.81
     link: float = 0.7
     roofline_sharpness: float = 3.0
     layer_overhead_s: float = 10e-6
-    step_overhead_s: float = 2.3e-3
-    host_s_per_seq: float = 56e-6
+    step_overhead_s: float = 2.0e-3
+    host_s_per_seq: float = 54e-6
     allreduce_latency_s: float = 8e-6
     p2p_latency_s: float = 12e-6
-    power_compute: float = 1.21
-    power_memory: float = 0.60
-    power_exponent: float = 0.56
-    wait_power: float = 0.72
-    comm_power: float = 0.21
-    ep_skew: float = 1.2
-    a2a_latency_s: float = 20e-6
-    moe_layer_overhead_s: float = 8e-6
-    fp8_block_ops_per_byte: float = 28.0
+    power_compute: float = 1.27
+    power_memory: float = 0.62
+    power_exponent: float = 0.59
+    wait_power: float = 0.70
+    comm_power: float = 0.24
+    ep_skew: float = 0.76
+    a2a_latency_s: float = 21e-6
+    moe_layer_overhead_s: float = 16e-6
+    fp8_block_ops_per_byte: float = 26.0
     memory_fraction: float = 0.9
 
     def __post_init__(self) -> None:
