@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -211,7 +212,9 @@ def _evals(x: float, budget: int) -> str:
     return f"{x:.0f}" if np.isfinite(x) else f"> {budget}"
 
 
-def eval_tuner(seeds: int, budget: int, gpus: list[str] | None = None) -> None:
+def eval_tuner(
+    seeds: int, budget: int, gpus: list[str] | None = None, extra: dict | None = None
+) -> None:
     from energycore.learn.transfer import TransferScorer
     from energycore.learn.tuner import Tuner
     from energycore.tune import CacheReplay
@@ -226,11 +229,14 @@ def eval_tuner(seeds: int, budget: int, gpus: list[str] | None = None) -> None:
           "fixed: the prior's weight 50 / (n + 50) (prior_adapt=False, prior_explore=0); "
           "adaptive: the defaults; cold + top told: a cold start told the sources' consensus "
           "best configuration before its first batch\n")  # fmt: skip
+    extra = extra or {}
+    if extra:
+        print(f"warm columns with the extra Tuner options {extra}\n")
     print("| held-out | cold | warm, fixed | warm, adaptive | warm / cold (0.1 %) fixed -> "
           "adaptive | cold + top told | round overhead cold / fixed / adaptive |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    modes = {"cold": None, "fixed": {"prior_adapt": False, "prior_explore": 0.0},
-             "adaptive": {}, "told": None}  # fmt: skip
+    modes = {"cold": None, "fixed": {"prior_adapt": False, "prior_explore": 0.0, **extra},
+             "adaptive": dict(extra), "told": None}  # fmt: skip
     for tg in gpus or GPUS:
         rep = reps[tg]
         v = rep.values()
@@ -456,6 +462,9 @@ def main() -> None:
     ap.add_argument("--tuner-seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--only", choices=["scorers", "tuner", "energy", "sim"], default=None)
+    ap.add_argument("--tuner-kw", default="{}",
+                    help="JSON object of extra Tuner options for the warm columns, e.g. "
+                         "'{\"local\": 0.0}'")  # fmt: skip
     ap.add_argument("--gpus", default=",".join(GPUS),
                     help="held-out GPUs of the scorer and tuner sections (comma-separated)")  # fmt: skip
     a = ap.parse_args()
@@ -463,6 +472,12 @@ def main() -> None:
     bad = [g for g in gpus if g not in GPUS]
     if bad or not gpus:
         ap.error(f"--gpus: expected some of {','.join(GPUS)}, got {a.gpus!r}")
+    try:
+        extra = json.loads(a.tuner_kw)
+    except json.JSONDecodeError as e:
+        ap.error(f"--tuner-kw: not JSON ({e})")
+    if not isinstance(extra, dict):
+        ap.error(f"--tuner-kw: expected a JSON object, got {a.tuner_kw!r}")
     t0 = time.perf_counter()
     warnings.simplefilter("ignore")
     if a.only in (None, "scorers"):
@@ -472,7 +487,7 @@ def main() -> None:
     if a.only in (None, "sim"):
         eval_sim(min(a.seeds, 10))
     if a.only in (None, "tuner"):
-        eval_tuner(a.tuner_seeds, a.budget, gpus)
+        eval_tuner(a.tuner_seeds, a.budget, gpus, extra)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 
