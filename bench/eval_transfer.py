@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -79,11 +80,14 @@ def fmt(rows: list[dict[str, float]]) -> str:
             f"{np.mean([r['top5'] for r in rows]):.2f} / {np.median(s):.2f} ({(s >= 0.9).mean():.0%})")  # fmt: skip
 
 
-def eval_scorers(seeds: int) -> None:
+def eval_scorers(seeds: int, gpus: list[str] | None = None) -> None:
     from energycore.learn.scorers import PerformanceScorer
     from energycore.learn.transfer import TransferScorer
+    from energycore.tune import CacheReplay
 
-    X, y, _ = load_conv()
+    X, y, d = load_conv()
+    if gpus is None:
+        gpus = GPUS
     A = X.to_numpy(float)
     n = len(A)
     print("\n## Scorers: leave-one-GPU-out, benchmark-hub-convolution")
@@ -92,10 +96,12 @@ def eval_scorers(seeds: int) -> None:
     print("| held-out | method | " + " | ".join(f"k={k}" for k in KS) + " |")
     print("|---|---|" + "---|" * len(KS))
     summary = {}
-    for tg in GPUS:
+    for tg in gpus:
         t0 = time.perf_counter()
         src = {g: (X, y[g]) for g in GPUS if g != tg}
         ts = TransferScorer().fit_sources(src)
+        rep = CacheReplay.from_frame(d[d.gpu == tg].drop(columns="gpu"), CONV, device_name=tg,
+                                     kernel_name="convolution", problem_size=[4096, 4096])  # fmt: skip
         S = ts.source_scores(X)
         yt = y[tg]
         # params-only transfer: one model on the pooled sources (log time z-scored per source)
@@ -109,7 +115,8 @@ def eval_scorers(seeds: int) -> None:
                                    subsample=0.8, n_jobs=1).fit(np.vstack(Xp), np.concatenate(yp))  # fmt: skip
         ps = pooled.predict(A)
         rows: dict[str, list[str]] = {m: [] for m in ("transfer", "transfer, active",
-                                                       "params-only", "target-only", "random")}  # fmt: skip
+                                                       "warm tuner", "params-only",
+                                                       "target-only", "random")}  # fmt: skip
         for k in KS:
             res: dict[str, list[dict[str, float]]] = {m: [] for m in rows}
             for seed in range(seeds if k else 1):
@@ -119,6 +126,8 @@ def eval_scorers(seeds: int) -> None:
                 u = ts.utility(A)
                 res["transfer"].append(metrics(np.argsort(-u, kind="stable"), u, yt))
                 res["transfer, active"].append(active(ts, A, S, yt, k, seed))
+                if k >= 5:
+                    res["warm tuner"].append(warm_tuner(ts, rep, A, S, yt, k, seed))
                 res["params-only"].append(metrics(np.argsort(-ps), ps, yt))
                 if k >= 5:
                     ok = np.isfinite(yt[idx])
@@ -173,6 +182,27 @@ def active(ts, A: np.ndarray, S: np.ndarray, yt: np.ndarray, k: int, seed: int) 
     return metrics(np.argsort(-u, kind="stable"), u, yt)
 
 
+def warm_tuner(ts, rep, A: np.ndarray, S: np.ndarray, yt: np.ndarray, k: int, seed: int) -> dict:
+    """k target rows chosen by the warm-started Tuner (``prior=`` the source-fitted scorer,
+    budget k, batch 5); predicted top 5 = the measured rows by their values, then the
+    transferred score adapted to them."""
+    from energycore.learn.tuner import Tuner
+
+    t = Tuner(rep, budget=k, batch=5, seed=seed, prior=ts)
+    asked: list[int] = []
+    while not t.done:
+        c = t.ask()
+        t.tell(c, [rep(x) for x in c])
+        asked += [rep.index_of(x) for x in c]
+    idx = np.asarray(asked, dtype=np.intp)
+    ts.fit_target(A[idx], yt[idx], scores=S[idx])
+    u = ts.utility(A)
+    good = np.isfinite(yt[idx])
+    # measured rows first, fastest first (above every unmeasured row); failed ones last
+    u[idx] = np.where(good, 1e6 - np.log(np.where(good, yt[idx], 1.0)), -np.inf)
+    return metrics(np.argsort(-u, kind="stable"), None, yt)
+
+
 def evals_to(values: np.ndarray, thr: float) -> float:
     hit = np.flatnonzero(np.isfinite(values) & (values <= thr))
     return float(hit[0] + 1) if hit.size else np.inf
@@ -182,7 +212,9 @@ def _evals(x: float, budget: int) -> str:
     return f"{x:.0f}" if np.isfinite(x) else f"> {budget}"
 
 
-def eval_tuner(seeds: int, budget: int) -> None:
+def eval_tuner(
+    seeds: int, budget: int, gpus: list[str] | None = None, extra: dict | None = None
+) -> None:
     from energycore.learn.transfer import TransferScorer
     from energycore.learn.tuner import Tuner
     from energycore.tune import CacheReplay
@@ -197,12 +229,15 @@ def eval_tuner(seeds: int, budget: int) -> None:
           "fixed: the prior's weight 50 / (n + 50) (prior_adapt=False, prior_explore=0); "
           "adaptive: the defaults; cold + top told: a cold start told the sources' consensus "
           "best configuration before its first batch\n")  # fmt: skip
+    extra = extra or {}
+    if extra:
+        print(f"warm columns with the extra Tuner options {extra}\n")
     print("| held-out | cold | warm, fixed | warm, adaptive | warm / cold (0.1 %) fixed -> "
           "adaptive | cold + top told | round overhead cold / fixed / adaptive |")  # fmt: skip
     print("|---|---|---|---|---|---|---|")
-    modes = {"cold": None, "fixed": {"prior_adapt": False, "prior_explore": 0.0},
-             "adaptive": {}, "told": None}  # fmt: skip
-    for tg in GPUS:
+    modes = {"cold": None, "fixed": {"prior_adapt": False, "prior_explore": 0.0, **extra},
+             "adaptive": dict(extra), "told": None}  # fmt: skip
+    for tg in gpus or GPUS:
         rep = reps[tg]
         v = rep.values()
         ok = np.sort(v[np.isfinite(v)])
@@ -427,17 +462,32 @@ def main() -> None:
     ap.add_argument("--tuner-seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=400)
     ap.add_argument("--only", choices=["scorers", "tuner", "energy", "sim"], default=None)
+    ap.add_argument("--tuner-kw", default="{}",
+                    help="JSON object of extra Tuner options for the warm columns, e.g. "
+                         "'{\"local\": 0.0}'")  # fmt: skip
+    ap.add_argument("--gpus", default=",".join(GPUS),
+                    help="held-out GPUs of the scorer and tuner sections (comma-separated)")  # fmt: skip
     a = ap.parse_args()
+    gpus = [g for g in a.gpus.split(",") if g]
+    bad = [g for g in gpus if g not in GPUS]
+    if bad or not gpus:
+        ap.error(f"--gpus: expected some of {','.join(GPUS)}, got {a.gpus!r}")
+    try:
+        extra = json.loads(a.tuner_kw)
+    except json.JSONDecodeError as e:
+        ap.error(f"--tuner-kw: not JSON ({e})")
+    if not isinstance(extra, dict):
+        ap.error(f"--tuner-kw: expected a JSON object, got {a.tuner_kw!r}")
     t0 = time.perf_counter()
     warnings.simplefilter("ignore")
     if a.only in (None, "scorers"):
-        eval_scorers(a.seeds)
+        eval_scorers(a.seeds, gpus)
     if a.only in (None, "energy"):
         eval_energy(a.seeds)
     if a.only in (None, "sim"):
         eval_sim(min(a.seeds, 10))
     if a.only in (None, "tuner"):
-        eval_tuner(a.tuner_seeds, a.budget)
+        eval_tuner(a.tuner_seeds, a.budget, gpus, extra)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 

@@ -125,3 +125,32 @@ def test_tuner_prior_bad_inputs() -> None:
         Tuner(space, prior=[1, 2])
     with pytest.raises(ValueError, match="prior_rows"):
         Tuner(space, prior_rows=0)
+
+
+def test_tuner_takes_a_fitted_transfer_scorer_as_prior(sources: dict) -> None:
+    X = _space()
+    target = _time(X, 5.0, 0.7)
+    space = {k: v.astype(int).tolist() for k, v in X.items()}
+    ts = TransferScorer(random_state=0).fit_sources(sources)
+    given = Tuner(space, budget=24, batch=8, seed=0, prior=ts)
+    built = Tuner(space, budget=24, batch=8, seed=0,
+                  prior={n: _frame(Xs, ys) for n, (Xs, ys) in sources.items()})  # fmt: skip
+    for _ in range(3):  # the same rounds as the prior built from the same source tables
+        a, b = given.ask(), built.ask()
+        assert a == b
+        vals = [float(target[given.index_of(c)]) for c in a]
+        given.tell(a, vals)
+        built.tell(b, vals)
+    assert given.prior_ is ts and given.prior_.n_target_ == 16  # re-weighted on the target rows
+    assert given.prior_trust_ == built.prior_trust_
+
+
+def test_tuner_rejects_a_scorer_of_other_parameters(sources: dict) -> None:
+    X = _space()
+    space = {k: v.astype(int).tolist() for k, v in X.items()}
+    renamed = {
+        n: ({"a": Xs["a"], "b": Xs["b"], "d": Xs["c"]}, ys) for n, (Xs, ys) in sources.items()
+    }
+    ts = TransferScorer().fit_sources(renamed)
+    with pytest.raises(ValueError, match="are not the space's"):
+        Tuner(space, prior=ts)
