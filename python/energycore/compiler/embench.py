@@ -103,14 +103,12 @@ def ir_features(ir_text: str) -> dict[str, int]:
     ``op:load``, ``op:br``, ``op:mul``), over the same lines as
     :func:`count_ir_instructions`."""
     feats: dict[str, int] = {"functions": 0, "blocks": 0, "instructions": 0}
-    inside = False
+    inside = fresh = False
     for raw in ir_text.splitlines():
         line = raw.strip()
         if not inside:
-            inside = raw.startswith("define ") and line.endswith("{")
-            if inside:
-                feats["functions"] += 1
-                feats["blocks"] += 1
+            inside = fresh = raw.startswith("define ") and line.endswith("{")
+            feats["functions"] += inside
             continue
         if raw.startswith("}"):
             inside = False
@@ -119,7 +117,11 @@ def ir_features(ir_text: str) -> dict[str, int]:
             continue
         if _LABEL.match(line):
             feats["blocks"] += 1
+            fresh = False
             continue
+        if fresh:  # an entry block without a label
+            feats["blocks"] += 1
+            fresh = False
         words = _ASSIGN.sub("", line).split()
         while words and words[0] in _OPCODE_SKIP:
             words = words[1:]
