@@ -1,21 +1,30 @@
 """Optimisation selection and phase ordering on Embench-IoT with clang/opt (issue 15, item 3).
 
-1. Code size, per program: search the pipeline space (a level x a pass sequence x before/after)
-   with each strategy at the same number of evaluations; IR instructions of the best verified
-   pipeline relative to ``-Oz`` (geometric mean over programs), evaluations, failures.
-2. Code size, leave one program out: the best pipelines the tuner found on each program form a
-   candidate set; every candidate is measured on every program; for each held-out program the
-   policy is the candidate with the best geometric-mean ratio to ``-Oz`` on the *other*
-   programs (verified on all of them), applied to the held-out one.
-3. Run time, leave one program out: a seeded sample of pipelines around ``-O2``/``-O3`` (plus
-   the levels themselves) is timed on every program at a scale factor that runs ~0.1 s; the
-   policy for a held-out program is the best geometric-mean speed-up over ``-O3`` on the
-   others.
+1. Code size, per program: search the pipeline space (a level x a pass sequence x before/after
+   x the ``SIZE_OPTIONS`` switch axes that edit ``-Oz``) with each strategy at the same number
+   of evaluations; IR instructions of the best verified pipeline relative to ``-Oz``
+   (geometric mean over programs), evaluations, failures.
+2. Code size, leave one program out: the best pipelines the first strategy found on each
+   program form a candidate set; every candidate is measured on every program; for each
+   held-out program the policy is the candidate with the best geometric-mean ratio to ``-Oz``
+   on the *other* programs (verified on all of them), applied to the held-out one.
+3. Run time, leave one program out: 24 candidates (-O3, a copy of -O3 as a noise control,
+   -O2, -O3 with opt switches, and the same with ``llc -mcpu=native``) are screened on every
+   program, interleaved, CPU time, least of ``--repeats`` rounds, at a scale factor where -O3
+   runs ``--target-s`` CPU seconds. Per held-out program two policies choose from the *other*
+   programs' timings only: the best geometric-mean speed-up over -O3 (one pipeline), and the
+   same over the ``--knn`` programs nearest in IR opcode mix. The held-out program then
+   re-times -O3, its copy, -O3 with ``llc -mcpu=native`` and the picks in a fresh
+   interleaved run of ``--confirm`` rounds; speed-ups are reported vs -O3 and vs -O3 with the
+   pick's codegen switch.
 
-    python bench/eval_compiler.py                      # ~10 min on 2 shared cores
-    python bench/eval_compiler.py --programs crc32 edn --budget 20 --rt-candidates 4
+    python bench/eval_compiler.py --budget 120 --strategies tuner+local random --skip-runtime
+    python bench/eval_compiler.py --skip-size --target-s 0.08 --out bench/eval_compiler_rt.json \\
+        --programs aha-mont64 crc32 edn huffbench matmult-int md5sum nettle-aes nettle-sha256 \\
+        picojpeg sglib-combined slre ud
+    python bench/eval_compiler.py --programs crc32 md5sum --budget 12 --repeats 2 --confirm 3
 
-Run time is wall time of the whole process (least of ``--repeats`` runs), on a shared machine.
+Each took ~39 min on 2 shared cores (run side by side, load 10-15).
 """
 
 from __future__ import annotations
