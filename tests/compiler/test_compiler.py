@@ -11,12 +11,16 @@ import pytest
 from energycore.compiler import (
     LEVELS,
     PASSES,
+    SIZE_OPTIONS,
+    SPEED_OPTIONS,
     Build,
     Toolchain,
+    config_options,
     config_passes,
     count_ir_instructions,
     embench_programs,
     find_toolchain,
+    ir_features,
     pass_kind,
     pipeline_space,
     pipeline_text,
@@ -47,6 +51,35 @@ define void @e() {
 def test_count_ir_instructions_counts_only_body_instructions() -> None:
     assert count_ir_instructions(IR) == 4  # add, br, ret, ret void
     assert count_ir_instructions("declare void @x()\n") == 0
+
+
+def test_ir_features_count_opcodes_blocks_and_functions() -> None:
+    f = ir_features(IR)
+    assert f["functions"] == 2 and f["blocks"] == 3  # f: entry + odd.label; e: entry
+    assert f["instructions"] == count_ir_instructions(IR) == 4
+    assert (f["op:add"], f["op:br"], f["op:ret"]) == (1, 1, 2)
+    assert sum(v for k, v in f.items() if k.startswith("op:")) == f["instructions"]
+    call = "define void @c() {\n  %1 = tail call i32 @h(i32 1)\n  call void @e()\n  ret void\n}\n"
+    assert ir_features(call)["op:call"] == 2
+
+
+def test_option_axes_of_the_pipeline_space() -> None:
+    opts = {"opt_unroll": ("", "-disable-loop-unrolling"), "llc_cpu": ("", "-mcpu=native")}
+    sp = pipeline_space(["gvn"], max_len=1, levels=("Oz",), place=("after",), options=opts)
+    assert sp.size() == 2 * 2 * 2
+    cfgs = list(sp)
+    got = {tuple(map(tuple, config_options(c))) for c in cfgs}
+    assert got == {((), ()), (("-disable-loop-unrolling",), ()), ((), ("-mcpu=native",)),
+                   (("-disable-loop-unrolling",), ("-mcpu=native",))}  # fmt: skip
+    assert config_options({"opt_a": "-x -y", "level": "Oz", "llc_b": ""}) == (["-x", "-y"], [])
+    for name, vals in [*SIZE_OPTIONS.items(), *SPEED_OPTIONS.items()]:
+        assert name.startswith("opt_") and vals[0] == ""
+    with pytest.raises(ValueError, match="options"):
+        pipeline_space(options={"unroll": ("", "-x")})
+    with pytest.raises(ValueError, match="options"):
+        pipeline_space(options={"opt_unroll": ("", "disable")})
+    with pytest.raises(ValueError, match="options"):
+        pipeline_space(options={"opt_unroll": ()})
 
 
 def test_pipeline_text_wraps_runs_of_one_kind() -> None:
@@ -199,3 +232,62 @@ def test_search_refuses_bad_arguments(build) -> None:
         search(build, sp, strategy="annealing", budget=2)
     with pytest.raises(ValueError, match="objective"):
         search(build, sp, objective="speed", budget=2)
+
+
+def test_opt_and_llc_switches_are_applied_and_checked(build) -> None:
+    oz = build.evaluate(["Oz"])
+    nu = build.evaluate(["Oz"], opt_args=["-disable-loop-unrolling"])
+    assert nu["status"] == "ok" and nu["verified"] and nu["opt_args"] == ["-disable-loop-unrolling"]
+    assert nu["ir_instructions"] <= oz["ir_instructions"]
+    if build.program == "matmult-int":  # Oz fully unrolls its small constant loops
+        assert nu["ir_instructions"] < 0.8 * oz["ir_instructions"]
+    bad = build.evaluate(["Oz"], opt_args=["-no-such-switch"])
+    assert bad["status"] == "failed" and bad["stage"] == "opt"
+    bad = build.evaluate(["O2"], llc_args=["-mcpu=no-such-cpu-xyz", "-no-such-switch"])
+    assert bad["status"] == "failed" and bad["stage"] == "codegen"
+    for wrong in ("-O2", ["O2"], ["-o", "x"], ["-passes=gvn"]):
+        with pytest.raises(ValueError, match="opt_args"):
+            build.evaluate(["O2"], opt_args=wrong)
+    with pytest.raises(ValueError, match="timer"):
+        build.evaluate(["O2"], timer="gpu")
+    f = build.features(["Oz"])
+    assert f["instructions"] == oz["ir_instructions"] and f["functions"] >= 2
+    with pytest.raises(ValueError, match="passes"):
+        build.features("function(no-such-pass)")
+
+
+def test_compare_times_pipelines_interleaved(toolchain, embench) -> None:
+    with Build("crc32", embench, toolchain=toolchain) as b:
+        specs = [{"passes": ["O3"]}, {"passes": "internalize,globaldce"},
+                 {"passes": ["O2"], "opt_args": ["-inline-threshold=500"]}, {"passes": ["O3"]}]  # fmt: skip
+        out = b.compare(specs, repeats=3, timer="cpu")
+        assert [o["status"] for o in out] == ["ok", "failed", "ok", "ok"]
+        assert out[1]["stage"] == "link" and math.isnan(out[1]["run_s"])
+        for o in (out[0], out[2], out[3]):
+            assert o["verified"] and 0 < o["run_s"] < 60
+        assert out[0]["ir_instructions"] == out[3]["ir_instructions"]
+        assert out[2]["opt_args"] == ["-inline-threshold=500"]
+        wall = b.compare(specs[:1], repeats=1, timer="wall")
+        assert wall[0]["run_s"] > 0
+        with pytest.raises(ValueError, match="repeats"):
+            b.compare(specs, repeats=0)
+        with pytest.raises(ValueError, match="pipelines"):
+            b.compare([])
+        with pytest.raises(ValueError, match="pipelines"):
+            b.compare([{"opt_args": []}])
+        with pytest.raises(ValueError, match="timer"):
+            b.compare(specs, timer="gpu")
+        r = b.evaluate(["O2"], repeats=2, timer="cpu")
+        assert r["status"] == "ok" and 0 < r["run_s"] < 60
+
+
+def test_search_over_option_axes(build) -> None:
+    sp = pipeline_space(["instcombine", "simplifycfg"], max_len=1, levels=("Oz",),
+                        place=("after",), options={"opt_unroll": SIZE_OPTIONS["opt_unroll"]})  # fmt: skip
+    out = search(build, sp, strategy="random", budget=6, seed=0)
+    assert out["evaluations"] == 6 and out["failed"] == 0
+    opts = {tuple(r.get("opt_args", ())) for _, r in out["records"]}
+    assert opts == {(), ("-disable-loop-unrolling",)}  # the pool is the whole space (6)
+    assert out["best_options"] == config_options(out["best"])
+    best = next(r for c, r in out["records"] if c == out["best"])
+    assert best["ir_instructions"] == out["best_value"]

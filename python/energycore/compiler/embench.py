@@ -22,19 +22,28 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from energycore.compiler.passes import pipeline_text
 from energycore.compiler.toolchain import Toolchain, find_toolchain
 
-__all__ = ["EMBENCH_PROGRAMS", "Build", "count_ir_instructions", "embench_programs"]
+__all__ = [
+    "EMBENCH_PROGRAMS",
+    "Build",
+    "count_ir_instructions",
+    "embench_programs",
+    "ir_features",
+]
 
 #: The 19 programs of Embench-IoT 2.0.
 EMBENCH_PROGRAMS = [
@@ -84,6 +93,45 @@ def count_ir_instructions(ir_text: str) -> int:
     return n
 
 
+_ASSIGN = re.compile(r"^[%@][-\w.$\"]+\s*=\s*")
+_OPCODE_SKIP = {"tail", "musttail", "notail", "volatile", "atomic"}
+
+
+def ir_features(ir_text: str) -> dict[str, int]:
+    """Static features of textual LLVM IR: ``functions`` (definitions), ``blocks`` (labels
+    plus entry blocks), ``instructions`` and one ``op:<opcode>`` count per opcode seen (e.g.
+    ``op:load``, ``op:br``, ``op:mul``), over the same lines as
+    :func:`count_ir_instructions`."""
+    feats: dict[str, int] = {"functions": 0, "blocks": 0, "instructions": 0}
+    inside = fresh = False
+    for raw in ir_text.splitlines():
+        line = raw.strip()
+        if not inside:
+            inside = fresh = raw.startswith("define ") and line.endswith("{")
+            feats["functions"] += inside
+            continue
+        if raw.startswith("}"):
+            inside = False
+            continue
+        if not line or line.startswith(";"):
+            continue
+        if _LABEL.match(line):
+            feats["blocks"] += 1
+            fresh = False
+            continue
+        if fresh:  # an entry block without a label
+            feats["blocks"] += 1
+            fresh = False
+        words = _ASSIGN.sub("", line).split()
+        while words and words[0] in _OPCODE_SKIP:
+            words = words[1:]
+        if words:
+            feats["instructions"] += 1
+            key = "op:" + words[0].rstrip(",")
+            feats[key] = feats.get(key, 0) + 1
+    return feats
+
+
 def embench_programs(root: str | Path) -> list[str]:
     """The program folders under ``root/src`` (``ValueError`` when ``root`` is no Embench)."""
     src = Path(root) / "src"
@@ -113,6 +161,23 @@ def _run(cmd: Sequence[str | Path], timeout: float, cwd: Path | None = None) -> 
     except subprocess.TimeoutExpired:
         return _Run(-999, f"timed out after {timeout:g} s", time.perf_counter() - t0)
     return _Run(p.returncode, (p.stderr or p.stdout)[-2000:], time.perf_counter() - t0)
+
+
+def _check_timer(timer: str) -> None:
+    if timer not in ("wall", "cpu"):
+        raise ValueError(f"timer: expected 'wall' or 'cpu', got {timer!r}")
+
+
+def _check_args(name: str, args: Sequence[str]) -> list[str]:
+    if isinstance(args, str):
+        raise ValueError(f"{name}: expected a sequence of options, not one string")
+    out = list(args)
+    for a in out:
+        if not isinstance(a, str) or not a.startswith("-") or a in ("-o", "-S") or "\n" in a:
+            raise ValueError(f"{name}: expected options starting with '-' (not -o/-S), got {a!r}")
+        if a.startswith("-passes"):
+            raise ValueError(f"{name}: give the pipeline as passes, not {a!r}")
+    return out
 
 
 class Build:
@@ -205,7 +270,14 @@ class Build:
             raise ValueError(f"program: llvm-link failed: {r.out}")
 
     def evaluate(
-        self, passes: Sequence[str] | str, *, repeats: int = 0, verify: bool = True
+        self,
+        passes: Sequence[str] | str,
+        *,
+        repeats: int = 0,
+        verify: bool = True,
+        opt_args: Sequence[str] = (),
+        llc_args: Sequence[str] = (),
+        timer: str = "wall",
     ) -> dict[str, Any]:
         """Apply a pipeline and measure it.
 
@@ -215,73 +287,214 @@ class Build:
             The pipeline (a list is turned into text by
             :func:`~energycore.compiler.pipeline_text`; levels as ``"Oz"`` or ``"default<Oz>"``).
         repeats : int
-            Timed runs (least wall time is ``run_s``); 0: run once to verify, untimed.
+            Timed runs (least time is ``run_s``); 0: run once to verify, untimed.
         verify : bool
             Link and run the program (``False``: IR and ``.text`` only, no validity check).
+        opt_args, llc_args : sequence of str
+            Extra options for ``opt`` (e.g. ``"-unroll-threshold=600"``) and ``llc`` (e.g.
+            ``"-mcpu=native"``); each must start with ``-``.
+        timer : {"wall", "cpu"}
+            ``run_s`` as wall time of the process, or its user + system CPU time (less
+            disturbed by other processes on a shared machine).
 
         Returns
         -------
         dict
             ``status`` (``"ok"`` or ``"failed"``), ``ir_instructions``, ``text_bytes``,
             ``verified``, ``run_s`` (NaN when untimed), ``stage`` and ``error`` on failure,
-            ``pipeline`` (the text given to opt) and ``seconds`` (time of the evaluation).
+            ``pipeline`` (the text given to opt), ``opt_args``, ``llc_args`` and ``seconds``
+            (time of the evaluation).
         """
-        t0 = time.perf_counter()
-        text = passes if isinstance(passes, str) else pipeline_text(list(passes))
-        self._n += 1
-        tag = hashlib.sha1(text.encode()).hexdigest()[:10] + f"-{self._n}"
-        ll, obj, exe = (self.dir / f"{tag}{e}" for e in (".ll", ".o", ".exe"))
-        out: dict[str, Any] = {"pipeline": text, "status": "ok", "verified": False}
-        out["run_s"] = math.nan
-
-        def fail(stage: str, error: str) -> dict[str, Any]:
-            out.update(status="failed", stage=stage, error=error.strip()[-500:])
-            out["seconds"] = time.perf_counter() - t0
-            return out
-
+        _check_timer(timer)
+        out, exe = self._compile(passes, opt_args, llc_args, link=verify)
         try:
-            r = _run([self.tc.opt, f"-passes={text}", self.ir, "-S", "-o", ll], self.timeout)
-            if r.rc != 0:
-                return fail("opt", f"opt exited {r.rc}: {r.out}")
-            out["ir_instructions"] = count_ir_instructions(ll.read_text())
-            r = _run(
-                [self.tc.llc, "-O2", "-filetype=obj", "--relocation-model=pic", ll, "-o", obj],
-                self.timeout,
-            )
-            if r.rc != 0:
-                return fail("codegen", f"llc exited {r.rc}: {r.out}")
-            r = _run([self.tc.llvm_size, "-A", obj], self.timeout)
-            sizes = re.findall(r"^\.text\S*\s+(\d+)", r.out, re.M) if r.rc == 0 else []
-            out["text_bytes"] = sum(int(v) for v in sizes) if sizes else None
-            if not verify:
-                out["seconds"] = time.perf_counter() - t0
+            if exe is None or out["status"] != "ok":
                 return out
-            r = _run([self.tc.clang, obj, *self.harness, "-lm", "-o", exe], self.timeout)
-            if r.rc != 0:
-                return fail("link", f"link exited {r.rc}: {r.out}")
+            t0 = time.perf_counter() - out["seconds"]
             best = math.inf
             for _ in range(max(1, repeats)):
-                r = _run([exe], self.timeout, cwd=self.dir)
-                if r.rc == -999:
-                    return fail("run", r.out)
-                if r.rc < 0:
-                    return fail("run", f"killed by signal {-r.rc}")
-                if r.rc != 0:
-                    return fail("verify", f"verify_benchmark failed (exit {r.rc})")
-                best = min(best, r.seconds)
+                err, secs = self._run_exe(exe, timer)
+                if err is not None:
+                    out.update(status="failed", stage=err[0], error=err[1])
+                    out["seconds"] = time.perf_counter() - t0
+                    return out
+                best = min(best, secs)
             out["verified"] = True
             if repeats > 0:
                 out["run_s"] = best
             out["seconds"] = time.perf_counter() - t0
             return out
         finally:
-            for f in (ll, obj, exe):
-                f.unlink(missing_ok=True)
+            if exe is not None:
+                exe.unlink(missing_ok=True)
 
-    def calibrate(self, target_s: float = 0.1, passes: Sequence[str] = ("O2",)) -> int:
+    def compare(
+        self,
+        pipelines: Sequence[Mapping[str, Any]],
+        *,
+        repeats: int = 5,
+        timer: str = "cpu",
+        seed: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Time several pipelines *interleaved*: compile and verify each once, then run
+        ``repeats`` rounds, each running every verified executable once in a fresh random
+        order; ``run_s`` is each one's least time over the rounds. Slow phases of a shared
+        machine then hit every pipeline alike, not the ones measured during them.
+
+        Parameters
+        ----------
+        pipelines : sequence of mappings
+            Each with ``passes`` (list or text) and optionally ``opt_args``, ``llc_args``.
+        repeats : int
+            Rounds (>= 1).
+        timer : {"cpu", "wall"}
+            As in :meth:`evaluate`.
+        seed : int
+            Seed of the run order.
+
+        Returns
+        -------
+        list of dict
+            One result per pipeline, as :meth:`evaluate` returns, in the order given.
+        """
+        _check_timer(timer)
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats: expected an integer >= 1, got {repeats!r}")
+        if not pipelines:
+            raise ValueError("pipelines: expected at least one pipeline")
+        outs: list[dict[str, Any]] = []
+        exes: list[Path | None] = []
+        try:
+            for spec in pipelines:
+                if not isinstance(spec, Mapping) or "passes" not in spec:
+                    raise ValueError(f"pipelines: expected a mapping with 'passes', got {spec!r}")
+                out, exe = self._compile(
+                    spec["passes"], spec.get("opt_args", ()), spec.get("llc_args", ())
+                )
+                if exe is not None and out["status"] == "ok":
+                    err, _ = self._run_exe(exe, timer)  # verify (and warm the page cache)
+                    if err is not None:
+                        out.update(status="failed", stage=err[0], error=err[1])
+                    else:
+                        out["verified"] = True
+                outs.append(out)
+                exes.append(exe if out["status"] == "ok" else None)
+            rng = np.random.default_rng(seed)
+            best = [math.inf] * len(outs)
+            live = [i for i, e in enumerate(exes) if e is not None]
+            for _ in range(repeats):
+                for i in rng.permutation(live):
+                    exe = exes[int(i)]
+                    assert exe is not None
+                    err, secs = self._run_exe(exe, timer)
+                    if err is not None:
+                        outs[int(i)].update(status="failed", stage=err[0], error=err[1])
+                        outs[int(i)]["verified"] = False
+                        exes[int(i)] = None
+                        live.remove(int(i))
+                        continue
+                    best[int(i)] = min(best[int(i)], secs)
+            for i, o in enumerate(outs):
+                if o["status"] == "ok":
+                    o["run_s"] = best[i]
+            return outs
+        finally:
+            for e in exes:
+                if e is not None:
+                    e.unlink(missing_ok=True)
+
+    def _compile(
+        self,
+        passes: Sequence[str] | str,
+        opt_args: Sequence[str],
+        llc_args: Sequence[str],
+        link: bool = True,
+    ) -> tuple[dict[str, Any], Path | None]:
+        """opt, llc, size and (``link``) link: the result so far and the executable."""
+        t0 = time.perf_counter()
+        text = passes if isinstance(passes, str) else pipeline_text(list(passes))
+        oa, la = _check_args("opt_args", opt_args), _check_args("llc_args", llc_args)
+        self._n += 1
+        tag = hashlib.sha1(text.encode()).hexdigest()[:10] + f"-{self._n}"
+        ll, obj, exe = (self.dir / f"{tag}{e}" for e in (".ll", ".o", ".exe"))
+        out: dict[str, Any] = {"pipeline": text, "status": "ok", "verified": False}
+        out["run_s"] = math.nan
+        if oa:
+            out["opt_args"] = oa
+        if la:
+            out["llc_args"] = la
+
+        def fail(stage: str, error: str) -> tuple[dict[str, Any], None]:
+            out.update(status="failed", stage=stage, error=error.strip()[-500:])
+            out["seconds"] = time.perf_counter() - t0
+            return out, None
+
+        try:
+            r = _run([self.tc.opt, *oa, f"-passes={text}", self.ir, "-S", "-o", ll], self.timeout)
+            if r.rc != 0:
+                return fail("opt", f"opt exited {r.rc}: {r.out}")
+            out["ir_instructions"] = count_ir_instructions(ll.read_text())
+            r = _run(
+                [self.tc.llc, "-O2", *la, "-filetype=obj", "--relocation-model=pic", ll,
+                 "-o", obj],
+                self.timeout,
+            )  # fmt: skip
+            if r.rc != 0:
+                return fail("codegen", f"llc exited {r.rc}: {r.out}")
+            r = _run([self.tc.llvm_size, "-A", obj], self.timeout)
+            sizes = re.findall(r"^\.text\S*\s+(\d+)", r.out, re.M) if r.rc == 0 else []
+            out["text_bytes"] = sum(int(v) for v in sizes) if sizes else None
+            if not link:
+                out["seconds"] = time.perf_counter() - t0
+                return out, None
+            r = _run([self.tc.clang, obj, *self.harness, "-lm", "-o", exe], self.timeout)
+            if r.rc != 0:
+                exe.unlink(missing_ok=True)
+                return fail("link", f"link exited {r.rc}: {r.out}")
+            out["seconds"] = time.perf_counter() - t0
+            return out, exe
+        finally:
+            ll.unlink(missing_ok=True)
+            obj.unlink(missing_ok=True)
+
+    def _run_exe(self, exe: Path, timer: str) -> tuple[tuple[str, str] | None, float]:
+        """Run once: (stage, error) on failure, and the time."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = _run([exe], self.timeout, cwd=self.dir)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if r.rc == -999:
+            return ("run", r.out), math.nan
+        if r.rc < 0:
+            return ("run", f"killed by signal {-r.rc}"), math.nan
+        if r.rc != 0:
+            return ("verify", f"verify_benchmark failed (exit {r.rc})"), math.nan
+        if timer == "cpu":
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            return None, cpu
+        return None, r.seconds
+
+    def features(
+        self, passes: Sequence[str] | str = ("O3",), opt_args: Sequence[str] = ()
+    ) -> dict[str, int]:
+        """:func:`ir_features` of the module after ``passes`` (``ValueError`` if opt fails)."""
+        text = passes if isinstance(passes, str) else pipeline_text(list(passes))
+        oa = _check_args("opt_args", opt_args)
+        self._n += 1
+        ll = self.dir / f"features-{self._n}.ll"
+        try:
+            r = _run([self.tc.opt, *oa, f"-passes={text}", self.ir, "-S", "-o", ll], self.timeout)
+            if r.rc != 0:
+                raise ValueError(f"passes: opt failed on {text!r}: {r.out}")
+            return ir_features(ll.read_text())
+        finally:
+            ll.unlink(missing_ok=True)
+
+    def calibrate(
+        self, target_s: float = 0.1, passes: Sequence[str] = ("O2",), timer: str = "wall"
+    ) -> int:
         """The ``GLOBAL_SCALE_FACTOR`` at which ``passes`` runs about ``target_s`` seconds
         (from a timed run at this build's scale; at least 1)."""
-        r = self.evaluate(passes, repeats=3)
+        r = self.evaluate(passes, repeats=3, timer=timer)
         if r["status"] != "ok":
             raise ValueError(f"passes: {list(passes)} fails on {self.program}: {r.get('error')}")
         per = r["run_s"] / self.scale

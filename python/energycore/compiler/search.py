@@ -4,9 +4,14 @@ A configuration of :func:`pipeline_space` has three parts:
 
 - ``level``: a standard pipeline, the *flag set* (``"none"``, ``"O1"`` ... ``"Oz"``);
 - ``passes``: an ordered pass sequence, the *phase ordering* (repeats allowed);
-- ``place``: whether the sequence runs ``"after"`` or ``"before"`` the level.
+- ``place``: whether the sequence runs ``"after"`` or ``"before"`` the level;
+- optional *option axes* (``options=``): named ``opt_*`` or ``llc_*``, each a list of
+  command-line switches for ``opt`` or ``llc`` (``""``: the default), e.g. the switches that
+  edit what ``default<Oz>`` runs (:data:`SIZE_OPTIONS`) or tune ``default<O3>``
+  (:data:`SPEED_OPTIONS`).
 
-:func:`config_passes` turns it into the pass list that :meth:`Build.evaluate` applies.
+:func:`config_passes` turns a configuration into the pass list that :meth:`Build.evaluate`
+applies, :func:`config_options` into its ``opt_args`` and ``llc_args``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,37 @@ from energycore.compiler.passes import LEVELS, PASSES, pass_kind
 from energycore.learn.tuner import Tuner
 from energycore.space.sequence import SequenceAxis, SequenceSpace
 
-__all__ = ["config_passes", "pipeline_space", "search"]
+__all__ = [
+    "SIZE_OPTIONS",
+    "SPEED_OPTIONS",
+    "config_options",
+    "config_passes",
+    "pipeline_space",
+    "search",
+]
+
+#: Option axes that edit the standard pipelines for code size: ``-disable-loop-unrolling``
+#: deletes the (full) unrolling that ``default<Oz>`` still runs, ``-enable-gvn-hoist`` /
+#: ``-enable-gvn-sink`` insert code hoisting / sinking, ``-enable-merge-functions`` inserts
+#: ``mergefunc``, and the inliner threshold moves.
+SIZE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "opt_unroll": ("", "-disable-loop-unrolling"),
+    "opt_hoist": ("", "-enable-gvn-hoist", "-enable-gvn-sink",
+                  "-enable-gvn-hoist -enable-gvn-sink"),
+    "opt_merge": ("", "-enable-merge-functions"),
+    "opt_inline": ("", "-inline-threshold=-50", "-inline-threshold=0", "-inline-threshold=25",
+                   "-inline-threshold=100"),
+}  # fmt: skip
+
+#: Option axes around ``default<O3>`` for run time: the inliner and unroller thresholds,
+#: DFA jump threading, loop interchange and GVN hoisting.
+SPEED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "opt_inline": ("", "-inline-threshold=500", "-inline-threshold=1000",
+                   "-inline-threshold=3000"),
+    "opt_unroll": ("", "-unroll-threshold=600"),
+    "opt_dfa": ("", "-enable-dfa-jump-thread"),
+    "opt_loops": ("", "-enable-loopinterchange", "-enable-gvn-hoist"),
+}  # fmt: skip
 
 
 def pipeline_space(
@@ -33,12 +68,27 @@ def pipeline_space(
     place: Sequence[str] = ("after", "before"),
     constraints: Sequence[str] = (),
     pool: int = 2000,
+    options: Mapping[str, Sequence[str]] | None = None,
 ) -> SequenceSpace:
     """A :class:`~energycore.SequenceSpace` of pipelines (module documentation).
 
-    ``constraints`` are sequence constraints over ``passes``, ``level`` and ``place``
-    (e.g. ``"'licm' in passes"``, ``"before(passes, 'sroa', 'gvn')"``).
+    ``constraints`` are sequence constraints over ``passes``, ``level``, ``place`` and the
+    option axes (e.g. ``"'licm' in passes"``, ``"before(passes, 'sroa', 'gvn')"``).
+    ``options`` maps axis names starting with ``opt_`` or ``llc_`` to the switches each
+    may take (``""``: none; several switches separated by spaces), e.g. :data:`SIZE_OPTIONS`.
     """
+    opt_axes: dict[str, tuple[str, ...]] = {}
+    for name, vals in dict(options or {}).items():
+        if not (isinstance(name, str) and name.startswith(("opt_", "llc_"))):
+            raise ValueError(f"options: axis names start with 'opt_' or 'llc_', got {name!r}")
+        if isinstance(vals, str) or not vals:
+            raise ValueError(f"options: axis {name!r} needs a non-empty list of switch strings")
+        for v in vals:
+            if not isinstance(v, str) or any(not a.startswith("-") for a in v.split()):
+                raise ValueError(
+                    f"options: axis {name!r}: expected '' or switches starting with '-', got {v!r}"
+                )
+        opt_axes[name] = tuple(vals)
     for p in passes:
         pass_kind(p)  # ValueError for an unknown pass
     for lv in levels:
@@ -49,7 +99,7 @@ def pipeline_space(
             raise ValueError(f"place: expected 'after' or 'before', got {pl!r}")
     return SequenceSpace(
         [SequenceAxis("passes", tuple(passes), min_len, max_len, repeat=True)],
-        axes={"level": tuple(levels), "place": tuple(place)},
+        axes={"level": tuple(levels), "place": tuple(place), **opt_axes},
         constraints=constraints,
         pool=pool,
     )
@@ -62,6 +112,19 @@ def config_passes(config: Mapping[str, Any]) -> list[str]:
     if level == "none":
         return seq
     return [level, *seq] if config.get("place", "after") == "after" else [*seq, level]
+
+
+def config_options(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(opt_args, llc_args)`` of a configuration: the switches of its ``opt_*`` and
+    ``llc_*`` axes, in name order."""
+    opt: list[str] = []
+    llc: list[str] = []
+    for name in sorted(config):
+        if name.startswith("opt_"):
+            opt += str(config[name]).split()
+        elif name.startswith("llc_"):
+            llc += str(config[name]).split()
+    return opt, llc
 
 
 def _key(c: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -108,6 +171,7 @@ def search(
     batch: int = 10,
     seed: int = 0,
     repeats: int = 0,
+    timer: str = "wall",
     **tuner_options: Any,
 ) -> dict[str, Any]:
     """Search ``space`` for the pipeline minimising ``objective`` on one program.
@@ -128,13 +192,16 @@ def search(
         spends the same number of evaluations.
     budget, batch, seed
         Evaluations in all (failures count), per round, and the seed.
+    repeats, timer
+        Timed runs per evaluation and the clock (:meth:`Build.evaluate`).
     tuner_options
         Passed on to :class:`~energycore.Tuner`.
 
     Returns
     -------
     dict
-        ``best`` (configuration), ``best_passes``, ``best_value``, ``evaluations``, ``failed``
+        ``best`` (configuration), ``best_passes``, ``best_options`` (opt and llc switches),
+        ``best_value``, ``evaluations``, ``failed``
         (failed evaluations: opt crashes, miscompiles ...), ``failures`` (their stages),
         ``trace`` (best value after each evaluation) and ``records`` (config, result).
     """
@@ -151,7 +218,9 @@ def search(
     records: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def measure(c: dict[str, Any]) -> dict[str, Any]:
-        r = build.evaluate(config_passes(c), repeats=repeats)
+        opt_args, llc_args = config_options(c)
+        r = build.evaluate(config_passes(c), repeats=repeats, opt_args=opt_args,
+                           llc_args=llc_args, timer=timer)  # fmt: skip
         records.append((c, r))
         return r
 
@@ -179,6 +248,7 @@ def search(
     return {
         "best": best,
         "best_passes": None if best is None else config_passes(best),
+        "best_options": None if best is None else config_options(best),
         "best_value": best_v,
         "evaluations": len(records),
         "failed": len(failures),
