@@ -252,6 +252,8 @@ class Tuner:
         prior_rows: int = 50,
         prior_adapt: bool = True,
         prior_explore: float = 0.0,
+        members: int = 1,
+        member_trees: float = 1.0,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -283,6 +285,14 @@ class Tuner:
         self.top_weight = float(top_weight)
         self.max_scored = None if max_scored is None else self._count(max_scored, "max_scored", 2)
         self.rescore_every = self._count(rescore_every, "rescore_every")
+        self.members = self._count(members, "members")
+        if (
+            isinstance(member_trees, bool)
+            or not isinstance(member_trees, numbers.Real)
+            or not 0.0 < float(member_trees) <= 1.0
+        ):
+            raise ValueError(f"member_trees: expected a number in (0, 1], got {member_trees!r}")
+        self.member_trees = float(member_trees)
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
         if validity == _AUTO:
@@ -892,10 +902,26 @@ class Tuner:
         r[np.argsort(-y, kind="stable")] = np.arange(y.size)
         return 1.0 + self.top_weight * np.exp(-r / max(0.1 * y.size, 1.0))
 
-    def _fit_rank(self, est: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    def _fit_rank(
+        self, est: Any, X: np.ndarray, y: np.ndarray, seed: int, *, boot: bool = False
+    ) -> Any:
+        """A clone of ``est`` fitted to rank ``y`` (higher = better) on ``X``; ``boot``: an
+        ensemble member, fitted on a bootstrap resample of the rows (their top weights times
+        the resampling counts) with ``member_trees`` of the trees."""
         model = _clone(est, seed)
         regress = getattr(model, "objective", "pairwise") != "pairwise"
-        model.fit(X, -y if regress else y, sample_weight=self._weights(y))
+        w = self._weights(y)
+        if boot:
+            params = model.get_params()
+            if "n_estimators" in params and self.member_trees < 1.0:
+                n_trees = max(1, round(params["n_estimators"] * self.member_trees))
+                model.set_params(n_estimators=n_trees)
+            counts = np.random.default_rng(seed).poisson(1.0, size=y.size).astype(np.float64)
+            keep = counts > 0
+            if keep.sum() >= 2 and np.ptp(y[keep]) > 0:
+                w = counts if w is None else w * counts
+                X, y, w = X[keep], y[keep], w[keep]
+        model.fit(X, -y if regress else y, sample_weight=w)
         model._ec_sign = -1.0 if regress else 1.0
         return model
 
@@ -999,17 +1025,35 @@ class Tuner:
         p_all[free] = p
         self.p_valid_ = p_all
         # 2. performance: a ranking score of every candidate (blended with the prior's)
+        member_z: list[np.ndarray] = []
         if own:
-            pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
+            y_ok = self._targets(ok)
+            if self.members > 1:  # a bagged ensemble: its mean ranks, each member picks
+                mseeds = np.random.default_rng(int(seeds[1])).integers(
+                    0, 2**31 - 1, size=self.members
+                )
+                models = [
+                    self._fit_rank(self.performance, X[ok], y_ok, int(ms), boot=True)
+                    for ms in mseeds
+                ]
+                member_z = [
+                    self._z(m._ec_sign * self._predict_free(m, "predict", free)) for m in models
+                ]
+                pm = models[0]
+                score = self._z(np.mean(member_z, axis=0))
+            else:
+                pm = self._fit_rank(self.performance, X[ok], y_ok, int(seeds[1]))
+                score = self._z(pm._ec_sign * self._predict_free(pm, "predict", free))
             self.performance_model_ = pm
-            score = self._z(pm._ec_sign * self._predict_free(pm, "predict", free))
         else:
             score = np.zeros(free.size)
         if self.prior_ is not None:
             self._own_z = score if own else None  # for the share asked away from the prior
             score = self._z((1.0 - alpha) * prior_score + alpha * score)
+            member_z = [self._z((1.0 - alpha) * prior_score + alpha * z) for z in member_z]
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
+        member_u = [z + self.validity_weight * logp for z in member_z]
         if self.max_scored is not None and n_free > self.max_scored:
             if self._util_all is None:
                 self._util_all = np.full(self.n_configs, -np.inf)
@@ -1018,8 +1062,13 @@ class Tuner:
         k = min(free.size, max(4 * n, n + 8))
         top = np.argpartition(-util, k - 1)[:k] if k < free.size else np.arange(free.size)
         top = top[np.argsort(-util[top], kind="stable")]
+        if member_u:  # the short list also holds each member's own top
+            extra = [np.argpartition(-u, min(k, u.size) - 1)[: min(k, u.size)] for u in member_u]
+            top = np.concatenate([top, *extra])
+            top = top[np.sort(np.unique(top, return_index=True)[1])]
         if self.precheck is not None:
             top, util = self._precheck_rerank(free, top, util, score, logp, int(seeds[2]))
+            member_u = []  # the precheck's re-ranked utility decides
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
@@ -1027,7 +1076,8 @@ class Tuner:
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
-        picks = np.concatenate([local, self._diverse(free, top, util, n - n_explore - local.size)])
+        greedy = self._diverse(free, top, util, n - n_explore - local.size, member_u)
+        picks = np.concatenate([local, greedy])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -1077,18 +1127,27 @@ class Tuner:
             cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
         return cand.astype(np.intp)
 
-    def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+    def _diverse(
+        self,
+        free: np.ndarray,
+        top: np.ndarray,
+        util: np.ndarray,
+        m: int,
+        member_u: Sequence[np.ndarray] = (),
+    ) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
-        parameter values equal to a configuration already chosen."""
+        parameter values equal to a configuration already chosen. With ensemble members
+        (``member_u``, their utilities), the t-th pick maximises member ``t mod members``'s
+        utility instead of the mean's (a Thompson-like draw of the model uncertainty)."""
         if m <= 0 or top.size == 0:
             return np.zeros(0, dtype=np.intp)
         F = self.features_[free[top]]
-        u = util[top].astype(np.float64)
+        us = [mu[top].astype(np.float64) for mu in member_u] or [util[top].astype(np.float64)]
         sim = np.zeros(top.size)
         chosen: list[int] = []
         avail = np.ones(top.size, dtype=bool)
-        for _ in range(min(m, top.size)):
-            adj = np.where(avail, u - self.diversity * sim, -np.inf)
+        for t in range(min(m, top.size)):
+            adj = np.where(avail, us[t % len(us)] - self.diversity * sim, -np.inf)
             j = int(np.argmax(adj))
             chosen.append(j)
             avail[j] = False
