@@ -499,3 +499,41 @@ def test_scored_subset_on_a_large_space() -> None:
         Tuner(_big_space(), max_scored=1)
     with pytest.raises(ValueError, match="local"):
         Tuner(_big_space(), local=1.5)
+
+
+def test_ensemble_members_pick_their_own_tops_deterministically() -> None:
+    """With members > 1 the greedy picks come from bagged members (each its own top), the
+    run is deterministic for a seed and still finds the optimum."""
+    kw = {"budget": 96, "batch": 8, "members": 4, "explore": 0.0, "local": 0.0}
+    a = Tuner(_big_space(), seed=3, **kw).run(_bowl)
+    b = Tuner(_big_space(), seed=3, **kw).run(_bowl)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.best_value_ == 1.0
+    one = Tuner(_big_space(), seed=3, **{**kw, "members": 1}).run(_bowl)
+    assert [r["config"] for r in a.records_] != [r["config"] for r in one.records_]
+
+
+def test_ensemble_members_are_bootstrap_fits_with_fewer_trees() -> None:
+    t = Tuner(_big_space(), budget=64, batch=8, seed=0, members=3, member_trees=0.5)
+    y = np.linspace(0.0, 1.0, 40)
+    X = t.features_[:40]
+    m = t._fit_rank(t.performance, X, y, 5, boot=True)
+    assert m.get_params()["n_estimators"] == t.performance.get_params()["n_estimators"] // 2
+    full = t._fit_rank(t.performance, X, y, 5)
+    assert full.get_params()["n_estimators"] == t.performance.get_params()["n_estimators"]
+    assert not np.allclose(m.predict(t.features_), full.predict(t.features_))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"members": 0}, "members"),
+        ({"members": 2.0}, "members"),
+        ({"member_trees": 0.0}, "member_trees"),
+        ({"member_trees": 1.5}, "member_trees"),
+        ({"member_trees": True}, "member_trees"),
+    ],
+)
+def test_bad_ensemble_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Tuner(_big_space(), **kwargs)

@@ -254,6 +254,7 @@ class Tuner:
         prior_explore: float = 0.0,
         members: int = 1,
         member_trees: float = 1.0,
+        validity_products: bool = False,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -293,6 +294,12 @@ class Tuner:
         ):
             raise ValueError(f"member_trees: expected a number in (0, 1], got {member_trees!r}")
         self.member_trees = float(member_trees)
+        if not isinstance(validity_products, bool | np.bool_):
+            raise ValueError(
+                f"validity_products: expected True or False, got {validity_products!r}"
+            )
+        self.validity_products = bool(validity_products)
+        self._vX: np.ndarray | None = None
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
         if validity == _AUTO:
@@ -1008,8 +1015,13 @@ class Tuner:
             if failed.size != self._vm_labels or (full and not self._vm_full):
                 rows = np.concatenate([ok, failed])
                 labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
-                vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
-                self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
+                if self.validity_products:
+                    V = self._validity_features()
+                    vm = _clone(self.validity, int(seeds[0])).fit(V[rows], labels)
+                    self._p_all[free] = vm.predict_proba(V[free])[:, 1]
+                else:
+                    vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
+                    self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
                 self._vm_labels, self._vm_full, self._vm = failed.size, full, vm
             self.validity_model_ = self._vm
         p = self._p_all[free].copy()
@@ -1089,6 +1101,20 @@ class Tuner:
         if self.prior_ is not None:
             picks = self._prior_share(picks, prior_score, p, logp, rng)
         return free[picks]
+
+    def _validity_features(self) -> np.ndarray:
+        """The validity model's features with ``validity_products``: the parameters plus the
+        product of every pair of numeric (non-categorical) parameters, so that a resource
+        limit such as threads x tile <= L is one split instead of a staircase (computed once;
+        more than 16 numeric columns get no products)."""
+        if self._vX is None:
+            X = self.features_
+            num = [j for j, k in enumerate(self.params) if k not in self.categories_]
+            if X.shape[1] != len(self.params) or len(num) > 16:
+                num = []
+            pairs = [X[:, a] * X[:, b] for ai, a in enumerate(num) for b in num[ai + 1 :]]
+            self._vX = np.column_stack([X, *pairs]) if pairs else X
+        return self._vX
 
     def _neighbours(self, ok: np.ndarray) -> np.ndarray:
         """Indices of the configurations one parameter away from an incumbent (one of the
