@@ -537,3 +537,48 @@ def test_ensemble_members_are_bootstrap_fits_with_fewer_trees() -> None:
 def test_bad_ensemble_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Tuner(_big_space(), **kwargs)
+
+
+def _product_space() -> dict[str, np.ndarray]:
+    g = np.stack(np.meshgrid(np.arange(1, 33), np.arange(1, 33), np.arange(3), indexing="ij"), -1)
+    g = g.reshape(-1, 3)
+    return {"a": g[:, 0], "b": g[:, 1], "c": g[:, 2]}
+
+
+def _product_measure(c: dict[str, int]) -> float | None:
+    """Fails past a resource limit a * b > 300; fastest just below it."""
+    if c["a"] * c["b"] > 300:
+        return None
+    return 1.0 + (300 - c["a"] * c["b"]) / 100 + c["c"]
+
+
+def test_validity_products_adds_pairwise_products() -> None:
+    t = Tuner(_product_space(), validity_products=True)
+    V = t._validity_features()
+    X = t.features_
+    assert V.shape == (X.shape[0], 3 + 3)
+    np.testing.assert_array_equal(V[:, :3], X)
+    np.testing.assert_array_equal(V[:, 3], X[:, 0] * X[:, 1])
+    cats = Tuner([{"a": 1, "k": "x"}, {"a": 2, "k": "y"}], validity_products=True)
+    assert cats._validity_features().shape == (2, 2)  # a categorical column: no products
+    with pytest.raises(ValueError, match="validity_products"):
+        Tuner(_product_space(), validity_products=1)
+
+
+def test_validity_products_predict_a_product_limit_better() -> None:
+    """On a failure boundary a * b > L, the validity model with the products separates the
+    untried candidates better than the one on the raw parameters (same measurements)."""
+    t = Tuner(_product_space(), budget=200, batch=16, seed=0)
+    t.run(_product_measure)
+    rows = np.flatnonzero(t._state != 0)  # the measured configurations
+    truth = t.features_[:, 0] * t.features_[:, 1] <= 300
+    labels = truth[rows].astype(float)
+    assert 0 < labels.sum() < labels.size
+    acc = {}
+    for products in (False, True):
+        u = Tuner(_product_space(), seed=0, validity_products=products)
+        V = u._validity_features() if products else u.features_
+        vm = u.validity.fit(V[rows], labels)
+        rest = np.setdiff1d(np.arange(truth.size), rows)
+        acc[products] = float(((vm.predict_proba(V[rest])[:, 1] > 0.5) == truth[rest]).mean())
+    assert acc[True] > acc[False]
