@@ -287,13 +287,10 @@ class Tuner:
         self.max_scored = None if max_scored is None else self._count(max_scored, "max_scored", 2)
         self.rescore_every = self._count(rescore_every, "rescore_every")
         self.members = self._count(members, "members")
-        if (
-            isinstance(member_trees, bool)
-            or not isinstance(member_trees, numbers.Real)
-            or not 0.0 < float(member_trees) <= 1.0
-        ):
-            raise ValueError(f"member_trees: expected a number in (0, 1], got {member_trees!r}")
-        self.member_trees = float(member_trees)
+        mt: Any = member_trees  # checked at run time whatever its annotation
+        if isinstance(mt, bool) or not isinstance(mt, numbers.Real) or not 0.0 < float(mt) <= 1.0:
+            raise ValueError(f"member_trees: expected a number in (0, 1], got {mt!r}")
+        self.member_trees = float(mt)
         if not isinstance(validity_products, bool | np.bool_):
             raise ValueError(
                 f"validity_products: expected True or False, got {validity_products!r}"
@@ -1049,7 +1046,8 @@ class Tuner:
                     for ms in mseeds
                 ]
                 member_z = [
-                    self._z(m._ec_sign * self._predict_free(m, "predict", free)) for m in models
+                    self._z(mod._ec_sign * self._predict_free(mod, "predict", free))
+                    for mod in models
                 ]
                 pm = models[0]
                 score = self._z(np.mean(member_z, axis=0))
