@@ -222,6 +222,21 @@ class Tuner:
         (misled sources) 0.25 cost 13 % more evaluations to the top 0.1 % (the own model's
         picks outside the data it has seen are poor); on a planted misleading prior it helps a
         little (``docs/transfer.md``).
+    members : int
+        Performance models in a bagged ensemble (1: a single model). With ``members > 1``
+        each member is fitted on a bootstrap resample of the measured rows (Poisson counts
+        times the top weights); the members' mean z-score ranks the short list (to which each
+        member's own top is added), and the t-th greedy pick maximises member
+        ``t mod members``'s utility, so the batch covers what the members disagree on (a
+        Thompson-like use of the model's uncertainty). Off by default: no gain beyond the
+        seed noise on the benchmark-hub spaces (``docs/benchmarks.md``).
+    member_trees : float
+        Share of the performance model's ``n_estimators`` each ensemble member fits (0.25
+        with 4 members: the cost of one model).
+    validity_products : bool
+        Give the validity model the product of every pair of numeric parameters as extra
+        features (a resource limit such as ``threads * tile <= L`` becomes one split); its
+        P(valid) is then predicted from the rows, not the coded candidate set.
     """
 
     def __init__(
