@@ -582,3 +582,17 @@ def test_validity_products_predict_a_product_limit_better() -> None:
         rest = np.setdiff1d(np.arange(truth.size), rows)
         acc[products] = float(((vm.predict_proba(V[rest])[:, 1] > 0.5) == truth[rest]).mean())
     assert acc[True] > acc[False]
+
+
+def test_ensemble_members_with_a_prior() -> None:
+    """The ensemble blends each member with the prior's score; runs stay deterministic."""
+    rows = _space_rows()
+    src = {k: [r[k] for r in rows] for k in PARAMS}
+    src["time"] = [_time(r) * 1.3 if r["bx"] * r["by"] <= 512 else math.nan for r in rows]
+    kw = {"budget": 40, "batch": 8, "members": 3, "member_trees": 0.5, "prior": {"gpu": src}}
+    a = Tuner(rows, seed=2, **kw).run(_measure)
+    b = Tuner(rows, seed=2, **kw).run(_measure)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.n_measured == 40 and a.best_value_ == pytest.approx(
+        min(_time(c) for c in rows if c["bx"] * c["by"] <= 512)
+    )
