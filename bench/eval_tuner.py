@@ -15,6 +15,7 @@ tuner overhead per round of 16 on a 10^5-configuration synthetic space.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -119,8 +120,9 @@ def run_xgb_rank(rep: CacheReplay, seed: int, budget: int, batch: int) -> dict:
 
 
 def run_ours(rep: CacheReplay, seed: int, budget: int, batch: int, *, validity: bool,
-             best_idx: int) -> dict:  # fmt: skip
-    t = Tuner(rep, budget=budget, batch=batch, seed=seed, validity="auto" if validity else None)
+             best_idx: int, options: dict | None = None) -> dict:  # fmt: skip
+    t = Tuner(rep, budget=budget, batch=batch, seed=seed, validity="auto" if validity else None,
+              **(options or {}))  # fmt: skip
     v = rep.values()
     order: list[int] = []
     min_p_best = 1.0
@@ -172,7 +174,7 @@ def fmt(med: float, budget: int) -> str:
     return f"> {budget}" if not math.isfinite(med) else f"{med:.0f}"
 
 
-def overhead_1e5(rounds: int = 8) -> tuple[float, float, float]:
+def overhead_1e5(rounds: int = 8, options: dict | None = None) -> tuple[float, float, float]:
     """(wall, CPU, mean CPU) seconds per ask() of 16 after 384 measurements on a
     10^5-configuration space: medians over ``rounds``, and the CPU mean (which counts the
     full scorings every ``rescore_every`` rounds that the median can hide). CPU time (all
@@ -182,7 +184,7 @@ def overhead_1e5(rounds: int = 8) -> tuple[float, float, float]:
     axes = [np.arange(10), np.arange(10), np.arange(10), np.arange(10), np.arange(10)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 5)
     cols = {f"p{j}": grid[:, j] for j in range(5)}
-    t = Tuner(cols, budget=384 + 16 * rounds, batch=16, seed=0)
+    t = Tuner(cols, budget=384 + 16 * rounds, batch=16, seed=0, **(options or {}))
 
     def measure(c: dict) -> object:
         if c["p0"] + c["p1"] > 15:
@@ -205,6 +207,12 @@ def overhead_1e5(rounds: int = 8) -> tuple[float, float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=25)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are "
+                    "seed-start .. seed-start+seeds-1; e.g. 25 for a development set apart "
+                    "from the reported seeds 0-24)")  # fmt: skip
+    ap.add_argument("--tuner-options", type=json.loads, default={}, help="JSON object of "
+                    "extra Tuner arguments for ours / ours_novalidity, e.g. "
+                    "'{\"members\": 1}'")  # fmt: skip
     ap.add_argument("--kt-seeds", type=int, default=None, help="seeds for Kernel Tuner's "
                     "strategies (default --seeds)")  # fmt: skip
     ap.add_argument("--bo-seeds", type=int, default=None, help="seeds for bayes_opt (slow)")
@@ -243,14 +251,14 @@ def main() -> int:
                 n = bo_seeds if strat == "kt:bayes_opt" else kt_seeds
             runs = []
             t0 = time.perf_counter()
-            for seed in range(n):
+            for seed in range(a.seed_start, a.seed_start + n):
                 if strat == "random":
                     r = run_random(rep, seed, a.budget, a.batch)
                 elif strat == "xgb_rank":
                     r = run_xgb_rank(rep, seed, a.budget, a.batch)
                 elif strat.startswith("ours"):
                     r = run_ours(rep, seed, a.budget, a.batch, validity=strat == "ours",
-                                 best_idx=best_idx)  # fmt: skip
+                                 best_idx=best_idx, options=a.tuner_options)  # fmt: skip
                 else:
                     r = run_kt(rep, cache, restr, strat[3:], seed, a.budget)
                 runs.append(r)
@@ -308,7 +316,7 @@ def main() -> int:
             share = float((ours["e01"] < med).mean())
             line += f"; share of seeds beating best KT median ({fmt(med, a.budget)}): {share:.0%}"
         print(line)
-    oh, oh_cpu, oh_mean = overhead_1e5()
+    oh, oh_cpu, oh_mean = overhead_1e5(options=a.tuner_options)
     print(
         f"\ntuner overhead per round of 16 on 1e5 configurations: {1000 * oh:.1f} ms wall, "
         f"{1000 * oh_cpu:.1f} ms CPU (mean {1000 * oh_mean:.1f} ms) "

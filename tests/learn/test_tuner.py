@@ -499,3 +499,100 @@ def test_scored_subset_on_a_large_space() -> None:
         Tuner(_big_space(), max_scored=1)
     with pytest.raises(ValueError, match="local"):
         Tuner(_big_space(), local=1.5)
+
+
+def test_ensemble_members_pick_their_own_tops_deterministically() -> None:
+    """With members > 1 the greedy picks come from bagged members (each its own top), the
+    run is deterministic for a seed and still finds the optimum."""
+    kw = {"budget": 96, "batch": 8, "members": 4, "explore": 0.0, "local": 0.0}
+    a = Tuner(_big_space(), seed=3, **kw).run(_bowl)
+    b = Tuner(_big_space(), seed=3, **kw).run(_bowl)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.best_value_ == 1.0
+    one = Tuner(_big_space(), seed=3, **{**kw, "members": 1}).run(_bowl)
+    assert [r["config"] for r in a.records_] != [r["config"] for r in one.records_]
+
+
+def test_ensemble_members_are_bootstrap_fits_with_fewer_trees() -> None:
+    t = Tuner(_big_space(), budget=64, batch=8, seed=0, members=3, member_trees=0.5)
+    y = np.linspace(0.0, 1.0, 40)
+    X = t.features_[:40]
+    m = t._fit_rank(t.performance, X, y, 5, boot=True)
+    assert m.get_params()["n_estimators"] == t.performance.get_params()["n_estimators"] // 2
+    full = t._fit_rank(t.performance, X, y, 5)
+    assert full.get_params()["n_estimators"] == t.performance.get_params()["n_estimators"]
+    assert not np.allclose(m.predict(t.features_), full.predict(t.features_))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"members": 0}, "members"),
+        ({"members": 2.0}, "members"),
+        ({"member_trees": 0.0}, "member_trees"),
+        ({"member_trees": 1.5}, "member_trees"),
+        ({"member_trees": True}, "member_trees"),
+    ],
+)
+def test_bad_ensemble_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Tuner(_big_space(), **kwargs)
+
+
+def _product_space() -> dict[str, np.ndarray]:
+    g = np.stack(np.meshgrid(np.arange(1, 33), np.arange(1, 33), np.arange(3), indexing="ij"), -1)
+    g = g.reshape(-1, 3)
+    return {"a": g[:, 0], "b": g[:, 1], "c": g[:, 2]}
+
+
+def _product_measure(c: dict[str, int]) -> float | None:
+    """Fails past a resource limit a * b > 300; fastest just below it."""
+    if c["a"] * c["b"] > 300:
+        return None
+    return 1.0 + (300 - c["a"] * c["b"]) / 100 + c["c"]
+
+
+def test_validity_products_adds_pairwise_products() -> None:
+    t = Tuner(_product_space(), validity_products=True)
+    V = t._validity_features()
+    X = t.features_
+    assert V.shape == (X.shape[0], 3 + 3)
+    np.testing.assert_array_equal(V[:, :3], X)
+    np.testing.assert_array_equal(V[:, 3], X[:, 0] * X[:, 1])
+    cats = Tuner([{"a": 1, "k": "x"}, {"a": 2, "k": "y"}], validity_products=True)
+    assert cats._validity_features().shape == (2, 2)  # a categorical column: no products
+    with pytest.raises(ValueError, match="validity_products"):
+        Tuner(_product_space(), validity_products=1)
+
+
+def test_validity_products_predict_a_product_limit_better() -> None:
+    """On a failure boundary a * b > L, the validity model with the products separates the
+    untried candidates better than the one on the raw parameters (same measurements)."""
+    t = Tuner(_product_space(), budget=200, batch=16, seed=0)
+    t.run(_product_measure)
+    rows = np.flatnonzero(t._state != 0)  # the measured configurations
+    truth = t.features_[:, 0] * t.features_[:, 1] <= 300
+    labels = truth[rows].astype(float)
+    assert 0 < labels.sum() < labels.size
+    acc = {}
+    for products in (False, True):
+        u = Tuner(_product_space(), seed=0, validity_products=products)
+        V = u._validity_features() if products else u.features_
+        vm = u.validity.fit(V[rows], labels)
+        rest = np.setdiff1d(np.arange(truth.size), rows)
+        acc[products] = float(((vm.predict_proba(V[rest])[:, 1] > 0.5) == truth[rest]).mean())
+    assert acc[True] > acc[False]
+
+
+def test_ensemble_members_with_a_prior() -> None:
+    """The ensemble blends each member with the prior's score; runs stay deterministic."""
+    rows = _space_rows()
+    src = {k: [r[k] for r in rows] for k in PARAMS}
+    src["time"] = [_time(r) * 1.3 if r["bx"] * r["by"] <= 512 else math.nan for r in rows]
+    kw = {"budget": 40, "batch": 8, "members": 3, "member_trees": 0.5, "prior": {"gpu": src}}
+    a = Tuner(rows, seed=2, **kw).run(_measure)
+    b = Tuner(rows, seed=2, **kw).run(_measure)
+    assert [r["config"] for r in a.records_] == [r["config"] for r in b.records_]
+    assert a.n_measured == 40 and a.best_value_ == pytest.approx(
+        min(_time(c) for c in rows if c["bx"] * c["by"] <= 512)
+    )

@@ -222,6 +222,21 @@ class Tuner:
         (misled sources) 0.25 cost 13 % more evaluations to the top 0.1 % (the own model's
         picks outside the data it has seen are poor); on a planted misleading prior it helps a
         little (``docs/transfer.md``).
+    members : int
+        Performance models in a bagged ensemble (1: a single model). With ``members > 1``
+        each member is fitted on a bootstrap resample of the measured rows (Poisson counts
+        times the top weights); the members' mean z-score ranks the short list (to which each
+        member's own top is added), and the t-th greedy pick maximises member
+        ``t mod members``'s utility, so the batch covers what the members disagree on (a
+        Thompson-like use of the model's uncertainty). Off by default: no gain beyond the
+        seed noise on the benchmark-hub spaces (``docs/benchmarks.md``).
+    member_trees : float
+        Share of the performance model's ``n_estimators`` each ensemble member fits (0.25
+        with 4 members: the cost of one model).
+    validity_products : bool
+        Give the validity model the product of every pair of numeric parameters as extra
+        features (a resource limit such as ``threads * tile <= L`` becomes one split); its
+        P(valid) is then predicted from the rows, not the coded candidate set.
     """
 
     def __init__(
@@ -252,6 +267,9 @@ class Tuner:
         prior_rows: int = 50,
         prior_adapt: bool = True,
         prior_explore: float = 0.0,
+        members: int = 1,
+        member_trees: float = 1.0,
+        validity_products: bool = False,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -283,6 +301,17 @@ class Tuner:
         self.top_weight = float(top_weight)
         self.max_scored = None if max_scored is None else self._count(max_scored, "max_scored", 2)
         self.rescore_every = self._count(rescore_every, "rescore_every")
+        self.members = self._count(members, "members")
+        mt: Any = member_trees  # checked at run time whatever its annotation
+        if isinstance(mt, bool) or not isinstance(mt, numbers.Real) or not 0.0 < float(mt) <= 1.0:
+            raise ValueError(f"member_trees: expected a number in (0, 1], got {mt!r}")
+        self.member_trees = float(mt)
+        if not isinstance(validity_products, bool | np.bool_):
+            raise ValueError(
+                f"validity_products: expected True or False, got {validity_products!r}"
+            )
+        self.validity_products = bool(validity_products)
+        self._vX: np.ndarray | None = None
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
         if validity == _AUTO:
@@ -892,10 +921,26 @@ class Tuner:
         r[np.argsort(-y, kind="stable")] = np.arange(y.size)
         return 1.0 + self.top_weight * np.exp(-r / max(0.1 * y.size, 1.0))
 
-    def _fit_rank(self, est: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    def _fit_rank(
+        self, est: Any, X: np.ndarray, y: np.ndarray, seed: int, *, boot: bool = False
+    ) -> Any:
+        """A clone of ``est`` fitted to rank ``y`` (higher = better) on ``X``; ``boot``: an
+        ensemble member, fitted on a bootstrap resample of the rows (their top weights times
+        the resampling counts) with ``member_trees`` of the trees."""
         model = _clone(est, seed)
         regress = getattr(model, "objective", "pairwise") != "pairwise"
-        model.fit(X, -y if regress else y, sample_weight=self._weights(y))
+        w = self._weights(y)
+        if boot:
+            params = model.get_params()
+            if "n_estimators" in params and self.member_trees < 1.0:
+                n_trees = max(1, round(params["n_estimators"] * self.member_trees))
+                model.set_params(n_estimators=n_trees)
+            counts = np.random.default_rng(seed).poisson(1.0, size=y.size).astype(np.float64)
+            keep = counts > 0
+            if keep.sum() >= 2 and np.ptp(y[keep]) > 0:
+                w = counts if w is None else w * counts
+                X, y, w = X[keep], y[keep], w[keep]
+        model.fit(X, -y if regress else y, sample_weight=w)
         model._ec_sign = -1.0 if regress else 1.0
         return model
 
@@ -982,8 +1027,13 @@ class Tuner:
             if failed.size != self._vm_labels or (full and not self._vm_full):
                 rows = np.concatenate([ok, failed])
                 labels = np.concatenate([np.ones(ok.size), np.zeros(failed.size)])
-                vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
-                self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
+                if self.validity_products:
+                    V = self._validity_features()
+                    vm = _clone(self.validity, int(seeds[0])).fit(V[rows], labels)
+                    self._p_all[free] = vm.predict_proba(V[free])[:, 1]
+                else:
+                    vm = _clone(self.validity, int(seeds[0])).fit(X[rows], labels)
+                    self._p_all[free] = self._predict_free(vm, "predict_proba", free)[:, 1]
                 self._vm_labels, self._vm_full, self._vm = failed.size, full, vm
             self.validity_model_ = self._vm
         p = self._p_all[free].copy()
@@ -999,17 +1049,36 @@ class Tuner:
         p_all[free] = p
         self.p_valid_ = p_all
         # 2. performance: a ranking score of every candidate (blended with the prior's)
+        member_z: list[np.ndarray] = []
         if own:
-            pm = self._fit_rank(self.performance, X[ok], self._targets(ok), int(seeds[1]))
+            y_ok = self._targets(ok)
+            if self.members > 1:  # a bagged ensemble: its mean ranks, each member picks
+                mseeds = np.random.default_rng(int(seeds[1])).integers(
+                    0, 2**31 - 1, size=self.members
+                )
+                models = [
+                    self._fit_rank(self.performance, X[ok], y_ok, int(ms), boot=True)
+                    for ms in mseeds
+                ]
+                member_z = [
+                    self._z(mod._ec_sign * self._predict_free(mod, "predict", free))
+                    for mod in models
+                ]
+                pm = models[0]
+                score = self._z(np.mean(member_z, axis=0))
+            else:
+                pm = self._fit_rank(self.performance, X[ok], y_ok, int(seeds[1]))
+                score = self._z(pm._ec_sign * self._predict_free(pm, "predict", free))
             self.performance_model_ = pm
-            score = self._z(pm._ec_sign * self._predict_free(pm, "predict", free))
         else:
             score = np.zeros(free.size)
         if self.prior_ is not None:
             self._own_z = score if own else None  # for the share asked away from the prior
             score = self._z((1.0 - alpha) * prior_score + alpha * score)
+            member_z = [self._z((1.0 - alpha) * prior_score + alpha * z) for z in member_z]
         logp = np.log(np.clip(p, 0.02, 1.0))
         util = score + self.validity_weight * logp
+        member_u = [z + self.validity_weight * logp for z in member_z]
         if self.max_scored is not None and n_free > self.max_scored:
             if self._util_all is None:
                 self._util_all = np.full(self.n_configs, -np.inf)
@@ -1018,8 +1087,13 @@ class Tuner:
         k = min(free.size, max(4 * n, n + 8))
         top = np.argpartition(-util, k - 1)[:k] if k < free.size else np.arange(free.size)
         top = top[np.argsort(-util[top], kind="stable")]
+        if member_u:  # the short list also holds each member's own top
+            extra = [np.argpartition(-u, min(k, u.size) - 1)[: min(k, u.size)] for u in member_u]
+            top = np.concatenate([top, *extra])
+            top = top[np.sort(np.unique(top, return_index=True)[1])]
         if self.precheck is not None:
             top, util = self._precheck_rerank(free, top, util, score, logp, int(seeds[2]))
+            member_u = []  # the precheck's re-ranked utility decides
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
@@ -1027,7 +1101,8 @@ class Tuner:
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
-        picks = np.concatenate([local, self._diverse(free, top, util, n - n_explore - local.size)])
+        greedy = self._diverse(free, top, util, n - n_explore - local.size, member_u)
+        picks = np.concatenate([local, greedy])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -1039,6 +1114,20 @@ class Tuner:
         if self.prior_ is not None:
             picks = self._prior_share(picks, prior_score, p, logp, rng)
         return free[picks]
+
+    def _validity_features(self) -> np.ndarray:
+        """The validity model's features with ``validity_products``: the parameters plus the
+        product of every pair of numeric (non-categorical) parameters, so that a resource
+        limit such as threads x tile <= L is one split instead of a staircase (computed once;
+        more than 16 numeric columns get no products)."""
+        if self._vX is None:
+            X = self.features_
+            num = [j for j, k in enumerate(self.params) if k not in self.categories_]
+            if X.shape[1] != len(self.params) or len(num) > 16:
+                num = []
+            pairs = [X[:, a] * X[:, b] for ai, a in enumerate(num) for b in num[ai + 1 :]]
+            self._vX = np.column_stack([X, *pairs]) if pairs else X
+        return self._vX
 
     def _neighbours(self, ok: np.ndarray) -> np.ndarray:
         """Indices of the configurations one parameter away from an incumbent (one of the
@@ -1077,18 +1166,27 @@ class Tuner:
             cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
         return cand.astype(np.intp)
 
-    def _diverse(self, free: np.ndarray, top: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+    def _diverse(
+        self,
+        free: np.ndarray,
+        top: np.ndarray,
+        util: np.ndarray,
+        m: int,
+        member_u: Sequence[np.ndarray] = (),
+    ) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
-        parameter values equal to a configuration already chosen."""
+        parameter values equal to a configuration already chosen. With ensemble members
+        (``member_u``, their utilities), the t-th pick maximises member ``t mod members``'s
+        utility instead of the mean's (a Thompson-like draw of the model uncertainty)."""
         if m <= 0 or top.size == 0:
             return np.zeros(0, dtype=np.intp)
         F = self.features_[free[top]]
-        u = util[top].astype(np.float64)
+        us = [mu[top].astype(np.float64) for mu in member_u] or [util[top].astype(np.float64)]
         sim = np.zeros(top.size)
         chosen: list[int] = []
         avail = np.ones(top.size, dtype=bool)
-        for _ in range(min(m, top.size)):
-            adj = np.where(avail, u - self.diversity * sim, -np.inf)
+        for t in range(min(m, top.size)):
+            adj = np.where(avail, us[t % len(us)] - self.diversity * sim, -np.inf)
             j = int(np.argmax(adj))
             chosen.append(j)
             avail[j] = False
