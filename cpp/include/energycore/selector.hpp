@@ -49,6 +49,10 @@ class Selector {
     std::uint32_t cand;
   };
   std::vector<Entry> entries_;  ///< per cell: n_cand entries sorted by bound, then candidate
+  /// The per-cell tables: values at the grid's nodes, scored once per class of candidates
+  /// that agree on every axis the stored values read, then sorted by bound, then candidate.
+  void build_tables(bool monotone);
+  static void sort_entries(Entry* a, size_t n, std::vector<Entry>& tmp);
   Selection scan(double lin, double lout, const std::vector<Limit>& limits, const Entry* order,
                  double lat_max, double pow_max) const;
   /// The nearest point when nothing is feasible: candidates in order of a lower bound of their
