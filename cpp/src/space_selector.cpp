@@ -177,6 +177,8 @@ void Selector::build_tables(bool monotone) {
   for (int s = obj0; s < S; ++s) deps[static_cast<size_t>(s)] = model;
   const std::uint64_t need = deps[static_cast<size_t>(slot_)] |
                              deps[static_cast<size_t>(l_slot)] | deps[static_cast<size_t>(e_slot)];
+  need_ = need;
+  slot_deps_ = deps;
 
   // Classes in order of their first (smallest) candidate; members ascending.
   std::vector<std::uint32_t> cls(n_cand);
@@ -197,15 +199,21 @@ void Selector::build_tables(bool monotone) {
     }
   }
   const size_t K = rep.size();
-  const bool shared = K < n_cand;
+
+  // Members of each class, ascending (CSR).
+  class_start_.assign(K + 1, 0);
+  members_.resize(n_cand);
+  for (size_t c = 0; c < n_cand; ++c) ++class_start_[cls[c] + 1];
+  for (size_t k = 0; k < K; ++k) class_start_[k + 1] += class_start_[k];
+  {
+    std::vector<std::uint32_t> at(class_start_.begin(), class_start_.end() - 1);
+    for (size_t c = 0; c < n_cand; ++c) members_[at[cls[c]]++] = static_cast<std::uint32_t>(c);
+  }
 
   // Values at the grid's nodes, once per class; then per cell the bounds of each class.
   const size_t NI = lin_edges_.size(), NJ = lout_edges_.size();
   const size_t n_cells = (NI - 1) * (NJ - 1);
-  entries_.resize(n_cells * n_cand);
-  std::vector<Entry> per_class;
-  if (shared) per_class.resize(n_cells * K);
-  Entry* dest = shared ? per_class.data() : entries_.data();
+  entries_.resize(n_cells * K);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   constexpr Index kClassBlock = 64;
   const Index n_blocks = (static_cast<Index>(K) + kClassBlock - 1) / kClassBlock;
@@ -219,7 +227,8 @@ void Selector::build_tables(bool monotone) {
       // Every node of the grid as one batch (the template shares work between rows); (NI-1, 0)
       // and (0, NJ-1), no cell's lower or upper corner, are scored too: simpler, and cheap.
       for (size_t i = 0; i < NI; ++i)
-        for (size_t j = 0; j < NJ; ++j) load(c, lin_edges_[i], lout_edges_[j], &rows[(i * NJ + j) * ns]);
+        for (size_t j = 0; j < NJ; ++j)
+          load(c, lin_edges_[i], lout_edges_[j], &rows[(i * NJ + j) * ns]);
       E.finish_rows(rows.data(), n_nodes);
       for (size_t q = 0; q < n_nodes; ++q) {
         v[q] = rows[q * ns + static_cast<size_t>(slot_)];
@@ -229,7 +238,7 @@ void Selector::build_tables(bool monotone) {
       for (size_t ci = 0; ci + 1 < NI; ++ci)
         for (size_t cj = 0; cj + 1 < NJ; ++cj) {
           const size_t lo = ci * NJ + cj, hi = (ci + 1) * NJ + cj + 1;
-          Entry& e = dest[(ci * (NJ - 1) + cj) * K + k];
+          Entry& e = entries_[(ci * (NJ - 1) + cj) * K + k];
           e.bound = monotone ? round_down(maximize_ ? -v[lo] : v[lo]) : kNegInf;
           // Latency and energy never decrease with the lengths (non-negative length terms).
           e.latency_lb = round_down(lat[lo]);
@@ -238,45 +247,26 @@ void Selector::build_tables(bool monotone) {
         }
     }
   });
-
-  // Members of each class, ascending (CSR).
-  std::vector<size_t> start(K + 1, 0);
-  std::vector<std::uint32_t> members(shared ? n_cand : 0);
-  if (shared) {
-    for (size_t c = 0; c < n_cand; ++c) ++start[cls[c] + 1];
-    for (size_t k = 0; k < K; ++k) start[k + 1] += start[k];
-    std::vector<size_t> at(start.begin(), start.end() - 1);
-    for (size_t c = 0; c < n_cand; ++c) members[at[cls[c]]++] = static_cast<std::uint32_t>(c);
-  }
   parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
     std::vector<Entry> tmp;
-    Entry* out = entries_.data() + static_cast<size_t>(cell) * n_cand;
-    if (!shared) {
-      sort_entries(out, n_cand, tmp);
-      return;
-    }
-    Entry* cl = per_class.data() + static_cast<size_t>(cell) * K;
-    sort_entries(cl, K, tmp);
-    // Expand the classes in bound order; a run of classes with one bound is merged by candidate.
-    size_t w = 0;
-    for (size_t r = 0; r < K;) {
-      size_t r1 = r + 1;
-      while (r1 < K && cl[r1].bound == cl[r].bound) ++r1;
-      const size_t w0 = w;
-      for (size_t q = r; q < r1; ++q) {
-        Entry e = cl[q];
-        const std::uint32_t k = e.cand;
-        for (size_t m = start[k]; m < start[k + 1]; ++m) {
-          e.cand = members[m];
-          out[w++] = e;
-        }
-      }
-      if (r1 - r > 1)
-        std::sort(out + w0, out + w,
-                  [](const Entry& a, const Entry& b) { return a.cand < b.cand; });
-      r = r1;
-    }
+    sort_entries(entries_.data() + static_cast<size_t>(cell) * K, K, tmp);
   });
+}
+
+bool Selector::invariant(const std::vector<Limit>& limits) const noexcept {
+  for (const Limit& l : limits)
+    if (slot_deps_[static_cast<size_t>(l.slot)] & ~need_) return false;
+  return true;
+}
+
+void Selector::visit_class(std::uint32_t k, double lin, double lout,
+                           const std::vector<Limit>& limits, bool same, Tally& t) const {
+  // Members in index order. With `same` (every limit reads only the axes the class shares),
+  // the first valid member has the class's objective and violation with the lowest index: the
+  // others can neither beat nor tie it. Members differ only in what a workload-dependent
+  // constraint may reject.
+  for (std::uint32_t m = class_start_[k]; m < class_start_[k + 1]; ++m)
+    if (evaluate(members_[m], lin, lout, limits, t) && same) return;
 }
 
 void Selector::load(size_t c, double lin, double lout, double* s) const noexcept {
@@ -298,20 +288,21 @@ int Selector::cell(double x, const std::vector<double>& edges) const noexcept {
 Selection Selector::scan(double lin, double lout, const std::vector<Limit>& limits,
                          const Entry* order, double lat_max, double pow_max) const {
   Tally t;
-  const size_t n_cand = cand_index_.size();
-  for (size_t k = 0; k < n_cand; ++k) {
-    size_t c = k;
-    if (order != nullptr) {
-      const Entry& e = order[k];
-      // Sorted bounds: once one exceeds the best value found, no later candidate can beat or
-      // tie it (ties need an equal value, which is >= its bound).
-      if (t.best >= 0 && static_cast<double>(e.bound) > t.best_key) break;
-      // Surely over a limit: cannot be feasible (the caller rescans if nothing is).
-      if (static_cast<double>(e.latency_lb) > lat_max || static_cast<double>(e.power_lb) > pow_max)
-        continue;
-      c = e.cand;
-    }
-    evaluate(c, lin, lout, limits, t);
+  if (order == nullptr) {
+    for (size_t c = 0; c < cand_index_.size(); ++c) evaluate(c, lin, lout, limits, t);
+    return t.result(maximize_);
+  }
+  const bool same = invariant(limits);
+  const size_t K = class_start_.size() - 1;
+  for (size_t k = 0; k < K; ++k) {
+    const Entry& e = order[k];
+    // Sorted bounds: once one exceeds the best value found, no later class can beat or tie it
+    // (ties need an equal value, which is >= its bound).
+    if (t.best >= 0 && static_cast<double>(e.bound) > t.best_key) break;
+    // Surely over a limit: cannot be feasible (the caller rescans if nothing is).
+    if (static_cast<double>(e.latency_lb) > lat_max || static_cast<double>(e.power_lb) > pow_max)
+      continue;
+    visit_class(e.cand, lin, lout, limits, same, t);
   }
   return t.result(maximize_);
 }
@@ -341,9 +332,10 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
   const int pu_slot = E.objective_slot(kPowerUpperW);
   const bool bound_above = upper_bounds_latency();
   const bool power_above = upper_bounds_power();
-  const size_t n = cand_index_.size();
-  // Lower bound of each candidate's total violation: only latency and power terms are
-  // bounded (the others count 0); shrunk a hair so that rounding can never lift it above.
+  const size_t n = class_start_.size() - 1;
+  const bool same = invariant(limits);
+  // Lower bound of each class's total violation: only latency and power terms are bounded
+  // (the others count 0); shrunk a hair so that rounding can never lift it above.
   std::vector<double> vlb(n, 0.0);
   for (size_t k = 0; k < n; ++k) {
     const Entry& e = order[k];
@@ -366,11 +358,11 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
       if (!done[k] && (kmin == n || vlb[k] < vlb[kmin])) kmin = k;
     if (kmin == n) break;
     done[kmin] = 1;
-    evaluate(order[kmin].cand, lin, lout, limits, t);
+    visit_class(order[kmin].cand, lin, lout, limits, same, t);
   }
   for (size_t k = 0; k < n; ++k) {
     if (done[k] || (t.nearest >= 0 && vlb[k] > t.near_violation)) continue;
-    evaluate(order[k].cand, lin, lout, limits, t);
+    visit_class(order[k].cand, lin, lout, limits, same, t);
   }
   return t.result(maximize_);
 }
@@ -414,10 +406,10 @@ Selection Selector::best(double input_len, double output_len,
   if (ci < 0 || cj < 0) {  // outside the grid: every candidate, no stop
     r = scan(input_len, output_len, limits, nullptr, kInf, kInf);
   } else {
-    const size_t n_cand = cand_index_.size();
+    const size_t K = class_start_.size() - 1;
     const Entry* order =
         entries_.data() +
-        (static_cast<size_t>(ci) * (lout_edges_.size() - 1) + static_cast<size_t>(cj)) * n_cand;
+        (static_cast<size_t>(ci) * (lout_edges_.size() - 1) + static_cast<size_t>(cj)) * K;
     r = scan(input_len, output_len, limits, order, lat_max, pow_max);
     // Nothing feasible: the skipped candidates matter for the nearest point.
     if (!r.feasible) r = nearest(input_len, output_len, limits, order);
