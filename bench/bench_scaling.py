@@ -24,7 +24,7 @@ run where one applies:
   on two spaces: tp x pp x batch x a knob that no model reads (candidates equal on the model's
   axes share their scores: the build scores 56 classes and expands them) and tp x pp x a long
   batch axis (every candidate scored on its own: the build's worst case). Each checked against
-  ``ConfigSpace.argmin`` on 20 of the queries.
+  ``ConfigSpace.argmin`` (a full scan, the anchor: median time of 20 of the queries).
 
 Times are medians of ``--repeat`` runs. Other processes on a shared machine slow every column
 (the load average is printed with each section); the ratios, measured in the same run, are the
@@ -314,11 +314,14 @@ def bench_selector(sizes: list[int], queries: int, budget_s: float) -> Rows:
             t0 = time.perf_counter()
             sel = Selector(space, models=models)
             build = time.perf_counter() - t0
-            for q in qs[:20]:  # the fast path agrees with a full query
+            scans = []
+            for q in qs[:20]:  # the fast path agrees with a full query (the anchor)
                 a = sel.best(*q)
+                t1 = time.perf_counter()
                 b = space.argmin(sel.objective, subject_to={"latency_s": ("<=", q[2]),
                                  "power_w": ("<=", q[3])}, models=models, input_len=q[0],
                                  output_len=q[1])  # fmt: skip
+                scans.append(time.perf_counter() - t1)
                 assert (a.index, a.nearest_index) == (b.index, b.nearest_index), (kind, n, q)
             per = []
             for q in qs:
@@ -328,22 +331,24 @@ def bench_selector(sizes: list[int], queries: int, budget_s: float) -> Rows:
             last[kind] = (sel.n_candidates, build)
             cells = (len(sel._lin_edges) - 1) * (len(sel._lout_edges) - 1)
             row.update({f"{kind}_n": sel.n_candidates, f"{kind}_build": build,
-                        f"{kind}_query": statistics.median(per), f"{kind}_cells": cells})  # fmt: skip
+                        f"{kind}_query": statistics.median(per), f"{kind}_cells": cells,
+                        f"{kind}_argmin": statistics.median(scans)})  # fmt: skip
             del sel
         if len(row) > 1:
             out.append(row)
 
     def cells(r: dict[str, Any], kind: str) -> list[str]:
         if f"{kind}_n" not in r:
-            return ["-", "-", "-", "-"]
+            return ["-", "-", "-", "-", "-"]
         return [f"{r[f'{kind}_n']:,}", str(r[f"{kind}_cells"]),
-                f"{r[f'{kind}_build'] * 1e3:,.0f}", f"{r[f'{kind}_query'] * 1e6:.2f}"]  # fmt: skip
+                f"{r[f'{kind}_build'] * 1e3:,.0f}", f"{r[f'{kind}_query'] * 1e6:.2f}",
+                f"{r[f'{kind}_argmin'] / r[f'{kind}_query']:,.0f}x"]  # fmt: skip
 
     print_table(
         f"Selector.best from Python ({queries} random workloads and limits, median); "
         "knob: a knob no model reads; all: every candidate scored on its own",
-        ["candidates (knob)", "cells", "build (ms)", "best() (us)",
-         "candidates (all)", "cells", "build (ms)", "best() (us)"],
+        ["candidates (knob)", "cells", "build (ms)", "best() (us)", "argmin / best()",
+         "candidates (all)", "cells", "build (ms)", "best() (us)", "argmin / best()"],
         [cells(r, "knob") + cells(r, "all") for r in out],
     )  # fmt: skip
     for r in out:  # the plot's x
