@@ -7,17 +7,24 @@ run where one applies:
   perturbed truth) on 50 -> 10^5 rows, against ``scipy.optimize.least_squares`` (trf, analytic
   Jacobian, same loss, start and bounds); final costs side by side.
 - **enumerate**: ``ConfigSpace.argmin`` of the energy per request over 10^3 -> 10^8
-  configurations (tp x pp x batch x a user knob, two constraints, one thread), with the peak
-  RSS of the process after each size (``resource.getrusage``, the high-water mark: it stays
-  flat when memory does not grow with the space) and the peak of Python-side allocations during
-  the call (``tracemalloc``). Run first, so that the other sections' arrays do not set the mark.
+  configurations (tp x pp x batch x a user knob, two constraints, one thread), with memory:
+  the process's peak RSS after the first query (``resource.getrusage``; it includes the
+  transient copies of the axes made while the engine is built), the RSS with the engine built
+  once freed heap is given back (``malloc_trim``), the peak RSS during the timed queries alone
+  (``VmHWM`` reset through ``/proc/self/clear_refs``: flat when a query's memory does not grow
+  with the space or the valid points) and the peak of Python-side allocations during a query
+  (``tracemalloc``). Run first, so that the other sections' arrays do not set the marks.
 - **gbdt**: ``GradientBoosting`` training (leaf-wise, 31 leaves, 100 trees, LightGBM's
   defaults; 20 features) on 10^3 -> 10^6 rows with ``n_jobs=2``, against LightGBM with the same
   parameters and ``n_jobs=2`` where it is installed; the two alternate within every repeat.
   Wall and CPU time, test RMSE of both.
 - **selector**: ``Selector.best`` from Python over 10^2 -> 10^6 candidates (random workloads
   and limits; the median of a thousand queries), with the time to build the selector (a size
-  whose build would exceed ``--selector-budget``, extrapolated linearly, is skipped and said so).
+  whose build would exceed ``--selector-budget``, extrapolated linearly, is skipped and said so),
+  on two spaces: tp x pp x batch x a knob that no model reads (candidates equal on the model's
+  axes share their scores: the build scores 56 classes and expands them) and tp x pp x a long
+  batch axis (every candidate scored on its own: the build's worst case). Each checked against
+  ``ConfigSpace.argmin`` (a full scan, the anchor: median time of 20 of the queries).
 
 Times are medians of ``--repeat`` runs. Other processes on a shared machine slow every column
 (the load average is printed with each section); the ratios, measured in the same run, are the
@@ -77,6 +84,33 @@ def rss_mib() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return peak_rss_mib()
+
+
+def reset_peak_rss() -> bool:
+    """Give freed heap back to the system (glibc ``malloc_trim``) and reset the high-water mark
+    of the resident set (Linux >= 4.0: ``5`` to ``/proc/self/clear_refs``), so that the next
+    :func:`hwm_mib` is the peak of what runs after. False where either is not available."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def hwm_mib() -> float:
+    """Peak resident set since the last :func:`reset_peak_rss` (Linux ``VmHWM``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return peak_rss_mib()
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -155,23 +189,30 @@ def bench_enumerate(sizes: list[int], repeat: int) -> Rows:
         space = enumeration_space(n)
         built = rss_mib()  # the axes themselves (a knob of up to 833k values) take room
         space.argmin("energy_per_request_j", subject_to=limits, **kw)  # warm: engine, models
+        warm = peak_rss_mib()
+        reset = reset_peak_rss()
+        engine = rss_mib()  # the engine built (the axes' copies), freed heap given back
         t, res = median_time(
             lambda s=space: s.argmin("energy_per_request_j", subject_to=limits, **kw),
             repeat if space.size <= 10**7 else 1,
         )
+        query_peak = hwm_mib() if reset else float("nan")
         tracemalloc.start()
         space.argmin("energy_per_request_j", subject_to=limits, **kw)
         py_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         out.append({"n": space.size, "t": t, "valid": res.n_valid, "built": built,
-                    "rss": peak_rss_mib(), "py": py_peak})  # fmt: skip
+                    "warm": warm, "engine": engine, "query_peak": query_peak,
+                    "py": py_peak})  # fmt: skip
     print_table(
         f"Enumeration (ConfigSpace.argmin, 1 thread); peak RSS before the section {base:.0f} MiB",
         ["configurations", "valid", "time (ms)", "M configurations/s",
-         "RSS with the space built (MiB)", "peak RSS after the queries (MiB)",
+         "RSS with the space built (MiB)", "process peak RSS after the first query (MiB)",
+         "RSS with the engine built, heap trimmed (MiB)", "peak RSS during the queries (MiB)",
          "Python allocations in a query, peak (KiB)"],
         [[f"{r['n']:,}", f"{r['valid']:,}", f"{r['t'] * 1e3:.2f}", f"{r['n'] / r['t'] / 1e6:.1f}",
-          f"{r['built']:.0f}", f"{r['rss']:.0f}", f"{r['py'] / 1024:.0f}"] for r in out],
+          f"{r['built']:.0f}", f"{r['warm']:.0f}", f"{r['engine']:.0f}",
+          f"{r['query_peak']:.0f}", f"{r['py'] / 1024:.0f}"] for r in out],
     )  # fmt: skip
     return out
 
@@ -243,41 +284,75 @@ def bench_gbdt(sizes: list[int], repeat: int, threads: int) -> Rows:
 
 
 # ------------------------------------------------------------------------------ selector
+def selector_spaces(n: int) -> dict[str, ConfigSpace]:
+    """About n candidates: with a knob no model reads, and with every axis read by the models."""
+    knob = max(1, round(n / 56))
+    return {
+        "knob": ConfigSpace({"tp": [1, 2, 4, 8], "pp": [1, 2],
+                             "batch": ConfigSpace.powers_of_two(1, 64),
+                             "knob": list(range(knob))}),
+        "all": ConfigSpace({"tp": [1, 2, 4, 8], "pp": [1, 2],
+                            "batch": list(range(1, max(1, round(n / 8)) + 1))}),
+    }  # fmt: skip
+
+
 def bench_selector(sizes: list[int], queries: int, budget_s: float) -> Rows:
     models = list(fitted(1.0, seed=0))
     rng = np.random.default_rng(0)
     qs = [(float(rng.integers(1, 8192)), float(rng.integers(1, 2048)),
            float(rng.uniform(0.5, 30)), float(rng.uniform(200, 6000))) for _ in range(queries)]  # fmt: skip
     out: Rows = []
+    last: dict[str, tuple[int, float]] = {}
     for n in sizes:
-        if out and out[-1]["build"] * n / out[-1]["n"] > budget_s:
-            print(f"selector: {n:,} candidates skipped (build predicted at "
-                  f"{out[-1]['build'] * n / out[-1]['n']:.0f} s > --selector-budget {budget_s:g} s)")  # fmt: skip
-            continue
-        knob = max(1, round(n / 56))
-        axes = {"tp": [1, 2, 4, 8], "pp": [1, 2], "batch": ConfigSpace.powers_of_two(1, 64),
-                "knob": list(range(knob))}  # fmt: skip
-        space = ConfigSpace(axes)
-        t0 = time.perf_counter()
-        sel = Selector(space, models=models)
-        build = time.perf_counter() - t0
-        for q in qs[:20]:  # the fast path agrees with a full query
-            a = sel.best(*q)
-            b = space.argmin(sel.objective, subject_to={"latency_s": ("<=", q[2]),
-                             "power_w": ("<=", q[3])}, models=models, input_len=q[0],
-                             output_len=q[1])  # fmt: skip
-            assert (a.index, a.nearest_index) == (b.index, b.nearest_index), (n, q)
-        per = []
-        for q in qs:
-            t1 = time.perf_counter()
-            sel.best(*q)
-            per.append(time.perf_counter() - t1)
-        out.append({"n": sel.n_candidates, "build": build, "query": statistics.median(per)})
+        row: dict[str, Any] = {"n": n}
+        for kind, space in selector_spaces(n).items():
+            if kind in last and last[kind][1] * n / last[kind][0] > budget_s:
+                print(f"selector ({kind}): {n:,} candidates skipped (build predicted at "
+                      f"{last[kind][1] * n / last[kind][0]:.0f} s > --selector-budget "
+                      f"{budget_s:g} s)")  # fmt: skip
+                continue
+            t0 = time.perf_counter()
+            sel = Selector(space, models=models)
+            build = time.perf_counter() - t0
+            scans = []
+            for q in qs[:20]:  # the fast path agrees with a full query (the anchor)
+                a = sel.best(*q)
+                t1 = time.perf_counter()
+                b = space.argmin(sel.objective, subject_to={"latency_s": ("<=", q[2]),
+                                 "power_w": ("<=", q[3])}, models=models, input_len=q[0],
+                                 output_len=q[1])  # fmt: skip
+                scans.append(time.perf_counter() - t1)
+                assert (a.index, a.nearest_index) == (b.index, b.nearest_index), (kind, n, q)
+            per = []
+            for q in qs:
+                t1 = time.perf_counter()
+                sel.best(*q)
+                per.append(time.perf_counter() - t1)
+            last[kind] = (sel.n_candidates, build)
+            cells = (len(sel._lin_edges) - 1) * (len(sel._lout_edges) - 1)
+            row.update({f"{kind}_n": sel.n_candidates, f"{kind}_build": build,
+                        f"{kind}_query": statistics.median(per), f"{kind}_cells": cells,
+                        f"{kind}_argmin": statistics.median(scans)})  # fmt: skip
+            del sel
+        if len(row) > 1:
+            out.append(row)
+
+    def cells(r: dict[str, Any], kind: str) -> list[str]:
+        if f"{kind}_n" not in r:
+            return ["-", "-", "-", "-", "-"]
+        return [f"{r[f'{kind}_n']:,}", str(r[f"{kind}_cells"]),
+                f"{r[f'{kind}_build'] * 1e3:,.0f}", f"{r[f'{kind}_query'] * 1e6:.2f}",
+                f"{r[f'{kind}_argmin'] / r[f'{kind}_query']:,.0f}x"]  # fmt: skip
+
     print_table(
-        f"Selector.best from Python ({queries} random workloads and limits, median)",
-        ["candidates", "build (ms)", "best() (us)"],
-        [[f"{r['n']:,}", f"{r['build'] * 1e3:.1f}", f"{r['query'] * 1e6:.2f}"] for r in out],
-    )
+        f"Selector.best from Python ({queries} random workloads and limits, median); "
+        "knob: a knob no model reads; all: every candidate scored on its own",
+        ["candidates (knob)", "cells", "build (ms)", "best() (us)", "argmin / best()",
+         "candidates (all)", "cells", "build (ms)", "best() (us)", "argmin / best()"],
+        [cells(r, "knob") + cells(r, "all") for r in out],
+    )  # fmt: skip
+    for r in out:  # the plot's x
+        r["query"] = r.get("knob_query", r.get("all_query"))
     return out
 
 
@@ -295,12 +370,15 @@ def plot(path: str, res: dict[str, Rows]) -> None:
         ("fit", "energy fit", "rows", [("ours", "energycore"), ("ref", "scipy trf")]),
         ("enumerate", "enumeration", "configurations", [("t", "energycore")]),
         ("gbdt", "GBDT training, 2 threads", "rows", [("ours", "energycore"), ("ref", "LightGBM")]),
-        ("selector", "Selector.best", "candidates", [("query", "energycore")]),
+        ("selector", "Selector", "candidates",
+         [("knob_query", "best(), knob space"), ("all_query", "best(), all scored"),
+          ("knob_build", "build, knob space"), ("all_build", "build, all scored")]),
     ]  # fmt: skip
     for ax, (key, title, xlabel, lines) in zip(axs, spec):
         rows = res.get(key, [])
         for field, label in lines:
-            pts = [(r["n"], r[field]) for r in rows if field in r]
+            nkey = field.split("_")[0] + "_n" if key == "selector" else "n"
+            pts = [(r[nkey], r[field]) for r in rows if field in r]
             if pts:
                 ax.loglog(*zip(*pts), marker="o", label=label)
         ax.set_title(title, fontsize=10)

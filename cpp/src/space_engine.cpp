@@ -184,6 +184,21 @@ bool Engine::finish(const Index* digits, double* slots, bool score_always,
   return ok;
 }
 
+void Engine::finish_rows(double* rows, size_t n) const {
+  const int base = n_axes() + static_cast<int>(spec_.params.size());
+  const size_t ns = static_cast<size_t>(n_slots_);
+  for (size_t r = 0; r < n; ++r) {
+    double* s = rows + r * ns;
+    for (size_t k = 0; k < spec_.derived.size(); ++k)
+      s[base + static_cast<int>(k)] = spec_.derived[k].eval(s);
+  }
+  if (spec_.energy.present() || spec_.ttft.present()) {
+    score_rows(rows, n);
+  } else {
+    for (size_t r = 0; r < n; ++r) score(nullptr, rows + r * ns, false);
+  }
+}
+
 void Engine::digits_of(Index index, Index* d) const noexcept {
   const int A = n_axes();
   if (!spec_.rows.empty()) {

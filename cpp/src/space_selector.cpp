@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "energycore/lm.hpp"
@@ -81,11 +83,20 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   const Index size = E.size();
   const Index n_chunks = (size + kChunk - 1) / kChunk;
   std::vector<std::vector<Index>> parts(static_cast<size_t>(n_chunks));
+  const int base = A + P;
   parallel_for(n_chunks, resolve_threads(0), [&](Index c) {
-    std::vector<double> s(static_cast<size_t>(E.n_slots()));
+    // Axes, params and derived columns only: the fixed constraints cannot read the scores.
+    std::vector<double> s(static_cast<size_t>(E.n_slots()), 0.0);
+    std::vector<Index> d(static_cast<size_t>(A));
+    std::copy(params_.begin(), params_.end(), s.begin() + A);
     auto& part = parts[static_cast<size_t>(c)];
     for (Index i = c * kChunk; i < std::min(size, (c + 1) * kChunk); ++i) {
-      E.evaluate(i, nullptr, s.data(), false);  // axes, params, derived
+      E.digits_of(i, d.data());
+      for (int a = 0; a < A; ++a)
+        s[static_cast<size_t>(a)] =
+            spec.axes[static_cast<size_t>(a)][static_cast<size_t>(d[static_cast<size_t>(a)])];
+      for (size_t k = 0; k < spec.derived.size(); ++k)
+        s[static_cast<size_t>(base) + k] = spec.derived[k].eval(s.data());
       bool ok = true;
       for (const Program* p : fixed_constraints) {
         const double v = p->eval(s.data());
@@ -104,36 +115,158 @@ Selector::Selector(std::shared_ptr<const Engine> engine, int slot, bool maximize
   cand_digits_.resize(n_cand * static_cast<size_t>(A));
   for (size_t c = 0; c < n_cand; ++c)
     E.digits_of(cand_index_[c], &cand_digits_[c * static_cast<size_t>(A)]);
-  if (lin_edges_.empty()) return;
+  build_tables(monotone);
+}
 
-  const size_t n_cells = (lin_edges_.size() - 1) * (lout_edges_.size() - 1);
-  entries_.resize(n_cells * n_cand);
+namespace {
+
+/// An unsigned key ordered as the float (no NaN here; -0 and +0 equal, as under <).
+std::uint32_t order_key(float f) noexcept {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if (u == 0x80000000u) u = 0;
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+}  // namespace
+
+void Selector::sort_entries(Entry* a, size_t n, std::vector<Entry>& tmp) {
+  // LSD radix sort on the bound, 8 bits a pass: stable, so that the input order (candidate,
+  // ascending) breaks ties, as the comparison sort on (bound, cand) did.
+  tmp.resize(n);
+  Entry* src = a;
+  Entry* dst = tmp.data();
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; ++i) ++count[((order_key(src[i].bound) >> shift) & 255u) + 1];
+    bool one_bucket = false;
+    for (int b = 1; b <= 256; ++b) one_bucket = one_bucket || count[b] == n;
+    if (one_bucket) continue;  // every key shares these bits
+    for (int b = 1; b <= 256; ++b) count[b] += count[b - 1];
+    for (size_t i = 0; i < n; ++i) dst[count[(order_key(src[i].bound) >> shift) & 255u]++] = src[i];
+    std::swap(src, dst);
+  }
+  if (src != a) std::copy(src, src + n, a);
+}
+
+void Selector::build_tables(bool monotone) {
+  const Engine& E = *engine_;
+  const Spec& spec = E.spec();
+  const int A = E.n_axes();
+  const int P = static_cast<int>(spec.params.size());
+  const int S = E.n_slots();
+  const int obj0 = E.objective_slot(static_cast<Objective>(0));
   const int e_slot = E.objective_slot(kEnergyJ);
   const int l_slot = E.objective_slot(kLatencyS);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
-    const size_t ci = static_cast<size_t>(cell) / (lout_edges_.size() - 1);
-    const size_t cj = static_cast<size_t>(cell) % (lout_edges_.size() - 1);
-    std::vector<double> lo(static_cast<size_t>(E.n_slots())), hi(lo.size());
-    Entry* out = entries_.data() + static_cast<size_t>(cell) * n_cand;
+  const size_t n_cand = cand_index_.size();
+
+  // The axes that the stored values (objective, latency, energy) depend on: candidates equal
+  // on them get equal doubles at every workload, so each such class is scored once.
+  const std::uint64_t all = A >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << A) - 1;
+  std::vector<std::uint64_t> deps(static_cast<size_t>(S), 0);
+  for (int a = 0; a < A; ++a) deps[static_cast<size_t>(a)] = std::uint64_t(1) << a;
+  for (size_t k = 0; k < spec.derived.size(); ++k) {
+    std::uint64_t m = 0;
+    for (int r : spec.derived[k].reads()) m |= r >= obj0 ? all : deps[static_cast<size_t>(r)];
+    deps[static_cast<size_t>(A + P) + k] = m;
+  }
+  std::uint64_t model = 0;
+  for (int s : spec.feature_slot)
+    if (s >= 0) model |= deps[static_cast<size_t>(s)];
+  if (spec.key_axis >= 0) model |= std::uint64_t(1) << spec.key_axis;
+  for (int s = obj0; s < S; ++s) deps[static_cast<size_t>(s)] = model;
+  const std::uint64_t need = deps[static_cast<size_t>(slot_)] |
+                             deps[static_cast<size_t>(l_slot)] | deps[static_cast<size_t>(e_slot)];
+  need_ = need;
+  slot_deps_ = deps;
+
+  // Classes in order of their first (smallest) candidate; members ascending.
+  std::vector<std::uint32_t> cls(n_cand);
+  std::vector<std::uint32_t> rep;  // the first candidate of each class
+  {
+    std::unordered_map<std::string, std::uint32_t> ids;
+    ids.reserve(std::min<size_t>(n_cand, 1 << 20));
+    std::string key;
     for (size_t c = 0; c < n_cand; ++c) {
+      key.clear();
       const Index* d = &cand_digits_[c * static_cast<size_t>(A)];
-      load(c, lin_edges_[ci], lout_edges_[cj], lo.data());
-      E.finish(d, lo.data(), true, false);
-      load(c, lin_edges_[ci + 1], lout_edges_[cj + 1], hi.data());
-      E.finish(d, hi.data(), true, false);
-      const double v = lo[static_cast<size_t>(slot_)];
-      const double lat_hi = hi[static_cast<size_t>(l_slot)];
-      out[c].bound = monotone ? round_down(maximize_ ? -v : v) : kNegInf;
-      // Latency and energy never decrease with the lengths (non-negative length terms).
-      out[c].latency_lb = round_down(lo[static_cast<size_t>(l_slot)]);
-      out[c].power_lb = lat_hi > 0 ? round_down(lo[static_cast<size_t>(e_slot)] / lat_hi) : kNegInf;
-      out[c].cand = static_cast<std::uint32_t>(c);
+      for (int a = 0; a < A; ++a)
+        if (need & (std::uint64_t(1) << a))
+          key.append(reinterpret_cast<const char*>(&d[a]), sizeof(Index));
+      const auto [it, fresh] = ids.try_emplace(key, static_cast<std::uint32_t>(rep.size()));
+      if (fresh) rep.push_back(static_cast<std::uint32_t>(c));
+      cls[c] = it->second;
     }
-    std::sort(out, out + n_cand, [](const Entry& a, const Entry& b) {
-      return a.bound < b.bound || (a.bound == b.bound && a.cand < b.cand);
-    });
+  }
+  const size_t K = rep.size();
+
+  // Members of each class, ascending (CSR).
+  class_start_.assign(K + 1, 0);
+  members_.resize(n_cand);
+  for (size_t c = 0; c < n_cand; ++c) ++class_start_[cls[c] + 1];
+  for (size_t k = 0; k < K; ++k) class_start_[k + 1] += class_start_[k];
+  {
+    std::vector<std::uint32_t> at(class_start_.begin(), class_start_.end() - 1);
+    for (size_t c = 0; c < n_cand; ++c) members_[at[cls[c]]++] = static_cast<std::uint32_t>(c);
+  }
+
+  // Values at the grid's nodes, once per class; then per cell the bounds of each class.
+  const size_t NI = lin_edges_.size(), NJ = lout_edges_.size();
+  const size_t n_cells = (NI - 1) * (NJ - 1);
+  entries_.resize(n_cells * K);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  constexpr Index kClassBlock = 64;
+  const Index n_blocks = (static_cast<Index>(K) + kClassBlock - 1) / kClassBlock;
+  parallel_for(n_blocks, resolve_threads(0), [&](Index b) {
+    const size_t ns = static_cast<size_t>(S), n_nodes = NI * NJ;
+    std::vector<double> rows(n_nodes * ns);
+    std::vector<double> v(n_nodes), lat(n_nodes), en(n_nodes);
+    for (size_t k = static_cast<size_t>(b) * kClassBlock;
+         k < std::min(K, static_cast<size_t>(b + 1) * kClassBlock); ++k) {
+      const size_t c = rep[k];
+      // Every node of the grid as one batch (the template shares work between rows); (NI-1, 0)
+      // and (0, NJ-1), no cell's lower or upper corner, are scored too: simpler, and cheap.
+      for (size_t i = 0; i < NI; ++i)
+        for (size_t j = 0; j < NJ; ++j)
+          load(c, lin_edges_[i], lout_edges_[j], &rows[(i * NJ + j) * ns]);
+      E.finish_rows(rows.data(), n_nodes);
+      for (size_t q = 0; q < n_nodes; ++q) {
+        v[q] = rows[q * ns + static_cast<size_t>(slot_)];
+        lat[q] = rows[q * ns + static_cast<size_t>(l_slot)];
+        en[q] = rows[q * ns + static_cast<size_t>(e_slot)];
+      }
+      for (size_t ci = 0; ci + 1 < NI; ++ci)
+        for (size_t cj = 0; cj + 1 < NJ; ++cj) {
+          const size_t lo = ci * NJ + cj, hi = (ci + 1) * NJ + cj + 1;
+          Entry& e = entries_[(ci * (NJ - 1) + cj) * K + k];
+          e.bound = monotone ? round_down(maximize_ ? -v[lo] : v[lo]) : kNegInf;
+          // Latency and energy never decrease with the lengths (non-negative length terms).
+          e.latency_lb = round_down(lat[lo]);
+          e.power_lb = lat[hi] > 0 ? round_down(en[lo] / lat[hi]) : kNegInf;
+          e.cand = static_cast<std::uint32_t>(k);
+        }
+    }
   });
+  parallel_for(static_cast<Index>(n_cells), resolve_threads(0), [&](Index cell) {
+    std::vector<Entry> tmp;
+    sort_entries(entries_.data() + static_cast<size_t>(cell) * K, K, tmp);
+  });
+}
+
+bool Selector::invariant(const std::vector<Limit>& limits) const noexcept {
+  for (const Limit& l : limits)
+    if (slot_deps_[static_cast<size_t>(l.slot)] & ~need_) return false;
+  return true;
+}
+
+void Selector::visit_class(std::uint32_t k, double lin, double lout,
+                           const std::vector<Limit>& limits, bool same, Tally& t) const {
+  // Members in index order. With `same` (every limit reads only the axes the class shares),
+  // the first valid member has the class's objective and violation with the lowest index: the
+  // others can neither beat nor tie it. Members differ only in what a workload-dependent
+  // constraint may reject.
+  for (std::uint32_t m = class_start_[k]; m < class_start_[k + 1]; ++m)
+    if (evaluate(members_[m], lin, lout, limits, t) && same) return;
 }
 
 void Selector::load(size_t c, double lin, double lout, double* s) const noexcept {
@@ -155,20 +288,21 @@ int Selector::cell(double x, const std::vector<double>& edges) const noexcept {
 Selection Selector::scan(double lin, double lout, const std::vector<Limit>& limits,
                          const Entry* order, double lat_max, double pow_max) const {
   Tally t;
-  const size_t n_cand = cand_index_.size();
-  for (size_t k = 0; k < n_cand; ++k) {
-    size_t c = k;
-    if (order != nullptr) {
-      const Entry& e = order[k];
-      // Sorted bounds: once one exceeds the best value found, no later candidate can beat or
-      // tie it (ties need an equal value, which is >= its bound).
-      if (t.best >= 0 && static_cast<double>(e.bound) > t.best_key) break;
-      // Surely over a limit: cannot be feasible (the caller rescans if nothing is).
-      if (static_cast<double>(e.latency_lb) > lat_max || static_cast<double>(e.power_lb) > pow_max)
-        continue;
-      c = e.cand;
-    }
-    evaluate(c, lin, lout, limits, t);
+  if (order == nullptr) {
+    for (size_t c = 0; c < cand_index_.size(); ++c) evaluate(c, lin, lout, limits, t);
+    return t.result(maximize_);
+  }
+  const bool same = invariant(limits);
+  const size_t K = class_start_.size() - 1;
+  for (size_t k = 0; k < K; ++k) {
+    const Entry& e = order[k];
+    // Sorted bounds: once one exceeds the best value found, no later class can beat or tie it
+    // (ties need an equal value, which is >= its bound).
+    if (t.best >= 0 && static_cast<double>(e.bound) > t.best_key) break;
+    // Surely over a limit: cannot be feasible (the caller rescans if nothing is).
+    if (static_cast<double>(e.latency_lb) > lat_max || static_cast<double>(e.power_lb) > pow_max)
+      continue;
+    visit_class(e.cand, lin, lout, limits, same, t);
   }
   return t.result(maximize_);
 }
@@ -198,9 +332,10 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
   const int pu_slot = E.objective_slot(kPowerUpperW);
   const bool bound_above = upper_bounds_latency();
   const bool power_above = upper_bounds_power();
-  const size_t n = cand_index_.size();
-  // Lower bound of each candidate's total violation: only latency and power terms are
-  // bounded (the others count 0); shrunk a hair so that rounding can never lift it above.
+  const size_t n = class_start_.size() - 1;
+  const bool same = invariant(limits);
+  // Lower bound of each class's total violation: only latency and power terms are bounded
+  // (the others count 0); shrunk a hair so that rounding can never lift it above.
   std::vector<double> vlb(n, 0.0);
   for (size_t k = 0; k < n; ++k) {
     const Entry& e = order[k];
@@ -223,11 +358,11 @@ Selection Selector::nearest(double lin, double lout, const std::vector<Limit>& l
       if (!done[k] && (kmin == n || vlb[k] < vlb[kmin])) kmin = k;
     if (kmin == n) break;
     done[kmin] = 1;
-    evaluate(order[kmin].cand, lin, lout, limits, t);
+    visit_class(order[kmin].cand, lin, lout, limits, same, t);
   }
   for (size_t k = 0; k < n; ++k) {
     if (done[k] || (t.nearest >= 0 && vlb[k] > t.near_violation)) continue;
-    evaluate(order[k].cand, lin, lout, limits, t);
+    visit_class(order[k].cand, lin, lout, limits, same, t);
   }
   return t.result(maximize_);
 }
@@ -271,10 +406,10 @@ Selection Selector::best(double input_len, double output_len,
   if (ci < 0 || cj < 0) {  // outside the grid: every candidate, no stop
     r = scan(input_len, output_len, limits, nullptr, kInf, kInf);
   } else {
-    const size_t n_cand = cand_index_.size();
+    const size_t K = class_start_.size() - 1;
     const Entry* order =
         entries_.data() +
-        (static_cast<size_t>(ci) * (lout_edges_.size() - 1) + static_cast<size_t>(cj)) * n_cand;
+        (static_cast<size_t>(ci) * (lout_edges_.size() - 1) + static_cast<size_t>(cj)) * K;
     r = scan(input_len, output_len, limits, order, lat_max, pow_max);
     // Nothing feasible: the skipped candidates matter for the nearest point.
     if (!r.feasible) r = nearest(input_len, output_len, limits, order);

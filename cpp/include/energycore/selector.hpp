@@ -48,7 +48,24 @@ class Selector {
     float power_lb;    ///< lower bound of power_w (-inf: unknown)
     std::uint32_t cand;
   };
-  std::vector<Entry> entries_;  ///< per cell: n_cand entries sorted by bound, then candidate
+  /// Classes of candidates that agree on every axis the objective, latency and energy read
+  /// (so on all their scores at any workload): members of class k are
+  /// members_[class_start_[k] .. class_start_[k + 1]), ascending; classes are numbered in the
+  /// order of their first member.
+  std::vector<std::uint32_t> class_start_, members_;
+  std::uint64_t need_ = 0;                ///< the axes the classes agree on (bit per axis)
+  std::vector<std::uint64_t> slot_deps_;  ///< per slot: the axes it reads (bit per axis)
+  std::vector<Entry> entries_;  ///< per cell: one entry per class (`cand`: the class), sorted
+                                ///< by bound, then class
+  /// The per-cell tables: values at the grid's nodes, scored once per class, one batch of
+  /// nodes per class, then sorted by bound, then class.
+  void build_tables(bool monotone);
+  /// Whether every limit reads only axes that the classes agree on.
+  bool invariant(const std::vector<Limit>& limits) const noexcept;
+  /// Offers the members of class k in index order; with `same`, stops at the first valid one.
+  void visit_class(std::uint32_t k, double lin, double lout, const std::vector<Limit>& limits,
+                   bool same, Tally& t) const;
+  static void sort_entries(Entry* a, size_t n, std::vector<Entry>& tmp);
   Selection scan(double lin, double lout, const std::vector<Limit>& limits, const Entry* order,
                  double lat_max, double pow_max) const;
   /// The nearest point when nothing is feasible: candidates in order of a lower bound of their

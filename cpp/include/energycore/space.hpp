@@ -226,6 +226,11 @@ class Engine {
   bool finish(const Index* digits, double* slots, bool score_always,
               bool own_params = true) const noexcept;
 
+  /// finish() for n rows of n_slots doubles stored one after another (axis and param slots
+  /// set), with the models evaluated directly on the rows' own params and scored in one batch
+  /// (the same doubles as finish(..., score_always = true, own_params = false) row by row).
+  void finish_rows(double* rows, size_t n) const;
+
   /// The axis digits of point `index` (n_axes values): its mixed-radix digits, or its row of
   /// the explicit points.
   void digits_of(Index index, Index* digits) const noexcept;
