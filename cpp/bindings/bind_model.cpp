@@ -157,6 +157,49 @@ void bind_model(py::module_& m) {
       "Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else "
       "multi-start from NNLS-based starting points.");
   m.def(
+      "template_identify",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& w,
+         const std::vector<bool>& fixed, const Vector& values, bool reduce,
+         const std::vector<int>& rank, double rtol) {
+        const ModelTemplate& t = model::get_template(name);
+        model::Identification r;
+        {
+          py::gil_scoped_release release;
+          r = model::identify(t, X, w, fixed, values, reduce, rank, rtol);
+        }
+        py::dict out;
+        out["pinned"] = r.pinned;
+        out["dropped"] = r.dropped;
+        out["involved"] = r.involved;
+        out["lo"] = r.lo;
+        out["hi"] = r.hi;
+        out["n_rows"] = r.n_rows;
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("w"), py::arg("fixed"), py::arg("values"),
+      py::arg("reduce"), py::arg("rank"), py::arg("rtol"),
+      "What the rows of positive weight identify: coefficients with no effect (pinned), the "
+      "collinear ones dropped with reduce (dropped, involved), feature ranges (lo, hi), n_rows.");
+  m.def(
+      "template_residuals",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
+         const Vector& w, const Vector& theta, const Vector& percentiles) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta);
+        model::ResidualSummary r;
+        {
+          py::gil_scoped_release release;
+          r = model::residual_summary(t, X, y, w, theta, percentiles);
+        }
+        py::object q = py::none();
+        if (r.quantiles.size()) q = py::cast(r.quantiles);
+        return py::make_tuple(py::cast(r.log_ratio), q);
+      },
+      py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("theta"),
+      py::arg("percentiles"),
+      "(log(max(f, 1e-300) / y) per row, quantiles of log(y / f) at the percentiles over the "
+      "rows of positive weight, or None when fewer than two).");
+  m.def(
       "bootstrap_template",
       [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
          const Vector& w, const Vector& theta0, const std::vector<bool>& fixed,

@@ -3,12 +3,14 @@
 #include "energycore/fit.hpp"
 
 #include <Eigen/QR>
+#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "energycore/parallel.hpp"
 
@@ -348,6 +350,137 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
     if (r.usable()) out.row(b) = r.x.transpose();
     else out.row(b).setConstant(std::numeric_limits<double>::quiet_NaN());
   });
+  return out;
+}
+
+Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
+                        const std::vector<bool>& fixed, const Vector& values, bool reduce,
+                        const std::vector<int>& rank, double rtol) {
+  const Index p = t.n_params();
+  const auto sz = static_cast<size_t>(p);
+  if (fixed.size() != sz || values.size() != p || rank.size() != sz)
+    throw std::invalid_argument("identify: expected " + std::to_string(p) +
+                                " fixed flags, values and ranks");
+  if (w.size() && w.size() != X.rows())
+    throw std::invalid_argument("identify: w has " + std::to_string(w.size()) +
+                                " values but X has " + std::to_string(X.rows()) + " rows");
+  if (!(rtol >= 0.0)) throw std::invalid_argument("identify: rtol must be >= 0");
+  Identification out;
+  // The rows of positive weight, copied only when some row has none.
+  FeatureTable sub;
+  const bool all_rows = !w.size() || (w.array() > 0.0).all();
+  if (!all_rows) {
+    sub.resize((w.array() > 0.0).count(), kFeatures);
+    Index k = 0;
+    for (Index i = 0; i < X.rows(); ++i)
+      if (w[i] > 0.0) sub.row(k++) = X.row(i);
+  }
+  const FeatureRef Xr = all_rows ? X : FeatureRef(sub);
+  const Index n = Xr.rows();
+  if (n == 0) throw std::invalid_argument("identify: no row has a positive weight");
+  out.n_rows = n;
+  out.lo = Xr.colwise().minCoeff().transpose();
+  out.hi = Xr.colwise().maxCoeff().transpose();
+
+  Vector f(n);
+  Matrix J(n, p);
+  t.batch(Xr, values.data(), f.data(), &J);
+  std::vector<bool> flags = fixed;
+  Vector theta = values;
+  for (Index j = 0; j < p; ++j) {
+    if (flags[static_cast<size_t>(j)]) continue;
+    if ((J.col(j).array() == 0.0).all()) out.pinned.push_back(j);
+  }
+  if (!reduce) return out;
+  for (const Index j : out.pinned) {
+    flags[static_cast<size_t>(j)] = true;
+    theta[j] = 0.0;
+  }
+  if (!out.pinned.empty()) t.batch(Xr, theta.data(), f.data(), &J);
+  for (Index i = 0; i < n; ++i) J.row(i) /= std::max(std::abs(f[i]), kTiny);
+  std::vector<Index> free;
+  for (Index j = 0; j < p; ++j)
+    if (!flags[static_cast<size_t>(j)]) free.push_back(j);
+  while (free.size() > 1) {
+    const auto m = static_cast<Index>(free.size());
+    if (n < m) break;  // fewer rows than terms: the budget decides, not here
+    Matrix A(n, m);
+    for (Index k = 0; k < m; ++k) {
+      A.col(k) = J.col(free[static_cast<size_t>(k)]);
+      const double norm = A.col(k).norm();
+      if (norm > 0.0) A.col(k) /= norm;
+    }
+    if (!A.allFinite()) break;
+    // A cheap certificate first: with A = QR, sigma_min >= 1 / ||R^-1||_F and
+    // sigma_max <= ||R||_F, so a lower bound of the ratio above rtol settles "full rank"
+    // without the SVD (the usual case); otherwise the SVD decides.
+    const Eigen::HouseholderQR<Matrix> qr(A);
+    const Matrix R = qr.matrixQR().topRows(m).triangularView<Eigen::Upper>();
+    if ((R.diagonal().array() != 0.0).all()) {
+      const Matrix Rinv =
+          R.triangularView<Eigen::Upper>().solve(Matrix::Identity(m, m));
+      const double bound = 1.0 / (Rinv.norm() * R.norm());
+      if (std::isfinite(bound) && bound > rtol) break;
+    }
+    const Eigen::JacobiSVD<Matrix> svd(A, Eigen::ComputeThinV);
+    const Vector& sv = svd.singularValues();  // descending
+    if (sv[m - 1] > rtol * sv[0]) break;
+    const Vector v = svd.matrixV().col(m - 1).cwiseAbs();
+    const double vmax = v.maxCoeff();
+    std::vector<Index> involved;
+    for (Index k = 0; k < m; ++k)
+      if (v[k] > 0.1 * vmax) involved.push_back(free[static_cast<size_t>(k)]);
+    Index drop = involved.front();
+    auto key = [&](Index j) {
+      return std::make_tuple(t.params()[static_cast<size_t>(j)].linear,
+                             rank[static_cast<size_t>(j)], -j);
+    };
+    for (const Index j : involved)
+      if (key(j) < key(drop)) drop = j;
+    std::vector<Index> others;
+    for (const Index j : involved)
+      if (j != drop) others.push_back(j);
+    out.dropped.push_back(drop);
+    out.involved.push_back(std::move(others));
+    free.erase(std::find(free.begin(), free.end(), drop));
+  }
+  return out;
+}
+
+ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
+                                 const Vector& w, const Vector& theta, const Vector& percentiles) {
+  const Index n = X.rows();
+  if (y.size() != n || (w.size() && w.size() != n))
+    throw std::invalid_argument("residual_summary: y and w must have one value per row of X");
+  if (theta.size() != t.n_params())
+    throw std::invalid_argument("residual_summary: theta must have " +
+                                std::to_string(t.n_params()) + " values");
+  if (!((percentiles.array() >= 0.0) && (percentiles.array() <= 100.0)).all())
+    throw std::invalid_argument("residual_summary: percentiles must lie in [0, 100]");
+  ResidualSummary out;
+  Vector f(n);
+  t.batch(X, theta.data(), f.data(), nullptr);
+  out.log_ratio.resize(n);
+  std::vector<double> r;
+  r.reserve(static_cast<size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    out.log_ratio[i] = std::log(std::max(f[i], kTiny) / y[i]);
+    const bool ok = std::isfinite(f[i]) && std::isfinite(y[i]) && f[i] > 0.0 && y[i] > 0.0 &&
+                    (!w.size() || w[i] > 0.0);
+    if (ok) r.push_back(std::log(y[i] / f[i]));
+  }
+  if (r.size() < 2) return out;
+  std::sort(r.begin(), r.end());
+  const auto last = static_cast<double>(r.size() - 1);
+  out.quantiles.resize(percentiles.size());
+  for (Index k = 0; k < percentiles.size(); ++k) {
+    const double pos = percentiles[k] / 100.0 * last;
+    const double lo = std::floor(pos);
+    const auto ilo = static_cast<size_t>(lo);
+    const size_t ihi = std::min(ilo + 1, r.size() - 1);
+    const double frac = pos - lo, a = r[ilo], b = r[ihi], d = b - a;
+    out.quantiles[k] = frac >= 0.5 ? b - d * (1.0 - frac) : a + d * frac;
+  }
   return out;
 }
 

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_arrays', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value', 'term_sum_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_arrays', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_identify', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_residuals', 'template_value', 'term_sum_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
@@ -261,6 +261,10 @@ def nnls(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], b
     """
     Lawson-Hanson non-negative least squares.
     """
+def template_identify(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], reduce: bool, rank: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], rtol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+    """
+    What the rows of positive weight identify: coefficients with no effect (pinned), the collinear ones dropped with reduce (dropped, involved), feature ranges (lo, hi), n_rows.
+    """
 def template_info(name: str) -> dict:
     """
     Metadata of a template: coefficients (name, unit, bounds), phases.
@@ -276,6 +280,10 @@ def template_names() -> list[str]:
 def template_phases(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
     The value split into phases (n x k).
+    """
+def template_residuals(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], y: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], percentiles: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> tuple[typing.Any, typing.Any]:
+    """
+    (log(max(f, 1e-300) / y) per row, quantiles of log(y / f) at the percentiles over the rows of positive weight, or None when fewer than two).
     """
 def template_value(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
     """

@@ -83,6 +83,38 @@ struct BatchOutput {
 void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out);
 
+/// What the rows of a fit can identify: the checks TemplateModel.fit makes before it solves.
+struct Identification {
+  std::vector<Index> pinned;                 ///< free coefficients with no effect on any row
+  std::vector<Index> dropped;                ///< collinear coefficients dropped, in order
+  std::vector<std::vector<Index>> involved;  ///< per dropped one: the others in its null direction
+  Vector lo, hi;                             ///< per feature: min / max over rows of weight > 0
+  Index n_rows = 0;                          ///< rows of positive weight
+};
+
+/// On the rows of positive weight (all when `w` is empty): a free coefficient (not `fixed`)
+/// whose Jacobian column at `values` is exactly zero on every row is pinned. With `reduce`,
+/// pinned ones are then set to 0 (neutral) and, while the Jacobian of log f at those values
+/// (columns normalised to unit length) has a singular-value ratio at most `rtol` and no more
+/// columns than rows, the coefficient of its null direction (right singular vector entries
+/// above 0.1 of the largest) that comes first by (linear, rank, -index) is dropped (held at 0).
+/// A non-finite Jacobian stops the reduction. Throws std::invalid_argument on sizes that do
+/// not match the template or X, or when no row has a positive weight.
+Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
+                        const std::vector<bool>& fixed, const Vector& values, bool reduce,
+                        const std::vector<int>& rank, double rtol);
+
+/// Residuals of a fitted template: `log_ratio` = log(max(f, 1e-300) / y) on every row and the
+/// quantiles of log(y / f) at `percentiles` (in [0, 100], numpy's "linear" interpolation) over
+/// the rows of positive weight with finite positive f and y; `quantiles` is empty when fewer
+/// than two such rows remain.
+struct ResidualSummary {
+  Vector log_ratio;
+  Vector quantiles;
+};
+ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
+                                 const Vector& w, const Vector& theta, const Vector& percentiles);
+
 /// Lawson-Hanson non-negative least squares: argmin ||A x - b|| subject to x >= 0.
 Vector nnls(const Matrix& A, const Vector& b, int max_iter = 0);
 

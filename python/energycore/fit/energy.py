@@ -74,6 +74,15 @@ def _template_info(name: str) -> dict[str, Any]:
     return _core.template_info(name)
 
 
+@functools.cache
+def _drop_rank(names: tuple[str, ...], order: tuple[str, ...]) -> list[int]:
+    rank = {n: k for k, n in enumerate(order)}
+    return [rank.get(n, len(rank)) for n in names]
+
+
+_PERCENTILES = np.asarray(_prov.RESID_PERCENTILES, dtype=np.float64)
+
+
 def user_stacklevel() -> int:
     """``stacklevel`` for a ``warnings.warn`` made by the caller: the first frame outside energycore."""
     f = sys._getframe(1)
@@ -102,6 +111,8 @@ class _Prepared:
     n_free: int
     reduced: dict[int, str]
     n_rows: int
+    #: Per feature (min, max) over the rows of positive weight, when the checks computed them.
+    ranges: tuple[list[float], list[float]] | None = None
 
     @property
     def fixed_arg(self) -> list[bool]:
@@ -345,52 +356,11 @@ class TemplateModel(SolverParams):
         if not hasattr(self, "coef_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
-    def _unidentified(self, X: FloatArray, flags: list[bool], values: FloatArray) -> list[int]:
-        """Indices of free coefficients whose Jacobian column vanishes on every row of ``X``."""
-        theta = values.copy()
-        J = _core.template_jacobian(self.template_name, X, theta)
-        scale = np.abs(J).max(axis=0)
-        return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
-
-    def _collinear(
-        self, X: FloatArray, flags: list[bool], values: FloatArray, typical: FloatArray
-    ) -> dict[int, str]:
-        """Free coefficients to drop until the log-scaled Jacobian has full column rank.
-
-        The Jacobian of ``log f`` at typical coefficients (the user's fixed values kept),
-        columns normalised, is checked for a (near) null direction; of the coefficients in it,
-        a nonlinear one (an exponent or overhead on an axis that does not vary enough) goes
-        first, then the earliest in :attr:`reduction_order`.
-        """
-        names = self.param_names()
-        info = self.template_info()["params"]
-        theta = np.where(flags, values, typical)
-        J = _core.template_jacobian(self.template_name, X, theta)
-        f = np.abs(_core.template_value(self.template_name, X, theta))
-        G = J / np.maximum(f, 1e-300)[:, None]
-        order = {n: k for k, n in enumerate(self.reduction_order)}
-        free = [j for j in range(len(names)) if not flags[j]]
-        out: dict[int, str] = {}
-        while len(free) > 1:
-            A = G[:, free]
-            norm = np.linalg.norm(A, axis=0)
-            A = A / np.where(norm > 0, norm, 1.0)
-            if A.shape[0] < A.shape[1]:  # fewer rows than terms: the budget decides, not here
-                break
-            sv = np.linalg.svd(A, compute_uv=False)  # the singular vectors only when needed
-            if sv[-1] > _COLLINEAR_RTOL * sv[0]:
-                break
-            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
-            v = np.abs(Vt[-1])
-            involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
-            drop = min(
-                involved,
-                key=lambda j: (info[j]["linear"], order.get(names[j], len(order)), -j),
-            )
-            others = [names[j] for j in involved if j != drop]
-            out[drop] = "not separable from " + ", ".join(others) + " on these rows"
-            free.remove(drop)
-        return out
+    @classmethod
+    def _drop_rank(cls) -> list[int]:
+        """Per coefficient: its place in :attr:`reduction_order` (those absent after the rest),
+        the order in which collinear coefficients are dropped (nonlinear ones first)."""
+        return _drop_rank(cls.param_names(), cls.reduction_order)
 
     # ------------------------------------------------------------------ fitting
     def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
@@ -470,7 +440,7 @@ class TemplateModel(SolverParams):
         cap = len(rows) // 5
         flagged: list[int] = []
         for _ in range(3):
-            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            r = self._log_ratio  # log(max(f, 1e-300) / y) of the last fit (_finish)
             ok = np.setdiff1d(rows, flagged) if flagged else rows
             med = _median(r[ok])
             sigma = max(1.4826 * _median(np.abs(r[ok] - med)), 0.02)
@@ -489,7 +459,7 @@ class TemplateModel(SolverParams):
                 rec[:] = self._fit_recorded(prep, start)
                 return
         if flagged:
-            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            r = self._log_ratio
             self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
 
     def _raw_predict(self, Xt: FloatArray) -> FloatArray:
@@ -631,13 +601,16 @@ class TemplateModel(SolverParams):
         """:meth:`_prepare` on validated arrays (the feature table, target and weights);
         ``hyper`` is :meth:`_check_hyper`'s answer when the caller has it."""
         flags, values = self._check_hyper() if hyper is None else (list(hyper[0]), hyper[1].copy())
-        info = self.template_info()["params"]
-        typical = np.array([p["typical"] for p in info], dtype=np.float64)
-        n = len(Xt)
         names = self.param_names()
-        rows = w > 0 if len(w) else np.ones(n, dtype=bool)
-        n_rows = int(rows.sum())
-        pinned = self._unidentified(Xt[rows], flags, np.where(flags, values, typical))
+        # One C++ call: the Jacobian at the start values on the rows of positive weight, the
+        # coefficients it cannot see (a zero column) and, with reduce, the collinear ones (a
+        # singular-value ratio of the log-scaled Jacobian at most _COLLINEAR_RTOL).
+        ident = _core.template_identify(
+            self.template_name, Xt, w, flags, values, bool(self.reduce), self._drop_rank(),
+            _COLLINEAR_RTOL,
+        )  # fmt: skip
+        pinned: list[int] = ident["pinned"]
+        n_rows = int(ident["n_rows"])
         reduced: dict[int, str] = {}
         if pinned and not self.reduce:
             warnings.warn(
@@ -650,21 +623,26 @@ class TemplateModel(SolverParams):
                 IdentifiabilityWarning,
                 stacklevel=user_stacklevel(),
             )
-        Xr = Xt[rows]
-        flat = np.flatnonzero(np.ptp(Xr, axis=0) == 0)
-        constant = [f"{FEATURES[k]}={Xr[0, k]:g}" for k in flat]
-        why = "no effect on any row" + (f" (constant {', '.join(constant)})" if constant else "")
-        for j in pinned:
-            flags[j] = True
-            if self.reduce:
-                values[j] = 0.0  # the neutral value: it removes the term
-                reduced[j] = why
-        if self.reduce:
-            for j, reason in self._collinear(Xt[rows], flags, values, typical).items():
+        lo, hi = ident["lo"].tolist(), ident["hi"].tolist()
+        if pinned:
+            constant = [f"{FEATURES[k]}={lo[k]:g}" for k in range(len(lo)) if lo[k] == hi[k]]
+            why = "no effect on any row" + (
+                f" (constant {', '.join(constant)})" if constant else ""
+            )
+            for j in pinned:
                 flags[j] = True
-                values[j] = 0.0
-                reduced[j] = reason
-        return _Prepared(Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows)
+                if self.reduce:
+                    values[j] = 0.0  # the neutral value: it removes the term
+                    reduced[j] = why
+        for j, others in zip(ident["dropped"], ident["involved"]):
+            flags[j] = True
+            values[j] = 0.0
+            reduced[j] = (
+                "not separable from " + ", ".join(names[k] for k in others) + " on these rows"
+            )
+        return _Prepared(
+            Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows, (lo, hi)
+        )
 
     def _budget(self, prep: _Prepared) -> _Prepared:
         """``ValueError`` unless the rows can determine the free coefficients (no reduction)."""
@@ -711,9 +689,12 @@ class TemplateModel(SolverParams):
         self.fixed_mask_: tuple[bool, ...] = tuple(flags)
         self.unidentified_: tuple[str, ...] = tuple(names[j] for j in prep.pinned)
         self.reduced_: dict[str, str] = {names[j]: why for j, why in sorted(prep.reduced.items())}
-        rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
-        Xr = prep.X[rows]
-        lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
+        if prep.ranges is not None:
+            lo, hi = prep.ranges
+        else:
+            rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
+            Xr = prep.X[rows]
+            lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
         self.ranges_: dict[str, tuple[float, float]] | None = {
             f: (lo[k], hi[k]) for k, f in enumerate(FEATURES)
         }
@@ -728,9 +709,15 @@ class TemplateModel(SolverParams):
         )
         if not self.reduce:
             self._warn_degenerate(np.asarray(res["null_weight"]))
-        # log(measured / predicted) quantiles, for percentile serving limits (fit/provenance.py)
-        self.resid_quantiles_: dict[float, float] | None = _prov.residual_quantiles(
-            _core.template_value(self.template_name, prep.X, coef), prep.y, prep.w
+        # log(measured / predicted) quantiles, for percentile serving limits (the same values
+        # as provenance.residual_quantiles, computed in C++ with the residuals the outlier
+        # screen reads)
+        lr, q = _core.template_residuals(
+            self.template_name, prep.X, prep.y, prep.w, coef, _PERCENTILES
+        )
+        self._log_ratio: FloatArray = lr
+        self.resid_quantiles_: dict[float, float] | None = (
+            None if q is None else dict(zip(_prov.RESID_PERCENTILES, q.tolist()))
         )
         return self
 
