@@ -159,27 +159,26 @@ void bind_model(py::module_& m) {
   m.def(
       "template_identify",
       [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& w,
-         const std::vector<bool>& fixed, const Vector& values, bool reduce,
-         const std::vector<int>& rank, double rtol) {
+         const std::vector<bool>& fixed, const Vector& values, bool reduce, double rtol) {
         const ModelTemplate& t = model::get_template(name);
         model::Identification r;
         {
           py::gil_scoped_release release;
-          r = model::identify(t, X, w, fixed, values, reduce, rank, rtol);
+          r = model::identify(t, X, w, fixed, values, reduce, rtol);
         }
         py::dict out;
         out["pinned"] = r.pinned;
-        out["dropped"] = r.dropped;
-        out["involved"] = r.involved;
+        out["full_rank"] = r.full_rank;
         out["lo"] = r.lo;
         out["hi"] = r.hi;
         out["n_rows"] = r.n_rows;
         return out;
       },
       py::arg("name"), py::arg("X"), py::arg("w"), py::arg("fixed"), py::arg("values"),
-      py::arg("reduce"), py::arg("rank"), py::arg("rtol"),
-      "What the rows of positive weight identify: coefficients with no effect (pinned), the "
-      "collinear ones dropped with reduce (dropped, involved), feature ranges (lo, hi), n_rows.");
+      py::arg("reduce"), py::arg("rtol"),
+      "What the rows of positive weight identify: coefficients with no effect (pinned); with "
+      "reduce, whether the log-scaled Jacobian of the others certainly has full rank "
+      "(full_rank; else a collinearity is possible); feature ranges (lo, hi); n_rows.");
   m.def(
       "template_residuals",
       [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,

@@ -3,14 +3,12 @@
 #include "energycore/fit.hpp"
 
 #include <Eigen/QR>
-#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 
 #include "energycore/parallel.hpp"
 
@@ -355,12 +353,12 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
 
 Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
                         const std::vector<bool>& fixed, const Vector& values, bool reduce,
-                        const std::vector<int>& rank, double rtol) {
+                        double rtol) {
   const Index p = t.n_params();
   const auto sz = static_cast<size_t>(p);
-  if (fixed.size() != sz || values.size() != p || rank.size() != sz)
+  if (fixed.size() != sz || values.size() != p)
     throw std::invalid_argument("identify: expected " + std::to_string(p) +
-                                " fixed flags, values and ranks");
+                                " fixed flags and values");
   if (w.size() && w.size() != X.rows())
     throw std::invalid_argument("identify: w has " + std::to_string(w.size()) +
                                 " values but X has " + std::to_string(X.rows()) + " rows");
@@ -398,52 +396,28 @@ Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
   }
   if (!out.pinned.empty()) t.batch(Xr, theta.data(), f.data(), &J);
   for (Index i = 0; i < n; ++i) J.row(i) /= std::max(std::abs(f[i]), kTiny);
-  std::vector<Index> free;
-  for (Index j = 0; j < p; ++j)
-    if (!flags[static_cast<size_t>(j)]) free.push_back(j);
-  while (free.size() > 1) {
-    const auto m = static_cast<Index>(free.size());
-    if (n < m) break;  // fewer rows than terms: the budget decides, not here
-    Matrix A(n, m);
-    for (Index k = 0; k < m; ++k) {
-      A.col(k) = J.col(free[static_cast<size_t>(k)]);
-      const double norm = A.col(k).norm();
-      if (norm > 0.0) A.col(k) /= norm;
-    }
-    if (!A.allFinite()) break;
-    // A cheap certificate first: with A = QR, sigma_min >= 1 / ||R^-1||_F and
-    // sigma_max <= ||R||_F, so a lower bound of the ratio above rtol settles "full rank"
-    // without the SVD (the usual case); otherwise the SVD decides.
-    const Eigen::HouseholderQR<Matrix> qr(A);
-    const Matrix R = qr.matrixQR().topRows(m).triangularView<Eigen::Upper>();
-    if ((R.diagonal().array() != 0.0).all()) {
-      const Matrix Rinv =
-          R.triangularView<Eigen::Upper>().solve(Matrix::Identity(m, m));
-      const double bound = 1.0 / (Rinv.norm() * R.norm());
-      if (std::isfinite(bound) && bound > rtol) break;
-    }
-    const Eigen::JacobiSVD<Matrix> svd(A, Eigen::ComputeThinV);
-    const Vector& sv = svd.singularValues();  // descending
-    if (sv[m - 1] > rtol * sv[0]) break;
-    const Vector v = svd.matrixV().col(m - 1).cwiseAbs();
-    const double vmax = v.maxCoeff();
-    std::vector<Index> involved;
-    for (Index k = 0; k < m; ++k)
-      if (v[k] > 0.1 * vmax) involved.push_back(free[static_cast<size_t>(k)]);
-    Index drop = involved.front();
-    auto key = [&](Index j) {
-      return std::make_tuple(t.params()[static_cast<size_t>(j)].linear,
-                             rank[static_cast<size_t>(j)], -j);
-    };
-    for (const Index j : involved)
-      if (key(j) < key(drop)) drop = j;
-    std::vector<Index> others;
-    for (const Index j : involved)
-      if (j != drop) others.push_back(j);
-    out.dropped.push_back(drop);
-    out.involved.push_back(std::move(others));
-    free.erase(std::find(free.begin(), free.end(), drop));
+  Index m = 0;
+  for (Index j = 0; j < p; ++j) m += flags[static_cast<size_t>(j)] ? 0 : 1;
+  // Nothing to decide with one free coefficient or fewer rows than terms (the budget decides).
+  out.full_rank = m <= 1 || n < m;
+  if (out.full_rank) return out;
+  Matrix A(n, m);
+  for (Index j = 0, k = 0; j < p; ++j) {
+    if (flags[static_cast<size_t>(j)]) continue;
+    A.col(k) = J.col(j);
+    const double norm = A.col(k).norm();
+    if (norm > 0.0) A.col(k) /= norm;
+    ++k;
   }
+  if (!A.allFinite()) return out;
+  // With A = QR, sigma_min >= 1 / ||R^-1||_F and sigma_max <= ||R||_F: a lower bound of the
+  // singular-value ratio above rtol certifies full rank without an SVD (the usual case).
+  const Eigen::HouseholderQR<Matrix> qr(A);
+  const Matrix R = qr.matrixQR().topRows(m).triangularView<Eigen::Upper>();
+  if (!(R.diagonal().array() != 0.0).all()) return out;
+  const Matrix Rinv = R.triangularView<Eigen::Upper>().solve(Matrix::Identity(m, m));
+  const double bound = 1.0 / (Rinv.norm() * R.norm());
+  out.full_rank = std::isfinite(bound) && bound > rtol;
   return out;
 }
 

@@ -261,9 +261,9 @@ def nnls(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], b
     """
     Lawson-Hanson non-negative least squares.
     """
-def template_identify(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], reduce: bool, rank: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], rtol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+def template_identify(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], reduce: bool, rtol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
     """
-    What the rows of positive weight identify: coefficients with no effect (pinned), the collinear ones dropped with reduce (dropped, involved), feature ranges (lo, hi), n_rows.
+    What the rows of positive weight identify: coefficients with no effect (pinned); with reduce, whether the log-scaled Jacobian of the others certainly has full rank (full_rank; else a collinearity is possible); feature ranges (lo, hi); n_rows.
     """
 def template_info(name: str) -> dict:
     """

@@ -85,24 +85,25 @@ void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
 
 /// What the rows of a fit can identify: the checks TemplateModel.fit makes before it solves.
 struct Identification {
-  std::vector<Index> pinned;                 ///< free coefficients with no effect on any row
-  std::vector<Index> dropped;                ///< collinear coefficients dropped, in order
-  std::vector<std::vector<Index>> involved;  ///< per dropped one: the others in its null direction
-  Vector lo, hi;                             ///< per feature: min / max over rows of weight > 0
-  Index n_rows = 0;                          ///< rows of positive weight
+  std::vector<Index> pinned;  ///< free coefficients with no effect on any row
+  /// With reduce: the log-scaled Jacobian of the free coefficients left is certified to have
+  /// full column rank (singular-value ratio above rtol), or there is nothing to decide (one
+  /// free coefficient, fewer rows than free ones). False: a collinearity is possible and the
+  /// caller decides with an SVD. Always false without reduce.
+  bool full_rank = false;
+  Vector lo, hi;  ///< per feature: min / max over rows of weight > 0
+  Index n_rows = 0;  ///< rows of positive weight
 };
 
 /// On the rows of positive weight (all when `w` is empty): a free coefficient (not `fixed`)
 /// whose Jacobian column at `values` is exactly zero on every row is pinned. With `reduce`,
-/// pinned ones are then set to 0 (neutral) and, while the Jacobian of log f at those values
-/// (columns normalised to unit length) has a singular-value ratio at most `rtol` and no more
-/// columns than rows, the coefficient of its null direction (right singular vector entries
-/// above 0.1 of the largest) that comes first by (linear, rank, -index) is dropped (held at 0).
-/// A non-finite Jacobian stops the reduction. Throws std::invalid_argument on sizes that do
-/// not match the template or X, or when no row has a positive weight.
+/// pinned ones are then set to 0 (neutral) and the Jacobian of log f at those values, columns
+/// of the free coefficients normalised to unit length, checked for full rank by a QR bound
+/// (Identification::full_rank). Throws std::invalid_argument on sizes that do not match the
+/// template or X, or when no row has a positive weight.
 Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
                         const std::vector<bool>& fixed, const Vector& values, bool reduce,
-                        const std::vector<int>& rank, double rtol);
+                        double rtol);
 
 /// Residuals of a fitted template: `log_ratio` = log(max(f, 1e-300) / y) on every row and the
 /// quantiles of log(y / f) at `percentiles` (in [0, 100], numpy's "linear" interpolation) over

@@ -74,12 +74,6 @@ def _template_info(name: str) -> dict[str, Any]:
     return _core.template_info(name)
 
 
-@functools.cache
-def _drop_rank(names: tuple[str, ...], order: tuple[str, ...]) -> list[int]:
-    rank = {n: k for k, n in enumerate(order)}
-    return [rank.get(n, len(rank)) for n in names]
-
-
 _PERCENTILES = np.asarray(_prov.RESID_PERCENTILES, dtype=np.float64)
 
 
@@ -356,11 +350,45 @@ class TemplateModel(SolverParams):
         if not hasattr(self, "coef_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
-    @classmethod
-    def _drop_rank(cls) -> list[int]:
-        """Per coefficient: its place in :attr:`reduction_order` (those absent after the rest),
-        the order in which collinear coefficients are dropped (nonlinear ones first)."""
-        return _drop_rank(cls.param_names(), cls.reduction_order)
+    def _collinear(
+        self, X: FloatArray, flags: list[bool], values: FloatArray, typical: FloatArray
+    ) -> dict[int, str]:
+        """Free coefficients to drop until the log-scaled Jacobian has full column rank.
+
+        The Jacobian of ``log f`` at typical coefficients (the user's fixed values kept),
+        columns normalised, is checked for a (near) null direction; of the coefficients in it,
+        a nonlinear one (an exponent or overhead on an axis that does not vary enough) goes
+        first, then the earliest in :attr:`reduction_order`.
+        """
+        names = self.param_names()
+        info = self.template_info()["params"]
+        theta = np.where(flags, values, typical)
+        J = _core.template_jacobian(self.template_name, X, theta)
+        f = np.abs(_core.template_value(self.template_name, X, theta))
+        G = J / np.maximum(f, 1e-300)[:, None]
+        order = {n: k for k, n in enumerate(self.reduction_order)}
+        free = [j for j in range(len(names)) if not flags[j]]
+        out: dict[int, str] = {}
+        while len(free) > 1:
+            A = G[:, free]
+            norm = np.linalg.norm(A, axis=0)
+            A = A / np.where(norm > 0, norm, 1.0)
+            if A.shape[0] < A.shape[1]:  # fewer rows than terms: the budget decides, not here
+                break
+            sv = np.linalg.svd(A, compute_uv=False)  # the singular vectors only when needed
+            if sv[-1] > _COLLINEAR_RTOL * sv[0]:
+                break
+            _, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            v = np.abs(Vt[-1])
+            involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
+            drop = min(
+                involved,
+                key=lambda j: (info[j]["linear"], order.get(names[j], len(order)), -j),
+            )
+            others = [names[j] for j in involved if j != drop]
+            out[drop] = "not separable from " + ", ".join(others) + " on these rows"
+            free.remove(drop)
+        return out
 
     # ------------------------------------------------------------------ fitting
     def fit(self: M, X: Any, y: Any, sample_weight: Any = None, x0: Any = None) -> M:
@@ -603,12 +631,11 @@ class TemplateModel(SolverParams):
         flags, values = self._check_hyper() if hyper is None else (list(hyper[0]), hyper[1].copy())
         names = self.param_names()
         # One C++ call: the Jacobian at the start values on the rows of positive weight, the
-        # coefficients it cannot see (a zero column) and, with reduce, the collinear ones (a
-        # singular-value ratio of the log-scaled Jacobian at most _COLLINEAR_RTOL).
+        # coefficients it cannot see (a zero column) and, with reduce, a certificate that the
+        # log-scaled Jacobian of the others has full rank; without one, _collinear decides.
         ident = _core.template_identify(
-            self.template_name, Xt, w, flags, values, bool(self.reduce), self._drop_rank(),
-            _COLLINEAR_RTOL,
-        )  # fmt: skip
+            self.template_name, Xt, w, flags, values, bool(self.reduce), _COLLINEAR_RTOL
+        )
         pinned: list[int] = ident["pinned"]
         n_rows = int(ident["n_rows"])
         reduced: dict[int, str] = {}
@@ -634,12 +661,14 @@ class TemplateModel(SolverParams):
                 if self.reduce:
                     values[j] = 0.0  # the neutral value: it removes the term
                     reduced[j] = why
-        for j, others in zip(ident["dropped"], ident["involved"]):
-            flags[j] = True
-            values[j] = 0.0
-            reduced[j] = (
-                "not separable from " + ", ".join(names[k] for k in others) + " on these rows"
-            )
+        if self.reduce and not ident["full_rank"]:
+            info = self.template_info()["params"]
+            typical = np.array([p["typical"] for p in info], dtype=np.float64)
+            Xr = Xt[w > 0] if len(w) else Xt
+            for j, reason in self._collinear(Xr, flags, values, typical).items():
+                flags[j] = True
+                values[j] = 0.0
+                reduced[j] = reason
         return _Prepared(
             Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows, (lo, hi)
         )
