@@ -421,8 +421,38 @@ Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
   return out;
 }
 
+namespace {
+
+/// The median of v (reordered): the middle value, or the mean of the two middle ones.
+double median_of(std::vector<double>& v) {
+  const size_t h = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h), v.end());
+  const double hi = v[h];
+  if (v.size() % 2) return hi;
+  const double lo = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h));
+  return (lo + hi) / 2.0;
+}
+
+}  // namespace
+
+bool features_valid(FeatureRef X, const Vector& limit) {
+  if (limit.size() != kFeatures)
+    throw std::invalid_argument("features_valid: expected " + std::to_string(kFeatures) +
+                                " limits");
+  for (Index i = 0; i < X.rows(); ++i) {
+    for (Index k = 0; k < kFeatures; ++k) {
+      const double v = X(i, k);
+      if (!std::isfinite(v) || v > limit[k]) return false;
+      if (k < 2 && v != std::floor(v)) return false;
+      if (k < 3 ? !(v > 0.0) : !(v >= 0.0)) return false;
+    }
+  }
+  return true;
+}
+
 ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
-                                 const Vector& w, const Vector& theta, const Vector& percentiles) {
+                                 const Vector& w, const Vector& theta, const Vector& percentiles,
+                                 double screen_k) {
   const Index n = X.rows();
   if (y.size() != n || (w.size() && w.size() != n))
     throw std::invalid_argument("residual_summary: y and w must have one value per row of X");
@@ -431,6 +461,8 @@ ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Re
                                 std::to_string(t.n_params()) + " values");
   if (!((percentiles.array() >= 0.0) && (percentiles.array() <= 100.0)).all())
     throw std::invalid_argument("residual_summary: percentiles must lie in [0, 100]");
+  if (!(screen_k >= 0.0) || !std::isfinite(screen_k))
+    throw std::invalid_argument("residual_summary: screen_k must be a finite number >= 0");
   ResidualSummary out;
   Vector f(n);
   t.batch(X, theta.data(), f.data(), nullptr);
@@ -442,6 +474,21 @@ ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Re
     const bool ok = std::isfinite(f[i]) && std::isfinite(y[i]) && f[i] > 0.0 && y[i] > 0.0 &&
                     (!w.size() || w[i] > 0.0);
     if (ok) r.push_back(std::log(y[i] / f[i]));
+  }
+  if (screen_k > 0.0) {
+    std::vector<double> lr;
+    lr.reserve(static_cast<size_t>(n));
+    for (Index i = 0; i < n; ++i)
+      if (!w.size() || w[i] > 0.0) lr.push_back(out.log_ratio[i]);
+    const bool finite = std::all_of(lr.begin(), lr.end(), [](double v) { return std::isfinite(v); });
+    if (finite && !lr.empty()) {
+      std::vector<double> dev = lr;
+      const double med = median_of(dev);
+      for (size_t i = 0; i < lr.size(); ++i) dev[i] = std::abs(lr[i] - med);
+      const double sigma = std::max(1.4826 * median_of(dev), 0.02);
+      out.n_over = 0;
+      for (const double v : lr) out.n_over += std::abs(v - med) > screen_k * sigma ? 1 : 0;
+    }
   }
   if (r.size() < 2) return out;
   std::sort(r.begin(), r.end());

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from energycore import EnergyModel, _core
-from energycore._util.columns import FEATURES, FloatArray
+from energycore._util.columns import FEATURES, FloatArray, as_feature_array
 from energycore.fit import provenance
 from energycore.fit.energy import (
     _COLLINEAR_RTOL,
+    _FEATURE_LIMIT,
     IdentifiabilityWarning,
     TemplateModel,
     TpotModel,
@@ -212,7 +213,7 @@ def test_residuals_equal_numpys_with_weights_and_bad_rows() -> None:
     y = y.copy()
     y[5] = np.inf  # not finite: out of the quantiles; its log ratio is -inf
     f = _core.template_value("energy_v2", Xt, theta)
-    lr, q = _core.template_residuals(
+    lr, q, n_over = _core.template_residuals(
         "energy_v2", Xt, y, w, theta, np.array([0.0, 12.5, 50.0, 99.9, 100.0])
     )
     with np.errstate(divide="ignore"):
@@ -220,7 +221,8 @@ def test_residuals_equal_numpys_with_weights_and_bad_rows() -> None:
     ok = (w > 0) & np.isfinite(y)
     ref = np.quantile(np.log(y[ok] / f[ok]), [0.0, 0.125, 0.5, 0.999, 1.0])
     np.testing.assert_allclose(q, ref, rtol=1e-12, atol=1e-15)
-    _, none = _core.template_residuals(
+    assert n_over == -1  # no screen asked for
+    _, none, _ = _core.template_residuals(
         "energy_v2", Xt[:1], y[:1], np.empty(0), theta, np.array([50.0])
     )
     assert none is None  # fewer than two rows
@@ -268,3 +270,53 @@ def test_full_rank_certificate_settles_clean_designs_only() -> None:
             assert got["full_rank"], label
     no = _core.template_identify(m.template_name, Xt, np.empty(0), flags, typical, False, 1e-7)
     assert not no["full_rank"]  # without reduce nothing is certified
+
+
+@pytest.mark.parametrize("k", [2.0, 3.0, 4.5])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [30, 31])
+def test_screen_count_equals_the_python_screen(k: float, weighted: bool, n: int) -> None:
+    X, y, theta = noisy_problem(11, n=n, noise=0.05)
+    Xt = table(X)
+    y = y.copy()
+    y[[2, 9]] *= [30.0, 0.05]  # two gross outliers
+    w = np.ones(n)
+    if weighted:
+        w[::4] = 0.0
+    lr, _, n_over = _core.template_residuals("energy_v2", Xt, y, w, theta, np.array([50.0]), k)
+    rows = np.flatnonzero(w > 0)
+    med = float(np.median(lr[rows]))
+    sigma = max(1.4826 * float(np.median(np.abs(lr[rows] - med))), 0.02)
+    assert n_over == int((np.abs(lr[rows] - med) > k * sigma).sum())
+    assert n_over >= 1
+
+
+def test_screen_count_unknown_on_non_finite_residuals() -> None:
+    X, y, theta = noisy_problem(1, n=20)
+    y = y.copy()
+    y[0] = np.inf
+    _, _, n_over = _core.template_residuals(
+        "energy_v2", table(X), y, np.empty(0), theta, np.array([50.0]), 3.0
+    )
+    assert n_over == -1  # the Python screen decides
+    with pytest.raises(ValueError, match="screen_k"):
+        _core.template_residuals(
+            "energy_v2", table(X), y, np.empty(0), theta, np.array([50.0]), -1.0
+        )
+
+
+@pytest.mark.parametrize(
+    ("col", "value"),
+    [(0, np.nan), (1, 1.5), (0, 0.0), (2, -1.0), (3, -1.0), (4, np.inf), (3, 1e12), (2, 0.0)],
+)
+def test_feature_fast_path_refuses_what_the_checks_refuse(col: int, value: float) -> None:
+    X, y, _ = noisy_problem(0, n=10)
+    Xt = table(X)
+    assert _core.features_valid(Xt, _FEATURE_LIMIT)
+    Xt[4, col] = value
+    assert not _core.features_valid(Xt, _FEATURE_LIMIT)
+    with pytest.raises(ValueError) as slow:
+        as_feature_array(Xt.copy())
+    with pytest.raises(ValueError) as fast:
+        EnergyModel().fit(Xt, y)
+    assert str(fast.value) == str(slow.value)  # the fit names the column and row as before

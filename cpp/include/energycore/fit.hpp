@@ -109,12 +109,21 @@ Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
 /// quantiles of log(y / f) at `percentiles` (in [0, 100], numpy's "linear" interpolation) over
 /// the rows of positive weight with finite positive f and y; `quantiles` is empty when fewer
 /// than two such rows remain.
+/// With `screen_k` > 0, `n_over` counts the rows of positive weight whose log ratio lies more
+/// than screen_k * sigma from the median (sigma = max(1.4826 MAD, 0.02)), the first pass of
+/// the outlier screen; -1 when not computed (screen_k == 0, or a non-finite log ratio).
 struct ResidualSummary {
   Vector log_ratio;
   Vector quantiles;
+  Index n_over = -1;
 };
 ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
-                                 const Vector& w, const Vector& theta, const Vector& percentiles);
+                                 const Vector& w, const Vector& theta, const Vector& percentiles,
+                                 double screen_k = 0.0);
+
+/// True when every row of X passes the feature checks: finite; tp, pp integers; tp, pp, batch
+/// positive; lengths non-negative; each column at most limit[k] (kFeatures values).
+bool features_valid(FeatureRef X, const Vector& limit);
 
 /// Lawson-Hanson non-negative least squares: argmin ||A x - b|| subject to x >= 0.
 Vector nnls(const Matrix& A, const Vector& b, int max_iter = 0);

@@ -25,6 +25,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._util.columns import (
+    FEATURE_MAX,
     FEATURES,
     FloatArray,
     as_feature_array,
@@ -75,6 +76,12 @@ def _template_info(name: str) -> dict[str, Any]:
 
 
 _PERCENTILES = np.asarray(_prov.RESID_PERCENTILES, dtype=np.float64)
+_FEATURE_LIMIT = np.array([FEATURE_MAX[f] for f in FEATURES], dtype=np.float64)
+
+
+@functools.cache
+def _param_names(template: str) -> tuple[str, ...]:
+    return tuple(p["name"] for p in _template_info(template)["params"])
 
 
 def user_stacklevel() -> int:
@@ -148,6 +155,15 @@ def _as_features(X: Any) -> FloatArray:
     """The feature table of ``X``: a plain ``(n, 5)`` numeric array (columns in the order of
     ``FEATURES``; the fast path, no copy when C-contiguous float64) or named columns."""
     if isinstance(X, np.ndarray) and X.dtype.names is None:
+        if (
+            X.ndim == 2
+            and X.shape[0] >= 1
+            and X.shape[1] == len(FEATURES)
+            and X.dtype == np.float64
+            and X.flags.c_contiguous
+            and _core.features_valid(X, _FEATURE_LIMIT)
+        ):
+            return X  # the checks passed in one C++ pass; a failure is named below
         return as_feature_array(X)
     return as_model_features(X)
 
@@ -314,7 +330,7 @@ class TemplateModel(SolverParams):
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
         """Coefficient names in template order (the same for every template of the class)."""
-        return tuple(p["name"] for p in _template_info(cls.default_template)["params"])
+        return _param_names(cls.default_template)
 
     @classmethod
     def phase_names(cls) -> tuple[str, ...]:
@@ -464,6 +480,8 @@ class TemplateModel(SolverParams):
         rows = np.flatnonzero(w0 > 0)
         n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
         if k == 0 or len(rows) < 10 or len(rows) - n_free < 5:
+            return
+        if self._n_over == 0:  # the screen's first pass, made in C++ (_finish): nothing to flag
             return
         cap = len(rows) // 5
         flagged: list[int] = []
@@ -741,10 +759,11 @@ class TemplateModel(SolverParams):
         # log(measured / predicted) quantiles, for percentile serving limits (the same values
         # as provenance.residual_quantiles, computed in C++ with the residuals the outlier
         # screen reads)
-        lr, q = _core.template_residuals(
-            self.template_name, prep.X, prep.y, prep.w, coef, _PERCENTILES
+        lr, q, n_over = _core.template_residuals(
+            self.template_name, prep.X, prep.y, prep.w, coef, _PERCENTILES, float(self.outliers)
         )
         self._log_ratio: FloatArray = lr
+        self._n_over: int = n_over  # rows past the outlier screen's threshold, -1: not known
         self.resid_quantiles_: dict[float, float] | None = (
             None if q is None else dict(zip(_prov.RESID_PERCENTILES, q.tolist()))
         )
