@@ -84,6 +84,18 @@ def _param_names(template: str) -> tuple[str, ...]:
     return tuple(p["name"] for p in _template_info(template)["params"])
 
 
+@functools.cache
+def _param_arrays(template: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(typical, lower, upper) of a template's coefficients, read-only (copy to modify)."""
+    info = _template_info(template)["params"]
+    out = tuple(
+        np.array([p[k] for p in info], dtype=np.float64) for k in ("typical", "lower", "upper")
+    )
+    for a in out:
+        a.flags.writeable = False
+    return out  # type: ignore[return-value]
+
+
 def user_stacklevel() -> int:
     """``stacklevel`` for a ``warnings.warn`` made by the caller: the first frame outside energycore."""
     f = sys._getframe(1)
@@ -341,9 +353,9 @@ class TemplateModel(SolverParams):
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
         self._check_solver_params()
         info = self.template_info()["params"]
-        names = [p["name"] for p in info]
+        names = self.param_names()
         flags = [False] * len(names)
-        values = np.array([p["typical"] for p in info], dtype=np.float64)
+        values = _param_arrays(self.template_name)[0].copy()
         for k, v in (self.fixed or {}).items():
             if k not in names:
                 raise ValueError(
@@ -436,7 +448,11 @@ class TemplateModel(SolverParams):
         self
         """
         prep = self._prepare(X, y, sample_weight)
-        start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        start = (
+            np.empty(0)
+            if x0 is None
+            else self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        )
         return self._screen_outliers(prep, start)
 
     def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
@@ -476,13 +492,13 @@ class TemplateModel(SolverParams):
     ) -> None:
         self.outliers_: dict[int, float] = {}
         k = float(self.outliers)
-        w0 = prep.w if len(prep.w) else np.ones(len(prep.y))
-        rows = np.flatnonzero(w0 > 0)
         n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
-        if k == 0 or len(rows) < 10 or len(rows) - n_free < 5:
+        if k == 0 or prep.n_rows < 10 or prep.n_rows - n_free < 5:  # n_rows: weight > 0
             return
         if self._n_over == 0:  # the screen's first pass, made in C++ (_finish): nothing to flag
             return
+        w0 = prep.w if len(prep.w) else np.ones(len(prep.y))
+        rows = np.flatnonzero(w0 > 0)
         cap = len(rows) // 5
         flagged: list[int] = []
         for _ in range(3):
