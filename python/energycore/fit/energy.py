@@ -448,11 +448,10 @@ class TemplateModel(SolverParams):
         self
         """
         prep = self._prepare(X, y, sample_weight)
-        start = (
-            np.empty(0)
-            if x0 is None
-            else self._check_x0(x0, self.param_names(), self.template_info()["params"])
-        )
+        start = np.empty(0)
+        if x0 is not None:
+            lo, hi = _param_arrays(self.template_name)[1:]
+            start = self._check_x0(x0, self.param_names(), self.template_info()["params"], lo, hi)
         return self._screen_outliers(prep, start)
 
     def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
@@ -737,7 +736,7 @@ class TemplateModel(SolverParams):
         n, flags = len(prep.X), prep.flags
         coef = np.asarray(res["x"], dtype=np.float64)
         cov = np.asarray(res["covariance"], dtype=np.float64)
-        var = np.diag(cov).copy()
+        var = cov.diagonal().copy()
         var[np.asarray(flags)] = np.nan
         stderr = np.sqrt(np.where(var >= 0, var, np.nan))
         at_bound = {
@@ -768,7 +767,7 @@ class TemplateModel(SolverParams):
             start_index=int(res["start_index"]), at_bound=at_bound, n_samples=n,
         )  # fmt: skip
         self.residual_scale_: float = (
-            float(np.sqrt(2 * res["cost"] / (n - prep.n_free))) if n > prep.n_free else float("nan")
+            math.sqrt(2 * res["cost"] / (n - prep.n_free)) if n > prep.n_free else float("nan")
         )
         if not self.reduce:
             self._warn_degenerate(np.asarray(res["null_weight"]))
@@ -966,7 +965,10 @@ class TemplateModel(SolverParams):
         return out
 
     @staticmethod
-    def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
+    def _check_x0(
+        x0: Any, names: tuple[str, ...], info: list[dict[str, Any]], lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        """``x0`` as an array in template order, finite and within the bounds ``[lo, hi]``."""
         if x0 is None:
             return np.empty(0)
         if isinstance(x0, dict):
@@ -980,8 +982,6 @@ class TemplateModel(SolverParams):
         a = np.asarray(x0, dtype=np.float64)
         if a.shape != (len(names),):
             raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
-        lo = np.array([p["lower"] for p in info])
-        hi = np.array([p["upper"] for p in info])
         bad = ~(np.isfinite(a) & (lo <= a) & (a <= hi))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
