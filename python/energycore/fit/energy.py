@@ -168,7 +168,8 @@ def _as_features(X: Any) -> FloatArray:
     ``FEATURES``; the fast path, no copy when C-contiguous float64) or named columns."""
     if isinstance(X, np.ndarray) and X.dtype.names is None:
         if (
-            X.ndim == 2
+            type(X) is np.ndarray  # not a subclass (a masked array, say): as_feature_array
+            and X.ndim == 2
             and X.shape[0] >= 1
             and X.shape[1] == len(FEATURES)
             and X.dtype == np.float64
