@@ -624,7 +624,7 @@ class TemplateModel(SolverParams):
                 )
         final = _Prepared(
             prep.X, prep.y, prep.w, list(flags), vals[best], prep.pinned,
-            len(flags) - sum(flags), reduced, n,
+            len(flags) - sum(flags), reduced, n, prep.ranges,
         )  # fmt: skip
         return self._finish(results[best], final)
 
