@@ -320,3 +320,16 @@ def test_feature_fast_path_refuses_what_the_checks_refuse(col: int, value: float
     with pytest.raises(ValueError) as fast:
         EnergyModel().fit(Xt, y)
     assert str(fast.value) == str(slow.value)  # the fit names the column and row as before
+
+
+def test_feature_fast_path_fits_as_the_checked_path() -> None:
+    """A C-contiguous float64 array (checked in C++) and the same rows in Fortran order or as a
+    masked array (checked by as_feature_array) give the same fitted state."""
+    X, y, theta = noisy_problem(2, n=40)
+    Xt = table(X)
+    kw: dict[str, Any] = {"n_threads": 1}
+    fast = EnergyModel(**kw).fit(Xt, y, x0=theta)
+    for other in (np.asfortranarray(Xt), np.ma.array(Xt)):
+        slow = EnergyModel(**kw).fit(other, y, x0=theta)
+        np.testing.assert_array_equal(fast.coef_, slow.coef_)
+        assert fast.ranges_ == slow.ranges_ and fast.resid_quantiles_ == slow.resid_quantiles_
