@@ -524,9 +524,6 @@ class TemplateModel(SolverParams):
             r = self._log_ratio
             self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
 
-    def _raw_predict(self, Xt: FloatArray) -> FloatArray:
-        return _core.template_value(self.template_name, Xt, self.coef_, 1)
-
     def _candidates(self, prep: _Prepared) -> list[list[bool]]:
         """Fixed-flag vectors of the nested reductions worth fitting, largest first."""
         names = self.param_names()
