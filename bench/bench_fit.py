@@ -2,7 +2,8 @@
 
 Same problem (the 12-coefficient energy model, 50 configurations, 2 % noise, log-ratio
 residuals), same start, same bounds; prints median time per fit, final cost and the ratios,
-then the time of 1000 bootstrap refits in one call. Run:
+the wrapper's cost over the C++ call and the load average, then the time of 1000 bootstrap
+refits in one call. Run:
 
     PYTHONPATH=python python bench/bench_fit.py            # or after `pip install .[bench]`
 """
@@ -117,7 +118,11 @@ def main() -> None:
 
     anchor = "scipy trf (soft_l1, bounds, x_scale=jac), analytic J"
     ours = "energycore LM (soft_l1, bounds, 1 start)"
-    print(f"# fit of the 12-coefficient energy model, 50 points, median over {args.seeds} problems")
+    load = os.getloadavg()
+    print(
+        f"# fit of the 12-coefficient energy model, 50 points, median over {args.seeds} problems;"
+        f" load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
+    )
     print(
         f"| method | median time per fit | final cost (median) | time vs {anchor.split(',')[0]} |"
     )
@@ -140,6 +145,16 @@ def main() -> None:
     ):
         t_x = statistics.median(t for t, _ in rows[name])
         print(f"speed-up over scipy trf (analytic J), {label}: {t_anchor / t_x:.0f}x")
+    t_core = statistics.median(
+        t for t, _ in rows["energycore C++ call alone (_core.fit_template, 1 start)"]
+    )
+    t_arr = statistics.median(
+        t for t, _ in rows["energycore LM, (n, 5) array input (soft_l1, bounds, 1 start)"]
+    )
+    print(
+        f"wrapper cost (fit / C++ call alone, the ratio the load changes least): dict "
+        f"{t_ours / t_core:.1f}x, (n, 5) array {t_arr / t_core:.1f}x"
+    )
     print(f"final cost equal to scipy's (1e-6 rel.) or lower on {sum(same)}/{len(same)} problems")
     t_lm = statistics.median(t for t, _ in rows["scipy lm (linear, unbounded), analytic J"])
     t_ours_lin = statistics.median(

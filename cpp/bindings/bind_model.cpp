@@ -157,6 +157,58 @@ void bind_model(py::module_& m) {
       "Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else "
       "multi-start from NNLS-based starting points.");
   m.def(
+      "template_identify",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, const Vector& w,
+         const std::vector<bool>& fixed, const Vector& values, bool reduce, double rtol) {
+        const ModelTemplate& t = model::get_template(name);
+        model::Identification r;
+        {
+          py::gil_scoped_release release;
+          r = model::identify(t, X, w, fixed, values, reduce, rtol);
+        }
+        py::dict out;
+        out["pinned"] = r.pinned;
+        out["full_rank"] = r.full_rank;
+        out["lo"] = r.lo;
+        out["hi"] = r.hi;
+        out["n_rows"] = r.n_rows;
+        return out;
+      },
+      py::arg("name"), py::arg("X"), py::arg("w"), py::arg("fixed"), py::arg("values"),
+      py::arg("reduce"), py::arg("rtol"),
+      "What the rows of positive weight identify: coefficients with no effect (pinned); with "
+      "reduce, whether the log-scaled Jacobian of the others certainly has full rank "
+      "(full_rank; else a collinearity is possible); feature ranges (lo, hi); n_rows.");
+  m.def(
+      "template_residuals",
+      [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
+         const Vector& w, const Vector& theta, const Vector& percentiles, double screen_k) {
+        const ModelTemplate& t = model::get_template(name);
+        check_theta(t, theta);
+        model::ResidualSummary r;
+        {
+          py::gil_scoped_release release;
+          r = model::residual_summary(t, X, y, w, theta, percentiles, screen_k);
+        }
+        py::object q = py::none();
+        if (r.quantiles.size()) q = py::cast(r.quantiles);
+        return py::make_tuple(py::cast(r.log_ratio), q, r.n_over);
+      },
+      py::arg("name"), py::arg("X"), py::arg("y"), py::arg("w"), py::arg("theta"),
+      py::arg("percentiles"), py::arg("screen_k") = 0.0,
+      "(log(max(f, 1e-300) / y) per row, quantiles of log(y / f) at the percentiles over the "
+      "rows of positive weight or None when fewer than two, the rows of positive weight more "
+      "than screen_k robust sigmas from the median or -1 when not computed).");
+  m.def(
+      "features_valid",
+      [](Eigen::Ref<const FeatureTable> X, const Vector& limit) {
+        py::gil_scoped_release release;
+        return model::features_valid(X, limit);
+      },
+      py::arg("X"), py::arg("limit"),
+      "Whether every row of an (n, 5) feature table passes the feature checks (finite; tp, pp "
+      "integers; tp, pp, batch > 0; lengths >= 0; at most limit per column).");
+  m.def(
       "bootstrap_template",
       [](const std::string& name, Eigen::Ref<const FeatureTable> X, Eigen::Ref<const Vector> y,
          const Vector& w, const Vector& theta0, const std::vector<bool>& fixed,

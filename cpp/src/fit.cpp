@@ -351,4 +351,158 @@ Matrix bootstrap(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> 
   return out;
 }
 
+Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
+                        const std::vector<bool>& fixed, const Vector& values, bool reduce,
+                        double rtol) {
+  const Index p = t.n_params();
+  const auto sz = static_cast<size_t>(p);
+  if (fixed.size() != sz || values.size() != p)
+    throw std::invalid_argument("identify: expected " + std::to_string(p) +
+                                " fixed flags and values");
+  if (w.size() && w.size() != X.rows())
+    throw std::invalid_argument("identify: w has " + std::to_string(w.size()) +
+                                " values but X has " + std::to_string(X.rows()) + " rows");
+  if (!(rtol >= 0.0)) throw std::invalid_argument("identify: rtol must be >= 0");
+  Identification out;
+  // The rows of positive weight, copied only when some row has none.
+  FeatureTable sub;
+  const bool all_rows = !w.size() || (w.array() > 0.0).all();
+  if (!all_rows) {
+    sub.resize((w.array() > 0.0).count(), kFeatures);
+    Index k = 0;
+    for (Index i = 0; i < X.rows(); ++i)
+      if (w[i] > 0.0) sub.row(k++) = X.row(i);
+  }
+  const FeatureRef Xr = all_rows ? X : FeatureRef(sub);
+  const Index n = Xr.rows();
+  if (n == 0) throw std::invalid_argument("identify: no row has a positive weight");
+  out.n_rows = n;
+  out.lo = Xr.colwise().minCoeff().transpose();
+  out.hi = Xr.colwise().maxCoeff().transpose();
+
+  Vector f(n);
+  Matrix J(n, p);
+  t.batch(Xr, values.data(), f.data(), &J);
+  std::vector<bool> flags = fixed;
+  Vector theta = values;
+  for (Index j = 0; j < p; ++j) {
+    if (flags[static_cast<size_t>(j)]) continue;
+    if ((J.col(j).array() == 0.0).all()) out.pinned.push_back(j);
+  }
+  if (!reduce) return out;
+  for (const Index j : out.pinned) {
+    flags[static_cast<size_t>(j)] = true;
+    theta[j] = 0.0;
+  }
+  if (!out.pinned.empty()) t.batch(Xr, theta.data(), f.data(), &J);
+  for (Index i = 0; i < n; ++i) J.row(i) /= std::max(std::abs(f[i]), kTiny);
+  Index m = 0;
+  for (Index j = 0; j < p; ++j) m += flags[static_cast<size_t>(j)] ? 0 : 1;
+  // Nothing to decide with one free coefficient or fewer rows than terms (the budget decides).
+  out.full_rank = m <= 1 || n < m;
+  if (out.full_rank) return out;
+  Matrix A(n, m);
+  for (Index j = 0, k = 0; j < p; ++j) {
+    if (flags[static_cast<size_t>(j)]) continue;
+    A.col(k) = J.col(j);
+    const double norm = A.col(k).norm();
+    if (norm > 0.0) A.col(k) /= norm;
+    ++k;
+  }
+  if (!A.allFinite()) return out;
+  // With A = QR, sigma_min >= 1 / ||R^-1||_F and sigma_max <= ||R||_F: a lower bound of the
+  // singular-value ratio above rtol certifies full rank without an SVD (the usual case).
+  const Eigen::HouseholderQR<Matrix> qr(A);
+  const Matrix R = qr.matrixQR().topRows(m).triangularView<Eigen::Upper>();
+  if (!(R.diagonal().array() != 0.0).all()) return out;
+  const Matrix Rinv = R.triangularView<Eigen::Upper>().solve(Matrix::Identity(m, m));
+  const double bound = 1.0 / (Rinv.norm() * R.norm());
+  out.full_rank = std::isfinite(bound) && bound > rtol;
+  return out;
+}
+
+namespace {
+
+/// The median of v (reordered): the middle value, or the mean of the two middle ones.
+double median_of(std::vector<double>& v) {
+  const size_t h = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h), v.end());
+  const double hi = v[h];
+  if (v.size() % 2) return hi;
+  const double lo = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(h));
+  return (lo + hi) / 2.0;
+}
+
+}  // namespace
+
+bool features_valid(FeatureRef X, const Vector& limit) {
+  if (limit.size() != kFeatures)
+    throw std::invalid_argument("features_valid: expected " + std::to_string(kFeatures) +
+                                " limits");
+  for (Index i = 0; i < X.rows(); ++i) {
+    for (Index k = 0; k < kFeatures; ++k) {
+      const double v = X(i, k);
+      if (!std::isfinite(v) || v > limit[k]) return false;
+      if (k < 2 && v != std::floor(v)) return false;
+      if (k < 3 ? !(v > 0.0) : !(v >= 0.0)) return false;
+    }
+  }
+  return true;
+}
+
+ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
+                                 const Vector& w, const Vector& theta, const Vector& percentiles,
+                                 double screen_k) {
+  const Index n = X.rows();
+  if (y.size() != n || (w.size() && w.size() != n))
+    throw std::invalid_argument("residual_summary: y and w must have one value per row of X");
+  if (theta.size() != t.n_params())
+    throw std::invalid_argument("residual_summary: theta must have " +
+                                std::to_string(t.n_params()) + " values");
+  if (!((percentiles.array() >= 0.0) && (percentiles.array() <= 100.0)).all())
+    throw std::invalid_argument("residual_summary: percentiles must lie in [0, 100]");
+  if (!(screen_k >= 0.0) || !std::isfinite(screen_k))
+    throw std::invalid_argument("residual_summary: screen_k must be a finite number >= 0");
+  ResidualSummary out;
+  Vector f(n);
+  t.batch(X, theta.data(), f.data(), nullptr);
+  out.log_ratio.resize(n);
+  std::vector<double> r;
+  r.reserve(static_cast<size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    out.log_ratio[i] = std::log(std::max(f[i], kTiny) / y[i]);
+    const bool ok = std::isfinite(f[i]) && std::isfinite(y[i]) && f[i] > 0.0 && y[i] > 0.0 &&
+                    (!w.size() || w[i] > 0.0);
+    if (ok) r.push_back(std::log(y[i] / f[i]));
+  }
+  if (screen_k > 0.0) {
+    std::vector<double> lr;
+    lr.reserve(static_cast<size_t>(n));
+    for (Index i = 0; i < n; ++i)
+      if (!w.size() || w[i] > 0.0) lr.push_back(out.log_ratio[i]);
+    const bool finite = std::all_of(lr.begin(), lr.end(), [](double v) { return std::isfinite(v); });
+    if (finite && !lr.empty()) {
+      std::vector<double> dev = lr;
+      const double med = median_of(dev);
+      for (size_t i = 0; i < lr.size(); ++i) dev[i] = std::abs(lr[i] - med);
+      const double sigma = std::max(1.4826 * median_of(dev), 0.02);
+      out.n_over = 0;
+      for (const double v : lr) out.n_over += std::abs(v - med) > screen_k * sigma ? 1 : 0;
+    }
+  }
+  if (r.size() < 2) return out;
+  std::sort(r.begin(), r.end());
+  const auto last = static_cast<double>(r.size() - 1);
+  out.quantiles.resize(percentiles.size());
+  for (Index k = 0; k < percentiles.size(); ++k) {
+    const double pos = percentiles[k] / 100.0 * last;
+    const double lo = std::floor(pos);
+    const auto ilo = static_cast<size_t>(lo);
+    const size_t ihi = std::min(ilo + 1, r.size() - 1);
+    const double frac = pos - lo, a = r[ilo], b = r[ihi], d = b - a;
+    out.quantiles[k] = frac >= 0.5 ? b - d * (1.0 - frac) : a + d * frac;
+  }
+  return out;
+}
+
 }  // namespace energycore::model

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'fit_template', 'fit_template_arrays', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_value', 'term_sum_value']
+__all__: list[str] = ['CudaError', 'CudaEventTimer', 'CudaRuntime', 'GbdtCodedRows', 'GbdtModel', 'NvmlError', 'NvmlSession', 'PowerSampler', 'SpaceEngine', 'SpaceSelector', 'bootstrap_template', 'features_valid', 'fit_template', 'fit_template_arrays', 'fit_template_batch', 'gbdt_pairwise_accuracy', 'gbdt_train', 'least_squares', 'loss_terms', 'monotonic_s', 'nnls', 'template_identify', 'template_info', 'template_jacobian', 'template_names', 'template_phases', 'template_residuals', 'template_value', 'term_sum_value']
 class SpaceEngine:
     """
     Enumeration and scoring engine of a ConfigSpace.
@@ -225,6 +225,10 @@ def bootstrap_template(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy
     """
     n refits on resampled rows, all in one call across threads (n x n_params; NaN rows failed).
     """
+def features_valid(X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], limit: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> bool:
+    """
+    Whether every row of an (n, 5) feature table passes the feature checks (finite; tp, pp integers; tp, pp, batch > 0; lengths >= 0; at most limit per column).
+    """
 def fit_template(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], y: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], fixed_values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], lower: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], upper: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], loss: str = 'soft_l1', f_scale: typing.SupportsFloat | typing.SupportsIndex = 0.1, ftol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, xtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, gtol: typing.SupportsFloat | typing.SupportsIndex = 1e-08, max_iter: typing.SupportsInt | typing.SupportsIndex = 200, n_starts: typing.SupportsInt | typing.SupportsIndex = 8, seed: typing.SupportsInt | typing.SupportsIndex = 0, n_threads: typing.SupportsInt | typing.SupportsIndex = 0, x0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] = ...) -> dict:
     """
     Fit a template to y > 0 by log-ratio residuals; x0 given: one start from x0, else multi-start from NNLS-based starting points.
@@ -261,6 +265,10 @@ def nnls(A: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], b
     """
     Lawson-Hanson non-negative least squares.
     """
+def template_identify(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], fixed: collections.abc.Sequence[bool], values: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], reduce: bool, rtol: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+    """
+    What the rows of positive weight identify: coefficients with no effect (pinned); with reduce, whether the log-scaled Jacobian of the others certainly has full rank (full_rank; else a collinearity is possible); feature ranges (lo, hi); n_rows.
+    """
 def template_info(name: str) -> dict:
     """
     Metadata of a template: coefficients (name, unit, bounds), phases.
@@ -276,6 +284,10 @@ def template_names() -> list[str]:
 def template_phases(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     """
     The value split into phases (n x k).
+    """
+def template_residuals(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], y: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], percentiles: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], screen_k: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple[typing.Any, typing.Any, int]:
+    """
+    (log(max(f, 1e-300) / y) per row, quantiles of log(y / f) at the percentiles over the rows of positive weight or None when fewer than two, the rows of positive weight more than screen_k robust sigmas from the median or -1 when not computed).
     """
 def template_value(name: str, X: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 5]", "flags.c_contiguous"], theta: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], n_threads: typing.SupportsInt | typing.SupportsIndex = 0) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
     """

@@ -83,6 +83,48 @@ struct BatchOutput {
 void fit_batch(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y, const Vector& w,
                Index k, const FitSpec& spec, bool pin_unidentified, const BatchOutput& out);
 
+/// What the rows of a fit can identify: the checks TemplateModel.fit makes before it solves.
+struct Identification {
+  std::vector<Index> pinned;  ///< free coefficients with no effect on any row
+  /// With reduce: the log-scaled Jacobian of the free coefficients left is certified to have
+  /// full column rank (singular-value ratio above rtol), or there is nothing to decide (one
+  /// free coefficient, fewer rows than free ones). False: a collinearity is possible and the
+  /// caller decides with an SVD. Always false without reduce.
+  bool full_rank = false;
+  Vector lo, hi;  ///< per feature: min / max over rows of weight > 0
+  Index n_rows = 0;  ///< rows of positive weight
+};
+
+/// On the rows of positive weight (all when `w` is empty): a free coefficient (not `fixed`)
+/// whose Jacobian column at `values` is exactly zero on every row is pinned. With `reduce`,
+/// pinned ones are then set to 0 (neutral) and the Jacobian of log f at those values, columns
+/// of the free coefficients normalised to unit length, checked for full rank by a QR bound
+/// (Identification::full_rank). Throws std::invalid_argument on sizes that do not match the
+/// template or X, or when no row has a positive weight.
+Identification identify(const ModelTemplate& t, FeatureRef X, const Vector& w,
+                        const std::vector<bool>& fixed, const Vector& values, bool reduce,
+                        double rtol);
+
+/// Residuals of a fitted template: `log_ratio` = log(max(f, 1e-300) / y) on every row and the
+/// quantiles of log(y / f) at `percentiles` (in [0, 100], numpy's "linear" interpolation) over
+/// the rows of positive weight with finite positive f and y; `quantiles` is empty when fewer
+/// than two such rows remain.
+/// With `screen_k` > 0, `n_over` counts the rows of positive weight whose log ratio lies more
+/// than screen_k * sigma from the median (sigma = max(1.4826 MAD, 0.02)), the first pass of
+/// the outlier screen; -1 when not computed (screen_k == 0, or a non-finite log ratio).
+struct ResidualSummary {
+  Vector log_ratio;
+  Vector quantiles;
+  Index n_over = -1;
+};
+ResidualSummary residual_summary(const ModelTemplate& t, FeatureRef X, Eigen::Ref<const Vector> y,
+                                 const Vector& w, const Vector& theta, const Vector& percentiles,
+                                 double screen_k = 0.0);
+
+/// True when every row of X passes the feature checks: finite; tp, pp integers; tp, pp, batch
+/// positive; lengths non-negative; each column at most limit[k] (kFeatures values).
+bool features_valid(FeatureRef X, const Vector& limit);
+
 /// Lawson-Hanson non-negative least squares: argmin ||A x - b|| subject to x >= 0.
 Vector nnls(const Matrix& A, const Vector& b, int max_iter = 0);
 

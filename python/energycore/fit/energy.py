@@ -25,6 +25,7 @@ import numpy as np
 
 from energycore import _core
 from energycore._util.columns import (
+    FEATURE_MAX,
     FEATURES,
     FloatArray,
     as_feature_array,
@@ -74,6 +75,27 @@ def _template_info(name: str) -> dict[str, Any]:
     return _core.template_info(name)
 
 
+_PERCENTILES = np.asarray(_prov.RESID_PERCENTILES, dtype=np.float64)
+_FEATURE_LIMIT = np.array([FEATURE_MAX[f] for f in FEATURES], dtype=np.float64)
+
+
+@functools.cache
+def _param_names(template: str) -> tuple[str, ...]:
+    return tuple(p["name"] for p in _template_info(template)["params"])
+
+
+@functools.cache
+def _param_arrays(template: str) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(typical, lower, upper) of a template's coefficients, read-only (copy to modify)."""
+    info = _template_info(template)["params"]
+    out = tuple(
+        np.array([p[k] for p in info], dtype=np.float64) for k in ("typical", "lower", "upper")
+    )
+    for a in out:
+        a.flags.writeable = False
+    return out  # type: ignore[return-value]
+
+
 def user_stacklevel() -> int:
     """``stacklevel`` for a ``warnings.warn`` made by the caller: the first frame outside energycore."""
     f = sys._getframe(1)
@@ -102,6 +124,8 @@ class _Prepared:
     n_free: int
     reduced: dict[int, str]
     n_rows: int
+    #: Per feature (min, max) over the rows of positive weight, when the checks computed them.
+    ranges: tuple[list[float], list[float]] | None = None
 
     @property
     def fixed_arg(self) -> list[bool]:
@@ -143,6 +167,16 @@ def _as_features(X: Any) -> FloatArray:
     """The feature table of ``X``: a plain ``(n, 5)`` numeric array (columns in the order of
     ``FEATURES``; the fast path, no copy when C-contiguous float64) or named columns."""
     if isinstance(X, np.ndarray) and X.dtype.names is None:
+        if (
+            type(X) is np.ndarray  # not a subclass (a masked array, say): as_feature_array
+            and X.ndim == 2
+            and X.shape[0] >= 1
+            and X.shape[1] == len(FEATURES)
+            and X.dtype == np.float64
+            and X.flags.c_contiguous
+            and _core.features_valid(X, _FEATURE_LIMIT)
+        ):
+            return X  # the checks passed in one C++ pass; a failure is named below
         return as_feature_array(X)
     return as_model_features(X)
 
@@ -309,7 +343,7 @@ class TemplateModel(SolverParams):
     @classmethod
     def param_names(cls) -> tuple[str, ...]:
         """Coefficient names in template order (the same for every template of the class)."""
-        return tuple(p["name"] for p in _template_info(cls.default_template)["params"])
+        return _param_names(cls.default_template)
 
     @classmethod
     def phase_names(cls) -> tuple[str, ...]:
@@ -320,9 +354,9 @@ class TemplateModel(SolverParams):
     def _check_hyper(self) -> tuple[list[bool], FloatArray]:
         self._check_solver_params()
         info = self.template_info()["params"]
-        names = [p["name"] for p in info]
+        names = self.param_names()
         flags = [False] * len(names)
-        values = np.array([p["typical"] for p in info], dtype=np.float64)
+        values = _param_arrays(self.template_name)[0].copy()
         for k, v in (self.fixed or {}).items():
             if k not in names:
                 raise ValueError(
@@ -344,13 +378,6 @@ class TemplateModel(SolverParams):
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() first")
-
-    def _unidentified(self, X: FloatArray, flags: list[bool], values: FloatArray) -> list[int]:
-        """Indices of free coefficients whose Jacobian column vanishes on every row of ``X``."""
-        theta = values.copy()
-        J = _core.template_jacobian(self.template_name, X, theta)
-        scale = np.abs(J).max(axis=0)
-        return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
     def _collinear(
         self, X: FloatArray, flags: list[bool], values: FloatArray, typical: FloatArray
@@ -422,7 +449,10 @@ class TemplateModel(SolverParams):
         self
         """
         prep = self._prepare(X, y, sample_weight)
-        start = self._check_x0(x0, self.param_names(), self.template_info()["params"])
+        start = np.empty(0)
+        if x0 is not None:
+            lo, hi = _param_arrays(self.template_name)[1:]
+            start = self._check_x0(x0, self.param_names(), self.template_info()["params"], lo, hi)
         return self._screen_outliers(prep, start)
 
     def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
@@ -462,15 +492,17 @@ class TemplateModel(SolverParams):
     ) -> None:
         self.outliers_: dict[int, float] = {}
         k = float(self.outliers)
+        n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
+        if k == 0 or prep.n_rows < 10 or prep.n_rows - n_free < 5:  # n_rows: weight > 0
+            return
+        if self._n_over == 0:  # the screen's first pass, made in C++ (_finish): nothing to flag
+            return
         w0 = prep.w if len(prep.w) else np.ones(len(prep.y))
         rows = np.flatnonzero(w0 > 0)
-        n_free = len(self.fixed_mask_) - sum(self.fixed_mask_)
-        if k == 0 or len(rows) < 10 or len(rows) - n_free < 5:
-            return
         cap = len(rows) // 5
         flagged: list[int] = []
         for _ in range(3):
-            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            r = self._log_ratio  # log(max(f, 1e-300) / y) of the last fit (_finish)
             ok = np.setdiff1d(rows, flagged) if flagged else rows
             med = _median(r[ok])
             sigma = max(1.4826 * _median(np.abs(r[ok] - med)), 0.02)
@@ -489,11 +521,8 @@ class TemplateModel(SolverParams):
                 rec[:] = self._fit_recorded(prep, start)
                 return
         if flagged:
-            r = np.log(np.maximum(self._raw_predict(prep.X), 1e-300) / prep.y)
+            r = self._log_ratio
             self.outliers_ = {int(i): float(r[i]) for i in sorted(flagged)}
-
-    def _raw_predict(self, Xt: FloatArray) -> FloatArray:
-        return _core.template_value(self.template_name, Xt, self.coef_, 1)
 
     def _candidates(self, prep: _Prepared) -> list[list[bool]]:
         """Fixed-flag vectors of the nested reductions worth fitting, largest first."""
@@ -592,7 +621,7 @@ class TemplateModel(SolverParams):
                 )
         final = _Prepared(
             prep.X, prep.y, prep.w, list(flags), vals[best], prep.pinned,
-            len(flags) - sum(flags), reduced, n,
+            len(flags) - sum(flags), reduced, n, prep.ranges,
         )  # fmt: skip
         return self._finish(results[best], final)
 
@@ -631,13 +660,15 @@ class TemplateModel(SolverParams):
         """:meth:`_prepare` on validated arrays (the feature table, target and weights);
         ``hyper`` is :meth:`_check_hyper`'s answer when the caller has it."""
         flags, values = self._check_hyper() if hyper is None else (list(hyper[0]), hyper[1].copy())
-        info = self.template_info()["params"]
-        typical = np.array([p["typical"] for p in info], dtype=np.float64)
-        n = len(Xt)
         names = self.param_names()
-        rows = w > 0 if len(w) else np.ones(n, dtype=bool)
-        n_rows = int(rows.sum())
-        pinned = self._unidentified(Xt[rows], flags, np.where(flags, values, typical))
+        # One C++ call: the Jacobian at the start values on the rows of positive weight, the
+        # coefficients it cannot see (a zero column) and, with reduce, a certificate that the
+        # log-scaled Jacobian of the others has full rank; without one, _collinear decides.
+        ident = _core.template_identify(
+            self.template_name, Xt, w, flags, values, bool(self.reduce), _COLLINEAR_RTOL
+        )
+        pinned: list[int] = ident["pinned"]
+        n_rows = int(ident["n_rows"])
         reduced: dict[int, str] = {}
         if pinned and not self.reduce:
             warnings.warn(
@@ -650,21 +681,28 @@ class TemplateModel(SolverParams):
                 IdentifiabilityWarning,
                 stacklevel=user_stacklevel(),
             )
-        Xr = Xt[rows]
-        flat = np.flatnonzero(np.ptp(Xr, axis=0) == 0)
-        constant = [f"{FEATURES[k]}={Xr[0, k]:g}" for k in flat]
-        why = "no effect on any row" + (f" (constant {', '.join(constant)})" if constant else "")
-        for j in pinned:
-            flags[j] = True
-            if self.reduce:
-                values[j] = 0.0  # the neutral value: it removes the term
-                reduced[j] = why
-        if self.reduce:
-            for j, reason in self._collinear(Xt[rows], flags, values, typical).items():
+        lo, hi = ident["lo"].tolist(), ident["hi"].tolist()
+        if pinned:
+            constant = [f"{FEATURES[k]}={lo[k]:g}" for k in range(len(lo)) if lo[k] == hi[k]]
+            why = "no effect on any row" + (
+                f" (constant {', '.join(constant)})" if constant else ""
+            )
+            for j in pinned:
+                flags[j] = True
+                if self.reduce:
+                    values[j] = 0.0  # the neutral value: it removes the term
+                    reduced[j] = why
+        if self.reduce and not ident["full_rank"]:
+            info = self.template_info()["params"]
+            typical = np.array([p["typical"] for p in info], dtype=np.float64)
+            Xr = Xt[w > 0] if len(w) else Xt
+            for j, reason in self._collinear(Xr, flags, values, typical).items():
                 flags[j] = True
                 values[j] = 0.0
                 reduced[j] = reason
-        return _Prepared(Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows)
+        return _Prepared(
+            Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows, (lo, hi)
+        )
 
     def _budget(self, prep: _Prepared) -> _Prepared:
         """``ValueError`` unless the rows can determine the free coefficients (no reduction)."""
@@ -696,7 +734,7 @@ class TemplateModel(SolverParams):
         n, flags = len(prep.X), prep.flags
         coef = np.asarray(res["x"], dtype=np.float64)
         cov = np.asarray(res["covariance"], dtype=np.float64)
-        var = np.diag(cov).copy()
+        var = cov.diagonal().copy()
         var[np.asarray(flags)] = np.nan
         stderr = np.sqrt(np.where(var >= 0, var, np.nan))
         at_bound = {
@@ -711,9 +749,12 @@ class TemplateModel(SolverParams):
         self.fixed_mask_: tuple[bool, ...] = tuple(flags)
         self.unidentified_: tuple[str, ...] = tuple(names[j] for j in prep.pinned)
         self.reduced_: dict[str, str] = {names[j]: why for j, why in sorted(prep.reduced.items())}
-        rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
-        Xr = prep.X[rows]
-        lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
+        if prep.ranges is not None:
+            lo, hi = prep.ranges
+        else:
+            rows = prep.w > 0 if len(prep.w) else np.ones(n, dtype=bool)
+            Xr = prep.X[rows]
+            lo, hi = Xr.min(axis=0).tolist(), Xr.max(axis=0).tolist()
         self.ranges_: dict[str, tuple[float, float]] | None = {
             f: (lo[k], hi[k]) for k, f in enumerate(FEATURES)
         }
@@ -724,13 +765,20 @@ class TemplateModel(SolverParams):
             start_index=int(res["start_index"]), at_bound=at_bound, n_samples=n,
         )  # fmt: skip
         self.residual_scale_: float = (
-            float(np.sqrt(2 * res["cost"] / (n - prep.n_free))) if n > prep.n_free else float("nan")
+            math.sqrt(2 * res["cost"] / (n - prep.n_free)) if n > prep.n_free else float("nan")
         )
         if not self.reduce:
             self._warn_degenerate(np.asarray(res["null_weight"]))
-        # log(measured / predicted) quantiles, for percentile serving limits (fit/provenance.py)
-        self.resid_quantiles_: dict[float, float] | None = _prov.residual_quantiles(
-            _core.template_value(self.template_name, prep.X, coef), prep.y, prep.w
+        # log(measured / predicted) quantiles, for percentile serving limits (the same values
+        # as provenance.residual_quantiles, computed in C++ with the residuals the outlier
+        # screen reads)
+        lr, q, n_over = _core.template_residuals(
+            self.template_name, prep.X, prep.y, prep.w, coef, _PERCENTILES, float(self.outliers)
+        )
+        self._log_ratio: FloatArray = lr
+        self._n_over: int = n_over  # rows past the outlier screen's threshold, -1: not known
+        self.resid_quantiles_: dict[float, float] | None = (
+            None if q is None else dict(zip(_prov.RESID_PERCENTILES, q.tolist()))
         )
         return self
 
@@ -915,7 +963,10 @@ class TemplateModel(SolverParams):
         return out
 
     @staticmethod
-    def _check_x0(x0: Any, names: tuple[str, ...], info: list[dict[str, Any]]) -> FloatArray:
+    def _check_x0(
+        x0: Any, names: tuple[str, ...], info: list[dict[str, Any]], lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        """``x0`` as an array in template order, finite and within the bounds ``[lo, hi]``."""
         if x0 is None:
             return np.empty(0)
         if isinstance(x0, dict):
@@ -929,8 +980,6 @@ class TemplateModel(SolverParams):
         a = np.asarray(x0, dtype=np.float64)
         if a.shape != (len(names),):
             raise ValueError(f"x0: expected {len(names)} coefficients, got shape {a.shape}")
-        lo = np.array([p["lower"] for p in info])
-        hi = np.array([p["upper"] for p in info])
         bad = ~(np.isfinite(a) & (lo <= a) & (a <= hi))
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
