@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from energycore import EnergyModel, IdentifiabilityWarning, TpotModel, TtftModel, _core
@@ -21,12 +21,15 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
+@example(seed=25396)
 def test_noiseless_data_are_recovered(seed: int) -> None:
     rng = np.random.default_rng(seed)
     X = draw_design(rng, 60)
     theta = draw_theta(rng)
     y = energy(X, theta)
-    model = EnergyModel(loss="linear", n_starts=8, seed=1).fit(X, y)
+    # 8 starts miss the global basin on about 1 design in 400 (seed 25396: a local minimum at
+    # cost 2e-5, found again from 16 starts or from the truth); 16 starts missed none of 400.
+    model = EnergyModel(loss="linear", n_starts=16, seed=1).fit(X, y)
     # The fit reproduces the data it saw ...
     assert np.max(np.abs(np.log(model.predict(X) / y))) < 1e-5
     # ... and predicts unseen configurations of the same ranges.
