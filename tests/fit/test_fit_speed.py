@@ -34,36 +34,6 @@ def _ref_unidentified(
     return [j for j in range(len(flags)) if not flags[j] and scale[j] == 0.0]
 
 
-def _ref_collinear(
-    m: TemplateModel, X: FloatArray, flags: list[bool], values: FloatArray, typical: FloatArray
-) -> dict[int, str]:
-    names = m.param_names()
-    info = m.template_info()["params"]
-    theta = np.where(flags, values, typical)
-    J = _core.template_jacobian(m.template_name, X, theta)
-    f = np.abs(_core.template_value(m.template_name, X, theta))
-    G = J / np.maximum(f, 1e-300)[:, None]
-    order = {n: k for k, n in enumerate(m.reduction_order)}
-    free = [j for j in range(len(names)) if not flags[j]]
-    out: dict[int, str] = {}
-    while len(free) > 1:
-        A = G[:, free]
-        norm = np.linalg.norm(A, axis=0)
-        A = A / np.where(norm > 0, norm, 1.0)
-        if A.shape[0] < A.shape[1]:
-            break
-        _, sv, Vt = np.linalg.svd(A, full_matrices=False)
-        if sv[-1] > _COLLINEAR_RTOL * sv[0]:
-            break
-        v = np.abs(Vt[-1])
-        involved = [free[k] for k in range(len(free)) if v[k] > 0.1 * v.max()]
-        drop = min(involved, key=lambda j: (info[j]["linear"], order.get(names[j], len(order)), -j))
-        others = [names[j] for j in involved if j != drop]
-        out[drop] = "not separable from " + ", ".join(others) + " on these rows"
-        free.remove(drop)
-    return out
-
-
 def _ref_prepare_table(
     m: TemplateModel, Xt: FloatArray, yt: FloatArray, w: FloatArray, hyper: Any = None
 ) -> _Prepared:
@@ -95,7 +65,7 @@ def _ref_prepare_table(
             values[j] = 0.0
             reduced[j] = why
     if m.reduce:
-        for j, reason in _ref_collinear(m, Xr, flags, values, typical).items():
+        for j, reason in m._collinear(Xr, flags, values, typical).items():
             flags[j] = True
             values[j] = 0.0
             reduced[j] = reason
