@@ -3,7 +3,8 @@
 - :class:`EnergyModel`: joules per batch over all GPUs (template ``energy_v2``; docs/model.md);
 - :class:`TtftModel`, :class:`TpotModel`, :class:`LatencyModel`: time to first token and time
   per output token in the same shape; :class:`MoeTpotModel` adds mixture-of-experts expert
-  coverage to the decode step;
+  coverage to the decode step; :class:`NeighbourResiduals` carries a fitted model's residuals
+  at measured configurations to their neighbours;
 - :func:`discover`: structure discovery, a search over sparse sums of candidate terms
   (:class:`Discovery`, :class:`DiscoveredModel`; docs/discover.md);
 - :class:`FitResult`, :class:`BootstrapResult`: how a fit ended, bootstrap replicates;
@@ -22,7 +23,7 @@ from energycore.fit.energy import (
     TpotModel,
     TtftModel,
 )
-from energycore.fit.latency import LatencyModel
+from energycore.fit.latency import LatencyModel, NeighbourResiduals
 from energycore.fit.results import BootstrapResult, FitResult, IdentifiabilityWarning
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "LatencyModel",
     "MoeTpotModel",
+    "NeighbourResiduals",
     "SolverParams",
     "TemplateModel",
     "Term",
