@@ -233,6 +233,17 @@ class Tuner:
     member_trees : float
         Share of the performance model's ``n_estimators`` each ensemble member fits (0.25
         with 4 members: the cost of one model).
+    stagnation : int or None
+        Stagnation-triggered diversification: after this many rounds' worth of measurements
+        (``stagnation * batch``) without a new best, a share ``stagnation_share`` of each
+        model-driven batch is asked *far* from the incumbents (the free candidates that differ
+        from each of the ``incumbents`` best measured configurations in at least
+        ``stagnation_distance`` of the parameters), best utility first with the diversity
+        penalty, in place of the local picks; a new best ends it. ``None``: off.
+    stagnation_share : float
+        Share of the model's picks asked far from the incumbents while stagnating.
+    stagnation_distance : float
+        Share of the parameters (at least one) a far candidate differs in from every incumbent.
     validity_products : bool
         Give the validity model the product of every pair of numeric parameters as extra
         features (a resource limit such as ``threads * tile <= L`` becomes one split); its
@@ -270,6 +281,9 @@ class Tuner:
         members: int = 1,
         member_trees: float = 1.0,
         validity_products: bool = False,
+        stagnation: int | None = None,
+        stagnation_share: float = 0.5,
+        stagnation_distance: float = 0.3,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -311,6 +325,17 @@ class Tuner:
                 f"validity_products: expected True or False, got {validity_products!r}"
             )
         self.validity_products = bool(validity_products)
+        self.stagnation = (
+            None if stagnation is None else self._count(stagnation, "stagnation")
+        )
+        for name, v in (("stagnation_share", stagnation_share),
+                        ("stagnation_distance", stagnation_distance)):  # fmt: skip
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")
+        self.stagnation_share = float(stagnation_share)
+        self.stagnation_distance = float(stagnation_distance)
+        self.stagnating_ = False  # whether the last model-driven batch diversified
+        self.n_diversified_ = 0  # candidates asked far from the incumbents so far
         self._vX: np.ndarray | None = None
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
@@ -1097,12 +1122,20 @@ class Tuner:
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
-        n_local = min(round(self.local * (n - n_explore)), n - n_explore)
+        n_model = n - n_explore
+        far = np.zeros(0, dtype=np.intp)
+        self.stagnating_ = own and self._stagnant()
+        if self.stagnating_:
+            far = self._far(free, ok, util, min(round(self.stagnation_share * n_model), n_model))
+            self.n_diversified_ += int(far.size)
+            n_model -= far.size
+            top = top[~np.isin(top, far)]
+        n_local = 0 if self.stagnating_ else min(round(self.local * n_model), n_model)
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
-        greedy = self._diverse(free, top, util, n - n_explore - local.size, member_u)
-        picks = np.concatenate([local, greedy])
+        greedy = self._diverse(free, top, util, n_model - local.size, member_u)
+        picks = np.concatenate([far, local, greedy])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -1165,6 +1198,42 @@ class Tuner:
         if cand.size > m:
             cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
         return cand.astype(np.intp)
+
+    def _stagnant(self) -> bool:
+        """True when ``stagnation`` rounds' worth of measurements (``stagnation * batch``)
+        were told since the last new best feasible value (never before the first one)."""
+        if self.stagnation is None:
+            return False
+        tr = self.trace()
+        if tr.size == 0 or math.isnan(tr[-1]):
+            return False
+        first = int(np.argmax(tr == tr[-1]))  # the measurement that set the current best
+        return tr.size - 1 - first >= self.stagnation * self.batch
+
+    def _far(self, free: np.ndarray, ok: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+        """Up to ``m`` picks (positions in ``free``) far from the incumbents: candidates that
+        differ from each of the ``incumbents`` best measured feasible configurations in at
+        least ``stagnation_distance`` of the parameters, chosen greedily by utility with the
+        diversity penalty (so they spread over other regions)."""
+        if m <= 0:
+            return np.zeros(0, dtype=np.intp)
+        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
+        if feas.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+        F = self.features_[free]
+        d = np.full(free.size, F.shape[1])
+        for i in inc:
+            d = np.minimum(d, (F != self.features_[int(i)]).sum(axis=1))
+        need = max(1, math.ceil(self.stagnation_distance * F.shape[1] - 1e-9))
+        cand = np.flatnonzero(d >= need)
+        if cand.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        k = min(cand.size, max(4 * m, m + 8))
+        if k < cand.size:
+            cand = cand[np.argpartition(-util[cand], k - 1)[:k]]
+        cand = cand[np.argsort(-util[cand], kind="stable")]
+        return self._diverse(free, cand, util, m)
 
     def _diverse(
         self,
