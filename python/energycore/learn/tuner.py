@@ -239,9 +239,12 @@ class Tuner:
         model-driven batch is asked *far* from the incumbents (the free candidates that differ
         from each of the ``incumbents`` best measured configurations in at least
         ``stagnation_distance`` of the parameters), best utility first with the diversity
-        penalty, in place of the local picks; a new best ends it. ``None``: off.
+        penalty and a novelty penalty (the largest share of parameter values equal to a
+        measured configuration); a new best ends it. ``None`` (the default): off; it did not
+        win on the benchmark-hub spaces (``docs/tuner.md``).
     stagnation_share : float
-        Share of the model's picks asked far from the incumbents while stagnating.
+        Share of the model's picks asked far from the incumbents while stagnating, taken out
+        of the greedy picks (at most all of them: the ``local`` share is kept).
     stagnation_distance : float
         Share of the parameters (at least one) a far candidate differs in from every incumbent.
     validity_products : bool
@@ -325,9 +328,7 @@ class Tuner:
                 f"validity_products: expected True or False, got {validity_products!r}"
             )
         self.validity_products = bool(validity_products)
-        self.stagnation = (
-            None if stagnation is None else self._count(stagnation, "stagnation")
-        )
+        self.stagnation = None if stagnation is None else self._count(stagnation, "stagnation")
         for name, v in (("stagnation_share", stagnation_share),
                         ("stagnation_distance", stagnation_distance)):  # fmt: skip
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
@@ -1123,14 +1124,15 @@ class Tuner:
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
         n_model = n - n_explore
+        n_local = min(round(self.local * n_model), n_model)
         far = np.zeros(0, dtype=np.intp)
         self.stagnating_ = own and self._stagnant()
-        if self.stagnating_:
-            far = self._far(free, ok, util, min(round(self.stagnation_share * n_model), n_model))
+        if self.stagnating_:  # the far share comes out of the greedy picks
+            m_far = min(round(self.stagnation_share * n_model), n_model - n_local)
+            far = self._far(free, ok, util, m_far)
             self.n_diversified_ += int(far.size)
             n_model -= far.size
             top = top[~np.isin(top, far)]
-        n_local = 0 if self.stagnating_ else min(round(self.local * n_model), n_model)
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
@@ -1224,16 +1226,21 @@ class Tuner:
         F = self.features_[free]
         d = np.full(free.size, F.shape[1])
         for i in inc:
-            d = np.minimum(d, (F != self.features_[int(i)]).sum(axis=1))
+            d = np.minimum(d, (self.features_[int(i)] != F).sum(axis=1))
         need = max(1, math.ceil(self.stagnation_distance * F.shape[1] - 1e-9))
         cand = np.flatnonzero(d >= need)
         if cand.size == 0:
             return np.zeros(0, dtype=np.intp)
-        k = min(cand.size, max(4 * m, m + 8))
+        k = min(cand.size, 16 * m)
         if k < cand.size:
             cand = cand[np.argpartition(-util[cand], k - 1)[:k]]
         cand = cand[np.argsort(-util[cand], kind="stable")]
-        return self._diverse(free, cand, util, m)
+        seen = self.features_[np.flatnonzero((self._state == _OK) | (self._state == _FAILED))]
+        Fc = F[cand]
+        sim0 = np.zeros(cand.size)
+        for r in seen:  # novelty: the largest share of values equal to a measured row
+            sim0 = np.maximum(sim0, (Fc == r).mean(axis=1))
+        return self._diverse(free, cand, util, m, sim0=sim0)
 
     def _diverse(
         self,
@@ -1242,6 +1249,7 @@ class Tuner:
         util: np.ndarray,
         m: int,
         member_u: Sequence[np.ndarray] = (),
+        sim0: np.ndarray | None = None,
     ) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
         parameter values equal to a configuration already chosen. With ensemble members
@@ -1251,7 +1259,7 @@ class Tuner:
             return np.zeros(0, dtype=np.intp)
         F = self.features_[free[top]]
         us = [mu[top].astype(np.float64) for mu in member_u] or [util[top].astype(np.float64)]
-        sim = np.zeros(top.size)
+        sim = np.zeros(top.size) if sim0 is None else sim0.astype(np.float64)
         chosen: list[int] = []
         avail = np.ones(top.size, dtype=bool)
         for t in range(min(m, top.size)):
