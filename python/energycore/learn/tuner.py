@@ -25,6 +25,11 @@ and scores every unmeasured configuration of the space:
    and a share of the batch, decaying linearly to zero over the budget, is **explored**: drawn
    at random, weighted by P(valid).
 
+Optionally (``stagnation=K``, off by default), after ``K`` rounds' worth of measurements
+without a new best, a share of the model's picks is asked far from the incumbents (at least
+``stagnation_distance`` of the parameters away from each, with a novelty penalty against the
+measured rows) until a new best arrives.
+
 On a space of more than ``max_scored`` free candidates, only every ``rescore_every``-th round
 scores all of them; the rounds between score a subset chosen after that full scoring (a cheap
 pre-filter) plus the incumbents' neighbours.
