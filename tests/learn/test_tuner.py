@@ -596,3 +596,80 @@ def test_ensemble_members_with_a_prior() -> None:
     assert a.n_measured == 40 and a.best_value_ == pytest.approx(
         min(_time(c) for c in rows if c["bx"] * c["by"] <= 512)
     )
+
+
+# ---------------------------------------------------------------- stagnation
+
+
+def _tell_rows(t: Tuner, rows: list[dict[str, int]]) -> None:
+    """Tell ``rows`` their bowl values, ties broken by the order told (later = slower)."""
+    t.tell(rows, [_bowl(c) + 1e-3 * (t.n_measured + j) for j, c in enumerate(rows)])
+
+
+def _stagnated(kw: dict, best_last: bool) -> tuple[Tuner, list[dict[str, int]]]:
+    """A tuner told 3 batches of 8 rows near the optimum of the bowl; the optimum itself
+    first (then 23 rows without a new best) or last (the best is new)."""
+    t = Tuner(_big_space(), budget=200, batch=8, seed=3, explore=0.0, **kw)
+    rng = np.random.default_rng(0)
+    near = []
+    for _ in range(200):
+        c = {f"p{j}": int(np.clip(3 + rng.integers(-1, 2), 0, 5)) for j in range(5)}
+        if c not in near and any(v != 3 for v in c.values()):
+            near.append(c)
+    opt = {f"p{j}": 3 for j in range(5)}
+    rows = [opt, *near[:23]] if not best_last else [*near[:23], opt]
+    for b in range(3):
+        _tell_rows(t, rows[8 * b : 8 * b + 8])
+    return t, t.ask()
+
+
+def test_stagnation_triggers_far_picks_on_a_constructed_stagnation() -> None:
+    kw = {"stagnation": 2, "stagnation_share": 0.5, "stagnation_distance": 0.6}
+    t, batch = _stagnated(kw, best_last=False)
+    assert t.stagnating_ and t.n_diversified_ == 4
+    inc = sorted(((r["result"]["time"], r["config"]) for r in t.records_), key=lambda x: x[0])[:3]
+    far = [c for c in batch if min(sum(c[k] != i[k] for k in c) for _, i in inc) >= 3]
+    assert len(far) >= 4  # the far share: >= 60 % of the 5 parameters away from each incumbent
+    # the same history without the option: no far picks (local + greedy near the best)
+    t0, batch0 = _stagnated({}, best_last=False)
+    assert not t0.stagnating_ and t0.n_diversified_ == 0
+    far0 = [c for c in batch0 if min(sum(c[k] != i[k] for k in c) for _, i in inc) >= 3]
+    assert len(far0) < len(far)
+
+
+def test_stagnation_does_not_trigger_after_a_new_best() -> None:
+    t, _ = _stagnated({"stagnation": 2}, best_last=True)
+    assert not t.stagnating_ and t.n_diversified_ == 0
+    # 16 measurements since the best = stagnation * batch: triggers at exactly the threshold
+    t2, _ = _stagnated({"stagnation": 3}, best_last=False)
+    assert t2.n_diversified_ == 0  # 23 < 3 * 8 told since the best
+    t3, _ = _stagnated({"stagnation": 2}, best_last=False)
+    assert t3.stagnating_
+
+
+def test_stagnation_is_deterministic_and_still_finds_the_optimum() -> None:
+    kw = {"budget": 120, "batch": 8, "stagnation": 1, "stagnation_share": 0.5}
+    a = Tuner(_big_space(), seed=5, **kw).run(_bowl)
+    b = Tuner(_big_space(), seed=5, **kw).run(_bowl)
+    c = Tuner(_big_space(), seed=6, **kw).run(_bowl)
+    order = [[r["config"] for r in t.records_] for t in (a, b, c)]
+    assert order[0] == order[1] and order[0] != order[2]
+    assert a.n_diversified_ > 0 and a.best_value_ == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stagnation": 0}, "stagnation"),
+        ({"stagnation": 2.5}, "stagnation"),
+        ({"stagnation": True}, "stagnation"),
+        ({"stagnation_share": 1.5}, "stagnation_share"),
+        ({"stagnation_share": -0.1}, "stagnation_share"),
+        ({"stagnation_share": math.nan}, "stagnation_share"),
+        ({"stagnation_distance": 2.0}, "stagnation_distance"),
+        ({"stagnation_distance": "far"}, "stagnation_distance"),
+    ],
+)
+def test_bad_stagnation_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Tuner(_big_space(), **kwargs)

@@ -25,6 +25,11 @@ and scores every unmeasured configuration of the space:
    and a share of the batch, decaying linearly to zero over the budget, is **explored**: drawn
    at random, weighted by P(valid).
 
+Optionally (``stagnation=K``, off by default), after ``K`` rounds' worth of measurements
+without a new best, a share of the model's picks is asked far from the incumbents (at least
+``stagnation_distance`` of the parameters away from each, with a novelty penalty against the
+measured rows) until a new best arrives.
+
 On a space of more than ``max_scored`` free candidates, only every ``rescore_every``-th round
 scores all of them; the rounds between score a subset chosen after that full scoring (a cheap
 pre-filter) plus the incumbents' neighbours.
@@ -233,6 +238,20 @@ class Tuner:
     member_trees : float
         Share of the performance model's ``n_estimators`` each ensemble member fits (0.25
         with 4 members: the cost of one model).
+    stagnation : int or None
+        Stagnation-triggered diversification: after this many rounds' worth of measurements
+        (``stagnation * batch``) without a new best, a share ``stagnation_share`` of each
+        model-driven batch is asked *far* from the incumbents (the free candidates that differ
+        from each of the ``incumbents`` best measured configurations in at least
+        ``stagnation_distance`` of the parameters), best utility first with the diversity
+        penalty and a novelty penalty (the largest share of parameter values equal to a
+        measured configuration); a new best ends it. ``None`` (the default): off; it did not
+        win on the benchmark-hub spaces (``docs/tuner.md``).
+    stagnation_share : float
+        Share of the model's picks asked far from the incumbents while stagnating, taken out
+        of the greedy picks (at most all of them: the ``local`` share is kept).
+    stagnation_distance : float
+        Share of the parameters (at least one) a far candidate differs in from every incumbent.
     validity_products : bool
         Give the validity model the product of every pair of numeric parameters as extra
         features (a resource limit such as ``threads * tile <= L`` becomes one split); its
@@ -270,6 +289,9 @@ class Tuner:
         members: int = 1,
         member_trees: float = 1.0,
         validity_products: bool = False,
+        stagnation: int | None = None,
+        stagnation_share: float = 0.5,
+        stagnation_distance: float = 0.3,
     ) -> None:
         self.objective = self._name(objective, "objective")
         if direction not in ("minimize", "maximize"):
@@ -311,6 +333,15 @@ class Tuner:
                 f"validity_products: expected True or False, got {validity_products!r}"
             )
         self.validity_products = bool(validity_products)
+        self.stagnation = None if stagnation is None else self._count(stagnation, "stagnation")
+        for name, v in (("stagnation_share", stagnation_share),
+                        ("stagnation_distance", stagnation_distance)):  # fmt: skip
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")
+        self.stagnation_share = float(stagnation_share)
+        self.stagnation_distance = float(stagnation_distance)
+        self.stagnating_ = False  # whether the last model-driven batch diversified
+        self.n_diversified_ = 0  # candidates asked far from the incumbents so far
         self._vX: np.ndarray | None = None
         self.explore, self.diversity = float(explore), float(diversity)
         self.validity_weight = float(validity_weight)
@@ -1097,12 +1128,21 @@ class Tuner:
         # 4. exploration share, decaying over the budget, then a diverse greedy batch
         frac_left = max(0.0, 1.0 - self.n_measured / self.budget)
         n_explore = int(rng.binomial(n, self.explore * frac_left)) if n > 1 else 0
-        n_local = min(round(self.local * (n - n_explore)), n - n_explore)
+        n_model = n - n_explore
+        n_local = min(round(self.local * n_model), n_model)
+        far = np.zeros(0, dtype=np.intp)
+        self.stagnating_ = own and self._stagnant()
+        if self.stagnating_:  # the far share comes out of the greedy picks
+            m_far = min(round(self.stagnation_share * n_model), n_model - n_local)
+            far = self._far(free, ok, util, m_far)
+            self.n_diversified_ += int(far.size)
+            n_model -= far.size
+            top = top[~np.isin(top, far)]
         local = self._local(free, ok, util, n_local) if n_local else np.zeros(0, dtype=np.intp)
         if local.size:
             top = top[~np.isin(top, local)]
-        greedy = self._diverse(free, top, util, n - n_explore - local.size, member_u)
-        picks = np.concatenate([local, greedy])
+        greedy = self._diverse(free, top, util, n_model - local.size, member_u)
+        picks = np.concatenate([far, local, greedy])
         if n_explore:
             taken = np.zeros(free.size, dtype=bool)
             taken[picks] = True
@@ -1166,6 +1206,47 @@ class Tuner:
             cand = cand[np.argsort(-util[cand], kind="stable")[:m]]
         return cand.astype(np.intp)
 
+    def _stagnant(self) -> bool:
+        """True when ``stagnation`` rounds' worth of measurements (``stagnation * batch``)
+        were told since the last new best feasible value (never before the first one)."""
+        if self.stagnation is None:
+            return False
+        tr = self.trace()
+        if tr.size == 0 or math.isnan(tr[-1]):
+            return False
+        first = int(np.argmax(tr == tr[-1]))  # the measurement that set the current best
+        return tr.size - 1 - first >= self.stagnation * self.batch
+
+    def _far(self, free: np.ndarray, ok: np.ndarray, util: np.ndarray, m: int) -> np.ndarray:
+        """Up to ``m`` picks (positions in ``free``) far from the incumbents: candidates that
+        differ from each of the ``incumbents`` best measured feasible configurations in at
+        least ``stagnation_distance`` of the parameters, chosen greedily by utility with the
+        diversity penalty (so they spread over other regions)."""
+        if m <= 0:
+            return np.zeros(0, dtype=np.intp)
+        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
+        if feas.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+        F = self.features_[free]
+        d = np.full(free.size, F.shape[1])
+        for i in inc:
+            d = np.minimum(d, (self.features_[int(i)] != F).sum(axis=1))
+        need = max(1, math.ceil(self.stagnation_distance * F.shape[1] - 1e-9))
+        cand = np.flatnonzero(d >= need)
+        if cand.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        k = min(cand.size, 16 * m)
+        if k < cand.size:
+            cand = cand[np.argpartition(-util[cand], k - 1)[:k]]
+        cand = cand[np.argsort(-util[cand], kind="stable")]
+        seen = self.features_[np.flatnonzero((self._state == _OK) | (self._state == _FAILED))]
+        Fc = F[cand]
+        sim0 = np.zeros(cand.size)
+        for r in seen:  # novelty: the largest share of values equal to a measured row
+            sim0 = np.maximum(sim0, (Fc == r).mean(axis=1))
+        return self._diverse(free, cand, util, m, sim0=sim0)
+
     def _diverse(
         self,
         free: np.ndarray,
@@ -1173,6 +1254,7 @@ class Tuner:
         util: np.ndarray,
         m: int,
         member_u: Sequence[np.ndarray] = (),
+        sim0: np.ndarray | None = None,
     ) -> np.ndarray:
         """Greedy batch from the short list: utility minus ``diversity`` x the largest share of
         parameter values equal to a configuration already chosen. With ensemble members
@@ -1182,7 +1264,7 @@ class Tuner:
             return np.zeros(0, dtype=np.intp)
         F = self.features_[free[top]]
         us = [mu[top].astype(np.float64) for mu in member_u] or [util[top].astype(np.float64)]
-        sim = np.zeros(top.size)
+        sim = np.zeros(top.size) if sim0 is None else sim0.astype(np.float64)
         chosen: list[int] = []
         avail = np.ones(top.size, dtype=bool)
         for t in range(min(m, top.size)):
