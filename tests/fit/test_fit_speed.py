@@ -16,7 +16,6 @@ from energycore.fit import provenance
 from energycore.fit.energy import (
     _COLLINEAR_RTOL,
     _FEATURE_LIMIT,
-    IdentifiabilityWarning,
     TemplateModel,
     TpotModel,
     TtftModel,
@@ -43,18 +42,8 @@ def _ref_prepare_table(
     rows = w > 0 if len(w) else np.ones(len(Xt), dtype=bool)
     pinned = _ref_unidentified(m, Xt[rows], flags, np.where(flags, values, typical))
     reduced: dict[int, str] = {}
-    names = m.param_names()
     if pinned and not m.reduce:
-        warnings.warn(
-            f"{type(m).__name__}: coefficients {', '.join(names[j] for j in pinned)} cannot "
-            "be identified from these data (they have no effect on any row, e.g. every row "
-            "has tp == 1 or pp == 1); they are held at "
-            + ", ".join(f"{names[j]}={values[j]:g}" for j in pinned)
-            + ". Predictions outside the measured range of tp/pp are unreliable; pass "
-            "fixed={...} to choose their values, or reduce=True to let the fit decide.",
-            IdentifiabilityWarning,
-            stacklevel=2,
-        )
+        m._warn_unidentified(pinned, values)
     Xr = Xt[rows]
     flat = np.flatnonzero(np.ptp(Xr, axis=0) == 0)
     constant = [f"{FEATURES[k]}={Xr[0, k]:g}" for k in flat]

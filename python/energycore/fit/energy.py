@@ -449,10 +449,7 @@ class TemplateModel(SolverParams):
         self
         """
         prep = self._prepare(X, y, sample_weight)
-        start = np.empty(0)
-        if x0 is not None:
-            lo, hi = _param_arrays(self.template_name)[1:]
-            start = self._check_x0(x0, self.param_names(), self.template_info()["params"], lo, hi)
+        start = self._check_x0(x0, self.param_names(), *_param_arrays(self.template_name)[1:])
         return self._screen_outliers(prep, start)
 
     def _fit_recorded(self, prep: _Prepared, start: FloatArray) -> list[warnings.WarningMessage]:
@@ -660,7 +657,6 @@ class TemplateModel(SolverParams):
         """:meth:`_prepare` on validated arrays (the feature table, target and weights);
         ``hyper`` is :meth:`_check_hyper`'s answer when the caller has it."""
         flags, values = self._check_hyper() if hyper is None else (list(hyper[0]), hyper[1].copy())
-        names = self.param_names()
         # One C++ call: the Jacobian at the start values on the rows of positive weight, the
         # coefficients it cannot see (a zero column) and, with reduce, a certificate that the
         # log-scaled Jacobian of the others has full rank; without one, _collinear decides.
@@ -671,16 +667,7 @@ class TemplateModel(SolverParams):
         n_rows = int(ident["n_rows"])
         reduced: dict[int, str] = {}
         if pinned and not self.reduce:
-            warnings.warn(
-                f"{type(self).__name__}: coefficients {', '.join(names[j] for j in pinned)} cannot "
-                "be identified from these data (they have no effect on any row, e.g. every row "
-                "has tp == 1 or pp == 1); they are held at "
-                + ", ".join(f"{names[j]}={values[j]:g}" for j in pinned)
-                + ". Predictions outside the measured range of tp/pp are unreliable; pass "
-                "fixed={...} to choose their values, or reduce=True to let the fit decide.",
-                IdentifiabilityWarning,
-                stacklevel=user_stacklevel(),
-            )
+            self._warn_unidentified(pinned, values)
         lo, hi = ident["lo"].tolist(), ident["hi"].tolist()
         if pinned:
             constant = [f"{FEATURES[k]}={lo[k]:g}" for k in range(len(lo)) if lo[k] == hi[k]]
@@ -693,8 +680,7 @@ class TemplateModel(SolverParams):
                     values[j] = 0.0  # the neutral value: it removes the term
                     reduced[j] = why
         if self.reduce and not ident["full_rank"]:
-            info = self.template_info()["params"]
-            typical = np.array([p["typical"] for p in info], dtype=np.float64)
+            typical = _param_arrays(self.template_name)[0]
             Xr = Xt[w > 0] if len(w) else Xt
             for j, reason in self._collinear(Xr, flags, values, typical).items():
                 flags[j] = True
@@ -702,6 +688,21 @@ class TemplateModel(SolverParams):
                 reduced[j] = reason
         return _Prepared(
             Xt, yt, w, flags, values, pinned, len(flags) - sum(flags), reduced, n_rows, (lo, hi)
+        )
+
+    def _warn_unidentified(self, pinned: list[int], values: FloatArray) -> None:
+        """Warn (without ``reduce``) that the ``pinned`` coefficients have no effect on any row
+        and are held at ``values``."""
+        names = self.param_names()
+        warnings.warn(
+            f"{type(self).__name__}: coefficients {', '.join(names[j] for j in pinned)} cannot "
+            "be identified from these data (they have no effect on any row, e.g. every row "
+            "has tp == 1 or pp == 1); they are held at "
+            + ", ".join(f"{names[j]}={values[j]:g}" for j in pinned)
+            + ". Predictions outside the measured range of tp/pp are unreliable; pass "
+            "fixed={...} to choose their values, or reduce=True to let the fit decide.",
+            IdentifiabilityWarning,
+            stacklevel=user_stacklevel(),
         )
 
     def _budget(self, prep: _Prepared) -> _Prepared:
@@ -963,9 +964,7 @@ class TemplateModel(SolverParams):
         return out
 
     @staticmethod
-    def _check_x0(
-        x0: Any, names: tuple[str, ...], info: list[dict[str, Any]], lo: FloatArray, hi: FloatArray
-    ) -> FloatArray:
+    def _check_x0(x0: Any, names: tuple[str, ...], lo: FloatArray, hi: FloatArray) -> FloatArray:
         """``x0`` as an array in template order, finite and within the bounds ``[lo, hi]``."""
         if x0 is None:
             return np.empty(0)
@@ -984,8 +983,7 @@ class TemplateModel(SolverParams):
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"x0: {names[j]}={a[j]} is not finite or outside [{info[j]['lower']}, "
-                f"{info[j]['upper']}]"
+                f"x0: {names[j]}={a[j]} is not finite or outside [{float(lo[j])}, {float(hi[j])}]"
             )
         return a
 
