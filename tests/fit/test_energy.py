@@ -396,3 +396,13 @@ def test_batched_evaluation_equals_per_row(name: str) -> None:
         tm[j] -= step
         fd = (_core.template_value(name, Xt, tp_) - _core.template_value(name, Xt, tm)) / (2 * step)
         np.testing.assert_allclose(J[:, j], fd, rtol=1e-5, atol=1e-9 * np.abs(v).max())
+
+
+def test_x0_outside_the_bounds_names_the_coefficient() -> None:
+    rng = np.random.default_rng(0)
+    X = draw_design(rng, 40)
+    y = energy(X, draw_theta(rng))
+    with pytest.raises(ValueError, match=r"x0: t1=-1\.0 is not finite or outside \[0\.0, inf\]"):
+        EnergyModel().fit(X, y, x0=[-1.0] + [0.1] * 11)
+    with pytest.raises(ValueError, match=r"x0: expected 12 coefficients, got shape \(3,\)"):
+        EnergyModel().fit(X, y, x0=[0.1, 0.1, 0.1])
