@@ -1169,14 +1169,17 @@ class Tuner:
             self._vX = np.column_stack([X, *pairs]) if pairs else X
         return self._vX
 
+    def _incumbents(self, ok: np.ndarray) -> np.ndarray:
+        """The ``incumbents`` best measured feasible configurations (indices, best first; empty
+        when none of the measured ``ok`` meets the time limit)."""
+        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
+        return feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+
     def _neighbours(self, ok: np.ndarray) -> np.ndarray:
         """Indices of the configurations one parameter away from an incumbent (one of the
         ``incumbents`` best measured feasible configurations), found by lookup: no pass over
         the space. Parameters with more than 256 values (sequences) have no neighbours."""
-        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
-        if feas.size == 0:
-            return np.zeros(0, dtype=np.intp)
-        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
+        inc = self._incumbents(ok)
         out: list[int] = []
         for i in inc:
             row = [self._values[k][int(i)] for k in self.params]
@@ -1224,10 +1227,9 @@ class Tuner:
         diversity penalty (so they spread over other regions)."""
         if m <= 0:
             return np.zeros(0, dtype=np.intp)
-        feas = ok if self.time_limit is None else ok[self._time[ok] <= self.time_limit]
-        if feas.size == 0:
+        inc = self._incumbents(ok)
+        if inc.size == 0:
             return np.zeros(0, dtype=np.intp)
-        inc = feas[np.argsort(-self._targets(feas), kind="stable")[: self.incumbents]]
         F = self.features_[free]
         d = np.full(free.size, F.shape[1])
         for i in inc:
