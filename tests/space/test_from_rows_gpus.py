@@ -97,7 +97,7 @@ def test_saved_space_keeps_the_gpus(models: list[Any]) -> None:
     ("change", "message"),
     [
         ({"tp": 2, "n_gpus": 1}, "'n_gpus' must be at least tp \\* pp, got 1 at row 0"),
-        ({"n_gpus": 2.5}, "'n_gpus' must be an integer, got 2.5 at row 0"),
+        ({"n_gpus": 2.5}, "rows: 'n_gpus' must be a positive integer, got 2.5 at row 0"),
         ({"pp": 2, "n_gpus": 5}, "'n_gpus' must be a multiple of 'pp', got 5 at row 0"),
         ({"n_gpus": -4}, "column 'n_gpus' row 0: -4 is not a positive number"),
         ({"gpus_per_stage": 3}, "'gpus_per_stage' is n_gpus / pp, got 3 at row 0"),

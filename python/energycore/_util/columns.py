@@ -278,6 +278,14 @@ def as_model_features(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArr
     g = np.array(raw, dtype=np.float64) if raw.dtype.kind in "biuf" else as_float(raw, N_GPUS)
     g = np.where(np.isnan(g), tp * pp, g)  # an empty cell: the GPUs are tp * pp
     g = as_float(g, N_GPUS, what=what)
+    table[:, 0] = gpus_per_stage(g, tp, pp, what=what)
+    return table
+
+
+def gpus_per_stage(g: FloatArray, tp: FloatArray, pp: FloatArray, *, what: str) -> FloatArray:
+    """``n_gpus / pp``, the GPUs per pipeline stage the templates read as ``tp``, after checking
+    that every ``n_gpus`` is a positive integer, a multiple of ``pp`` and at least ``tp * pp``
+    (``ValueError`` naming ``what`` and the row)."""
     for bad, rule in (
         ((g != np.floor(g)) | (g <= 0), "must be a positive integer"),
         (np.mod(g, pp) != 0, "must be a multiple of 'pp'"),
@@ -286,5 +294,4 @@ def as_model_features(X: Any, *, what: str = "X", min_rows: int = 1) -> FloatArr
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{what}: '{N_GPUS}' {rule}, got {g[i]:g} at row {i}")
-    table[:, 0] = g / pp
-    return table
+    return np.asarray(g / pp, dtype=np.float64)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from energycore import _core
-from energycore._util.columns import FEATURE_MAX, FEATURES, N_GPUS
+from energycore._util.columns import FEATURE_MAX, FEATURES, N_GPUS, gpus_per_stage
 from energycore._util.persist import check_format, parse_json, read_json
 from energycore.space import query_columns as _scorers
 from energycore.space.axes import MAX_EXACT_INT, Axis, check_name
@@ -1210,16 +1210,7 @@ def _with_gpus_per_stage(columns: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"rows: column {name!r} row {i}: {a[i]:g} is not a positive number")
         return a
 
-    g, tp, pp = numbers(N_GPUS), numbers("tp"), numbers("pp")
-    for bad, rule in (
-        (g != np.floor(g), "must be an integer"),
-        (np.mod(g, pp) != 0, "must be a multiple of 'pp'"),
-        (g < tp * pp, "must be at least tp * pp"),
-    ):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"rows: {N_GPUS!r} {rule}, got {g[i]:g} at row {i}")
-    per_stage = g / pp
+    per_stage = gpus_per_stage(numbers(N_GPUS), numbers("tp"), numbers("pp"), what="rows")
     if GPUS_PER_STAGE in columns:
         given = numbers(GPUS_PER_STAGE)
         if not np.array_equal(given, per_stage):
