@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,20 +77,27 @@ _BOARD_C = (
 _LABEL = re.compile(r"^[A-Za-z0-9_.$\"-]+:")
 
 
-def count_ir_instructions(ir_text: str) -> int:
-    """Instructions in textual LLVM IR: the lines inside ``define ... { ... }`` bodies that are
-    not blank, labels or comments."""
-    n, inside = 0, False
+def _body_lines(ir_text: str) -> Iterator[str | None]:
+    """The lines inside the ``define ... { ... }`` bodies of textual LLVM IR that are not blank
+    or comments, stripped; ``None`` where a function definition begins."""
+    inside = False
     for raw in ir_text.splitlines():
         line = raw.strip()
         if not inside:
             inside = raw.startswith("define ") and line.endswith("{")
+            if inside:
+                yield None
             continue
         if raw.startswith("}"):
             inside = False
-        elif line and not line.startswith(";") and not _LABEL.match(line):
-            n += 1
-    return n
+        elif line and not line.startswith(";"):
+            yield line
+
+
+def count_ir_instructions(ir_text: str) -> int:
+    """Instructions in textual LLVM IR: the lines inside ``define ... { ... }`` bodies that are
+    not blank, labels or comments."""
+    return sum(1 for line in _body_lines(ir_text) if line is not None and not _LABEL.match(line))
 
 
 _ASSIGN = re.compile(r"^[%@][-\w.$\"]+\s*=\s*")
@@ -103,17 +110,11 @@ def ir_features(ir_text: str) -> dict[str, int]:
     ``op:load``, ``op:br``, ``op:mul``), over the same lines as
     :func:`count_ir_instructions`."""
     feats: dict[str, int] = {"functions": 0, "blocks": 0, "instructions": 0}
-    inside = fresh = False
-    for raw in ir_text.splitlines():
-        line = raw.strip()
-        if not inside:
-            inside = fresh = raw.startswith("define ") and line.endswith("{")
-            feats["functions"] += inside
-            continue
-        if raw.startswith("}"):
-            inside = False
-            continue
-        if not line or line.startswith(";"):
+    fresh = False
+    for line in _body_lines(ir_text):
+        if line is None:
+            feats["functions"] += 1
+            fresh = True
             continue
         if _LABEL.match(line):
             feats["blocks"] += 1
