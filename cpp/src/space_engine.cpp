@@ -167,11 +167,15 @@ Engine::Engine(Spec spec, int n_threads)
   build_constraint_tables();
 }
 
-bool Engine::finish(const Index* digits, double* slots, bool score_always,
-                    bool own_params) const noexcept {
+void Engine::derive_columns(double* slots) const noexcept {
   const int base = n_axes() + static_cast<int>(spec_.params.size());
   for (size_t k = 0; k < spec_.derived.size(); ++k)
     slots[base + static_cast<int>(k)] = spec_.derived[k].eval(slots);
+}
+
+bool Engine::finish(const Index* digits, double* slots, bool score_always,
+                    bool own_params) const noexcept {
+  derive_columns(slots);
   bool ok = true;
   for (const Program& c : spec_.constraints) {
     const double v = c.eval(slots);
@@ -185,13 +189,8 @@ bool Engine::finish(const Index* digits, double* slots, bool score_always,
 }
 
 void Engine::finish_rows(double* rows, size_t n) const {
-  const int base = n_axes() + static_cast<int>(spec_.params.size());
   const size_t ns = static_cast<size_t>(n_slots_);
-  for (size_t r = 0; r < n; ++r) {
-    double* s = rows + r * ns;
-    for (size_t k = 0; k < spec_.derived.size(); ++k)
-      s[base + static_cast<int>(k)] = spec_.derived[k].eval(s);
-  }
+  for (size_t r = 0; r < n; ++r) derive_columns(rows + r * ns);
   if (spec_.energy.present() || spec_.ttft.present()) {
     score_rows(rows, n);
   } else {

@@ -248,6 +248,8 @@ class Engine {
   void score_rows(double* rows, size_t n) const;
   /// energy_per_request_j, latency_s and power_w from the model values of a row.
   void derive(double* slots) const noexcept;
+  /// The derived columns (derived=, n_gpus) of a row, from its axes and params.
+  void derive_columns(double* slots) const noexcept;
   void build_table();
   void build_levels();
   /// Highest axis position a program depends on (through derived and objective slots), -1 none.
